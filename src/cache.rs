@@ -1,0 +1,131 @@
+//! Go build and module caches kept in labelled engine volumes between runs. A volume is
+//! keyed by the builder image's id and the build user, so different images (and so Go
+//! versions) never share one and files in it are always writable by the build.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
+use bollard::query_parameters::CreateContainerOptions;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::engine::docker::DockerEngine;
+use crate::engine::guard::ContainerGuard;
+use crate::engine::LABEL_MANAGED;
+use crate::error::{Error, Result};
+
+/// Where the cache volume is mounted in a build container.
+pub const MOUNT: &str = "/kbuild-cache";
+/// Label marking cache volumes, so `kbuild clean --caches` can tell them apart.
+pub const LABEL_CACHE: &str = "io.kbuild.cache";
+
+/// GOCACHE and GOMODCACHE inside the mounted volume.
+pub fn go_env() -> Vec<(String, String)> {
+    vec![
+        ("GOCACHE".to_string(), format!("{MOUNT}/go-build")),
+        ("GOMODCACHE".to_string(), format!("{MOUNT}/mod")),
+    ]
+}
+
+/// `kbuild-gocache-<12 hex of the image id>-<uid>`.
+pub fn volume_name(image_id: &str, uid: u32) -> String {
+    let digest = Sha256::digest(image_id.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("kbuild-gocache-{hex}-{uid}")
+}
+
+/// Makes sure the cache volume for `image` exists and belongs to `user` (uid:gid);
+/// returns its name.
+pub async fn ensure_volume(
+    engine: &DockerEngine,
+    image: &str,
+    image_id: &str,
+    user: Option<(u32, u32)>,
+) -> Result<String> {
+    let uid = user.map(|(u, _)| u).unwrap_or(0);
+    let name = volume_name(image_id, uid);
+    if engine.docker.inspect_volume(&name).await.is_ok() {
+        return Ok(name);
+    }
+    let labels = HashMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_CACHE.to_string(), "go".to_string()),
+        ("io.kbuild.image".to_string(), image.to_string()),
+    ]);
+    engine
+        .docker
+        .create_volume(VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::engine(format!("cannot create the cache volume {name}: {e}")))?;
+    if let Some((uid, gid)) = user.filter(|(uid, _)| *uid != 0) {
+        give_to_user(engine, image, &name, labels, uid, gid).await?;
+    }
+    Ok(name)
+}
+
+/// A fresh volume belongs to root; a short root container hands it to the build user.
+async fn give_to_user(
+    engine: &DockerEngine,
+    image: &str,
+    volume: &str,
+    labels: HashMap<String, String>,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec!["chown".into(), format!("{uid}:{gid}"), MOUNT.into()]),
+        user: Some("0:0".into()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{volume}:{MOUNT}")]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = engine
+        .docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await
+        .map_err(|e| Error::engine(format!("cannot prepare the cache volume {volume}: {e}")))?;
+    let guard = ContainerGuard::new(engine.docker.clone(), created.id.clone());
+    let result = async {
+        engine
+            .docker
+            .start_container(
+                &created.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await?;
+        let mut wait = engine.docker.wait_container(
+            &created.id,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        while let Some(item) = wait.next().await {
+            item?;
+        }
+        Ok::<(), bollard::errors::Error>(())
+    }
+    .await;
+    guard.remove().await;
+    result.map_err(|e| Error::engine(format!("cannot prepare the cache volume {volume}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_differ_by_image_and_user() {
+        let a = volume_name("sha256:aaaa", 1000);
+        assert!(a.starts_with("kbuild-gocache-") && a.ends_with("-1000"));
+        assert_ne!(a, volume_name("sha256:bbbb", 1000));
+        assert_ne!(a, volume_name("sha256:aaaa", 1001));
+        assert_eq!(a, volume_name("sha256:aaaa", 1000));
+    }
+}

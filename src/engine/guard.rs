@@ -1,0 +1,64 @@
+//! A container that is removed whatever happens: on success, on failure, on Ctrl-C
+//! (the owning future is dropped) and on panic.
+
+use bollard::query_parameters::RemoveContainerOptions;
+use bollard::Docker;
+
+/// Owns a created container; `remove` it explicitly, or dropping it removes it.
+pub struct ContainerGuard {
+    docker: Docker,
+    pub id: String,
+    removed: bool,
+}
+
+impl ContainerGuard {
+    pub fn new(docker: Docker, id: String) -> Self {
+        ContainerGuard {
+            docker,
+            id,
+            removed: false,
+        }
+    }
+
+    /// Force-removes the container and its anonymous volumes.
+    pub async fn remove(mut self) {
+        remove(&self.docker, &self.id).await;
+        self.removed = true;
+    }
+}
+
+async fn remove(docker: &Docker, id: &str) {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    // A container that is already gone is what we want; other errors leave it for `kbuild clean`.
+    let _ = docker.remove_container(id, Some(options)).await;
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        // Dropped without `remove` (an early return, a cancelled future, a panic): remove it on a
+        // separate thread with its own runtime, since Drop cannot await.
+        // The client's connection pool belongs to the original runtime, so connect afresh.
+        let id = std::mem::take(&mut self.id);
+        let handle = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(docker) = super::docker::connect_client().await {
+                    remove(&docker, &id).await;
+                }
+            });
+        });
+        let _ = handle.join();
+    }
+}

@@ -1,0 +1,10 @@
+//! What is true of a Kubernetes tree: components, target sets, platforms, version rules,
+//! and binary formats. Pure logic, no I/O beyond reading a file's header.
+
+pub mod binary;
+pub mod component;
+pub mod platform;
+pub mod version;
+
+pub use component::{Component, TargetSet};
+pub use platform::Platform;

@@ -1,0 +1,57 @@
+//! kbuild: parse the command line, run the command, map errors to exit codes.
+
+mod build;
+mod cache;
+mod cli;
+mod engine;
+mod error;
+mod joblog;
+mod kube;
+mod outputs;
+mod plan;
+mod signals;
+mod source;
+mod suggest;
+mod ui;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+use crate::signals::Interrupt;
+use crate::ui::Ui;
+
+fn main() {
+    let cli = Cli::parse();
+    let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let interrupt = Interrupt::install();
+        run(cli.command, &ui, &interrupt).await
+    });
+    // Drop the runtime before exiting so that nothing is left running in the background.
+    drop(runtime);
+    if let Err(err) = result {
+        ui.error(&err);
+        std::process::exit(err.exit_code());
+    }
+}
+
+async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    match command {
+        Command::Build(args) => {
+            let plan = plan::resolve_build(&args)?;
+            build::run(&plan, ui, interrupt).await
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The Kubernetes source: facts about a tree (commit, version, tree state, commit time,
+//! pins), computed on the host with the git CLI so that the build container needs no git.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Context, Error, Kind, Result};
+use crate::kube::version::{self, GitVersion};
+
+/// clean, dirty, or archive (not a git checkout), as upstream's gitTreeState.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TreeState {
+    Clean,
+    Dirty,
+    Archive,
+}
+
+impl TreeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TreeState::Clean => "clean",
+            TreeState::Dirty => "dirty",
+            TreeState::Archive => "archive",
+        }
+    }
+}
+
+/// What the host knows about a tree before building it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceInfo {
+    pub root: PathBuf,
+    /// Full commit hash; None outside a git checkout.
+    pub commit: Option<String>,
+    pub tree_state: TreeState,
+    #[serde(flatten)]
+    pub version: GitVersion,
+    /// SOURCE_DATE_EPOCH: the commit time unless overridden.
+    pub source_date_epoch: u64,
+    /// The Go version the tree pins in `.go-version`.
+    pub go_version: Option<String>,
+    /// The kube-cross tag in build/build-image/cross/VERSION.
+    pub cross_version: Option<String>,
+}
+
+/// Values the user set explicitly (flags first, then the environment).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub git_version: Option<String>,
+    pub source_date_epoch: Option<u64>,
+}
+
+impl Overrides {
+    /// Reads KUBE_GIT_VERSION and SOURCE_DATE_EPOCH, under any explicit flag values.
+    pub fn from_env(flag_version: Option<String>) -> Result<Overrides> {
+        let git_version = flag_version.or_else(|| non_empty_env("KUBE_GIT_VERSION"));
+        let source_date_epoch = match non_empty_env("SOURCE_DATE_EPOCH") {
+            Some(text) => Some(text.parse::<u64>().map_err(|_| {
+                Error::usage(format!(
+                    "SOURCE_DATE_EPOCH=\"{text}\" is not a number of seconds"
+                ))
+                .with_hint(
+                    "unset it, or set it to a Unix time such as $(git show -s --format=%ct HEAD)",
+                )
+            })?),
+            None => None,
+        };
+        Ok(Overrides {
+            git_version,
+            source_date_epoch,
+        })
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Runs git in `dir` without prompts and returns its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = duct::cmd("git", args)
+        .dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C")
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| {
+            Error::source(format!("cannot run git: {e}"))
+                .with_hint("install git (apt-get install git) and make sure it is on PATH")
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::source(format!(
+            "git {} failed in {}: {}",
+            args.join(" "),
+            dir.display(),
+            stderr.trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Checks that `root` is a Kubernetes tree (go.mod declaring `module k8s.io/kubernetes`).
+pub fn check_tree(root: &Path) -> Result<PathBuf> {
+    let root = root.canonicalize().map_err(|e| {
+        Error::usage(format!(
+            "cannot open the Kubernetes tree {}: {e}",
+            root.display()
+        ))
+        .with_hint("pass --kube-root with the path of a kubernetes checkout, or --ref to clone one")
+    })?;
+    let go_mod = std::fs::read_to_string(root.join("go.mod")).unwrap_or_default();
+    let is_kube = go_mod
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["module", "k8s.io/kubernetes"]);
+    if !is_kube {
+        return Err(Error::usage(format!(
+            "{} is not a Kubernetes tree: no go.mod with `module k8s.io/kubernetes`",
+            root.display()
+        ))
+        .with_hint("pass --kube-root with the top directory of a kubernetes checkout"));
+    }
+    Ok(root)
+}
+
+/// Whether `root` is the top of its own git checkout (not a folder inside another repo).
+fn is_git_top(root: &Path) -> bool {
+    match git(root, &["rev-parse", "--show-toplevel"]) {
+        Ok(top) => Path::new(&top).canonicalize().ok().as_deref() == Some(root),
+        Err(_) => false,
+    }
+}
+
+/// Reads a one-line pin file, if present.
+fn read_pin(root: &Path, rel: &str) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(rel)).ok()?;
+    let line = text.lines().next()?.trim().to_string();
+    (!line.is_empty()).then_some(line)
+}
+
+/// Computes the source facts of the tree at `root`.
+pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
+    let root = check_tree(root)?;
+    let go_version = read_pin(&root, ".go-version");
+    let cross_version = read_pin(&root, "build/build-image/cross/VERSION");
+
+    if !is_git_top(&root) {
+        // An exported tree (e.g. kubernetes-src.tar.gz): upstream calls it "archive".
+        let version = match &overrides.git_version {
+            Some(v) => version::parse(v)?,
+            None => version::parse("v0.0.0")?,
+        };
+        return Ok(SourceInfo {
+            root,
+            commit: None,
+            tree_state: TreeState::Archive,
+            version,
+            source_date_epoch: overrides.source_date_epoch.unwrap_or(0),
+            go_version,
+            cross_version,
+        });
+    }
+
+    let commit = git(&root, &["rev-parse", "HEAD^{commit}"])?;
+    let status = git(&root, &["status", "--porcelain"])?;
+    let tree_state = if status.is_empty() {
+        TreeState::Clean
+    } else {
+        TreeState::Dirty
+    };
+    let version = match &overrides.git_version {
+        Some(v) => version::parse(v)?,
+        None => {
+            let describe = git(
+                &root,
+                &["describe", "--tags", "--match=v*", "--abbrev=14", "HEAD^{commit}"],
+            )
+            .map_err(|_| {
+                Error::source(format!(
+                    "no version tag (v*) is reachable from commit {}",
+                    &commit[..12.min(commit.len())]
+                ))
+                .with_hint(
+                    "name the version with --version v1.34.0-custom (or KUBE_GIT_VERSION), or fetch the tags (git fetch --tags)",
+                )
+            })?;
+            version::from_describe(&describe, tree_state == TreeState::Dirty)?
+        }
+    };
+    let source_date_epoch = match overrides.source_date_epoch {
+        Some(epoch) => epoch,
+        None => git(&root, &["show", "-s", "--format=%ct", "HEAD"])?
+            .parse::<u64>()
+            .context(Kind::Source, || "cannot read the commit time".to_string())?,
+    };
+    Ok(SourceInfo {
+        root,
+        commit: Some(commit),
+        tree_state,
+        version,
+        source_date_epoch,
+        go_version,
+        cross_version,
+    })
+}
+
+impl SourceInfo {
+    /// The upstream kube-cross image the tree pins, as upstream's build would run it.
+    pub fn default_image(&self) -> Option<String> {
+        self.cross_version
+            .as_ref()
+            .map(|v| format!("{}:{v}", crate::engine::KUBE_CROSS_IMAGE))
+    }
+
+    /// The KUBE_GIT_* and SOURCE_DATE_EPOCH variables upstream's make honours.
+    pub fn version_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "KUBE_GIT_VERSION".to_string(),
+                self.version.git_version.clone(),
+            ),
+            ("KUBE_GIT_MAJOR".to_string(), self.version.git_major.clone()),
+            ("KUBE_GIT_MINOR".to_string(), self.version.git_minor.clone()),
+            (
+                "KUBE_GIT_TREE_STATE".to_string(),
+                self.tree_state.as_str().to_string(),
+            ),
+            (
+                "SOURCE_DATE_EPOCH".to_string(),
+                self.source_date_epoch.to_string(),
+            ),
+        ];
+        if let Some(commit) = &self.commit {
+            env.push(("KUBE_GIT_COMMIT".to_string(), commit.clone()));
+        }
+        env
+    }
+}

@@ -1,0 +1,8 @@
+//! kbuild's integration tests: the real kbuild binary against the real Docker engine, the
+//! real Go toolchain in the builder image, and real git repositories. Nothing is mocked.
+//! The builder image comes from `cargo xtask builder-image` (run by `cargo xtask test`).
+
+mod common;
+
+mod build;
+mod cli;

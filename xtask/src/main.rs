@@ -1,0 +1,158 @@
+//! `cargo xtask`: developer tasks for kbuild.
+//!
+//! std only, so it compiles in a moment. Every task runs from the workspace root.
+//!
+//!   cargo xtask builder-image [--force]   make the local builder image (Debian trixie + Go 1.24)
+//!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`
+//!   cargo xtask demo                      builder-image, then a cross build of the fixture with kbuild
+//!   cargo xtask ci [ARGS...]              fmt --check, clippy -D warnings, then `test ARGS...`
+
+mod builder_image;
+mod util;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use util::{cargo, run, Failure};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  builder-image [--force]  make the local builder image from Debian packages (no registry needed);
+                           does nothing when it is present, unless --force
+  test [ARGS...]           builder-image, then `cargo test --workspace ARGS...`
+  demo                     builder-image, then build kubectl and kubeadm of the mini-kube fixture
+                           for linux/amd64, darwin/arm64 and windows/amd64 with kbuild into out/demo
+  ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`
+  help                     this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("xtask: error: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<(), Failure> {
+    let root = util::workspace_root();
+    std::env::set_current_dir(&root)
+        .map_err(|e| Failure::new(format!("cannot enter {}: {e}", root.display())))?;
+
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => {
+            eprint!("{USAGE}");
+            return Err(Failure::with_code(String::new(), 2));
+        }
+    };
+    match task {
+        "builder-image" => {
+            let mut force = false;
+            for arg in rest {
+                match arg.as_str() {
+                    "--force" | "-f" => force = true,
+                    "-h" | "--help" => {
+                        print!("{USAGE}");
+                        return Ok(());
+                    }
+                    other => {
+                        return Err(usage_error(format!(
+                            "builder-image: unknown option {other:?}"
+                        )))
+                    }
+                }
+            }
+            builder_image::ensure(&root, force)
+        }
+        "test" => test(&root, rest),
+        "demo" => {
+            if let Some(arg) = rest.first() {
+                return Err(usage_error(format!("demo takes no arguments, got {arg:?}")));
+            }
+            demo(&root)
+        }
+        "ci" => ci(&root, rest),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(usage_error(format!("unknown task {other:?}"))),
+    }
+}
+
+fn usage_error(message: String) -> Failure {
+    eprint!("{USAGE}");
+    Failure::with_code(message, 2)
+}
+
+/// builder-image, then the whole workspace's tests. The integration tests find the image
+/// through KBUILD_BUILDER_IMAGE.
+fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
+    builder_image::ensure(root, false)?;
+    util::step("cargo test --workspace");
+    let mut cmd = cargo();
+    cmd.arg("test").arg("--workspace").args(extra);
+    cmd.env("KBUILD_BUILDER_IMAGE", builder_image::IMAGE);
+    run(&mut cmd)
+}
+
+fn demo(root: &Path) -> Result<(), Failure> {
+    builder_image::ensure(root, false)?;
+    let out = Path::new("out/demo");
+    util::step("kbuild build kubectl kubeadm for linux/amd64, darwin/arm64, windows/amd64");
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--bin", "kbuild", "--"])
+        .args(["build", "kubectl", "kubeadm"])
+        .args(["--platform", "linux/amd64"])
+        .args(["--platform", "darwin/arm64"])
+        .args(["--platform", "windows/amd64"])
+        .args(["--kube-root", "tests/fixtures/mini-kube"])
+        .args(["--image", builder_image::IMAGE])
+        .arg("--out")
+        .arg(out);
+    run(&mut cmd)?;
+
+    util::step(&format!("files in {}", out.display()));
+    let mut files = Vec::new();
+    util::walk_files(&root.join(out), &mut files)
+        .map_err(|e| Failure::new(format!("cannot list {}: {e}", out.display())))?;
+    files.sort();
+    if files.is_empty() {
+        return Err(Failure::new(format!(
+            "kbuild succeeded but {} is empty",
+            out.display()
+        )));
+    }
+    for (path, size) in files {
+        let shown = path.strip_prefix(root).unwrap_or(&path);
+        println!("{size:>12}  {}", shown.display());
+    }
+    Ok(())
+}
+
+fn ci(root: &Path, extra: &[String]) -> Result<(), Failure> {
+    util::step("cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+
+    util::step("cargo clippy --all-targets -D warnings");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    // More gates (docs, shellcheck of the fixture, ...) go here, before the tests.
+
+    test(root, extra)
+}

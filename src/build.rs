@@ -1,91 +1,154 @@
-//! `kbuild build`: source facts, engine, image, one make job in a container, and the
-//! binaries installed under <out>/bin.
+//! Building: a `Builder` is prepared once per run (engine connected, image present, cache
+//! volume ready) and then builds any number of jobs, each installed under <out>/bin.
+//! `kbuild build` is the simplest user of it; releases and extensions build through it too.
+
+use std::path::{Path, PathBuf};
 
 use crate::cache;
-use crate::engine::docker::{DockerEngine, RunOptions};
+use crate::engine::docker::{human_bytes, DockerEngine, RunOptions};
 use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH};
 use crate::error::{Error, Result};
 use crate::joblog::JobLog;
+use crate::kube::{Component, Platform};
 use crate::outputs;
 use crate::plan::{BuildPlan, EnginePlan};
 use crate::signals::Interrupt;
 use crate::source::{self, Overrides, SourceInfo};
 use crate::ui::Ui;
 
+/// What one build job produced.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Installed binaries with their sizes.
+    pub binaries: Vec<(PathBuf, u64)>,
+    pub log: PathBuf,
+}
+
+/// An engine ready to build one tree.
+pub struct Builder {
+    pub engine: DockerEngine,
+    pub info: SourceInfo,
+    pub image: String,
+    pub image_id: String,
+    volume: String,
+    plan: EnginePlan,
+}
+
+impl Builder {
+    /// Connects to the engine, makes sure the builder image and the cache volume exist.
+    pub async fn prepare(
+        info: SourceInfo,
+        plan: &EnginePlan,
+        ui: &Ui,
+        interrupt: &Interrupt,
+    ) -> Result<Builder> {
+        let engine = DockerEngine::connect().await?;
+        ui.phase(
+            "engine",
+            &format!(
+                "Docker {} at {} ({} CPUs, {})",
+                engine.info.server_version,
+                engine.info.endpoint,
+                engine.info.cpus,
+                human_bytes(engine.info.memory_bytes)
+            ),
+        );
+        let image = builder_image(plan, &info)?;
+        ui.phase("image", &image);
+        let image_id = engine.ensure_image(&image, ui, interrupt).await?;
+        let volume = cache::ensure_volume(&engine, &image, &image_id, engine.build_user()).await?;
+        ui.detail(&format!("Go caches in volume {volume}"));
+        Ok(Builder {
+            engine,
+            info,
+            image,
+            image_id,
+            volume,
+            plan: plan.clone(),
+        })
+    }
+
+    /// Runs `make all WHAT=<components> KUBE_BUILD_PLATFORMS=<platforms>` as job `name`
+    /// and installs the binaries under `<out>/bin/<os>/<arch>/`.
+    pub async fn build(
+        &self,
+        name: &str,
+        components: &[&'static Component],
+        platforms: &[Platform],
+        out: &Path,
+        ui: &Ui,
+        interrupt: &Interrupt,
+    ) -> Result<Built> {
+        let job = BuildJob {
+            name: name.to_string(),
+            components: components.to_vec(),
+            platforms: platforms.to_vec(),
+            env: self.info.version_env(),
+        };
+        ui.phase(
+            "build",
+            &format!(
+                "{name}: make {} KUBE_BUILD_PLATFORMS=\"{}\"",
+                job.command()[1..].join(" "),
+                job.platforms_value()
+            ),
+        );
+        let mut log = JobLog::create(&out.join("logs"), name)?;
+        let options = RunOptions {
+            root: &self.info.root,
+            image: &self.image,
+            stall_timeout: self.plan.stall_timeout,
+            memory_limit: self.plan.memory_limit,
+            network: self.plan.network,
+            cache_volume: Some(&self.volume),
+        };
+        self.engine
+            .run(&job, &options, &mut log, ui, interrupt)
+            .await?;
+        log.flush()?;
+        let binaries = outputs::collect(
+            |c, p| BuildJob::built_path(&self.info.root, DOCKER_OUTPUT_SUBPATH, c, p),
+            components,
+            platforms,
+            out,
+        )?;
+        Ok(Built {
+            binaries,
+            log: log.path().to_path_buf(),
+        })
+    }
+}
+
+/// `kbuild build`.
 pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let overrides = Overrides::from_env(plan.git_version.clone())?;
     let info = source::inspect(&plan.kube_root, &overrides)?;
     report_source(&info, ui);
-
-    let engine = DockerEngine::connect().await?;
-    ui.phase(
-        "engine",
-        &format!(
-            "Docker {} at {} ({} CPUs, {})",
-            engine.info.server_version,
-            engine.info.endpoint,
-            engine.info.cpus,
-            crate::engine::docker::human_bytes(engine.info.memory_bytes)
-        ),
-    );
-    let image = builder_image(&plan.engine, &info)?;
-    ui.phase("image", &image);
-    let image_id = engine.ensure_image(&image, ui, interrupt).await?;
-    let volume = cache::ensure_volume(&engine, &image, &image_id, engine.build_user()).await?;
-    ui.detail(&format!("Go caches in volume {volume}"));
-
-    let job = BuildJob {
-        name: plan
-            .components
-            .iter()
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join("+"),
-        components: plan.components.clone(),
-        platforms: plan.platforms.clone(),
-        env: info.version_env(),
-    };
-    ui.phase(
-        "build",
-        &format!(
-            "make {} KUBE_BUILD_PLATFORMS=\"{}\"",
-            job.command()[1..].join(" "),
-            job.platforms_value()
-        ),
-    );
-    let mut log = JobLog::create(&plan.out.join("logs"), &job.name)?;
-    let options = RunOptions {
-        root: &info.root,
-        image: &image,
-        stall_timeout: plan.engine.stall_timeout,
-        memory_limit: plan.engine.memory_limit,
-        network: plan.engine.network,
-        cache_volume: Some(&volume),
-    };
-    engine.run(&job, &options, &mut log, ui, interrupt).await?;
-    log.flush()?;
-
-    let installed = outputs::collect(
-        |c, p| BuildJob::built_path(&info.root, DOCKER_OUTPUT_SUBPATH, c, p),
-        &plan.components,
-        &plan.platforms,
-        &plan.out,
-    )?;
+    let builder = Builder::prepare(info, &plan.engine, ui, interrupt).await?;
+    let name = plan
+        .components
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join("+");
+    let built = builder
+        .build(&name, &plan.components, &plan.platforms, &plan.out, ui, interrupt)
+        .await?;
     ui.phase("outputs", &plan.out.display().to_string());
-    for (path, size) in &installed {
+    for (path, size) in &built.binaries {
         let shown = path.strip_prefix(&plan.out).unwrap_or(path);
         ui.artifact(&shown.display().to_string(), *size);
     }
     ui.finished(&format!(
         "built {} binaries ({}) — log: {}",
-        installed.len(),
-        info.version.git_version,
-        log.path().display()
+        built.binaries.len(),
+        builder.info.version.git_version,
+        built.log.display()
     ));
     Ok(())
 }
 
-fn report_source(info: &SourceInfo, ui: &Ui) {
+pub fn report_source(info: &SourceInfo, ui: &Ui) {
     let commit = info
         .commit
         .as_deref()

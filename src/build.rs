@@ -132,7 +132,14 @@ pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()>
         .collect::<Vec<_>>()
         .join("+");
     let built = builder
-        .build(&name, &plan.components, &plan.platforms, &plan.out, ui, interrupt)
+        .build(
+            &name,
+            &plan.components,
+            &plan.platforms,
+            &plan.out,
+            ui,
+            interrupt,
+        )
         .await?;
     ui.phase("outputs", &plan.out.display().to_string());
     for (path, size) in &built.binaries {

@@ -14,7 +14,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::guard::ContainerGuard;
-use super::{BuildJob, CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH, LABEL_MANAGED};
+use super::{BuildJob, CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH, LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
 use crate::joblog::JobLog;
 use crate::signals::Interrupt;
@@ -183,7 +183,18 @@ impl DockerEngine {
         interrupt: &Interrupt,
     ) -> Result<()> {
         let body = self.container_body(job, options);
-        let name = format!("kbuild-{}-{}", job.name, std::process::id());
+        let safe: String = job
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = format!("kbuild-{safe}-{}", std::process::id());
         let created = self
             .docker
             .create_container(
@@ -223,6 +234,7 @@ impl DockerEngine {
         let labels = HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             ("io.kbuild.job".to_string(), job.name.clone()),
+            (LABEL_SOURCE.to_string(), options.root.display().to_string()),
         ]);
         let user = self.build_user().map(|(uid, gid)| format!("{uid}:{gid}"));
         let host_config = HostConfig {

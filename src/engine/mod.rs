@@ -13,6 +13,8 @@ use crate::kube::{Component, Platform};
 pub const KUBE_CROSS_IMAGE: &str = "registry.k8s.io/build-image/kube-cross";
 /// Every object kbuild creates in the engine carries this label, so `kbuild clean` finds it.
 pub const LABEL_MANAGED: &str = "io.kbuild.managed";
+/// Build containers also carry the tree they build, so one run's objects can be told apart.
+pub const LABEL_SOURCE: &str = "io.kbuild.source";
 /// Where the tree is mounted inside a build container, as upstream does.
 pub const CONTAINER_SRC: &str = "/go/src/k8s.io/kubernetes";
 /// KUBE_OUTPUT_SUBPATH for containerized builds, as upstream's build/common.sh sets it.

@@ -56,7 +56,7 @@ fn builds_kubectl_for_three_platforms_with_the_stamped_version() {
         log.contains("darwin/arm64"),
         "the log holds make's output:\n{log}"
     );
-    assert_no_containers_left();
+    assert_no_containers_left(repo.path());
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn builds_kubeadm_and_kubelet_for_linux_without_root_owned_files() {
             }
         }
     }
-    assert_no_containers_left();
+    assert_no_containers_left(repo.path());
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn failing_make_shows_the_log_tail_and_leaves_no_container() {
         !out.path().join("bin/linux/amd64/kubectl").exists(),
         "no binary from a failed build"
     );
-    assert_no_containers_left();
+    assert_no_containers_left(repo.path());
 }
 
 #[test]
@@ -165,5 +165,5 @@ fn missing_default_image_is_pulled_and_a_failed_pull_says_what_to_do() {
         "the default image comes from build/build-image/cross/VERSION:\n{stderr}"
     );
     assert!(stderr.contains("--image"), "{stderr}");
-    assert_no_containers_left();
+    assert_no_containers_left(repo.path());
 }

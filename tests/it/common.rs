@@ -106,10 +106,14 @@ impl KubeRepo {
     }
 }
 
-/// Ids of containers kbuild made that are still on the engine.
-pub fn managed_containers() -> Vec<String> {
+/// Ids of containers kbuild made for the tree at `root` that are still on the engine.
+/// (Tests run in parallel, so each looks only at the containers of its own tree.)
+pub fn managed_containers(root: &Path) -> Vec<String> {
+    let root = root.canonicalize().unwrap();
     let out = Command::new("docker")
         .args(["ps", "-aq", "--filter", "label=io.kbuild.managed"])
+        .arg("--filter")
+        .arg(format!("label=io.kbuild.source={}", root.display()))
         .output()
         .expect("docker ps runs");
     String::from_utf8_lossy(&out.stdout)
@@ -118,9 +122,9 @@ pub fn managed_containers() -> Vec<String> {
         .collect()
 }
 
-/// Asserts the engine holds no container of kbuild's.
-pub fn assert_no_containers_left() {
-    let left = managed_containers();
+/// Asserts the engine holds no container kbuild made for the tree at `root`.
+pub fn assert_no_containers_left(root: &Path) {
+    let left = managed_containers(root);
     assert!(left.is_empty(), "kbuild left containers behind: {left:?}");
 }
 

@@ -8,6 +8,7 @@ use crate::cache;
 use crate::engine::docker::{human_bytes, DockerEngine, RunOptions};
 use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH};
 use crate::error::{Error, Result};
+use crate::fingerprint;
 use crate::joblog::JobLog;
 use crate::kube::{Component, Platform};
 use crate::outputs;
@@ -22,6 +23,8 @@ pub struct Built {
     /// Installed binaries with their sizes.
     pub binaries: Vec<(PathBuf, u64)>,
     pub log: PathBuf,
+    /// True when nothing ran because the inputs had not changed.
+    pub up_to_date: bool,
 }
 
 /// An engine ready to build one tree.
@@ -93,6 +96,21 @@ impl Builder {
                 job.platforms_value()
             ),
         );
+        let fingerprint =
+            fingerprint::compute(&self.info, &job, DOCKER_OUTPUT_SUBPATH, &self.image_id)?;
+        if !self.plan.force {
+            if let Some(binaries) = fingerprint::up_to_date(out, name, &fingerprint) {
+                ui.info(&format!(
+                    "{name}: up to date (inputs unchanged since the last build; --force rebuilds)"
+                ));
+                return Ok(Built {
+                    binaries,
+                    log: out.join("logs").join(format!("{name}.log")),
+                    up_to_date: true,
+                });
+            }
+        }
+        fingerprint::forget(out, name);
         let mut log = JobLog::create(&out.join("logs"), name)?;
         let options = RunOptions {
             root: &self.info.root,
@@ -112,9 +130,11 @@ impl Builder {
             platforms,
             out,
         )?;
+        fingerprint::save(out, name, &fingerprint, &binaries)?;
         Ok(Built {
             binaries,
             log: log.path().to_path_buf(),
+            up_to_date: false,
         })
     }
 }
@@ -147,7 +167,12 @@ pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()>
         ui.artifact(&shown.display().to_string(), *size);
     }
     ui.finished(&format!(
-        "built {} binaries ({}) — log: {}",
+        "{} {} binaries ({}) — log: {}",
+        if built.up_to_date {
+            "up to date:"
+        } else {
+            "built"
+        },
         built.binaries.len(),
         builder.info.version.git_version,
         built.log.display()

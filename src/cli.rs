@@ -91,4 +91,7 @@ pub struct EngineArgs {
     /// Give the build container a network (builds are offline by default, GOPROXY=off)
     #[arg(long)]
     pub network: bool,
+    /// Rebuild even when the inputs did not change since the last build into the same --out
+    #[arg(long)]
+    pub force: bool,
 }

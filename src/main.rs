@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod engine;
 mod error;
+mod fingerprint;
 mod joblog;
 mod kube;
 mod outputs;

@@ -16,6 +16,8 @@ pub struct EnginePlan {
     pub stall_timeout: Option<Duration>,
     pub memory_limit: Option<u64>,
     pub network: bool,
+    /// Rebuild even when the fingerprint says the outputs are up to date.
+    pub force: bool,
 }
 
 /// A validated `kbuild build`.
@@ -81,6 +83,7 @@ pub fn resolve_engine(args: &EngineArgs) -> Result<EnginePlan> {
         stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
         memory_limit,
         network: args.network,
+        force: args.force,
     })
 }
 

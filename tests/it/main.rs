@@ -5,4 +5,5 @@
 mod common;
 
 mod build;
+mod cache;
 mod cli;

@@ -1,0 +1,215 @@
+//! Input fingerprints: a job whose inputs did not change and whose outputs are intact is not
+//! run again. The fingerprint covers the tree (the commit plus every uncommitted change, or
+//! every file outside a git checkout), the make command, platforms and environment, and the
+//! builder image's id. It is stored beside the outputs, in <out>/.kbuild/<job>.json.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::engine::BuildJob;
+use crate::error::{Error, Result};
+use crate::source::{git, SourceInfo};
+
+/// What was recorded after a successful build.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Record {
+    pub fingerprint: String,
+    pub outputs: Vec<OutputStamp>,
+}
+
+/// An installed file as it was right after the build: a changed size or mtime means
+/// someone touched it, so the job runs again.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct OutputStamp {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+/// Hex sha256 over every input of `job` run on `image_id` against the tree in `info`.
+pub fn compute(
+    info: &SourceInfo,
+    job: &BuildJob,
+    output_subpath: &str,
+    image_id: &str,
+) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut field = |name: &str, value: &[u8]| {
+        hasher.update(name.as_bytes());
+        hasher.update((value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    };
+    field("image", image_id.as_bytes());
+    field("command", job.command().join("\0").as_bytes());
+    for (k, v) in job.make_env(output_subpath) {
+        field("env", format!("{k}={v}").as_bytes());
+    }
+    field("tree", tree_digest(info)?.as_bytes());
+    Ok(hex(&hasher.finalize()))
+}
+
+/// The tree's state: for a git checkout the commit, the diff against it and the untracked
+/// files (ignored ones such as _output do not count); otherwise every file's path and bytes.
+fn tree_digest(info: &SourceInfo) -> Result<String> {
+    let root = &info.root;
+    let mut hasher = Sha256::new();
+    match &info.commit {
+        Some(commit) => {
+            hasher.update(commit.as_bytes());
+            hasher.update(git(root, &["diff", "HEAD", "--binary", "--no-ext-diff"])?.as_bytes());
+            let untracked = git(root, &["ls-files", "--others", "--exclude-standard", "-z"])?;
+            let mut files: Vec<&str> = untracked.split('\0').filter(|f| !f.is_empty()).collect();
+            files.sort_unstable();
+            for file in files {
+                hash_file(&mut hasher, root, Path::new(file))?;
+            }
+        }
+        None => {
+            let mut files = Vec::new();
+            walk(root, Path::new(""), &mut files)?;
+            files.sort();
+            for file in files {
+                hash_file(&mut hasher, root, &file)?;
+            }
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hash_file(hasher: &mut Sha256, root: &Path, rel: &Path) -> Result<()> {
+    hasher.update(rel.to_string_lossy().as_bytes());
+    hasher.update([0]);
+    let path = root.join(rel);
+    let Ok(mut file) = std::fs::File::open(&path) else {
+        // Deleted between listing and reading, or a dangling link: its absence is the state.
+        return Ok(());
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Every regular file under `root/rel`, skipping _output and .git.
+fn walk(root: &Path, rel: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let dir = root.join(rel);
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot read", &dir, e))?;
+        let name = entry.file_name();
+        if rel.as_os_str().is_empty() && (name == "_output" || name == ".git") {
+            continue;
+        }
+        let child = rel.join(&name);
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("cannot read", &entry.path(), e))?;
+        if kind.is_dir() {
+            walk(root, &child, files)?;
+        } else if kind.is_file() {
+            files.push(child);
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn record_path(out: &Path, job: &str) -> PathBuf {
+    out.join(".kbuild").join(format!("{job}.json"))
+}
+
+fn stamp(path: &Path) -> Option<OutputStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(OutputStamp {
+        path: path.to_path_buf(),
+        size: meta.len(),
+        mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+    })
+}
+
+/// The outputs recorded for `job` if its fingerprint matches and every output is intact.
+pub fn up_to_date(out: &Path, job: &str, fingerprint: &str) -> Option<Vec<(PathBuf, u64)>> {
+    let text = std::fs::read_to_string(record_path(out, job)).ok()?;
+    let record: Record = serde_json::from_str(&text).ok()?;
+    if record.fingerprint != fingerprint || record.outputs.is_empty() {
+        return None;
+    }
+    let intact = record
+        .outputs
+        .iter()
+        .all(|o| stamp(&o.path).as_ref() == Some(o));
+    intact.then(|| {
+        record
+            .outputs
+            .into_iter()
+            .map(|o| (o.path, o.size))
+            .collect()
+    })
+}
+
+/// Records a successful build of `job` (written to a temporary file, then renamed).
+pub fn save(out: &Path, job: &str, fingerprint: &str, outputs: &[(PathBuf, u64)]) -> Result<()> {
+    let record = Record {
+        fingerprint: fingerprint.to_string(),
+        outputs: outputs.iter().filter_map(|(p, _)| stamp(p)).collect(),
+    };
+    let path = record_path(out, job);
+    let dir = path.parent().expect("record has a parent");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let tmp = path.with_extension("json.kbuild-tmp");
+    let text = serde_json::to_string_pretty(&record).expect("record serializes");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("cannot write", &path, e)
+        })
+}
+
+/// Forgets `job`'s record, so that a failed or interrupted build never looks up to date.
+pub fn forget(out: &Path, job: &str) {
+    let _ = std::fs::remove_file(record_path(out, job));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_touched_output_is_not_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("kubectl");
+        std::fs::write(&bin, b"binary").unwrap();
+        save(dir.path(), "job", "abc", &[(bin.clone(), 6)]).unwrap();
+        assert_eq!(
+            up_to_date(dir.path(), "job", "abc").unwrap(),
+            vec![(bin.clone(), 6)]
+        );
+        assert!(
+            up_to_date(dir.path(), "job", "other").is_none(),
+            "another fingerprint"
+        );
+        std::fs::write(&bin, b"changed!").unwrap();
+        assert!(
+            up_to_date(dir.path(), "job", "abc").is_none(),
+            "a changed output"
+        );
+        std::fs::remove_file(&bin).unwrap();
+        assert!(
+            up_to_date(dir.path(), "job", "abc").is_none(),
+            "a missing output"
+        );
+    }
+}

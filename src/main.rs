@@ -2,6 +2,7 @@
 
 mod build;
 mod cache;
+mod clean;
 mod cli;
 mod engine;
 mod error;
@@ -53,6 +54,26 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         Command::Build(args) => {
             let plan = plan::resolve_build(&args)?;
             build::run(&plan, ui, interrupt).await
+        }
+        Command::Clean(args) => {
+            let tree = args.all.then(|| source::check_tree(&args.kube_root)).transpose()?;
+            let plan = clean::CleanPlan {
+                out: &args.out,
+                caches: args.caches || args.all,
+                tree: tree.as_deref(),
+            };
+            clean::run(&plan, ui).await
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "kbuild", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .map_err(|e| error::Error::internal(format!("cannot write the man page: {e}")))
         }
     }
 }

@@ -92,7 +92,10 @@ fn an_unchanged_second_build_creates_no_container_and_an_edit_rebuilds() {
     );
     let second = std::fs::read(&kubectl).unwrap();
     assert_ne!(first, second, "the edited tree gives a different binary");
-    assert!(run_binary(&kubectl, &["version"]).contains("v1.34.0-dirty"));
+    let version: serde_json::Value =
+        serde_json::from_str(&run_binary(&kubectl, &["version", "-o", "json"])).unwrap();
+    assert_eq!(version["gitVersion"], "v1.34.0-dirty", "stamped once as dirty");
+    assert_eq!(version["gitTreeState"], "dirty");
 
     // A binary someone replaced by hand is not "up to date" either, and --force always builds.
     std::fs::write(&kubectl, b"not kubectl").unwrap();

@@ -31,7 +31,8 @@ pub fn ensure(root: &Path, force: bool) -> Result<(), Failure> {
     step(&format!("builder image {IMAGE}"));
     docker_reachable()?;
 
-    if let Some(id) = image_id() {
+    let previous = image_id();
+    if let Some(id) = &previous {
         if !force {
             println!("{IMAGE} is present ({id}); nothing to do (--force remakes it)");
             return Ok(());
@@ -71,6 +72,11 @@ pub fn ensure(root: &Path, force: bool) -> Result<(), Failure> {
     import(rootfs.path(), &go_version)?;
     println!("imported {IMAGE} in {:.1?}", import_started.elapsed());
     drop(rootfs);
+    if let Some(old) = previous.filter(|old| Some(old) != image_id().as_ref()) {
+        // The tag moved to the new image: remove the old one rather than leave it dangling.
+        // (Fails harmlessly while a container still uses it.)
+        let _ = output(Command::new("docker").args(["image", "rm", &old]));
+    }
 
     let version = output(Command::new("docker").args(["run", "--rm", IMAGE, "go", "version"]))
         .ok_or_else(|| Failure::new(format!("`docker run --rm {IMAGE} go version` failed")))?;

@@ -125,13 +125,18 @@ impl Ui {
     pub fn phase(&self, phase: &str, detail: &str) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         self.close_phase(&mut phases, true);
-        self.json("phase", serde_json::json!({ "phase": phase, "detail": detail }));
+        self.json(
+            "phase",
+            serde_json::json!({ "phase": phase, "detail": detail }),
+        );
         let bar = if self.mode == Mode::Terminal {
             let bar = self.bars.add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4}")
-                    .expect("valid template")
-                    .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
+                ProgressStyle::with_template(
+                    "{spinner:.cyan} {prefix:.bold} {wide_msg} {elapsed:>4}",
+                )
+                .expect("valid template")
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
             );
             bar.set_prefix(phase.to_string());
             bar.set_message(detail.to_string());
@@ -193,9 +198,11 @@ impl Ui {
         }
         let bar = self.bars.add(ProgressBar::new(total));
         bar.set_style(
-            ProgressStyle::with_template("  {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "  {prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(label.to_string());
         bar
@@ -271,7 +278,11 @@ impl Ui {
             );
         }
         let mut stderr = std::io::stderr().lock();
-        if !err.details.is_empty() {
+        let from_log = matches!(
+            err.kind,
+            crate::error::Kind::Build | crate::error::Kind::Engine
+        );
+        if !err.details.is_empty() && from_log {
             let _ = writeln!(stderr, "--- last lines of the log ---");
             for line in &err.details {
                 let _ = writeln!(stderr, "  {line}");
@@ -279,6 +290,12 @@ impl Ui {
             let _ = writeln!(stderr, "---");
         }
         let _ = writeln!(stderr, "{} {}", self.paint("31;1", "error:"), err.message);
+        if !from_log {
+            // A snippet of the input, with a caret under the fault.
+            for line in &err.details {
+                let _ = writeln!(stderr, "    {line}");
+            }
+        }
         if let Some(hint) = &err.hint {
             let _ = writeln!(stderr, "  {} {hint}", self.paint("36", "hint:"));
         }

@@ -1,0 +1,487 @@
+//! Recipes: TOML files that say what `kbuild run` does, so a team keeps its build the way
+//! GoReleaser users keep a .goreleaser.yaml. A recipe is turned into the same command line a
+//! user would type, so recipes and flags share one path through parsing and validation.
+//!
+//! Precedence, highest first: flags given to `kbuild run`, the environment (KUBE_BUILD_PLATFORMS,
+//! KUBE_GIT_VERSION, KBUILD_IMAGE), the recipe, kbuild's defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::kube::{Component, Platform};
+
+/// The commands a recipe can run.
+pub const COMMANDS: &[&str] = &["build", "quick-release", "extension"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// build | quick-release | extension
+    pub command: Spanned<String>,
+    #[serde(default)]
+    pub components: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub platforms: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub source: SourceSection,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub checks: ChecksSection,
+    #[serde(default)]
+    pub output: OutputSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// An existing checkout (relative paths are relative to the current directory).
+    pub kube_root: Option<PathBuf>,
+    /// A repository and ref to clone or update instead.
+    pub repo: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Where the ref is checked out.
+    pub dir: Option<PathBuf>,
+    /// The version to stamp (like KUBE_GIT_VERSION).
+    pub version: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// docker | host
+    pub kind: Option<Spanned<String>>,
+    pub image: Option<String>,
+    /// A memory limit for build containers, e.g. "6g".
+    pub memory: Option<Spanned<String>>,
+    pub network: Option<bool>,
+    pub stall_timeout: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksSection {
+    pub min_memory: Option<Spanned<String>>,
+    pub min_disk: Option<Spanned<String>>,
+    #[serde(default)]
+    pub skip: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    pub dir: Option<PathBuf>,
+}
+
+/// The keys each table accepts, for "did you mean" on unknown keys.
+const KEYS: &[&str] = &[
+    "command",
+    "components",
+    "platforms",
+    "source",
+    "engine",
+    "checks",
+    "output",
+    "kube_root",
+    "repo",
+    "ref",
+    "dir",
+    "version",
+    "kind",
+    "image",
+    "memory",
+    "network",
+    "stall_timeout",
+    "min_memory",
+    "min_disk",
+    "skip",
+];
+
+/// A recipe read from a file, with its text kept for error messages.
+pub struct Loaded {
+    pub path: PathBuf,
+    pub text: String,
+    pub recipe: Recipe,
+}
+
+/// Reads and validates a recipe file.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::usage(format!("cannot read recipe {}: {e}", path.display()))
+            .with_hint("pass the path of a recipe file, e.g. recipes/quick-release.toml")
+    })?;
+    let recipe = parse(path, &text)?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        text,
+        recipe,
+    })
+}
+
+/// Parses and validates recipe text; errors point at file:line:column with the snippet.
+pub fn parse(path: &Path, text: &str) -> Result<Recipe> {
+    let recipe: Recipe = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().to_string();
+        let mut err = located(path, text, span.start, &message);
+        if let Some(unknown) = unknown_key(&message) {
+            if let Some(close) = crate::suggest::closest(unknown, KEYS.iter().copied()) {
+                err = err.with_hint(format!(
+                    "did you mean `{close}`? see the recipe schema in the README"
+                ));
+            }
+        }
+        err
+    })?;
+    validate(path, text, &recipe)?;
+    Ok(recipe)
+}
+
+/// The key named in serde's "unknown field `x`, expected ..." message.
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
+    let at = |span: std::ops::Range<usize>, message: String, hint: String| {
+        located(path, text, span.start, &message).with_hint(hint)
+    };
+    let command = recipe.command.get_ref();
+    if !COMMANDS.contains(&command.as_str()) {
+        let mut hint = format!("valid commands are: {}", COMMANDS.join(", "));
+        if let Some(close) = crate::suggest::closest(command, COMMANDS.iter().copied()) {
+            hint = format!("did you mean \"{close}\"? {hint}");
+        }
+        return Err(at(
+            recipe.command.span(),
+            format!("unknown command \"{command}\""),
+            hint,
+        ));
+    }
+    if command == "build" && recipe.components.is_empty() {
+        return Err(at(
+            recipe.command.span(),
+            "a build recipe needs components".to_string(),
+            "add e.g. components = [\"kubectl\"]".to_string(),
+        ));
+    }
+    if command == "quick-release" {
+        if let Some(first) = recipe.components.first() {
+            return Err(at(
+                first.span(),
+                "a quick-release builds every target set the tree has; it takes no components"
+                    .to_string(),
+                "remove `components`, or use command = \"build\" for chosen components".to_string(),
+            ));
+        }
+    }
+    for c in &recipe.components {
+        if let Err(e) = Component::parse(c.get_ref()) {
+            return Err(at(c.span(), e.message, e.hint.unwrap_or_default()));
+        }
+    }
+    for p in &recipe.platforms {
+        if let Err(e) = Platform::parse(p.get_ref()) {
+            return Err(at(p.span(), e.message, e.hint.unwrap_or_default()));
+        }
+    }
+    if let Some(kind) = &recipe.engine.kind {
+        if !["docker", "host"].contains(&kind.get_ref().as_str()) {
+            return Err(at(
+                kind.span(),
+                format!("unknown engine kind \"{}\"", kind.get_ref()),
+                "valid kinds are: docker, host".to_string(),
+            ));
+        }
+    }
+    for size in [
+        &recipe.engine.memory,
+        &recipe.checks.min_memory,
+        &recipe.checks.min_disk,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Err(e) = crate::plan::parse_size(size.get_ref()) {
+            return Err(at(size.span(), e.message, e.hint.unwrap_or_default()));
+        }
+    }
+    if let Some(version) = &recipe.source.version {
+        if let Err(e) = crate::kube::version::parse(version.get_ref()) {
+            return Err(at(version.span(), e.message, e.hint.unwrap_or_default()));
+        }
+    }
+    if recipe.source.kube_root.is_some() && recipe.source.git_ref.is_some() {
+        return Err(Error::usage(format!(
+            "{}: [source] has both kube_root and ref",
+            path.display()
+        ))
+        .with_hint("build an existing checkout (kube_root) or a ref to fetch (ref), not both"));
+    }
+    Ok(())
+}
+
+/// An error at byte `offset` of `text`: `file:line:col: message` and the line with a caret.
+fn located(path: &Path, text: &str, offset: usize, message: &str) -> Error {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = text[line_start..offset].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let first_line = message.lines().next().unwrap_or(message).trim();
+    Error::usage(format!("{}:{line}:{column}: {first_line}", path.display())).with_details(vec![
+        line_text.to_string(),
+        format!("{}^", " ".repeat(column - 1)),
+    ])
+}
+
+impl Recipe {
+    /// The command line this recipe stands for, with `extra` flags from the user last.
+    /// A recipe value is left out where the user's flags or the environment set it, so those win.
+    pub fn to_args(&self, extra: &[String]) -> Vec<String> {
+        let user_sets = |flag: &str| {
+            extra
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let env_sets = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+        let mut args = vec!["kbuild".to_string(), self.command.get_ref().clone()];
+        let mut push = |flag: &str, value: String| {
+            if !user_sets(flag) {
+                args.push(flag.to_string());
+                args.push(value);
+            }
+        };
+        let command = self.command.get_ref().as_str();
+        for c in &self.components {
+            if command == "build" {
+                // build takes components as positional arguments, placed before any flag.
+                continue;
+            }
+            push("--component", c.get_ref().clone());
+        }
+        if !env_sets("KUBE_BUILD_PLATFORMS") {
+            for p in &self.platforms {
+                push("--platform", p.get_ref().clone());
+            }
+        }
+        let path = |p: &PathBuf| p.display().to_string();
+        if let Some(root) = &self.source.kube_root {
+            push("--kube-root", path(root));
+        }
+        if let Some(r) = &self.source.git_ref {
+            push("--ref", r.clone());
+        }
+        if let Some(repo) = &self.source.repo {
+            push("--repo", repo.clone());
+        }
+        if let Some(dir) = &self.source.dir {
+            push("--source-dir", path(dir));
+        }
+        if let Some(v) = self
+            .source
+            .version
+            .as_ref()
+            .filter(|_| !env_sets("KUBE_GIT_VERSION"))
+        {
+            push("--version", v.get_ref().clone());
+        }
+        if let Some(kind) = &self.engine.kind {
+            push("--engine", kind.get_ref().clone());
+        }
+        if let Some(image) = self
+            .engine
+            .image
+            .as_ref()
+            .filter(|_| !env_sets("KBUILD_IMAGE"))
+        {
+            push("--image", image.clone());
+        }
+        if let Some(memory) = &self.engine.memory {
+            push("--memory", memory.get_ref().clone());
+        }
+        if let Some(secs) = self.engine.stall_timeout {
+            push("--stall-timeout", secs.to_string());
+        }
+        if let Some(m) = &self.checks.min_memory {
+            push("--min-memory", m.get_ref().clone());
+        }
+        if let Some(d) = &self.checks.min_disk {
+            push("--min-disk", d.get_ref().clone());
+        }
+        for name in &self.checks.skip {
+            push("--skip-check", name.clone());
+        }
+        if let Some(dir) = &self.output.dir {
+            push("--out", path(dir));
+        }
+        if self.engine.network == Some(true) && !user_sets("--network") {
+            args.push("--network".to_string());
+        }
+        if command == "build" {
+            let positional: Vec<String> = self
+                .components
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect();
+            args.splice(2..2, positional);
+        }
+        // Platforms given on the command line replace the recipe's rather than add to them.
+        if user_sets("--platform") {
+            let mut kept = Vec::new();
+            let mut skip_next = false;
+            for (i, a) in args.iter().enumerate() {
+                if skip_next {
+                    skip_next = false;
+                    continue;
+                }
+                if a == "--platform" && i >= 2 {
+                    skip_next = true;
+                    continue;
+                }
+                kept.push(a.clone());
+            }
+            args = kept;
+        }
+        args.extend(extra.iter().cloned());
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> Error {
+        parse(Path::new("r.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn a_minimal_build_recipe_becomes_a_command_line() {
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"build\"\ncomponents = [\"kubectl\"]\nplatforms = [\"darwin/arm64\"]\n[output]\ndir = \"o\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r.to_args(&[]),
+            [
+                "kbuild",
+                "build",
+                "kubectl",
+                "--platform",
+                "darwin/arm64",
+                "--out",
+                "o"
+            ]
+        );
+        // The user's platforms replace the recipe's; other flags are appended and win.
+        let args = r.to_args(&["--platform".into(), "linux/arm64".into()]);
+        assert_eq!(
+            args,
+            [
+                "kbuild",
+                "build",
+                "kubectl",
+                "--out",
+                "o",
+                "--platform",
+                "linux/arm64"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_key_points_at_line_and_column_with_a_suggestion() {
+        let e =
+            err("command = \"build\"\ncomponents = [\"kubectl\"]\nplatfrom = [\"linux/amd64\"]\n");
+        assert!(
+            e.message
+                .starts_with("r.toml:3:1: unknown field `platfrom`"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("did you mean `platforms`?"));
+        assert_eq!(e.details[0], "platfrom = [\"linux/amd64\"]");
+    }
+
+    #[test]
+    fn bad_type_and_bad_values_are_located() {
+        let e = err("command = \"build\"\ncomponents = \"kubectl\"\n");
+        assert!(e.message.starts_with("r.toml:2:14:"), "{}", e.message);
+        let e = err("command = \"build\"\ncomponents = [\"kubectl\"]\nplatforms = [\"linux/amd64\", \"linux/amd65\"]\n");
+        assert!(
+            e.message.starts_with("r.toml:3:29: unknown platform"),
+            "{}",
+            e.message
+        );
+        let e = err("command = \"biuld\"\n");
+        assert!(e.hint.unwrap().contains("did you mean \"build\"?"));
+        let e =
+            err("command = \"build\"\ncomponents = [\"kubectl\"]\n[engine]\nmemory = \"lots\"\n");
+        assert!(e.message.starts_with("r.toml:4:10:"), "{}", e.message);
+    }
+
+    /// A small deterministic generator, so the mutation test needs no extra crate.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn thousands_of_mutated_recipes_give_errors_never_a_panic() {
+        let seeds = [
+            include_str!("../recipes/quick-release.toml"),
+            include_str!("../recipes/kubectl-cross.toml"),
+            include_str!("../recipes/extension-kubectl.toml"),
+            include_str!("../recipes/ci-release.toml"),
+            include_str!("../recipes/mini-kube.toml"),
+        ];
+        let pieces = [
+            "\"", "[", "]", "=", "\n", "é", "[[x]]", "0x", "1e999", "{", "}", "#", "\\u{0}", ",",
+            "'''",
+        ];
+        let mut rng = Rng(0x5eed_cafe_f00d);
+        let mut rejected = 0;
+        for i in 0..5000 {
+            let mut text: Vec<char> = seeds[i % seeds.len()].chars().collect();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(text.len() + 1);
+                match rng.below(3) {
+                    0 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    1 => text
+                        .splice(at..at, pieces[rng.below(pieces.len())].chars())
+                        .for_each(drop),
+                    _ if at < text.len() => text[at] = char::from(b' ' + rng.below(95) as u8),
+                    _ => {}
+                }
+            }
+            let text: String = text.into_iter().collect();
+            if let Ok(recipe) = parse(Path::new("m.toml"), &text) {
+                let _ = recipe.to_args(&[]);
+            } else {
+                rejected += 1;
+            }
+        }
+        assert!(
+            rejected > 1000,
+            "the mutations really break recipes ({rejected} rejected)"
+        );
+    }
+}

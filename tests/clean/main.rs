@@ -1,0 +1,98 @@
+//! `kbuild clean` removes every object kbuild labelled in the engine. It has a test binary of
+//! its own because it removes the shared Go cache volumes: cargo runs test binaries one after
+//! another, so it never pulls a volume from under a build of the main suite.
+
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+const BUILDER_IMAGE: &str = "kbuild-builder:go1.24-trixie";
+
+fn docker_lines(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn clean_removes_every_labelled_object_and_reports_the_space() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mini-kube");
+    let tree = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .args(["-a", &format!("{}/.", fixture.display())])
+        .arg(tree.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("out");
+
+    // A build leaves a Go cache volume and outputs behind.
+    let build = Command::cargo_bin("kbuild")
+        .unwrap()
+        .args([
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--version",
+            "v1.34.0",
+        ])
+        .args(["--image", BUILDER_IMAGE])
+        .arg("--kube-root")
+        .arg(tree.path())
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    // And a crashed run left a container behind.
+    let created = Command::new("docker")
+        .args([
+            "create",
+            "--label",
+            "io.kbuild.managed=true",
+            BUILDER_IMAGE,
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    assert!(!docker_lines(&["volume", "ls", "-q", "--filter", "label=io.kbuild.cache"]).is_empty());
+
+    let clean = Command::cargo_bin("kbuild")
+        .unwrap()
+        .args(["clean", "--caches"])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&clean.stderr);
+    assert!(clean.status.success(), "{stderr}");
+    assert!(stderr.contains("removed 1 container(s)"), "{stderr}");
+    assert!(stderr.contains("reclaimed"), "{stderr}");
+    let reclaimed_mib = stderr
+        .split("reclaimed ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        reclaimed_mib > 0.0,
+        "it says how much space came back: {stderr}"
+    );
+    assert!(docker_lines(&["ps", "-aq", "--filter", "label=io.kbuild.managed"]).is_empty());
+    assert!(
+        docker_lines(&["volume", "ls", "-q", "--filter", "label=io.kbuild.managed"]).is_empty()
+    );
+    assert!(!out_dir.exists(), "the output directory is gone");
+}

@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::cache;
+use crate::checks::{self, Checker};
+use crate::cli::EngineKind;
 use crate::engine::docker::{human_bytes, DockerEngine, RunOptions};
-use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH};
+use crate::engine::host::{self, HostEngine};
+use crate::engine::transfer::{self, SourceVolume, Transfer};
+use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH};
 use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::joblog::JobLog;
@@ -14,7 +18,7 @@ use crate::kube::{Component, Platform};
 use crate::outputs;
 use crate::plan::{BuildPlan, EnginePlan};
 use crate::signals::Interrupt;
-use crate::source::{self, Overrides, SourceInfo};
+use crate::source::{self, Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
 
 /// What one build job produced.
@@ -27,25 +31,57 @@ pub struct Built {
     pub up_to_date: bool,
 }
 
+/// What runs the jobs.
+enum Runner {
+    Docker {
+        engine: DockerEngine,
+        volume: String,
+        /// Copy transfer: the tree uploaded into a volume (removed when the Builder goes).
+        source: Option<SourceVolume>,
+    },
+    Host(HostEngine),
+}
+
 /// An engine ready to build one tree.
 pub struct Builder {
-    pub engine: DockerEngine,
+    runner: Runner,
     pub info: SourceInfo,
+    /// The builder image, or `host go1.24.4` for the host engine.
     pub image: String,
+    /// The image id, or the host Go's identity: part of every job's fingerprint.
     pub image_id: String,
-    volume: String,
     plan: EnginePlan,
 }
 
 impl Builder {
-    /// Connects to the engine, makes sure the builder image and the cache volume exist.
+    /// Runs the prerequisite checks, then connects to the engine, makes sure the builder
+    /// image and the cache volume exist (Docker), or finds the local Go (host).
     pub async fn prepare(
         info: SourceInfo,
         plan: &EnginePlan,
         ui: &Ui,
         interrupt: &Interrupt,
     ) -> Result<Builder> {
-        let engine = DockerEngine::connect().await?;
+        match plan.kind {
+            EngineKind::Docker => Self::prepare_docker(info, plan, ui, interrupt).await,
+            EngineKind::Host => Self::prepare_host(info, plan, ui),
+        }
+    }
+
+    async fn prepare_docker(
+        info: SourceInfo,
+        plan: &EnginePlan,
+        ui: &Ui,
+        interrupt: &Interrupt,
+    ) -> Result<Builder> {
+        let mut checker = Checker::for_build(&plan.checks, ui);
+        let connected = DockerEngine::connect().await;
+        if checker.wants("engine") {
+            let check = checks::engine(&connected, &crate::engine::docker::endpoint());
+            checker.record(check).ok();
+        }
+        // An unreachable engine keeps its own exit code (5), with the doctor's words.
+        let engine = connected?;
         ui.phase(
             "engine",
             &format!(
@@ -57,18 +93,126 @@ impl Builder {
             ),
         );
         let image = builder_image(plan, &info)?;
+        if !plan.network {
+            if let Some(why) = crate::engine::hermetic::needs_network(&info.root) {
+                return Err(Error::check(format!(
+                    "{why}, and builds run without a network (GOPROXY=off)"
+                ))
+                .with_hint("vendor the dependencies (go mod vendor), or pass --network to let the build container download modules"));
+            }
+        }
+        checker.run("memory", || {
+            checks::memory(
+                &plan.checks,
+                engine.info.memory_bytes,
+                "the Docker engine",
+                plan.memory_limit,
+            )
+        })?;
+        checker.run("cpus", || {
+            checks::cpus(engine.info.cpus, "the Docker engine")
+        })?;
+        let mut places = vec![("the source", info.root.clone())];
+        if let Some(dir) = engine.local_root_dir() {
+            places.push(("the engine's data (Go cache volume)", dir));
+        }
+        checker.run("disk", || checks::disk(&plan.checks, &places))?;
+        let mut image_arch = None;
+        if checker.wants("image") {
+            let (check, arch) = checks::image(&engine, &image, false).await;
+            image_arch = arch;
+            checker.record(check)?;
+        }
+        let arch_known = image_arch.is_some();
+        if arch_known {
+            checker.run("arch", || {
+                checks::arch(&engine, &image, image_arch.as_deref())
+            })?;
+        }
+        ui.phase("checks", &checker.summary());
         ui.phase("image", &image);
         let image_id = engine.ensure_image(&image, ui, interrupt).await?;
+        if !arch_known && checker.wants("arch") {
+            // Pulled just now: the engine picked its own platform, check what it got.
+            let (_, arch) = checks::image(&engine, &image, false).await;
+            checker.record(checks::arch(&engine, &image, arch.as_deref()))?;
+        }
         let volume = cache::ensure_volume(&engine, &image, &image_id, engine.build_user()).await?;
         ui.detail(&format!("Go caches in volume {volume}"));
+        let source = match transfer::choose(plan.transfer, &engine.info.endpoint) {
+            Transfer::Bind => None,
+            Transfer::Copy => {
+                ui.phase(
+                    "transfer",
+                    &format!(
+                        "copying {} to the engine (copy transfer: no bind mount)",
+                        info.root.display()
+                    ),
+                );
+                let uploaded = SourceVolume::upload(
+                    &engine,
+                    &info.root,
+                    &image,
+                    engine.build_user(),
+                    interrupt,
+                )
+                .await?;
+                ui.detail(&format!("source in volume {}", uploaded.name));
+                Some(uploaded)
+            }
+        };
         Ok(Builder {
-            engine,
+            runner: Runner::Docker {
+                engine,
+                volume,
+                source,
+            },
             info,
             image,
             image_id,
-            volume,
             plan: plan.clone(),
         })
+    }
+
+    fn prepare_host(info: SourceInfo, plan: &EnginePlan, ui: &Ui) -> Result<Builder> {
+        let mut checker = Checker::for_build(&plan.checks, ui);
+        checker.run("go", || {
+            host::go_check(info.go_version.as_deref(), Some(&info.root))
+        })?;
+        checker.run("make", checks::make)?;
+        checker.run("memory", || {
+            checks::memory(&plan.checks, checks::host_memory(), "this machine", None)
+        })?;
+        checker.run("cpus", || checks::cpus(checks::host_cpus(), "this machine"))?;
+        checker.run("disk", || {
+            checks::disk(&plan.checks, &[("the source", info.root.clone())])
+        })?;
+        ui.phase("checks", &checker.summary());
+        let engine = HostEngine::detect()?;
+        ui.phase(
+            "engine",
+            &format!(
+                "host: {} ({}), make, {} CPUs",
+                engine.go_version,
+                engine.go.display(),
+                checks::host_cpus()
+            ),
+        );
+        Ok(Builder {
+            image: format!("host {}", engine.go_version),
+            image_id: format!("host:{}:{}", engine.go_version, engine.go.display()),
+            runner: Runner::Host(engine),
+            info,
+            plan: plan.clone(),
+        })
+    }
+
+    /// The output subpath make writes in the tree.
+    fn output_subpath(&self) -> &'static str {
+        match self.runner {
+            Runner::Docker { .. } => DOCKER_OUTPUT_SUBPATH,
+            Runner::Host(_) => HOST_OUTPUT_SUBPATH,
+        }
     }
 
     /// Runs `make all WHAT=<components> KUBE_BUILD_PLATFORMS=<platforms>` as job `name`
@@ -96,8 +240,8 @@ impl Builder {
                 job.platforms_value()
             ),
         );
-        let fingerprint =
-            fingerprint::compute(&self.info, &job, DOCKER_OUTPUT_SUBPATH, &self.image_id)?;
+        let subpath = self.output_subpath();
+        let fingerprint = fingerprint::compute(&self.info, &job, subpath, &self.image_id)?;
         if !self.plan.force {
             if let Some(binaries) = fingerprint::up_to_date(out, name, &fingerprint) {
                 ui.info(&format!(
@@ -111,21 +255,63 @@ impl Builder {
             }
         }
         fingerprint::forget(out, name);
+        let mut checker = Checker::for_build(&self.plan.checks, ui);
+        checker.run("disk", || {
+            checks::disk(&self.plan.checks, &[("the outputs", out.to_path_buf())])
+        })?;
         let mut log = JobLog::create(&out.join("logs"), name)?;
-        let options = RunOptions {
-            root: &self.info.root,
-            image: &self.image,
-            stall_timeout: self.plan.stall_timeout,
-            memory_limit: self.plan.memory_limit,
-            network: self.plan.network,
-            cache_volume: Some(&self.volume),
-        };
-        self.engine
-            .run(&job, &options, &mut log, ui, interrupt)
-            .await?;
+        // Copy transfer: the outputs come down into a temporary directory under `out`.
+        let mut downloaded = None;
+        match &self.runner {
+            Runner::Docker {
+                engine,
+                volume,
+                source,
+            } => {
+                let options = RunOptions {
+                    root: &self.info.root,
+                    image: &self.image,
+                    stall_timeout: self.plan.stall_timeout,
+                    memory_limit: self.plan.memory_limit,
+                    network: self.plan.network,
+                    cache_volume: Some(volume),
+                    source_volume: source.as_ref().map(|s| s.name.as_str()),
+                };
+                engine.run(&job, &options, &mut log, ui, interrupt).await?;
+                if let Some(source) = source {
+                    let tmp = transfer::TempDir::new(out)?;
+                    let bin = format!("{DOCKER_OUTPUT_SUBPATH}/bin");
+                    ui.detail(&format!("downloading {bin} from volume {}", source.name));
+                    source
+                        .download(&bin, &tmp.path().join(&bin), interrupt)
+                        .await?;
+                    downloaded = Some(tmp);
+                }
+            }
+            Runner::Host(engine) => {
+                engine
+                    .run(
+                        &job,
+                        &self.info.root,
+                        self.plan.stall_timeout,
+                        &mut log,
+                        ui,
+                        interrupt,
+                    )
+                    .await?;
+            }
+        }
         log.flush()?;
+        if interrupt.fired() {
+            // Stopped while the last step finished: install nothing.
+            return Err(interrupt.wait().await);
+        }
+        let built_root = downloaded
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(&self.info.root);
         let binaries = outputs::collect(
-            |c, p| BuildJob::built_path(&self.info.root, DOCKER_OUTPUT_SUBPATH, c, p),
+            |c, p| BuildJob::built_path(built_root, subpath, c, p),
             components,
             platforms,
             out,
@@ -142,8 +328,8 @@ impl Builder {
 /// `kbuild build`.
 pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let overrides = Overrides::from_env(plan.git_version.clone())?;
-    let info = source::inspect(&plan.kube_root, &overrides)?;
-    report_source(&info, ui);
+    let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
+    let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;
     let builder = Builder::prepare(info, &plan.engine, ui, interrupt).await?;
     let name = plan
         .components
@@ -178,6 +364,25 @@ pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()>
         built.log.display()
     ));
     Ok(())
+}
+
+/// Checks git when the source needs it, gets the source (`--ref`) and reports its facts.
+pub fn get_source(
+    spec: &SourceSpec,
+    overrides: &Overrides,
+    engine: &EnginePlan,
+    ui: &Ui,
+) -> Result<SourceInfo> {
+    let needs_git = match spec {
+        SourceSpec::Git { .. } => true,
+        SourceSpec::Tree(root) => root.join(".git").exists(),
+    };
+    if needs_git {
+        Checker::for_build(&engine.checks, ui).run("git", checks::git)?;
+    }
+    let info = source::obtain(spec, overrides, ui)?;
+    report_source(&info, ui);
+    Ok(info)
 }
 
 pub fn report_source(info: &SourceInfo, ui: &Ui) {

@@ -32,6 +32,12 @@ pub struct GlobalArgs {
     /// Print more detail (image pulls, commands)
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// Fail at once (exit 9) when another kbuild run is using the output directory, instead of waiting
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// Wait at most this long for another kbuild run on the output directory, then fail (exit 9)
+    #[arg(long, global = true, value_name = "SECONDS", conflicts_with = "no_wait")]
+    pub lock_timeout: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,6 +48,45 @@ pub enum Command {
   kbuild build kubectl kubeadm kubelet --platform linux/amd64 --platform linux/arm64
   kbuild build kubectl --kube-root tests/fixtures/mini-kube --image kbuild-builder:go1.24-trixie --out out")]
     Build(BuildArgs),
+    /// Build the client, node and server binaries and package upstream-named, reproducible release tarballs
+    #[command(
+        name = "quick-release",
+        after_help = "Like upstream's `make quick-release` (KUBE_FASTBUILD): linux/<host arch> unless --platform is given. \
+Writes <out>/bin/<os>/<arch>/ and <out>/release-tars/: kubernetes-{client,node,server}-<os>-<arch>.tar.gz, \
+kubernetes-src.tar.gz, .sha256/.sha512 beside each, SHA256SUMS, SHA512SUMS and manifest.json.
+
+Examples:
+  kbuild quick-release --kube-root ~/src/kubernetes
+  kbuild quick-release --platform linux/amd64 --platform linux/arm64 --platform darwin/arm64
+  kbuild verify out/release-tars"
+    )]
+    QuickRelease(QuickReleaseArgs),
+    /// Build client binaries for every Docker Desktop host and lay them out per image architecture
+    #[command(
+        after_help = "Writes <out>/extension/<amd64|arm64>/<darwin|linux|windows>/kubectl[.exe], \
+host-binaries.json (the metadata.json host.binaries fragment) and Dockerfile.snippet (ARG TARGETARCH; \
+COPY extension/${TARGETARCH}/ /), so one `docker buildx build --platform linux/amd64,linux/arm64` gives each \
+image variant its own binaries.
+
+Examples:
+  kbuild extension --kube-root ~/src/kubernetes
+  kbuild extension --component kubectl --platform darwin/arm64 --platform windows/amd64 --out out"
+    )]
+    Extension(ExtensionArgs),
+    /// Package an existing bin/<os>/<arch>/ tree into release tarballs, checksums and a manifest
+    #[command(after_help = "Examples:
+  kbuild package --out out                      # packages out/bin into out/release-tars
+  kbuild package --bin artifacts/bin --out dist --kube-root ~/src/kubernetes")]
+    Package(PackageArgs),
+    /// Re-hash packaged artifacts against SHA256SUMS, SHA512SUMS, the sidecars and manifest.json
+    #[command(
+        after_help = "Exits 7 and names every mismatching or missing file when anything differs.
+
+Examples:
+  kbuild verify out/release-tars
+  kbuild verify out              # checks out/release-tars and out/extension"
+    )]
+    Verify(VerifyArgs),
     /// Clone or update the Kubernetes source at a tag, branch or commit, and print its version facts
     #[command(after_help = "Examples:
   kbuild source --ref v1.34.2                      # shallow clone into the cache directory
@@ -49,13 +94,29 @@ pub enum Command {
   kbuild source --ref 0123456789abcdef0123456789abcdef01234567 --repo https://github.com/me/kubernetes.git")]
     Source(SourceCmdArgs),
     /// Check every prerequisite (engine, memory, CPUs, disk, git, image, Go) and say how to fix what fails
-    #[command(after_help = "Exit status: 0 when no check fails (warnings allowed), 3 when one does.
+    #[command(
+        after_help = "Exit status: 0 when no check fails (warnings allowed), 3 when one does.
 
 Examples:
   kbuild doctor
   kbuild doctor --for quick-release --kube-root ~/src/kubernetes
-  kbuild doctor --engine host --json")]
+  kbuild doctor --engine host --json"
+    )]
     Doctor(DoctorArgs),
+    /// Run a recipe (a TOML file, see recipes/); flags after `--` override it
+    #[command(after_help = "Examples:
+  kbuild run recipes/quick-release.toml
+  kbuild run recipes/kubectl-cross.toml -- --platform darwin/arm64 --out /tmp/k
+  kbuild --json run recipes/ci-release.toml -- --ref v1.34.2")]
+    Run(RecipeRunArgs),
+    /// Print what a recipe would do (every job, image, mount, env, output) and run nothing
+    #[command(after_help = "Examples:
+  kbuild plan recipes/mini-kube.toml
+  kbuild plan recipes/kubectl-cross.toml -- --platform linux/arm64")]
+    Plan(RecipeRunArgs),
+    /// Recipe tools
+    #[command(subcommand)]
+    Recipe(RecipeCommand),
     /// Remove what kbuild made: labelled containers and volumes in the engine, and the output directory
     #[command(after_help = "Examples:
   kbuild clean                 # containers, transfer volumes, ./out
@@ -74,6 +135,27 @@ Examples:
     #[command(after_help = "Examples:
   kbuild man > kbuild.1 && man ./kbuild.1")]
     Man,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RecipeRunArgs {
+    /// The recipe file
+    #[arg(value_name = "RECIPE")]
+    pub recipe: PathBuf,
+    /// Flags that override the recipe, after `--`
+    #[arg(last = true, value_name = "FLAGS")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecipeCommand {
+    /// Check recipe files and report the first error in each, with file:line:column
+    #[command(after_help = "Examples:
+  kbuild recipe check recipes/*.toml")]
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -118,7 +200,12 @@ pub struct TargetArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SourceArgs {
     /// The Kubernetes checkout to build
-    #[arg(long, value_name = "DIR", default_value = ".", conflicts_with = "git_ref")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        conflicts_with = "git_ref"
+    )]
     pub kube_root: PathBuf,
     /// Build the source at this tag, branch or commit instead: cloned (shallow) or updated in --source-dir
     #[arg(long = "ref", value_name = "REF")]
@@ -145,9 +232,14 @@ pub struct EngineArgs {
     /// Memory limit for the build container, e.g. 6g or 512m [default: none]
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
-    /// Give the build container a network (builds are offline by default, GOPROXY=off)
+    /// Give the build container a network and lift GOPROXY=off (builds are offline by default;
+    /// a tree that does not vendor its dependencies needs it)
     #[arg(long)]
     pub network: bool,
+    /// How the build container sees the source: bind-mount it, or copy it into a volume and
+    /// copy the outputs back through the API [default: copy when DOCKER_HOST is tcp:// or ssh://, else bind]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub transfer: Option<crate::engine::transfer::Transfer>,
     /// Rebuild even when the inputs did not change since the last build into the same --out
     #[arg(long)]
     pub force: bool,
@@ -220,4 +312,55 @@ pub struct DoctorArgs {
     /// Leave one check out (repeatable)
     #[arg(long = "skip-check", value_name = "NAME")]
     pub skip_checks: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct QuickReleaseArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Output directory: binaries in <out>/bin/, tarballs in <out>/release-tars/, logs in <out>/logs/
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExtensionArgs {
+    /// Client component to ship; repeat for several [default: kubectl]
+    #[arg(long = "component", value_name = "COMPONENT")]
+    pub components: Vec<String>,
+    /// Host platform os/arch; repeat for several [default: darwin, linux, windows on amd64 and arm64]
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Output directory: the layout goes to <out>/extension/, binaries to <out>/bin/
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PackageArgs {
+    /// The bin/<os>/<arch>/ tree to package [default: <out>/bin]
+    #[arg(long, value_name = "DIR")]
+    pub bin: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output directory: tarballs go to <out>/release-tars/
+    #[arg(long, default_value = "out", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
+    #[arg(value_name = "DIR", default_value = "out")]
+    pub dir: PathBuf,
 }

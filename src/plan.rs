@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{BuildArgs, EngineArgs, TargetArgs};
+use crate::checks::{CheckPlan, Profile};
+use crate::cli::{BuildArgs, EngineArgs, EngineKind, SourceArgs, TargetArgs};
 use crate::error::{Error, Result};
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
+use crate::source::{checkout, SourceSpec};
 
 /// Engine settings shared by every command that builds.
 #[derive(Debug, Clone)]
@@ -16,8 +18,14 @@ pub struct EnginePlan {
     pub stall_timeout: Option<Duration>,
     pub memory_limit: Option<u64>,
     pub network: bool,
+    /// Bind-mount the tree or copy it through the API; None: decided by the engine endpoint.
+    pub transfer: Option<crate::engine::transfer::Transfer>,
     /// Rebuild even when the fingerprint says the outputs are up to date.
     pub force: bool,
+    /// Docker (a build container) or host (the local Go and make).
+    pub kind: EngineKind,
+    /// Thresholds and skipped checks for the prerequisite checks.
+    pub checks: CheckPlan,
 }
 
 /// A validated `kbuild build`.
@@ -25,7 +33,7 @@ pub struct EnginePlan {
 pub struct BuildPlan {
     pub components: Vec<&'static Component>,
     pub platforms: Vec<Platform>,
-    pub kube_root: PathBuf,
+    pub source: SourceSpec,
     pub git_version: Option<String>,
     pub engine: EnginePlan,
     pub out: PathBuf,
@@ -44,7 +52,7 @@ pub fn resolve_build(args: &BuildArgs) -> Result<BuildPlan> {
     Ok(BuildPlan {
         components,
         platforms,
-        kube_root: args.source.kube_root.clone(),
+        source: resolve_source(&args.source)?,
         git_version: args.source.git_version.clone(),
         engine: resolve_engine(&args.engine)?,
         out: args.out.clone(),
@@ -76,14 +84,46 @@ pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
     Ok(platforms)
 }
 
+/// `--kube-root DIR`, or `--ref REF [--repo URL] [--source-dir DIR]`.
+pub fn resolve_source(args: &SourceArgs) -> Result<SourceSpec> {
+    match args.git_ref.as_deref().map(str::trim) {
+        None => Ok(SourceSpec::Tree(args.kube_root.clone())),
+        Some("") => Err(Error::usage("--ref is empty")
+            .with_hint("name a tag (v1.34.2), a branch (master) or a commit id")),
+        Some(git_ref) => Ok(SourceSpec::Git {
+            repo: args.repo.clone(),
+            git_ref: git_ref.to_string(),
+            dir: match &args.source_dir {
+                Some(dir) => dir.clone(),
+                None => checkout::default_dir(&args.repo)?,
+            },
+        }),
+    }
+}
+
+/// Engine settings with the check thresholds of a `kbuild build`.
 pub fn resolve_engine(args: &EngineArgs) -> Result<EnginePlan> {
+    resolve_engine_for(args, Profile::Build)
+}
+
+/// Engine settings with the check thresholds sized for `profile` (a quick-release needs more).
+pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EnginePlan> {
     let memory_limit = args.memory.as_deref().map(parse_size).transpose()?;
+    let checks = CheckPlan::new(
+        profile,
+        args.min_memory.as_deref().map(parse_size).transpose()?,
+        args.min_disk.as_deref().map(parse_size).transpose()?,
+        &args.skip_checks,
+    )?;
     Ok(EnginePlan {
         image: args.image.clone().filter(|i| !i.is_empty()),
         stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
         memory_limit,
         network: args.network,
+        transfer: args.transfer,
         force: args.force,
+        kind: args.engine,
+        checks,
     })
 }
 

@@ -1,10 +1,54 @@
-//! The Kubernetes source: facts about a tree (commit, version, tree state, commit time,
-//! pins), computed on the host with the git CLI so that the build container needs no git.
+//! The Kubernetes source: getting it at a ref (`checkout`), and the facts about a tree
+//! (commit, version, tree state, commit time, pins), computed on the host with the git CLI so
+//! that the build container needs no git.
+
+pub mod checkout;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Kind, Result};
 use crate::kube::version::{self, GitVersion};
+use crate::ui::Ui;
+
+/// Where a build's source comes from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// An existing tree, used as it is (`--kube-root`).
+    Tree(PathBuf),
+    /// A repository at a ref, cloned or updated in `dir` (`--ref`, `--repo`, `--source-dir`).
+    Git {
+        repo: String,
+        git_ref: String,
+        dir: PathBuf,
+    },
+}
+
+/// Gets the source `spec` names (cloning or updating a checkout for `--ref`) and computes
+/// its facts. A checkout with local changes is never switched here: `kbuild source --force`
+/// is the deliberate way to do that.
+pub fn obtain(spec: &SourceSpec, overrides: &Overrides, ui: &Ui) -> Result<SourceInfo> {
+    match spec {
+        SourceSpec::Tree(root) => inspect(root, overrides),
+        SourceSpec::Git { repo, git_ref, dir } => {
+            let outcome = checkout::get(
+                &checkout::Request {
+                    repo,
+                    git_ref: Some(git_ref),
+                    dir,
+                    force: false,
+                    describe: overrides.git_version.is_none(),
+                },
+                ui,
+            )?;
+            let mut info = inspect(&outcome.dir, overrides)?;
+            info.origin = Some(Origin {
+                repo: repo.clone(),
+                git_ref: git_ref.clone(),
+            });
+            Ok(info)
+        }
+    }
+}
 
 /// clean, dirty, or archive (not a git checkout), as upstream's gitTreeState.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -40,6 +84,17 @@ pub struct SourceInfo {
     pub go_version: Option<String>,
     /// The kube-cross tag in build/build-image/cross/VERSION.
     pub cross_version: Option<String>,
+    /// The repository and ref it was fetched from, for `--ref` builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Where a fetched tree came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Origin {
+    pub repo: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
 }
 
 /// Values the user set explicitly (flags first, then the environment).
@@ -159,6 +214,7 @@ pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
             source_date_epoch: overrides.source_date_epoch.unwrap_or(0),
             go_version,
             cross_version,
+            origin: None,
         });
     }
 
@@ -169,23 +225,27 @@ pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
     } else {
         TreeState::Dirty
     };
+    let dirty = tree_state == TreeState::Dirty;
     let version = match &overrides.git_version {
-        Some(v) => version::parse(v)?,
+        // Upstream's make appends -dirty to a given KUBE_GIT_VERSION too when the tree is
+        // dirty (hack/lib/version.sh), so that is what the binaries will report.
+        Some(v) => version::parse(&format!("{v}{}", if dirty { "-dirty" } else { "" }))?,
         None => {
             let describe = git(
                 &root,
                 &["describe", "--tags", "--match=v*", "--abbrev=14", "HEAD^{commit}"],
             )
             .map_err(|_| {
+                let short = &commit[..14.min(commit.len())];
                 Error::source(format!(
-                    "no version tag (v*) is reachable from commit {}",
-                    &commit[..12.min(commit.len())]
+                    "no version tag (v*) is reachable from commit {short}, so its version cannot be derived"
                 ))
-                .with_hint(
-                    "name the version with --version v1.34.0-custom (or KUBE_GIT_VERSION), or fetch the tags (git fetch --tags)",
-                )
+                .with_hint(format!(
+                    "name the version it should report: --version v1.35.0-alpha.0.0+{short} (or KUBE_GIT_VERSION=...), \
+or fetch the tags if the checkout lacks them (git fetch --tags)"
+                ))
             })?;
-            version::from_describe(&describe, tree_state == TreeState::Dirty)?
+            version::from_describe(&describe, dirty)?
         }
     };
     let source_date_epoch = match overrides.source_date_epoch {
@@ -202,6 +262,7 @@ pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
         source_date_epoch,
         go_version,
         cross_version,
+        origin: None,
     })
 }
 
@@ -213,12 +274,24 @@ impl SourceInfo {
             .map(|v| format!("{}:{v}", crate::engine::KUBE_CROSS_IMAGE))
     }
 
+    /// The KUBE_GIT_VERSION to hand to make: upstream's hack/lib/version.sh appends
+    /// `-dirty` itself when a commit is known and the tree is dirty, so it is passed without
+    /// it; the binaries then report exactly `self.version.git_version`.
+    pub fn stamp_version(&self) -> &str {
+        let v = self.version.git_version.as_str();
+        if self.tree_state == TreeState::Dirty && self.commit.is_some() {
+            v.strip_suffix("-dirty").unwrap_or(v)
+        } else {
+            v
+        }
+    }
+
     /// The KUBE_GIT_* and SOURCE_DATE_EPOCH variables upstream's make honours.
     pub fn version_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             (
                 "KUBE_GIT_VERSION".to_string(),
-                self.version.git_version.clone(),
+                self.stamp_version().to_string(),
             ),
             ("KUBE_GIT_MAJOR".to_string(), self.version.git_major.clone()),
             ("KUBE_GIT_MINOR".to_string(), self.version.git_minor.clone()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, LogsOptions, WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -66,6 +66,8 @@ pub struct EngineInfo {
     pub cpus: u64,
     pub memory_bytes: u64,
     pub rootless: bool,
+    /// Where the engine keeps images and volumes (on the engine's machine).
+    pub root_dir: Option<String>,
 }
 
 /// A connected Docker engine.
@@ -87,6 +89,8 @@ pub struct RunOptions<'a> {
     pub network: bool,
     /// The Go cache volume to mount, if any.
     pub cache_volume: Option<&'a str>,
+    /// Copy transfer: the volume holding the uploaded tree, mounted instead of binding `root`.
+    pub source_volume: Option<&'a str>,
 }
 
 impl DockerEngine {
@@ -111,8 +115,19 @@ impl DockerEngine {
             cpus: info.ncpu.unwrap_or(0).max(0) as u64,
             memory_bytes: info.mem_total.unwrap_or(0).max(0) as u64,
             rootless,
+            root_dir: info.docker_root_dir.filter(|d| !d.is_empty()),
         };
         Ok(DockerEngine { docker, info })
+    }
+
+    /// The engine's data directory when it is on this machine (a local unix socket and the
+    /// directory exists here), so that its free disk can be checked.
+    pub fn local_root_dir(&self) -> Option<std::path::PathBuf> {
+        if !self.info.endpoint.starts_with("unix://") {
+            return None;
+        }
+        let dir = std::path::PathBuf::from(self.info.root_dir.as_deref()?);
+        dir.is_dir().then_some(dir)
     }
 
     /// The uid:gid builds run as: the invoking user, so the checkout gets no root-owned
@@ -217,7 +232,10 @@ impl DockerEngine {
 
     fn container_body(&self, job: &BuildJob, options: &RunOptions<'_>) -> ContainerCreateBody {
         let mut env: Vec<String> = vec!["HOME=/tmp".to_string(), "GOTOOLCHAIN=local".to_string()];
-        let mut binds = vec![format!("{}:{CONTAINER_SRC}", options.root.display())];
+        let mut binds = vec![match options.source_volume {
+            Some(volume) => format!("{volume}:{CONTAINER_SRC}"),
+            None => format!("{}:{CONTAINER_SRC}", options.root.display()),
+        }];
         if let Some(volume) = options.cache_volume {
             binds.push(format!("{volume}:{}", crate::cache::MOUNT));
             env.extend(
@@ -226,11 +244,19 @@ impl DockerEngine {
                     .map(|(k, v)| format!("{k}={v}")),
             );
         }
-        env.extend(
-            job.make_env(DOCKER_OUTPUT_SUBPATH)
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}")),
-        );
+        // An explicit allowlist: these and nothing else from the user's environment.
+        let mut make_env = job.make_env(DOCKER_OUTPUT_SUBPATH);
+        if options.network {
+            // With a network, Go may download modules: lift GOPROXY=off, honour the user's
+            // module settings.
+            make_env.retain(|(k, _)| k != "GOPROXY");
+            for name in NETWORK_ENV {
+                if let Ok(value) = std::env::var(name) {
+                    make_env.push((name.to_string(), value));
+                }
+            }
+        }
+        env.extend(make_env.into_iter().map(|(k, v)| format!("{k}={v}")));
         let labels = HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             ("io.kbuild.job".to_string(), job.name.clone()),
@@ -243,6 +269,9 @@ impl DockerEngine {
             memory: options.memory_limit.map(|m| m as i64),
             memory_swap: options.memory_limit.map(|m| m as i64),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
+            // The engine removes the container once it stops even if kbuild is gone (killed,
+            // or cut off from the engine), so no build container outlives its build.
+            auto_remove: Some(true),
             ..Default::default()
         };
         ContainerCreateBody {
@@ -257,7 +286,8 @@ impl DockerEngine {
         }
     }
 
-    /// Starts the container, streams its output, and turns its exit into a result.
+    /// Attaches to the container, starts it, streams its output, and turns its exit (read
+    /// from the engine's events, since the container removes itself) into a result.
     async fn drive(
         &self,
         id: &str,
@@ -266,64 +296,137 @@ impl DockerEngine {
         log: &mut JobLog,
         ui: &Ui,
     ) -> Result<()> {
+        let created = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| Error::engine(format!("cannot inspect the build container: {e}")))?
+            .created
+            .unwrap_or_default();
+        // Events from the container's creation on (the engine replays what already happened),
+        // so neither its exit nor an OOM kill can slip by between start and subscription.
+        let mut events = self.docker.events(Some(EventsOptions {
+            since: (!created.is_empty()).then_some(created),
+            until: None,
+            filters: Some(HashMap::from([
+                ("container".to_string(), vec![id.to_string()]),
+                ("type".to_string(), vec!["container".to_string()]),
+            ])),
+        }));
+        // Attach before starting, as `docker run` does: no output is missed.
+        let attached = self
+            .docker
+            .attach_container(
+                id,
+                Some(AttachContainerOptions {
+                    stdout: true,
+                    stderr: true,
+                    stream: true,
+                    logs: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| Error::engine(format!("cannot attach to the build container: {e}")))?;
+        let mut stream = attached.output;
         self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
             .map_err(|e| Error::engine(format!("cannot start the build container: {e}")))?;
-        let mut stream = self.docker.logs(
-            id,
-            Some(LogsOptions {
-                follow: true,
-                stdout: true,
-                stderr: true,
-                ..Default::default()
-            }),
-        );
-        let mut pending = Vec::new();
-        loop {
-            let next = match options.stall_timeout {
-                Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        return Err(Error::build(format!(
-                            "the build of {} printed nothing for {}s and was stopped",
-                            job.name,
-                            limit.as_secs()
-                        ))
-                        .with_hint(format!(
-                            "the full log is {}; raise --stall-timeout if the build is just slow",
-                            log.path().display()
-                        ))
-                        .with_details(log.tail()))
-                    }
-                },
-                None => stream.next().await,
-            };
-            let Some(chunk) = next else { break };
-            let chunk = chunk.map_err(|e| engine_lost(e, log))?;
-            pending.extend_from_slice(&chunk.into_bytes());
-            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=pos).collect();
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+        let follow = async {
+            let mut pending = Vec::new();
+            loop {
+                let next = match options.stall_timeout {
+                    Some(limit) => match tokio::time::timeout(limit, stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            return Err(Error::build(format!(
+                                "the build of {} printed nothing for {}s and was stopped (its container was removed)",
+                                job.name,
+                                limit.as_secs()
+                            ))
+                            .with_hint(format!(
+                                "the full log is {}; raise --stall-timeout if the build is just slow",
+                                log.path().display()
+                            ))
+                            .with_details(log.tail()))
+                        }
+                    },
+                    None => stream.next().await,
+                };
+                let Some(chunk) = next else { break };
+                let chunk = chunk.map_err(lost)?;
+                pending.extend_from_slice(&chunk.into_bytes());
+                while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=pos).collect();
+                    let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+                    log.line(&text)?;
+                    ui.build_line(&job.name, &text);
+                }
+            }
+            if !pending.is_empty() {
+                let text = String::from_utf8_lossy(&pending).to_string();
                 log.line(&text)?;
                 ui.build_line(&job.name, &text);
             }
-        }
-        if !pending.is_empty() {
-            let text = String::from_utf8_lossy(&pending).to_string();
-            log.line(&text)?;
-            ui.build_line(&job.name, &text);
-        }
-        let code = self.exit_code(id).await.map_err(|e| engine_lost(e, log))?;
+            Ok::<(), Error>(())
+        };
+        let exit = async {
+            let mut oom = false;
+            let mut code = None;
+            while code.is_none() {
+                let Some(event) = events.next().await else {
+                    return Err(lost("the engine closed its event stream"));
+                };
+                let event = event.map_err(lost)?;
+                match event.action.as_deref() {
+                    Some("oom") => oom = true,
+                    Some("die") => {
+                        code = Some(
+                            event
+                                .actor
+                                .and_then(|a| a.attributes)
+                                .and_then(|a| a.get("exitCode").and_then(|c| c.parse().ok()))
+                                .unwrap_or(-1i64),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            let code = code.unwrap_or(-1);
+            if code != 0 && !oom {
+                // The OOM event may trail the exit by a moment.
+                let late = async {
+                    while let Some(Ok(event)) = events.next().await {
+                        if event.action.as_deref() == Some("oom") {
+                            return true;
+                        }
+                    }
+                    false
+                };
+                oom = tokio::time::timeout(Duration::from_millis(500), late)
+                    .await
+                    .unwrap_or(false);
+            }
+            Ok::<(i64, bool), Error>((code, oom))
+        };
+        let outcome = tokio::try_join!(follow, exit);
+        log.flush()?;
+        let (code, oom) = match outcome {
+            Ok(((), exit)) => exit,
+            Err(e) if e.kind == crate::error::Kind::Engine => {
+                return Err(e
+                    .with_hint(format!(
+                        "check that the engine is still running (docker info), then run again; nothing was installed, the engine removes the build container when it stops; the log so far is {}",
+                        log.path().display()
+                    ))
+                    .with_details(log.tail()))
+            }
+            Err(e) => return Err(e),
+        };
         if code == 0 {
             return Ok(());
         }
-        let state = self.docker.inspect_container(id, None).await.ok();
-        let oom = state
-            .and_then(|s| s.state)
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false);
-        log.flush()?;
         if oom || (code == 137 && options.memory_limit.is_some()) {
             return Err(self.out_of_memory(job, options, log));
         }
@@ -341,16 +444,6 @@ impl DockerEngine {
             ));
         }
         Err(err)
-    }
-
-    async fn exit_code(&self, id: &str) -> std::result::Result<i64, bollard::errors::Error> {
-        let mut wait = self.docker.wait_container(id, None::<WaitContainerOptions>);
-        match wait.next().await {
-            Some(Ok(response)) => Ok(response.status_code),
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(e),
-            None => Ok(0),
-        }
     }
 
     fn out_of_memory(&self, job: &BuildJob, options: &RunOptions<'_>, log: &JobLog) -> Error {
@@ -377,14 +470,13 @@ fn pull_failed(image: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
-fn engine_lost(e: bollard::errors::Error, log: &JobLog) -> Error {
+/// The engine stopped answering in the middle of a build.
+fn lost(e: impl std::fmt::Display) -> Error {
     Error::engine(format!("lost the Docker engine during the build: {e}"))
-        .with_hint(format!(
-            "check that the engine is still running (docker info), then run again; the log so far is {}",
-            log.path().display()
-        ))
-        .with_details(log.tail())
 }
+
+/// Module settings passed into a build that has a network (`--network`).
+const NETWORK_ENV: &[&str] = &["GOPROXY", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOSUMDB", "GOINSECURE"];
 
 /// Splits `repo[:tag]` (the registry part may hold a port) into repo and tag.
 pub fn split_reference(image: &str) -> (&str, &str) {

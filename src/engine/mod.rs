@@ -4,6 +4,9 @@
 
 pub mod docker;
 pub mod guard;
+pub mod hermetic;
+pub mod host;
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 

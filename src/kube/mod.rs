@@ -2,8 +2,10 @@
 //! and binary formats. Pure logic, no I/O beyond reading a file's header.
 
 pub mod binary;
+pub mod buildinfo;
 pub mod component;
 pub mod platform;
+pub mod release;
 pub mod version;
 
 pub use component::{Component, TargetSet};

@@ -151,8 +151,7 @@ pub fn parse_sums(text: &str, hex_len: usize) -> std::result::Result<Vec<(String
             .strip_prefix(' ')
             .or_else(|| rest.strip_prefix('*'))
             .ok_or(i + 1)?;
-        if hex.len() != hex_len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty()
-        {
+        if hex.len() != hex_len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || name.is_empty() {
             return Err(i + 1);
         }
         entries.push((name.to_string(), hex.to_ascii_lowercase()));

@@ -94,7 +94,10 @@ fn an_unchanged_second_build_creates_no_container_and_an_edit_rebuilds() {
     assert_ne!(first, second, "the edited tree gives a different binary");
     let version: serde_json::Value =
         serde_json::from_str(&run_binary(&kubectl, &["version", "-o", "json"])).unwrap();
-    assert_eq!(version["gitVersion"], "v1.34.0-dirty", "stamped once as dirty");
+    assert_eq!(
+        version["gitVersion"], "v1.34.0-dirty",
+        "stamped once as dirty"
+    );
     assert_eq!(version["gitTreeState"], "dirty");
 
     // A binary someone replaced by hand is not "up to date" either, and --force always builds.

@@ -24,6 +24,18 @@ pub fn kbuild() -> Command {
         .env_remove("KUBE_BUILD_PLATFORMS")
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("KBUILD_IMAGE");
+    // Variables kbuild passes through to make would change plans and fingerprints.
+    for name in [
+        "KUBE_VERBOSE",
+        "GOFLAGS",
+        "GOLDFLAGS",
+        "GOGCFLAGS",
+        "GOEXPERIMENT",
+        "DBG",
+        "NO_COLOR",
+    ] {
+        cmd.env_remove(name);
+    }
     cmd
 }
 
@@ -159,4 +171,171 @@ pub fn is_pe32plus_amd64(h: &[u8]) -> bool {
 
 pub fn is_elf_amd64(h: &[u8]) -> bool {
     h.len() >= 20 && &h[..4] == b"\x7fELF" && h[18..20] == 0x3eu16.to_le_bytes()
+}
+
+/// Commits everything in `dir` with message `message` (fixed identity and date).
+pub fn commit_all(dir: &Path, message: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// A mini-kube repository with history, served to kbuild as an upstream:
+///
+/// ```text
+/// master:       c1 (v1.33.0) - c2 ... c20 - c21 (v1.34.0-alpha.1) - c22 ... c40
+/// release-1.33: c1 - r1 - r2 (v1.33.1) - r3
+/// ```
+///
+/// Every commit rewrites `pkg/history/log.txt`, so full history holds many more objects
+/// than one commit does. Serving by commit id is allowed (uploadpack.allowAnySHA1InWant).
+pub struct HistoryRepo {
+    pub dir: tempfile::TempDir,
+    /// master's commits, c1 first.
+    pub master: Vec<String>,
+    /// release-1.33's commits after c1: r1, r2, r3.
+    pub release: Vec<String>,
+}
+
+impl HistoryRepo {
+    pub fn new() -> HistoryRepo {
+        let dir = tempfile::Builder::new()
+            .prefix("kbuild-upstream-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path();
+        copy_tree(&fixture_dir(), root);
+        git(root, &["init", "-q", "-b", "master"]);
+        git(root, &["config", "uploadpack.allowAnySHA1InWant", "true"]);
+        git(root, &["config", "uploadpack.allowFilter", "true"]);
+        let history = root.join("pkg/history");
+        std::fs::create_dir_all(&history).unwrap();
+        let write = |n: &str| {
+            std::fs::write(
+                history.join("log.txt"),
+                format!("commit {n}\n{}\n", "x".repeat(64)),
+            )
+            .unwrap()
+        };
+        let mut master = Vec::new();
+        for i in 1..=40 {
+            write(&format!("c{i}"));
+            master.push(commit_all(root, &format!("c{i}")));
+            match i {
+                1 => git(root, &["tag", "-a", "v1.33.0", "-m", "v1.33.0"]),
+                21 => git(
+                    root,
+                    &["tag", "-a", "v1.34.0-alpha.1", "-m", "v1.34.0-alpha.1"],
+                ),
+                _ => String::new(),
+            };
+        }
+        git(root, &["checkout", "-q", "-b", "release-1.33", &master[0]]);
+        let mut release = Vec::new();
+        for i in 1..=3 {
+            write(&format!("r{i}"));
+            release.push(commit_all(root, &format!("r{i}")));
+            if i == 2 {
+                git(root, &["tag", "-a", "v1.33.1", "-m", "v1.33.1"]);
+            }
+        }
+        git(root, &["checkout", "-q", "master"]);
+        HistoryRepo {
+            dir,
+            master,
+            release,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path().display())
+    }
+
+    /// Adds a commit on `branch` (checked out again afterwards) and returns it.
+    pub fn add_commit(&self, branch: &str, message: &str) -> String {
+        git(self.path(), &["checkout", "-q", branch]);
+        std::fs::write(self.path().join("pkg/history/log.txt"), message).unwrap();
+        let commit = commit_all(self.path(), message);
+        git(self.path(), &["checkout", "-q", "master"]);
+        commit
+    }
+}
+
+/// `git daemon` serving a directory on 127.0.0.1, stopped when dropped.
+pub struct GitDaemon {
+    child: std::process::Child,
+    pub port: u16,
+    name: String,
+}
+
+impl GitDaemon {
+    /// Serves the repository at `repo` (only it) as git://127.0.0.1:<port>/<its name>.
+    pub fn serve(repo: &Path) -> GitDaemon {
+        let base = repo.parent().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+                "--enable=upload-pack",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(repo)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("git daemon starts (is git installed?)");
+        let name = repo.file_name().unwrap().to_string_lossy().into_owned();
+        let daemon = GitDaemon { child, port, name };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "git daemon did not listen on 127.0.0.1:{port} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// The git:// URL of the served repository.
+    pub fn url(&self) -> String {
+        format!("git://127.0.0.1:{}/{}", self.port, self.name)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many objects a repository holds (loose plus packed), from `git count-objects -v`.
+pub fn count_objects(dir: &Path) -> u64 {
+    let text = git(dir, &["count-objects", "-v"]);
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix("count: ")
+                .or_else(|| l.strip_prefix("in-pack: "))
+        })
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// Parses a kubectl `version -o json` output.
+pub fn version_json(binary: &Path) -> serde_json::Value {
+    let text = run_binary(binary, &["version", "-o", "json"]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("version -o json: {e}: {text}"))
 }

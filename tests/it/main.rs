@@ -7,3 +7,7 @@ mod common;
 mod build;
 mod cache;
 mod cli;
+mod doctor;
+mod host;
+mod recipe;
+mod source;

@@ -1,0 +1,762 @@
+//! Prerequisite checks: each is a small function giving pass / warn / fail with a detail
+//! and, when something is wrong, a hint. `kbuild doctor` shows them all; every build runs the
+//! ones it needs before any container is created and stops at the first failure with the
+//! same message (`--skip-check NAME` skips one deliberately).
+//!
+//! Thresholds (README "Checks"): engine memory 2 GiB for a build of some components, 8 GiB for
+//! a quick-release (upstream's documented figure; links die with `signal: killed` below it);
+//! free disk: fail under 5 GiB / warn under 20 GiB for a build, 20 / 50 GiB for a
+//! quick-release (upstream recommends 50 GB). `--min-memory` and `--min-disk` change them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::engine::docker::{human_bytes, DockerEngine};
+use crate::error::{Error, Result};
+use crate::suggest;
+use crate::ui::{Mode, Ui};
+
+/// Every check, in the order they run, with what it looks at.
+pub const NAMES: &[(&str, &str)] = &[
+    ("git", "the git CLI, to get and describe the source"),
+    ("engine", "the Docker engine answers (DOCKER_HOST)"),
+    (
+        "memory",
+        "memory of the engine (or of this machine for --engine host)",
+    ),
+    ("cpus", "CPUs of the engine (or of this machine)"),
+    (
+        "disk",
+        "free disk where the source, the outputs and the engine's data are",
+    ),
+    ("image", "the builder image is present, or can be pulled"),
+    (
+        "arch",
+        "the builder image's architecture matches the engine's",
+    ),
+    (
+        "go",
+        "the local Go satisfies the tree's .go-version (--engine host)",
+    ),
+    ("make", "GNU make on this machine (--engine host)"),
+];
+
+/// What the thresholds are sized for (`--for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// `kbuild build` of some components.
+    Build,
+    /// Every server, node and client binary for several platforms (upstream's quick-release).
+    QuickRelease,
+}
+
+impl Profile {
+    pub fn label(self) -> &'static str {
+        match self {
+            Profile::Build => "a build",
+            Profile::QuickRelease => "a quick-release",
+        }
+    }
+    pub fn default_min_memory(self) -> u64 {
+        match self {
+            Profile::Build => 2 << 30,
+            Profile::QuickRelease => 8 << 30,
+        }
+    }
+    pub fn default_min_disk(self) -> u64 {
+        match self {
+            Profile::Build => 5 << 30,
+            Profile::QuickRelease => 20 << 30,
+        }
+    }
+    pub fn default_warn_disk(self) -> u64 {
+        match self {
+            Profile::Build => 20 << 30,
+            Profile::QuickRelease => 50 << 30,
+        }
+    }
+}
+
+/// The checks' settings, resolved from flags.
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    pub profile: Profile,
+    pub min_memory: u64,
+    pub min_disk: u64,
+    pub warn_disk: u64,
+    /// Checks skipped with --skip-check.
+    pub skip: Vec<String>,
+}
+
+impl CheckPlan {
+    /// Validates `--skip-check` names and fills in the profile's defaults.
+    pub fn new(
+        profile: Profile,
+        min_memory: Option<u64>,
+        min_disk: Option<u64>,
+        skip: &[String],
+    ) -> Result<CheckPlan> {
+        for name in skip {
+            if !NAMES.iter().any(|(n, _)| n == name) {
+                let valid: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+                let mut err = Error::usage(format!("unknown check \"{name}\" in --skip-check"));
+                let list = format!("the checks are: {}", valid.join(", "));
+                err = match suggest::closest(name, valid.iter().copied()) {
+                    Some(close) => err.with_hint(format!("did you mean \"{close}\"? {list}")),
+                    None => err.with_hint(list),
+                };
+                return Err(err);
+            }
+        }
+        let min_disk = min_disk.unwrap_or(profile.default_min_disk());
+        Ok(CheckPlan {
+            profile,
+            min_memory: min_memory.unwrap_or(profile.default_min_memory()),
+            min_disk,
+            warn_disk: profile.default_warn_disk().max(min_disk),
+            skip: skip.to_vec(),
+        })
+    }
+
+    pub fn skips(&self, name: &str) -> bool {
+        self.skip.iter().any(|s| s == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Skip,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Skip => "skip",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    pub fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Pass,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+    pub fn warn(name: &'static str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+    pub fn fail(name: &'static str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+    pub fn skip(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Skip,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    /// The error a build stops with, the same words the doctor shows.
+    pub fn to_error(&self) -> Error {
+        let mut err = Error::check(format!("check {} failed: {}", self.name, self.detail));
+        let skip = format!("(to go on anyway: --skip-check {})", self.name);
+        err = err.with_hint(match &self.hint {
+            Some(hint) => format!("{hint} {skip}"),
+            None => skip,
+        });
+        err
+    }
+}
+
+/// Runs checks one after another: a build stops at the first failure, the doctor collects.
+pub struct Checker<'a> {
+    pub plan: &'a CheckPlan,
+    ui: &'a Ui,
+    stop_on_fail: bool,
+    pub results: Vec<Check>,
+}
+
+impl<'a> Checker<'a> {
+    /// For a build: reports warnings, stops at the first failure.
+    pub fn for_build(plan: &'a CheckPlan, ui: &'a Ui) -> Checker<'a> {
+        Checker {
+            plan,
+            ui,
+            stop_on_fail: true,
+            results: Vec::new(),
+        }
+    }
+
+    /// For `kbuild doctor`: collects every result.
+    pub fn for_doctor(plan: &'a CheckPlan, ui: &'a Ui) -> Checker<'a> {
+        Checker {
+            plan,
+            ui,
+            stop_on_fail: false,
+            results: Vec::new(),
+        }
+    }
+
+    /// Whether `name` is to be run (not skipped with --skip-check); records the skip.
+    pub fn wants(&mut self, name: &'static str) -> bool {
+        if self.plan.skips(name) {
+            self.results
+                .push(Check::skip(name, "skipped with --skip-check"));
+            if self.stop_on_fail {
+                self.ui
+                    .warn(&format!("check {name} skipped (--skip-check {name})"));
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Records one result; for a build, a failure is returned as the error.
+    pub fn record(&mut self, check: Check) -> Result<()> {
+        if self.stop_on_fail {
+            match check.status {
+                Status::Pass => self
+                    .ui
+                    .detail(&format!("check {}: {}", check.name, check.detail)),
+                Status::Skip => {}
+                Status::Warn => {
+                    let mut text = format!("check {}: {}", check.name, check.detail);
+                    if let Some(hint) = &check.hint {
+                        text.push_str(&format!(" ({hint})"));
+                    }
+                    self.ui.warn(&text)
+                }
+                Status::Fail => {
+                    let err = check.to_error();
+                    self.results.push(check);
+                    return Err(err);
+                }
+            }
+        }
+        self.results.push(check);
+        Ok(())
+    }
+
+    /// Runs `name` unless skipped.
+    pub fn run(&mut self, name: &'static str, check: impl FnOnce() -> Check) -> Result<()> {
+        if self.wants(name) {
+            self.record(check())?;
+        }
+        Ok(())
+    }
+
+    /// One line for the build's log of what was checked.
+    pub fn summary(&self) -> String {
+        let count = |s: Status| self.results.iter().filter(|c| c.status == s).count();
+        let names: Vec<&str> = self.results.iter().map(|c| c.name).collect();
+        format!(
+            "{} ({} passed, {} warnings, {} skipped)",
+            names.join(", "),
+            count(Status::Pass),
+            count(Status::Warn),
+            count(Status::Skip)
+        )
+    }
+}
+
+// ---- the checks ----------------------------------------------------------------------
+
+pub fn git() -> Check {
+    match duct::cmd!("git", "--version")
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+    {
+        Ok(out) if out.status.success() => Check::pass(
+            "git",
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ),
+        _ => Check::fail(
+            "git",
+            "git is not installed or not on PATH",
+            "install git (Debian/Ubuntu: apt-get install git; macOS: xcode-select --install)",
+        ),
+    }
+}
+
+/// The engine connection's outcome.
+pub fn engine(connected: &Result<DockerEngine>, endpoint: &str) -> Check {
+    match connected {
+        Ok(engine) => Check::pass(
+            "engine",
+            format!(
+                "Docker {} ({}, {}) answers at {}",
+                engine.info.server_version, engine.info.os, engine.info.arch, engine.info.endpoint
+            ),
+        ),
+        Err(err) => Check::fail(
+            "engine",
+            format!("{} (endpoint tried: {endpoint})", err.message),
+            err.hint.clone().unwrap_or_else(|| {
+                "start Docker, or point DOCKER_HOST at a running engine".to_string()
+            }),
+        ),
+    }
+}
+
+/// Memory available to builds against the profile's threshold. `limit` is `--memory`.
+pub fn memory(plan: &CheckPlan, have: u64, whose: &str, limit: Option<u64>) -> Check {
+    let need = plan.min_memory;
+    let why = if plan.profile == Profile::QuickRelease {
+        "upstream documents 8 GB for a full build; below it the Go linker is killed (`signal: killed`)"
+    } else {
+        "linking one large Kubernetes binary takes about 2 GiB"
+    };
+    if have == 0 {
+        return Check::warn(
+            "memory",
+            format!("{whose} did not say how much memory it has"),
+            format!("make sure it has at least {}", human_bytes(need)),
+        );
+    }
+    if have < need {
+        let fix = if whose.contains("engine") {
+            "give Docker more memory (Docker Desktop: Settings > Resources > Memory; colima/lima: restart with more memory), or build fewer components and platforms at once"
+        } else {
+            "build on a machine with more memory, or build fewer components and platforms at once"
+        };
+        return Check::fail(
+            "memory",
+            format!(
+                "{whose} has {}; {} needs at least {} ({why})",
+                human_bytes(have),
+                plan.profile.label(),
+                human_bytes(need)
+            ),
+            format!("{fix}; --min-memory SIZE changes the threshold"),
+        );
+    }
+    if let Some(limit) = limit.filter(|l| *l < need) {
+        return Check::fail(
+            "memory",
+            format!(
+                "--memory limits the build container to {}, below the {} {} needs",
+                human_bytes(limit),
+                human_bytes(need),
+                plan.profile.label()
+            ),
+            "raise or drop --memory (or lower the threshold with --min-memory)",
+        );
+    }
+    Check::pass(
+        "memory",
+        format!(
+            "{whose} has {} (>= {} for {})",
+            human_bytes(have),
+            human_bytes(need),
+            plan.profile.label()
+        ),
+    )
+}
+
+pub fn cpus(have: u64, whose: &str) -> Check {
+    match have {
+        0 => Check::warn(
+            "cpus",
+            format!("{whose} did not say how many CPUs it has"),
+            "builds use every CPU they get",
+        ),
+        1 => Check::warn(
+            "cpus",
+            format!("{whose} has 1 CPU: builds will be slow"),
+            "give the engine more CPUs (Docker Desktop: Settings > Resources)",
+        ),
+        n => Check::pass("cpus", format!("{whose} has {n} CPUs")),
+    }
+}
+
+/// Free space on the filesystem holding `path` (or its nearest existing parent).
+pub fn free_space(path: &Path) -> Option<(u64, u64)> {
+    let mut probe = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    loop {
+        if probe.exists() {
+            let st = rustix::fs::statvfs(&probe).ok()?;
+            return Some((st.f_bavail.saturating_mul(st.f_frsize), st.f_fsid));
+        }
+        if !probe.pop() {
+            return None;
+        }
+    }
+}
+
+/// Free disk at each (label, path): the worst status wins; paths on one filesystem are
+/// reported together.
+pub fn disk(plan: &CheckPlan, places: &[(&str, PathBuf)]) -> Check {
+    let mut groups: Vec<(u64, u64, Vec<String>)> = Vec::new(); // (fsid, free, labels)
+    let mut unknown = Vec::new();
+    for (label, path) in places {
+        let text = format!("{label} ({})", path.display());
+        match free_space(path) {
+            Some((free, fsid)) => match groups.iter_mut().find(|g| g.0 == fsid) {
+                Some(group) => group.2.push(text),
+                None => groups.push((fsid, free, vec![text])),
+            },
+            None => unknown.push(text),
+        }
+    }
+    if groups.is_empty() {
+        return Check::warn(
+            "disk",
+            format!("cannot tell the free space of {}", unknown.join(", ")),
+            format!("make sure at least {} is free", human_bytes(plan.warn_disk)),
+        );
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(_, free, labels)| {
+            format!("{} free for {}", human_bytes(*free), labels.join(" and "))
+        })
+        .collect();
+    let least = groups.iter().map(|g| g.1).min().unwrap_or(0);
+    let detail = parts.join("; ");
+    let fix = "free some space (`docker system df` shows what Docker holds; `kbuild clean` removes kbuild's outputs and caches), or put the source and outputs on a bigger disk (--kube-root/--source-dir, --out)";
+    if least < plan.min_disk {
+        Check::fail(
+            "disk",
+            format!(
+                "{detail}: {} needs at least {} free (builds die with \"no space left on device\")",
+                plan.profile.label(),
+                human_bytes(plan.min_disk)
+            ),
+            format!("{fix}; --min-disk SIZE changes the threshold"),
+        )
+    } else if least < plan.warn_disk {
+        Check::warn(
+            "disk",
+            format!(
+                "{detail}: less than the {} recommended for {}",
+                human_bytes(plan.warn_disk),
+                plan.profile.label()
+            ),
+            fix,
+        )
+    } else {
+        Check::pass("disk", detail)
+    }
+}
+
+/// The builder image on the engine; its architecture when known.
+pub async fn image(
+    engine: &DockerEngine,
+    image: &str,
+    probe_registry: bool,
+) -> (Check, Option<String>) {
+    match engine.docker.inspect_image(image).await {
+        Ok(found) => {
+            let arch = found.architecture.clone();
+            let id = found.id.unwrap_or_default();
+            let short = id.trim_start_matches("sha256:");
+            (
+                Check::pass(
+                    "image",
+                    format!(
+                        "{image} is present ({}, {}/{}, {})",
+                        &short[..12.min(short.len())],
+                        found.os.unwrap_or_default(),
+                        arch.clone().unwrap_or_default(),
+                        human_bytes(found.size.unwrap_or(0).max(0) as u64)
+                    ),
+                ),
+                arch,
+            )
+        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            if !probe_registry {
+                return (
+                    Check::warn(
+                        "image",
+                        format!("{image} is not on the engine: it will be pulled before the build"),
+                        "pulling a kube-cross image takes a few minutes the first time",
+                    ),
+                    None,
+                );
+            }
+            let probe = tokio::time::timeout(
+                Duration::from_secs(15),
+                engine.docker.inspect_registry_image(image, None),
+            )
+            .await;
+            match probe {
+                Ok(Ok(dist)) => {
+                    let archs: Vec<String> = dist
+                        .platforms
+                        .iter()
+                        .filter_map(|p| p.architecture.clone())
+                        .collect();
+                    let arch = archs
+                        .iter()
+                        .find(|a| **a == engine.info.arch)
+                        .or(archs.first())
+                        .cloned();
+                    (
+                        Check::warn(
+                            "image",
+                            format!(
+                                "{image} is not on the engine; its registry has it ({}), so it will be pulled before the build",
+                                if archs.is_empty() { "one platform".to_string() } else { archs.join(", ") }
+                            ),
+                            "pulling a kube-cross image takes a few minutes the first time",
+                        ),
+                        arch,
+                    )
+                }
+                Ok(Err(e)) => (
+                    Check::fail(
+                        "image",
+                        format!("{image} is not on the engine and cannot be pulled: {e}"),
+                        "check the network and registry access, or load the image (docker load -i FILE) and name it with --image",
+                    ),
+                    None,
+                ),
+                Err(_) => (
+                    Check::fail(
+                        "image",
+                        format!("{image} is not on the engine and its registry did not answer within 15 seconds"),
+                        "check the network and registry access, or load the image (docker load -i FILE) and name it with --image",
+                    ),
+                    None,
+                ),
+            }
+        }
+        Err(e) => (
+            Check::fail(
+                "image",
+                format!("cannot inspect {image}: {e}"),
+                "check that the engine is healthy (docker info)",
+            ),
+            None,
+        ),
+    }
+}
+
+/// The image must run natively on the engine (upstream #74965: exec format error on arm64).
+pub fn arch(engine: &DockerEngine, image: &str, image_arch: Option<&str>) -> Check {
+    let engine_arch = engine.info.arch.as_str();
+    let Some(image_arch) = image_arch.filter(|a| !a.is_empty()) else {
+        return Check::skip(
+            "arch",
+            format!("the architecture of {image} is known once it is pulled"),
+        );
+    };
+    if image_arch == engine_arch {
+        return Check::pass(
+            "arch",
+            format!("{image} is {image_arch}, as the engine ({engine_arch})"),
+        );
+    }
+    let detail = format!(
+        "{image} is {image_arch} but the engine is {engine_arch}: it would run under emulation (many times slower) or fail with \"exec format error\""
+    );
+    let hint = format!(
+        "use a builder image for {engine_arch} (kube-cross images are multi-arch: remove the local {image_arch} copy and pull again), or --skip-check arch if the engine emulates {image_arch}"
+    );
+    if engine.info.os.contains("Docker Desktop") {
+        Check::warn("arch", detail, hint)
+    } else {
+        Check::fail("arch", detail, hint)
+    }
+}
+
+pub fn make() -> Check {
+    match duct::cmd!("make", "--version")
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+    {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let first = text.lines().next().unwrap_or("make").to_string();
+            if first.contains("GNU Make") {
+                Check::pass("make", first)
+            } else {
+                Check::warn(
+                    "make",
+                    format!("{first} is not GNU make"),
+                    "install GNU make (macOS: brew install make, then use gmake's directory first on PATH)",
+                )
+            }
+        }
+        _ => Check::fail(
+            "make",
+            "make is not installed or not on PATH",
+            "install GNU make (Debian/Ubuntu: apt-get install make; macOS: xcode-select --install)",
+        ),
+    }
+}
+
+/// This machine's memory in bytes (for --engine host).
+pub fn host_memory() -> u64 {
+    if let Ok(text) = std::fs::read_to_string("/proc/meminfo") {
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("MemTotal:") {
+                let kib: u64 = rest
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                return kib * 1024;
+            }
+        }
+    }
+    duct::cmd!("sysctl", "-n", "hw.memsize")
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .read()
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn host_cpus() -> u64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(0)
+}
+
+/// Prints the doctor's table (or JSON lines) of `results`.
+pub fn print_report(ui: &Ui, header: &str, header_json: serde_json::Value, results: &[Check]) {
+    match ui.mode() {
+        Mode::Quiet => {}
+        Mode::Json => {
+            let mut head = serde_json::json!({ "event": "doctor" });
+            if let (Some(o), serde_json::Value::Object(f)) = (head.as_object_mut(), header_json) {
+                o.extend(f);
+            }
+            println!("{head}");
+            for check in results {
+                let mut line = serde_json::json!({ "event": "check" });
+                if let (Some(o), Ok(serde_json::Value::Object(f))) =
+                    (line.as_object_mut(), serde_json::to_value(check))
+                {
+                    o.extend(f);
+                }
+                println!("{line}");
+            }
+        }
+        Mode::Plain | Mode::Terminal => {
+            println!("{header}");
+            for check in results {
+                println!(
+                    "  {:<4}  {:<6}  {}",
+                    check.status.label(),
+                    check.name,
+                    check.detail
+                );
+                if let Some(hint) = &check.hint {
+                    if check.status >= Status::Warn {
+                        println!("                hint: {hint}");
+                    }
+                }
+            }
+            let names: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+            println!(
+                "checks: {} (a build skips one with --skip-check NAME)",
+                names.join(", ")
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(profile: Profile) -> CheckPlan {
+        CheckPlan::new(profile, None, None, &[]).unwrap()
+    }
+
+    #[test]
+    fn memory_thresholds_by_profile() {
+        let gib = 1u64 << 30;
+        assert_eq!(
+            memory(&plan(Profile::Build), 4 * gib, "the engine", None).status,
+            Status::Pass
+        );
+        let c = memory(
+            &plan(Profile::QuickRelease),
+            4 * gib,
+            "the Docker engine",
+            None,
+        );
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("8.0 GiB"), "{}", c.detail);
+        assert!(c.hint.unwrap().contains("Docker Desktop"));
+        let custom = CheckPlan::new(Profile::Build, Some(16 * gib), None, &[]).unwrap();
+        assert_eq!(memory(&custom, 8 * gib, "x", None).status, Status::Fail);
+        assert_eq!(
+            memory(&plan(Profile::Build), 8 * gib, "x", Some(gib)).status,
+            Status::Fail,
+            "a --memory limit under the threshold fails"
+        );
+    }
+
+    #[test]
+    fn unknown_skip_names_are_refused_with_a_suggestion() {
+        let err = CheckPlan::new(Profile::Build, None, None, &["memroy".into()]).unwrap_err();
+        assert!(err.hint.unwrap().contains("did you mean \"memory\""));
+        assert!(CheckPlan::new(Profile::Build, None, None, &["arch".into()]).is_ok());
+    }
+
+    #[test]
+    fn disk_groups_paths_on_one_filesystem() {
+        let tmp = std::env::temp_dir();
+        let c = disk(
+            &CheckPlan::new(Profile::Build, None, Some(1), &[]).unwrap(),
+            &[
+                ("the source", tmp.clone()),
+                ("the outputs", tmp.join("not/yet/there")),
+            ],
+        );
+        assert_ne!(c.status, Status::Fail, "{}", c.detail);
+        assert_eq!(c.detail.matches("free for").count(), 1, "{}", c.detail);
+        let huge = CheckPlan::new(Profile::Build, None, Some(1 << 60), &[]).unwrap();
+        assert_eq!(disk(&huge, &[("the source", tmp)]).status, Status::Fail);
+    }
+}

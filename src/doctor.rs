@@ -1,0 +1,269 @@
+//! `kbuild doctor`: every prerequisite check, each as pass / warn / fail with a detail and a
+//! fix hint. Exits 0 when nothing fails (warnings allowed), 3 (a check failed) otherwise.
+//! `kbuild source`: clone or update a checkout at a ref and print its version facts.
+
+use std::path::Path;
+
+use crate::checks::{self, CheckPlan, Checker, Status};
+use crate::cli::{DoctorArgs, EngineKind, SourceCmdArgs};
+use crate::engine::docker::{self, human_bytes, DockerEngine};
+use crate::engine::host;
+use crate::error::{Error, Result};
+use crate::plan::parse_size;
+use crate::source::{self, checkout, Overrides, SourceInfo};
+use crate::ui::{Mode, Ui};
+
+pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
+    let plan = CheckPlan::new(
+        args.profile,
+        args.min_memory.as_deref().map(parse_size).transpose()?,
+        args.min_disk.as_deref().map(parse_size).transpose()?,
+        &args.skip_checks,
+    )?;
+    let mut checker = Checker::for_doctor(&plan, ui);
+    // What the tree pins, when there is one (the doctor also runs outside a tree).
+    let tree = source::check_tree(&args.kube_root).ok();
+    let info: Option<SourceInfo> = tree.as_ref().and_then(|root| {
+        source::inspect(
+            root,
+            &Overrides {
+                git_version: Some("v0.0.0".into()),
+                source_date_epoch: Some(0),
+            },
+        )
+        .ok()
+    });
+
+    checker.run("git", checks::git)?;
+    let mut places = vec![("the outputs", args.out.clone())];
+    if let Some(root) = &tree {
+        places.insert(0, ("the source", root.clone()));
+    }
+
+    match args.engine {
+        EngineKind::Docker => {
+            let endpoint = docker::endpoint();
+            let connected = DockerEngine::connect().await;
+            checker.run("engine", || checks::engine(&connected, &endpoint))?;
+            match &connected {
+                Ok(engine) => {
+                    checker.run("memory", || {
+                        checks::memory(&plan, engine.info.memory_bytes, "the Docker engine", None)
+                    })?;
+                    checker.run("cpus", || {
+                        checks::cpus(engine.info.cpus, "the Docker engine")
+                    })?;
+                    if let Some(dir) = engine.local_root_dir() {
+                        places.push(("the engine's data", dir));
+                    }
+                    checker.run("disk", || checks::disk(&plan, &places))?;
+                    let image = args
+                        .image
+                        .clone()
+                        .filter(|i| !i.is_empty())
+                        .or_else(|| info.as_ref().and_then(SourceInfo::default_image));
+                    match image {
+                        Some(image) => {
+                            let mut arch = None;
+                            if checker.wants("image") {
+                                let (check, found) = checks::image(engine, &image, true).await;
+                                arch = found;
+                                checker.record(check)?;
+                            }
+                            checker
+                                .run("arch", || checks::arch(engine, &image, arch.as_deref()))?;
+                        }
+                        None => {
+                            let why = format!(
+                                "no builder image to check: {} is not a Kubernetes tree with build/build-image/cross/VERSION",
+                                args.kube_root.display()
+                            );
+                            checker.run("image", || {
+                                checks::Check::warn(
+                                    "image",
+                                    why.clone(),
+                                    "pass --kube-root with the tree to build, or --image",
+                                )
+                            })?;
+                            checker.run("arch", || {
+                                checks::Check::skip("arch", "no builder image to check")
+                            })?;
+                        }
+                    }
+                }
+                Err(_) => {
+                    for name in ["memory", "cpus", "image", "arch"] {
+                        checker.run(name, || {
+                            checks::Check::skip(name, "needs the engine, which did not answer")
+                        })?;
+                    }
+                    checker.run("disk", || checks::disk(&plan, &places))?;
+                }
+            }
+            for name in ["go", "make"] {
+                checker.run(name, || checks::Check::skip(name, "only for --engine host"))?;
+            }
+        }
+        EngineKind::Host => {
+            checker.run("engine", || {
+                checks::Check::skip("engine", "--engine host builds without Docker")
+            })?;
+            checker.run("memory", || {
+                checks::memory(&plan, checks::host_memory(), "this machine", None)
+            })?;
+            checker.run("cpus", || checks::cpus(checks::host_cpus(), "this machine"))?;
+            checker.run("disk", || checks::disk(&plan, &places))?;
+            for name in ["image", "arch"] {
+                checker.run(name, || {
+                    checks::Check::skip(name, "--engine host uses no image")
+                })?;
+            }
+            checker.run("go", || {
+                host::go_check(
+                    info.as_ref().and_then(|i| i.go_version.as_deref()),
+                    tree.as_deref(),
+                )
+            })?;
+            checker.run("make", checks::make)?;
+        }
+    }
+
+    let mut results = checker.results;
+    // Report in the documented order.
+    let order = |name: &str| checks::NAMES.iter().position(|(n, _)| *n == name);
+    results.sort_by_key(|c| order(c.name));
+    let engine_name = match args.engine {
+        EngineKind::Docker => "docker",
+        EngineKind::Host => "host",
+    };
+    let header = format!(
+        "kbuild doctor: {} with the {engine_name} engine (memory >= {}, disk >= {} free)",
+        args.profile.label(),
+        human_bytes(plan.min_memory),
+        human_bytes(plan.min_disk)
+    );
+    checks::print_report(
+        ui,
+        &header,
+        serde_json::json!({
+            "for": args.profile,
+            "engine": engine_name,
+            "min_memory": plan.min_memory,
+            "min_disk": plan.min_disk,
+            "warn_disk": plan.warn_disk,
+        }),
+        &results,
+    );
+    let failed: Vec<&checks::Check> = results
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .collect();
+    let warned = results.iter().filter(|c| c.status == Status::Warn).count();
+    match failed.as_slice() {
+        [] => {
+            ui.finished(&format!(
+                "all checks passed ({warned} warnings) for {}",
+                args.profile.label()
+            ));
+            Ok(())
+        }
+        [one] => Err(
+            Error::check(format!("check {} failed: {}", one.name, one.detail))
+                .with_hint(one.hint.clone().unwrap_or_default()),
+        ),
+        many => {
+            let names: Vec<&str> = many.iter().map(|c| c.name).collect();
+            Err(Error::check(format!(
+                "{} checks failed: {}",
+                many.len(),
+                names.join(", ")
+            ))
+            .with_hint(format!(
+                "first: {}",
+                many[0].hint.clone().unwrap_or_default()
+            )))
+        }
+    }
+}
+
+/// `kbuild source`.
+pub fn source(args: &SourceCmdArgs, ui: &Ui) -> Result<()> {
+    let overrides = Overrides::from_env(args.git_version.clone())?;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => checkout::default_dir(&args.repo)?,
+    };
+    Checker::for_build(
+        &CheckPlan::new(checks::Profile::Build, None, None, &[])?,
+        ui,
+    )
+    .run("git", checks::git)?;
+    let outcome = checkout::get(
+        &checkout::Request {
+            repo: &args.repo,
+            git_ref: args.git_ref.as_deref(),
+            dir: &dir,
+            force: args.force,
+            describe: overrides.git_version.is_none(),
+        },
+        ui,
+    )?;
+    for saved in &outcome.saved {
+        ui.warn(&format!("local work put aside: {saved}"));
+    }
+    let info = source::inspect(&outcome.dir, &overrides)?;
+    print_facts(&info, &outcome, ui);
+    ui.finished(&format!(
+        "{} at {} ({}) in {}",
+        outcome.target,
+        &outcome.commit[..12.min(outcome.commit.len())],
+        info.version.git_version,
+        outcome.dir.display()
+    ));
+    Ok(())
+}
+
+fn print_facts(info: &SourceInfo, outcome: &checkout::Outcome, ui: &Ui) {
+    match ui.mode() {
+        Mode::Json => {
+            let mut facts = serde_json::json!({ "event": "source", "target": outcome.target, "switched": outcome.switched });
+            if let (Some(o), Ok(serde_json::Value::Object(f))) =
+                (facts.as_object_mut(), serde_json::to_value(info))
+            {
+                o.extend(f);
+            }
+            println!("{facts}");
+        }
+        Mode::Quiet => {}
+        Mode::Plain | Mode::Terminal => {
+            let rows: Vec<(&str, String)> = vec![
+                ("dir", display(&outcome.dir)),
+                ("ref", outcome.target.clone()),
+                ("commit", info.commit.clone().unwrap_or_default()),
+                ("gitVersion", info.version.git_version.clone()),
+                ("gitMajor", info.version.git_major.clone()),
+                ("gitMinor", info.version.git_minor.clone()),
+                ("gitTreeState", info.tree_state.as_str().to_string()),
+                ("SOURCE_DATE_EPOCH", info.source_date_epoch.to_string()),
+                (
+                    "go",
+                    info.go_version
+                        .clone()
+                        .unwrap_or_else(|| "(no .go-version)".into()),
+                ),
+                (
+                    "image",
+                    info.default_image()
+                        .unwrap_or_else(|| "(no build/build-image/cross/VERSION)".into()),
+                ),
+            ];
+            for (key, value) in rows {
+                println!("{key:<18} {value}");
+            }
+        }
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}

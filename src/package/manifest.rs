@@ -1,0 +1,167 @@
+//! manifest.json: what was packaged, from what, with what, and the bytes of each artifact.
+//! It holds no timestamps of its own, so it is as reproducible as the artifacts.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::tarball::{Listed, GZIP_LEVEL};
+use super::AtomicFile;
+use crate::error::{Error, Result};
+
+pub const FILE_NAME: &str = "manifest.json";
+/// Bumped when a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub kbuild_version: String,
+    /// `release` (release-tars) or `extension` (the extension layout).
+    pub kind: String,
+    pub source: SourceRecord,
+    pub toolchain: Toolchain,
+    pub artifacts: Vec<Artifact>,
+    /// What is absent compared with upstream, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRecord {
+    /// The origin remote's URL, else the tree's path.
+    pub repo: Option<String>,
+    /// The ref asked for, else the branch checked out (None when detached).
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    pub commit: Option<String>,
+    pub git_version: String,
+    /// clean, dirty or archive.
+    pub tree_state: String,
+    pub source_date_epoch: u64,
+    /// What kubernetes-src.tar.gz holds: commit, working-tree or directory.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub src_content: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Toolchain {
+    /// The image the binaries were built in; None when kbuild packaged binaries it did not build.
+    pub builder_image: Option<String>,
+    pub builder_image_id: Option<String>,
+    /// The Go version the binaries were linked with.
+    pub go_version: Option<String>,
+    /// Where `goVersion` was read from.
+    pub go_version_from: String,
+    /// The Go version the tree pins in `.go-version`.
+    pub go_version_pinned: Option<String>,
+    pub compressor: String,
+    pub gzip_level: u32,
+}
+
+impl Toolchain {
+    pub fn compressor() -> String {
+        "gzip via flate2 (zlib-rs backend), no name, mtime 0".to_string()
+    }
+
+    pub fn gzip_level() -> u32 {
+        GZIP_LEVEL
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// Relative to the manifest's directory.
+    pub file: String,
+    /// src, client, node, server, or extension-binary.
+    pub kind: String,
+    pub components: Vec<String>,
+    pub os: Option<String>,
+    pub arch: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+    pub sha512: String,
+    /// Checksum files beside it (`<file>.sha256`, `<file>.sha512`).
+    #[serde(default)]
+    pub sidecars: Vec<String>,
+    /// Entries in the tarball.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub entry_count: Option<usize>,
+    /// Path, type and mode of every entry (the source tarball's are counted, not listed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub contents: Option<Vec<Listed>>,
+    /// The file's mode on disk, for files that are not tarballs (extension binaries).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mode: Option<String>,
+}
+
+impl Manifest {
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(FILE_NAME);
+        let mut text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::internal(format!("cannot encode the manifest: {e}")))?;
+        text.push('\n');
+        let mut file = AtomicFile::create(&path)?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| Error::io("cannot write", &path, e))?;
+        file.commit()
+    }
+
+    pub fn read(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::new(
+                crate::error::Kind::Verify,
+                format!("{} is not a kbuild manifest: {e}", path.display()),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_upstream_field_names() {
+        let m = Manifest {
+            schema_version: SCHEMA_VERSION,
+            kbuild_version: "0.1.0".into(),
+            kind: "release".into(),
+            source: SourceRecord {
+                repo: Some("https://github.com/kubernetes/kubernetes".into()),
+                git_ref: Some("v1.34.0".into()),
+                commit: Some("abc".into()),
+                git_version: "v1.34.0".into(),
+                tree_state: "clean".into(),
+                source_date_epoch: 1,
+                src_content: Some("commit".into()),
+            },
+            toolchain: Toolchain {
+                builder_image: None,
+                builder_image_id: None,
+                go_version: Some("go1.24.4".into()),
+                go_version_from: "x".into(),
+                go_version_pinned: None,
+                compressor: Toolchain::compressor(),
+                gzip_level: 6,
+            },
+            artifacts: vec![],
+            notes: vec![],
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["schemaVersion"], 1);
+        assert_eq!(v["source"]["ref"], "v1.34.0");
+        assert_eq!(v["source"]["sourceDateEpoch"], 1);
+        let back: Manifest = serde_json::from_value(v).unwrap();
+        assert_eq!(back.source.git_version, "v1.34.0");
+    }
+}

@@ -1,0 +1,369 @@
+//! release-tars: the upstream-named tarballs from a `bin/<os>/<arch>/` tree, their
+//! checksums and the manifest. The source tarball and the client tarballs are written
+//! first, then the node and server tarballs (which contain the source tarball), each
+//! phase on every core, one tarball per thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::checksum::{self, Digests};
+use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
+use super::tarball::{self, Entry, Written, MODE_EXEC, MODE_FILE};
+use super::{srctar, Cancel};
+use crate::error::{Error, Kind, Result};
+use crate::kube::release::{Layout, TarballKind, LICENSES, SRC_TARBALL, TOP};
+use crate::kube::Platform;
+use crate::outputs;
+use crate::source::SourceInfo;
+
+/// What to package.
+pub struct Input<'a> {
+    /// `<bin>/<os>/<arch>/<binary>`.
+    pub bin: &'a Path,
+    /// The release-tars directory to write.
+    pub out: &'a Path,
+    pub info: &'a SourceInfo,
+    pub layouts: Vec<Layout>,
+    pub source: SourceRecord,
+    pub toolchain: Toolchain,
+}
+
+/// What packaging wrote.
+#[derive(Debug)]
+pub struct Packaged {
+    pub manifest: Manifest,
+    pub elapsed: Duration,
+    pub threads: usize,
+}
+
+/// Where a layout's binary is in the bin tree.
+fn bin_file(bin: &Path, platform: Platform, file: &str) -> PathBuf {
+    bin.join(platform.os).join(platform.arch).join(file)
+}
+
+/// Files kbuild writes in release-tars (removed first, as upstream empties the directory,
+/// without touching anything else a user keeps there).
+fn is_ours(name: &str) -> bool {
+    (name.starts_with("kubernetes-")
+        && (name.ends_with(".tar.gz")
+            || name.ends_with(".tar.gz.sha256")
+            || name.ends_with(".tar.gz.sha512")))
+        || name == "SHA256SUMS"
+        || name == "SHA512SUMS"
+        || name == manifest::FILE_NAME
+        || name.ends_with(super::TMP_SUFFIX)
+}
+
+/// Checks every binary the layouts need, before anything is written.
+pub fn check_binaries(bin: &Path, layouts: &[Layout]) -> Result<()> {
+    let mut missing = Vec::new();
+    for layout in layouts {
+        for (_, component) in layout.binaries() {
+            let path = bin_file(bin, layout.platform, &component.file_name(layout.platform));
+            if !path.is_file() {
+                missing.push(path.display().to_string());
+            } else {
+                outputs::check_platform(&path, layout.platform)?;
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "cannot package: {} binaries are missing: {}",
+        missing.len(),
+        missing.join(", ")
+    ))
+    .with_hint("build them first (kbuild build <component> --platform <os/arch> --out <dir>), or package fewer platforms"))
+}
+
+/// The LICENSES entries (`kubernetes/LICENSES/...`), or None when the tree has none.
+fn license_entries(root: &Path) -> Result<Option<Vec<Entry>>> {
+    use std::os::unix::fs::PermissionsExt;
+    let top = root.join(LICENSES);
+    if !top.exists() {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    let mut stack = vec![(top.clone(), format!("{TOP}/{LICENSES}"))];
+    while let Some((dir, inside)) = stack.pop() {
+        let meta = std::fs::metadata(&dir).map_err(|e| Error::io("cannot read", &dir, e))?;
+        if meta.is_file() {
+            let mode = if meta.permissions().mode() & 0o111 != 0 {
+                MODE_EXEC
+            } else {
+                MODE_FILE
+            };
+            entries.push(Entry::file(inside, dir, mode));
+            continue;
+        }
+        entries.push(Entry::dir(inside.clone()));
+        for child in std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))? {
+            let child = child.map_err(|e| Error::io("cannot read", &dir, e))?;
+            let name = child.file_name().to_string_lossy().into_owned();
+            stack.push((child.path(), format!("{inside}/{name}")));
+        }
+    }
+    Ok(Some(entries))
+}
+
+/// The entries of one binary tarball.
+fn layout_entries(
+    layout: &Layout,
+    bin: &Path,
+    src_tarball: &Path,
+    licenses: Option<&[Entry]>,
+) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = layout.dirs().into_iter().map(Entry::dir).collect();
+    for (inside, component) in layout.binaries() {
+        let src = bin_file(bin, layout.platform, &component.file_name(layout.platform));
+        entries.push(Entry::file(inside, src, MODE_EXEC));
+    }
+    if layout.carries_source() {
+        if let Some(licenses) = licenses {
+            entries.extend(licenses.iter().cloned());
+        }
+        entries.push(Entry::file(
+            format!("{TOP}/{SRC_TARBALL}"),
+            src_tarball,
+            MODE_FILE,
+        ));
+    }
+    entries
+}
+
+/// Runs `tasks` on `threads` threads; the first failure cancels the others.
+fn run_parallel<T: Send>(
+    tasks: Vec<Box<dyn FnOnce() -> Result<T> + Send + '_>>,
+    threads: usize,
+    cancel: &Cancel,
+) -> Result<Vec<T>> {
+    let count = tasks.len();
+    let slots: Vec<Mutex<Option<Box<dyn FnOnce() -> Result<T> + Send + '_>>>> =
+        tasks.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let results: Vec<Mutex<Option<Result<T>>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(count).max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= count {
+                    break;
+                }
+                let task = slots[i]
+                    .lock()
+                    .expect("task slot")
+                    .take()
+                    .expect("taken once");
+                let result = task();
+                if result.is_err() {
+                    cancel.cancel();
+                }
+                *results[i].lock().expect("result slot") = Some(result);
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(count);
+    let mut first_err: Option<Error> = None;
+    for slot in results {
+        match slot
+            .into_inner()
+            .expect("result slot")
+            .expect("every task ran")
+        {
+            Ok(v) => out.push(v),
+            // Prefer the error that caused the cancellation over the ones it caused.
+            Err(e) => match &first_err {
+                Some(f) if f.kind != Kind::Interrupted => {}
+                _ => first_err = Some(e),
+            },
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Written) -> Artifact {
+    Artifact {
+        file: file.to_string(),
+        kind: kind.name().to_string(),
+        components: layout
+            .map(|l| l.component_names().iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default(),
+        os: layout.map(|l| l.platform.os.to_string()),
+        arch: layout.map(|l| l.platform.arch.to_string()),
+        size: written.size,
+        sha256: written.digests.sha256,
+        sha512: written.digests.sha512,
+        sidecars: vec![format!("{file}.sha256"), format!("{file}.sha512")],
+        entry_count: Some(written.entry_count),
+        contents: written.contents,
+        mode: None,
+    }
+}
+
+/// Writes every tarball, the sidecars, SHA256SUMS/SHA512SUMS and manifest.json.
+pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Cancel) -> Result<Packaged> {
+    let started = Instant::now();
+    check_binaries(input.bin, &input.layouts)?;
+    let out = input.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
+    for entry in std::fs::read_dir(out)
+        .map_err(|e| Error::io("cannot read", out, e))?
+        .flatten()
+    {
+        if is_ours(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let epoch = input.info.source_date_epoch;
+    let mut notes = notes;
+    let licenses = license_entries(&input.info.root)?;
+    if licenses.is_none() && input.layouts.iter().any(Layout::carries_source) {
+        notes.push(format!(
+            "the tree has no {LICENSES} directory, so the node and server tarballs carry none (upstream copies {LICENSES}/ into them)"
+        ));
+    }
+    if input.layouts.iter().any(|l| l.kind == TarballKind::Server) {
+        notes.push("no container images: kbuild builds none, so kubernetes/server/bin holds no <binary>.tar or .docker_tag files (upstream's server tarballs do)".to_string());
+    }
+    let src_path = out.join(SRC_TARBALL);
+
+    // Phase 1: the source tarball and the client tarballs.
+    let mut first: Vec<Box<dyn FnOnce() -> Result<Artifact> + Send + '_>> = Vec::new();
+    let info = input.info;
+    let src_dest = src_path.clone();
+    let src_content = Mutex::new(None);
+    let src_content_ref = &src_content;
+    first.push(Box::new(move || {
+        let (written, content) =
+            srctar::write(&info.root, info.tree_state, &src_dest, epoch, cancel)?;
+        *src_content_ref.lock().expect("src content") = Some(content);
+        Ok(artifact(SRC_TARBALL, TarballKind::Src, None, written))
+    }));
+    let (clients, rest): (Vec<&Layout>, Vec<&Layout>) = input
+        .layouts
+        .iter()
+        .partition(|l| l.kind == TarballKind::Client);
+    let licenses_ref = licenses.as_deref();
+    for layout in clients {
+        let dest = out.join(layout.file_name());
+        let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
+        first.push(Box::new(move || {
+            let written = tarball::write(&dest, epoch, entries, true, cancel)?;
+            Ok(artifact(
+                &layout.file_name(),
+                layout.kind,
+                Some(layout),
+                written,
+            ))
+        }));
+    }
+    let mut artifacts = run_parallel(first, threads, cancel)?;
+
+    // Phase 2: node and server tarballs, which contain the source tarball.
+    let mut second: Vec<Box<dyn FnOnce() -> Result<Artifact> + Send + '_>> = Vec::new();
+    for layout in rest {
+        let dest = out.join(layout.file_name());
+        let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
+        second.push(Box::new(move || {
+            let written = tarball::write(&dest, epoch, entries, true, cancel)?;
+            Ok(artifact(
+                &layout.file_name(),
+                layout.kind,
+                Some(layout),
+                written,
+            ))
+        }));
+    }
+    artifacts.extend(run_parallel(second, threads, cancel)?);
+    artifacts.sort_by(|a, b| a.file.cmp(&b.file));
+
+    let sums: Vec<(String, Digests)> = artifacts
+        .iter()
+        .map(|a| {
+            (
+                a.file.clone(),
+                Digests {
+                    sha256: a.sha256.clone(),
+                    sha512: a.sha512.clone(),
+                },
+            )
+        })
+        .collect();
+    for (name, digests) in &sums {
+        checksum::write_sidecars(out, name, digests)?;
+    }
+    checksum::write_sums(out, &sums)?;
+
+    let mut source = input.source;
+    source.src_content = src_content
+        .into_inner()
+        .expect("src content")
+        .map(|c| c.as_str().to_string());
+    if source.tree_state == "dirty" {
+        notes.push("the tree is dirty: kubernetes-src.tar.gz holds the working tree as built (uncommitted changes and untracked files git does not ignore), not the commit".to_string());
+    }
+    let manifest = Manifest {
+        schema_version: manifest::SCHEMA_VERSION,
+        kbuild_version: env!("CARGO_PKG_VERSION").to_string(),
+        kind: "release".to_string(),
+        source,
+        toolchain: input.toolchain,
+        artifacts,
+        notes,
+    };
+    manifest.write(out)?;
+    Ok(Packaged {
+        manifest,
+        elapsed: started.elapsed(),
+        threads,
+    })
+}
+
+/// The platforms that have a directory in `<bin>/<os>/<arch>/`, in upstream's order.
+pub fn platforms_in(bin: &Path) -> Vec<Platform> {
+    Platform::all()
+        .iter()
+        .copied()
+        .filter(|p| bin.join(p.os).join(p.arch).is_dir())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kbuild_files_are_cleaned() {
+        assert!(is_ours("kubernetes-client-linux-amd64.tar.gz"));
+        assert!(is_ours("kubernetes-src.tar.gz.sha512"));
+        assert!(is_ours("SHA256SUMS"));
+        assert!(is_ours("manifest.json"));
+        assert!(!is_ours("notes.txt"));
+        assert!(!is_ours("kubernetes"));
+    }
+
+    #[test]
+    fn parallel_runner_returns_results_in_order_and_the_first_real_error() {
+        let cancel = Cancel::default();
+        let tasks: Vec<Box<dyn FnOnce() -> Result<usize> + Send>> = (0..5usize)
+            .map(|i| Box::new(move || Ok(i * 2)) as Box<dyn FnOnce() -> Result<usize> + Send>)
+            .collect();
+        assert_eq!(run_parallel(tasks, 2, &cancel).unwrap(), [0, 2, 4, 6, 8]);
+        let tasks: Vec<Box<dyn FnOnce() -> Result<usize> + Send>> =
+            vec![Box::new(|| Err(Error::usage("boom"))), Box::new(|| Ok(1))];
+        let cancel = Cancel::default();
+        assert_eq!(run_parallel(tasks, 2, &cancel).unwrap_err().message, "boom");
+    }
+}

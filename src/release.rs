@@ -1,0 +1,490 @@
+//! The packaging commands: `kbuild quick-release` (build the client, node and server sets,
+//! then package), `kbuild extension` (build client binaries for every Docker Desktop host
+//! and lay them out per image architecture), `kbuild package` (package an existing
+//! bin/<os>/<arch>/ tree) and `kbuild verify` (re-hash what was packaged).
+//!
+//! Building goes through `build::Builder`; writing goes through `package`, on blocking
+//! threads that stop (and remove their temporary files) on Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+
+use crate::build::{self, Builder};
+use crate::cli::{
+    ExtensionArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs, VerifyArgs,
+};
+use crate::error::{Error, Kind, Result};
+use crate::kube::component::{self, Component};
+use crate::kube::release::{self as layout, Layout, TarballKind};
+use crate::kube::{buildinfo, Platform, TargetSet};
+use crate::package::manifest::{Manifest, SourceRecord, Toolchain};
+use crate::package::{self, extension, Cancel};
+use crate::plan;
+use crate::signals::Interrupt;
+use crate::source::{self, Overrides, SourceInfo, TreeState};
+use crate::ui::Ui;
+
+/// Where release tarballs go under the output directory (upstream: _output/release-tars).
+pub const RELEASE_TARS: &str = "release-tars";
+
+fn inspect(args: &SourceArgs) -> Result<SourceInfo> {
+    let overrides = Overrides::from_env(args.git_version.clone())?;
+    source::inspect(&args.kube_root, &overrides)
+}
+
+/// Repository, ref and commit facts for the manifest.
+fn source_record(info: &SourceInfo) -> SourceRecord {
+    let git = |args: &[&str]| {
+        (info.tree_state != TreeState::Archive)
+            .then(|| source::git(&info.root, args).ok())
+            .flatten()
+            .filter(|s| !s.is_empty())
+    };
+    let repo = git(&["config", "--get", "remote.origin.url"])
+        .or_else(|| Some(info.root.display().to_string()));
+    // The tag at HEAD if there is one, else the branch checked out.
+    let git_ref = git(&["describe", "--tags", "--exact-match", "HEAD"])
+        .or_else(|| git(&["symbolic-ref", "-q", "--short", "HEAD"]));
+    SourceRecord {
+        repo,
+        git_ref,
+        commit: info.commit.clone(),
+        git_version: info.version.git_version.clone(),
+        tree_state: info.tree_state.as_str().to_string(),
+        source_date_epoch: info.source_date_epoch,
+        src_content: None,
+    }
+}
+
+/// The Go version(s) the binaries were linked with, from their embedded build info.
+fn go_version_of(paths: &[PathBuf]) -> Option<String> {
+    let mut versions: Vec<String> = paths
+        .iter()
+        .filter_map(|p| buildinfo::go_version(p).ok().flatten())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    (!versions.is_empty()).then(|| versions.join(", "))
+}
+
+fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf]) -> Toolchain {
+    Toolchain {
+        builder_image: builder.map(|b| b.image.clone()),
+        builder_image_id: builder.map(|b| b.image_id.clone()),
+        go_version: go_version_of(binaries),
+        go_version_from:
+            "the Go build information embedded in the binaries (what `go version <binary>` reads)"
+                .to_string(),
+        go_version_pinned: info.go_version.clone(),
+        compressor: Toolchain::compressor(),
+        gzip_level: Toolchain::gzip_level(),
+    }
+}
+
+/// Runs blocking packaging work, cancelling it on Ctrl-C/SIGTERM and waiting until it has
+/// removed its temporary files.
+async fn blocking<T: Send + 'static>(
+    interrupt: &Interrupt,
+    work: impl FnOnce(Cancel) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let cancel = Cancel::default();
+    let task_cancel = cancel.clone();
+    let mut task = tokio::task::spawn_blocking(move || work(task_cancel));
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        err = interrupt.wait() => {
+            cancel.cancel();
+            let _ = task.await;
+            return Err(err);
+        }
+    };
+    joined.map_err(|e| Error::internal(format!("packaging thread failed: {e}")))?
+}
+
+/// One binary per (layout platform, component), to read the Go version from.
+fn sample_binaries(bin: &Path, layouts: &[Layout]) -> Vec<PathBuf> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for l in layouts {
+        if seen.contains(&l.platform) {
+            continue;
+        }
+        seen.push(l.platform);
+        if let Some(c) = l.components.first() {
+            out.push(
+                bin.join(l.platform.os)
+                    .join(l.platform.arch)
+                    .join(c.file_name(l.platform)),
+            );
+        }
+    }
+    out
+}
+
+/// Packages `layouts` from `bin` into `<out>/release-tars` and reports the artifacts.
+async fn package_release(
+    bin: PathBuf,
+    out: &Path,
+    info: &SourceInfo,
+    layouts: Vec<Layout>,
+    toolchain: Toolchain,
+    notes: Vec<String>,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let tars = out.join(RELEASE_TARS);
+    ui.phase(
+        "package",
+        &format!(
+            "{} tarballs and kubernetes-src.tar.gz into {}",
+            layouts.len(),
+            tars.display()
+        ),
+    );
+    let source = source_record(info);
+    let info = info.clone();
+    let dest = tars.clone();
+    let packaged = blocking(interrupt, move |cancel| {
+        package::release::package(
+            package::release::Input {
+                bin: &bin,
+                out: &dest,
+                info: &info,
+                layouts,
+                source,
+                toolchain,
+            },
+            notes,
+            &cancel,
+        )
+    })
+    .await?;
+    let mut total = 0;
+    for a in &packaged.manifest.artifacts {
+        total += a.size;
+        ui.artifact(&format!("{RELEASE_TARS}/{}", a.file), a.size);
+    }
+    for note in &packaged.manifest.notes {
+        ui.info(&format!("note: {note}"));
+    }
+    ui.finished(&format!(
+        "packaged {} tarballs ({}) with SHA256SUMS, SHA512SUMS and manifest.json in {:.1}s on {} threads; check them with: kbuild verify {}",
+        packaged.manifest.artifacts.len(),
+        crate::engine::docker::human_bytes(total),
+        packaged.elapsed.as_secs_f64(),
+        packaged.threads,
+        tars.display()
+    ));
+    Ok(())
+}
+
+/// `kbuild quick-release`.
+pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let platforms = plan::resolve_platforms(&args.target)?;
+    let engine = plan::resolve_engine(&args.engine)?;
+    let info = inspect(&args.source)?;
+    build::report_source(&info, ui);
+    let root = info.root.clone();
+    let has = |c: &Component| c.exists_in(&root);
+    let release = layout::plan(&platforms, &has);
+    let mut notes = Vec::new();
+    if !release.missing.is_empty() {
+        let names: Vec<&str> = release.missing.iter().map(|c| c.name).collect();
+        let note = format!(
+            "the tree lacks these upstream targets, so no tarball holds them: {}",
+            names.join(", ")
+        );
+        ui.info(&note);
+        notes.push(note);
+    }
+    for set in [TargetSet::Server, TargetSet::Node] {
+        let skipped: Vec<Platform> = release
+            .skipped
+            .iter()
+            .filter(|(s, _)| *s == set)
+            .map(|(_, p)| *p)
+            .collect();
+        if !skipped.is_empty() {
+            let note = format!(
+                "no {} binaries or tarball for {}: upstream builds the {} set for {} only",
+                set.name(),
+                crate::kube::platform::list(&skipped),
+                set.name(),
+                crate::kube::platform::list(set.platforms())
+            );
+            ui.info(&note);
+            notes.push(note);
+        }
+    }
+    if release.jobs.is_empty() {
+        return Err(Error::usage(format!(
+            "{} has none of the upstream client, node or server targets",
+            info.root.display()
+        ))
+        .with_hint("point --kube-root at a Kubernetes tree (cmd/kubectl, cmd/kubelet, ...)"));
+    }
+    let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
+    for job in &release.jobs {
+        builder
+            .build(
+                &format!("quick-release-{}", job.name),
+                &job.components,
+                &job.platforms,
+                &args.out,
+                ui,
+                interrupt,
+            )
+            .await?;
+    }
+    let layouts = layout::layouts(&platforms, &has);
+    let bin = args.out.join("bin");
+    let toolchain = toolchain(
+        &builder.info,
+        Some(&builder),
+        &sample_binaries(&bin, &layouts),
+    );
+    package_release(
+        bin,
+        &args.out,
+        &builder.info,
+        layouts,
+        toolchain,
+        notes,
+        ui,
+        interrupt,
+    )
+    .await
+}
+
+/// `kbuild package`.
+pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
+    if !bin.is_dir() {
+        return Err(Error::usage(format!(
+            "{} is not a directory of built binaries",
+            bin.display()
+        ))
+        .with_hint("name the bin/<os>/<arch>/ tree with --bin (kbuild build writes <out>/bin)"));
+    }
+    let platforms = if args.target.platforms.is_empty() {
+        package::release::platforms_in(&bin)
+    } else {
+        plan::resolve_platforms(&args.target)?
+    };
+    if platforms.is_empty() {
+        return Err(Error::usage(format!(
+            "{} holds no <os>/<arch>/ directories",
+            bin.display()
+        ))
+        .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
+    }
+    let info = inspect(&args.source)?;
+    build::report_source(&info, ui);
+    let root = info.root.clone();
+    let has = |c: &Component| c.exists_in(&root);
+    let mut layouts = Vec::new();
+    for l in layout::layouts(&platforms, &has) {
+        // A tarball is made when its set's own binaries were built; the client binaries
+        // it also carries must then be there too (packaging says which are missing).
+        let set = match l.kind {
+            TarballKind::Client => TargetSet::Client,
+            TarballKind::Node => TargetSet::Node,
+            _ => TargetSet::Server,
+        };
+        let own_built = l
+            .components
+            .iter()
+            .filter(|c| c.sets.contains(&set))
+            .any(|c| {
+                bin.join(l.platform.os)
+                    .join(l.platform.arch)
+                    .join(c.file_name(l.platform))
+                    .is_file()
+            });
+        if own_built {
+            layouts.push(l);
+        } else {
+            ui.info(&format!(
+                "no {} binaries for {} in {}: no {}",
+                set.name(),
+                l.platform,
+                bin.display(),
+                l.file_name()
+            ));
+        }
+    }
+    if layouts.is_empty() {
+        return Err(
+            Error::usage(format!("nothing to package in {}", bin.display())).with_hint(
+                "build the client, node or server binaries first (kbuild build ... --out <dir>)",
+            ),
+        );
+    }
+    let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
+    let notes = vec!["packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string()];
+    package_release(
+        bin, &args.out, &info, layouts, toolchain, notes, ui, interrupt,
+    )
+    .await
+}
+
+/// `--component` (default kubectl) and `--platform` (default every host on both arches).
+fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Vec<Platform>)> {
+    let mut components: Vec<&'static Component> = Vec::new();
+    let names = if args.components.is_empty() {
+        vec!["kubectl".to_string()]
+    } else {
+        args.components.clone()
+    };
+    for name in &names {
+        let c = Component::parse(name)?;
+        if !components.contains(&c) {
+            components.push(c);
+        }
+    }
+    extension::check_components(&components)?;
+    let platforms = if args.platforms.is_empty() {
+        extension::default_platforms()
+    } else {
+        plan::resolve_platforms(&TargetArgs {
+            platforms: args.platforms.clone(),
+        })?
+    };
+    extension::check_platforms(&platforms)?;
+    component::check_pairs(&components, &platforms)?;
+    Ok((components, platforms))
+}
+
+/// `kbuild extension`.
+pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let (components, platforms) = extension_inputs(args)?;
+    let engine = plan::resolve_engine(&args.engine)?;
+    let info = inspect(&args.source)?;
+    build::report_source(&info, ui);
+    for c in &components {
+        if !c.exists_in(&info.root) {
+            return Err(Error::usage(format!(
+                "{} has no {} ({}/ is missing)",
+                info.root.display(),
+                c.name,
+                c.target
+            ))
+            .with_hint("choose a component the tree has with --component"));
+        }
+    }
+    let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
+    let built = builder
+        .build(
+            "extension",
+            &components,
+            &platforms,
+            &args.out,
+            ui,
+            interrupt,
+        )
+        .await?;
+    let binaries: Vec<PathBuf> = built.binaries.iter().map(|(p, _)| p.clone()).collect();
+    let toolchain = toolchain(&builder.info, Some(&builder), &binaries);
+    let source = source_record(&builder.info);
+    let bin = args.out.join("bin");
+    let out = args.out.clone();
+    ui.phase(
+        "package",
+        &format!("extension layout in {}", out.join(extension::DIR).display()),
+    );
+    let (manifest, warnings) = blocking(interrupt, move |cancel| {
+        extension::write(
+            &bin,
+            &out,
+            &components,
+            &platforms,
+            source,
+            toolchain,
+            &cancel,
+        )
+    })
+    .await?;
+    for w in &warnings {
+        ui.warn(w);
+    }
+    report_extension(&manifest, &args.out, ui);
+    Ok(())
+}
+
+fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
+    for a in &manifest.artifacts {
+        ui.artifact(&format!("{}/{}", extension::DIR, a.file), a.size);
+    }
+    let dir = out.join(extension::DIR);
+    ui.finished(&format!(
+        "laid out {} binaries in {}; metadata.json fragment: {}, Dockerfile lines: {}",
+        manifest.artifacts.len(),
+        dir.display(),
+        dir.join(extension::METADATA_FRAGMENT).display(),
+        dir.join(extension::DOCKERFILE_SNIPPET).display()
+    ));
+}
+
+/// The directories `kbuild verify DIR` checks: DIR itself when it holds checksums or a
+/// manifest, else its release-tars/ and extension/ subdirectories that do.
+fn verify_targets(dir: &Path) -> Vec<PathBuf> {
+    let holds = |d: &Path| {
+        ["SHA256SUMS", "SHA512SUMS", package::manifest::FILE_NAME]
+            .iter()
+            .any(|f| d.join(f).exists())
+    };
+    if holds(dir) {
+        return vec![dir.to_path_buf()];
+    }
+    [RELEASE_TARS, extension::DIR]
+        .iter()
+        .map(|sub| dir.join(sub))
+        .filter(|d| holds(d))
+        .collect()
+}
+
+/// `kbuild verify`.
+pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let targets = verify_targets(&args.dir);
+    if targets.is_empty() {
+        return Err(Error::usage(format!(
+            "{} holds no SHA256SUMS, SHA512SUMS or manifest.json (nor do its release-tars/ or extension/)",
+            args.dir.display()
+        ))
+        .with_hint("point kbuild verify at a directory kbuild packaged, e.g. out/release-tars"));
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for dir in targets {
+        ui.phase("verify", &dir.display().to_string());
+        let d = dir.clone();
+        let report = blocking(interrupt, move |cancel| {
+            Ok(package::verify::verify_dir(&d, &cancel))
+        })
+        .await?;
+        let Some(report) = report else { continue };
+        ui.detail(&format!("checked against {}", report.sources.join(", ")));
+        for (name, size) in &report.ok {
+            ui.artifact(&format!("OK {}", dir.join(name).display()), *size);
+        }
+        checked += report.ok.len();
+        for p in &report.problems {
+            let shown = format!("{}: {}", dir.join(&p.file).display(), p.what);
+            ui.warn(&shown);
+            problems.push(shown);
+        }
+    }
+    if interrupt.fired() {
+        return Err(interrupt.wait().await);
+    }
+    if !problems.is_empty() {
+        return Err(Error::new(
+            Kind::Verify,
+            format!("verification failed ({} problems):\n  {}", problems.len(), problems.join("\n  ")),
+        )
+        .with_hint("these files are not what kbuild wrote: download or package them again, and check what else touched them"));
+    }
+    ui.finished(&format!(
+        "verified {checked} artifacts: every checksum, sidecar and manifest entry matches"
+    ));
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Recipes, plans, help texts and the terminal/CI/JSON output, as a user sees them.
+//! Snapshots live in tests/it/snapshots (review changes with `cargo insta review`).
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Output with the checkout's absolute path replaced, so snapshots hold wherever CI clones.
+fn redact(text: &str) -> String {
+    text.replace(&repo_root().display().to_string(), "[ROOT]")
+}
+
+fn write_recipe(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn every_ready_recipe_checks_and_plans_without_running_anything() {
+    let recipes: Vec<PathBuf> = std::fs::read_dir(repo_root().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    assert!(
+        recipes.len() >= 5,
+        "the ready recipes are there: {recipes:?}"
+    );
+    for recipe in &recipes {
+        let (code, stdout, stderr) = run(kbuild()
+            .current_dir(repo_root())
+            .arg("recipe")
+            .arg("check")
+            .arg(recipe));
+        assert_eq!(code, 0, "{}: {stderr}", recipe.display());
+        assert!(stdout.contains(": ok"), "{stdout}");
+        let (code, stdout, stderr) = run(kbuild().current_dir(repo_root()).arg("plan").arg(recipe));
+        assert_eq!(code, 0, "{}: {stderr}", recipe.display());
+        assert!(stdout.contains("nothing was run."), "{stdout}");
+    }
+}
+
+#[test]
+fn plan_of_a_build_recipe_shows_jobs_image_mounts_env_and_outputs() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(
+        dir.path(),
+        "kubectl.toml",
+        &format!(
+            "command = \"build\"\ncomponents = [\"kubectl\"]\nplatforms = [\"linux/amd64\", \"darwin/arm64\"]\n\
+             [source]\nkube_root = \"{}\"\n[engine]\nimage = \"{BUILDER_IMAGE}\"\n[output]\ndir = \"out\"\n",
+            repo.path().display()
+        ),
+    );
+    let (code, stdout, stderr) = run(kbuild().arg("plan").arg(&recipe));
+    assert_eq!(code, 0, "{stderr}");
+    let commit = repo.commit();
+    let text = stdout
+        .replace(
+            &repo.path().canonicalize().unwrap().display().to_string(),
+            "[TREE]",
+        )
+        .replace(&repo.path().display().to_string(), "[TREE]")
+        .replace(&recipe.display().to_string(), "[RECIPE]")
+        .replace(&commit, "[COMMIT]");
+    insta::assert_snapshot!("plan_build_recipe", text);
+    assert_no_containers_left(repo.path());
+    assert!(!repo.path().join("_output").exists(), "plan built nothing");
+}
+
+#[test]
+fn recipe_errors_point_at_the_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("bad_type", "command = \"build\"\ncomponents = \"kubectl\"\n"),
+        ("unknown_key", "command = \"build\"\ncomponents = [\"kubectl\"]\n\n[engine]\nimgae = \"x\"\n"),
+        ("bad_platform", "command = \"build\"\ncomponents = [\"kubectl\"]\nplatforms = [\"darwin/arm64\", \"darwn/amd64\"]\n"),
+        ("bad_command", "command = \"quick-relase\"\n"),
+    ];
+    for (name, text) in cases {
+        let recipe = write_recipe(dir.path(), &format!("{name}.toml"), text);
+        let (code, _, stderr) = run(kbuild().arg("recipe").arg("check").arg(&recipe));
+        assert_eq!(code, 2, "{name}: {stderr}");
+        let stderr = stderr.replace(&dir.path().display().to_string(), "[DIR]");
+        insta::assert_snapshot!(format!("recipe_error_{name}"), stderr);
+    }
+}
+
+#[test]
+fn help_texts() {
+    for args in [
+        vec!["--help"],
+        vec!["build", "--help"],
+        vec!["run", "--help"],
+        vec!["plan", "--help"],
+        vec!["clean", "--help"],
+    ] {
+        let (code, stdout, stderr) = run(kbuild().args(&args).env("COLUMNS", "100"));
+        assert_eq!(code, 0, "{stderr}");
+        insta::assert_snapshot!(format!("help_{}", args[0].trim_start_matches('-')), stdout);
+    }
+}
+
+/// Every ```toml block in the README that holds a recipe (a `command = ` line) must parse,
+/// so the documentation cannot drift from the schema.
+#[test]
+fn readme_recipe_examples_parse() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for (i, block) in readme.split("```toml").skip(1).enumerate() {
+        let body = block.split("```").next().unwrap();
+        if !body.lines().any(|l| l.trim_start().starts_with("command")) {
+            continue;
+        }
+        let recipe = write_recipe(dir.path(), &format!("readme-{i}.toml"), body);
+        let (code, _, stderr) = run(kbuild().arg("recipe").arg("check").arg(&recipe));
+        assert_eq!(
+            code, 0,
+            "README recipe #{i} does not check:\n{body}\n{stderr}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "the README shows recipe examples ({checked} found)"
+    );
+}
+
+#[test]
+fn piped_output_has_no_escape_codes_and_json_lines_all_parse() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let args = |json: bool| {
+        let mut cmd = kbuild();
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args([
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--image",
+            BUILDER_IMAGE,
+        ])
+        .arg("--kube-root")
+        .arg(repo.path())
+        .arg("--out")
+        .arg(out.path());
+        cmd
+    };
+    let (code, stdout, stderr) = run(&mut args(false));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains('\x1b') && !stdout.contains('\x1b'),
+        "escape codes in piped output:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("==> build:"),
+        "plain phase lines:\n{stderr}"
+    );
+
+    let (code, stdout, stderr) = run(args(true).arg("--force"));
+    assert_eq!(code, 0, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "phase" && e["phase"] == "build"));
+    assert!(
+        events.iter().any(|e| e["event"] == "log"),
+        "make's lines are events"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "summary");
+    assert_eq!(last["ok"], true);
+}
+
+#[test]
+fn on_a_terminal_the_progress_spinners_draw() {
+    // `script` gives kbuild a real pseudo-terminal, as a user's shell would.
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let kbuild_bin = assert_cmd::cargo::cargo_bin("kbuild");
+    let command = format!(
+        "{} build kubectl --platform linux/amd64 --force --image {BUILDER_IMAGE} --kube-root {} --out {}",
+        kbuild_bin.display(),
+        repo.path().display(),
+        out.path().display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(
+        screen.contains('\x1b'),
+        "a terminal gets drawing codes:\n{screen}"
+    );
+    assert!(screen.contains("build"), "{screen}");
+    assert!(
+        ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏', '✓']
+            .iter()
+            .any(|c| screen.contains(*c)),
+        "spinner glyphs drawn:\n{screen}"
+    );
+    assert!(screen.contains("ok:"), "{screen}");
+}

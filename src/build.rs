@@ -37,7 +37,7 @@ enum Runner {
         engine: DockerEngine,
         volume: String,
         /// Copy transfer: the tree uploaded into a volume (removed when the Builder goes).
-        source: Option<SourceVolume>,
+        source: Option<Box<SourceVolume>>,
     },
     Host(HostEngine),
 }
@@ -158,7 +158,7 @@ impl Builder {
                 )
                 .await?;
                 ui.detail(&format!("source in volume {}", uploaded.name));
-                Some(uploaded)
+                Some(Box::new(uploaded))
             }
         };
         Ok(Builder {

@@ -36,7 +36,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_wait: bool,
     /// Wait at most this long for another kbuild run on the output directory, then fail (exit 9)
-    #[arg(long, global = true, value_name = "SECONDS", conflicts_with = "no_wait")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        conflicts_with = "no_wait"
+    )]
     pub lock_timeout: Option<u64>,
 }
 

@@ -343,8 +343,16 @@ mod tests {
             .dir("bin/")
             .dir("bin/linux/amd64/")
             .file("bin/linux/amd64/kubectl", b"ELF")
-            .link("bin/kubectl", tar::EntryType::Symlink, "linux/amd64/kubectl")
-            .link("bin/kubectl2", tar::EntryType::Link, "bin/linux/amd64/kubectl")
+            .link(
+                "bin/kubectl",
+                tar::EntryType::Symlink,
+                "linux/amd64/kubectl",
+            )
+            .link(
+                "bin/kubectl2",
+                tar::EntryType::Link,
+                "bin/linux/amd64/kubectl",
+            )
             .file("./bin/./readme", b"hi")
             .bytes();
         let written = extract(&tar[..], &target).unwrap();
@@ -362,11 +370,7 @@ mod tests {
         let (scratch, target) = scratch();
         let err = extract(&tar[..], &target).unwrap_err();
         assert_eq!(err.kind, Kind::Engine, "{what}: {}", err.message);
-        assert!(
-            err.message.contains("refused"),
-            "{what}: {}",
-            err.message
-        );
+        assert!(err.message.contains("refused"), "{what}: {}", err.message);
         // Nothing landed beside the target.
         let outside: Vec<_> = listing(scratch.path())
             .into_iter()
@@ -457,9 +461,7 @@ mod tests {
     #[test]
     fn refuses_device_files() {
         refuses(
-            Crafted::new()
-                .link("dev", tar::EntryType::Char, "")
-                .bytes(),
+            Crafted::new().link("dev", tar::EntryType::Char, "").bytes(),
             "character device",
         );
     }
@@ -476,7 +478,11 @@ mod tests {
         h.set_cksum();
         b.append(&h, &b"x"[..]).unwrap();
         extract(&b.into_inner().unwrap()[..], &target).unwrap();
-        let mode = fs::metadata(target.join("suid")).unwrap().permissions().mode() & 0o7777;
+        let mode = fs::metadata(target.join("suid"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
         assert_eq!(mode, 0o755);
         drop(scratch);
     }

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -49,13 +49,6 @@ fn policy() -> Wait {
 #[derive(Debug)]
 pub struct Lock {
     file: File,
-    path: PathBuf,
-}
-
-impl Lock {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for Lock {
@@ -73,12 +66,7 @@ pub async fn acquire(dir: &Path, ui: &Ui, interrupt: &Interrupt) -> Result<Lock>
 }
 
 /// [`acquire`] with an explicit policy.
-pub async fn acquire_with(
-    dir: &Path,
-    wait: Wait,
-    ui: &Ui,
-    interrupt: &Interrupt,
-) -> Result<Lock> {
+pub async fn acquire_with(dir: &Path, wait: Wait, ui: &Ui, interrupt: &Interrupt) -> Result<Lock> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
     let path = dir.join(LOCK_FILE);
     let mut file = std::fs::OpenOptions::new()
@@ -136,9 +124,9 @@ pub async fn acquire_with(
     // Ours: record who holds it, for the message another run prints.
     let _ = file.set_len(0);
     let _ = file.seek(SeekFrom::Start(0));
-    let _ = write!(file, "{}\n", std::process::id());
+    let _ = writeln!(file, "{}", std::process::id());
     let _ = file.flush();
-    Ok(Lock { file, path })
+    Ok(Lock { file })
 }
 
 fn holder_pid(file: &mut File) -> Option<u32> {
@@ -161,9 +149,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kbuild-lock-test-{}", std::process::id()));
         let never = Interrupt::never();
         let first = acquire_with(&dir, Wait::No, &ui(), &never).await.unwrap();
-        let second = acquire_with(&dir, Wait::No, &ui(), &never).await.unwrap_err();
+        let second = acquire_with(&dir, Wait::No, &ui(), &never)
+            .await
+            .unwrap_err();
         assert_eq!(second.kind, Kind::Locked);
-        assert!(second.message.contains(&format!("pid {}", std::process::id())));
+        assert!(second
+            .message
+            .contains(&format!("pid {}", std::process::id())));
         let timed = acquire_with(&dir, Wait::For(Duration::from_millis(300)), &ui(), &never)
             .await
             .unwrap_err();

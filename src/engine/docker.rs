@@ -306,7 +306,7 @@ impl DockerEngine {
         // Events from the container's creation on (the engine replays what already happened),
         // so neither its exit nor an OOM kill can slip by between start and subscription.
         let mut events = self.docker.events(Some(EventsOptions {
-            since: (!created.is_empty()).then_some(created),
+            since: unix_seconds(&created).map(|t| (t - 1).to_string()),
             until: None,
             filters: Some(HashMap::from([
                 ("container".to_string(), vec![id.to_string()]),
@@ -470,13 +470,49 @@ fn pull_failed(image: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
+/// Seconds since the epoch of an RFC 3339 time as the engine writes it
+/// (`2024-05-01T12:00:00.123456789Z`, or with a `+hh:mm` offset).
+fn unix_seconds(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let hms = &time.get(..8)?;
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let rest = time[8..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "" | "Z" | "z" => 0,
+        o => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = o.get(1..)?.split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
 /// The engine stopped answering in the middle of a build.
 fn lost(e: impl std::fmt::Display) -> Error {
     Error::engine(format!("lost the Docker engine during the build: {e}"))
 }
 
 /// Module settings passed into a build that has a network (`--network`).
-const NETWORK_ENV: &[&str] = &["GOPROXY", "GOPRIVATE", "GONOPROXY", "GONOSUMDB", "GOSUMDB", "GOINSECURE"];
+const NETWORK_ENV: &[&str] = &[
+    "GOPROXY",
+    "GOPRIVATE",
+    "GONOPROXY",
+    "GONOSUMDB",
+    "GOSUMDB",
+    "GOINSECURE",
+];
 
 /// Splits `repo[:tag]` (the registry part may hold a port) into repo and tag.
 pub fn split_reference(image: &str) -> (&str, &str) {
@@ -524,6 +560,20 @@ mod tests {
             split_reference("kbuild-builder:go1.24-trixie"),
             ("kbuild-builder", "go1.24-trixie")
         );
+    }
+
+    #[test]
+    fn reads_engine_timestamps() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            unix_seconds("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            unix_seconds("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(unix_seconds("garbage"), None);
     }
 
     #[test]

@@ -33,8 +33,24 @@ async fn remove(docker: &Docker, id: &str) {
         v: true,
         ..Default::default()
     };
-    // A container that is already gone is what we want; other errors leave it for `kbuild clean`.
-    let _ = docker.remove_container(id, Some(options)).await;
+    // A container that is already gone is what we want; other errors leave it for `kbuild clean`
+    // (and the engine removes build containers itself once they stop). An engine that no
+    // longer answers must not keep kbuild from exiting.
+    let gone = async {
+        let _ = docker.remove_container(id, Some(options)).await;
+        // The engine may already be removing it (build containers remove themselves once
+        // they stop): wait until it is really gone, so that nothing outlives the run.
+        loop {
+            match docker.inspect_container(id, None).await {
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return,
+                Err(_) => return, // the engine is gone, and the container with it
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), gone).await;
 }
 
 impl Drop for ContainerGuard {

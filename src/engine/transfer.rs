@@ -88,9 +88,7 @@ impl SourceVolume {
                 ..Default::default()
             })
             .await
-            .map_err(|e| {
-                Error::engine(format!("cannot create the source volume {name}: {e}"))
-            })?;
+            .map_err(|e| Error::engine(format!("cannot create the source volume {name}: {e}")))?;
         let volume = SourceVolume {
             docker: engine.docker.clone(),
             name,
@@ -167,9 +165,7 @@ impl SourceVolume {
         let pump = async {
             let mut stream = self.docker.download_from_container(
                 &helper.id,
-                Some(DownloadFromContainerOptions {
-                    path: from.clone(),
-                }),
+                Some(DownloadFromContainerOptions { path: from.clone() }),
             );
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| match e {
@@ -517,10 +513,10 @@ mod tests {
         assert_eq!(
             names,
             [
-                "kubernetes/",
-                "kubernetes/cmd/",
+                "kubernetes",
+                "kubernetes/cmd",
                 "kubernetes/link",
-                "kubernetes/cmd/kubectl/",
+                "kubernetes/cmd/kubectl",
                 "kubernetes/cmd/kubectl/main.go"
             ]
         );

@@ -31,7 +31,8 @@ pub struct Built {
     pub up_to_date: bool,
 }
 
-/// What runs the jobs.
+/// What runs the jobs. (One per run: the size difference of the variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Runner {
     Docker {
         engine: DockerEngine,

@@ -251,6 +251,13 @@ impl HostEngine {
         for (key, value) in job.make_env(HOST_OUTPUT_SUBPATH) {
             expr = expr.env(key, value);
         }
+        if std::env::var_os("GOCACHE").is_none() {
+            // One Go build cache for every host build (content-addressed, safe to share), as
+            // the Docker engine keeps one in a volume: a fresh tree does not compile from cold.
+            if let Some(cache) = crate::source::checkout::cache_home() {
+                expr = expr.env("GOCACHE", cache.join("kbuild").join("go-build"));
+            }
+        }
         let expr = expr.before_spawn(|cmd| {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);

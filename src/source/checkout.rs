@@ -304,7 +304,7 @@ fn resolve(git_ref: Option<&str>, remote: &RemoteRefs, repo: &str) -> Result<Tar
             });
         }
     }
-    let names: Vec<&str> = remote
+    let mut names: Vec<&str> = remote
         .refs
         .keys()
         .filter_map(|r| {
@@ -312,6 +312,7 @@ fn resolve(git_ref: Option<&str>, remote: &RemoteRefs, repo: &str) -> Result<Tar
                 .or_else(|| r.strip_prefix("refs/heads/"))
         })
         .collect();
+    names.sort(); // the same suggestion every time
     let mut err = Error::source(format!(
         "\"{name}\" is not a tag, a branch or a commit id of {repo}"
     ));
@@ -805,7 +806,12 @@ mod tests {
         let cache = Path::new("/cache");
         let a = dir_in(cache, "https://github.com/kubernetes/kubernetes.git");
         let b = dir_in(cache, "https://github.com/me/kubernetes.git");
-        assert!(a.starts_with("/cache/kbuild/source/kubernetes-"), "{a:?}");
+        assert!(
+            a.to_str()
+                .unwrap()
+                .starts_with("/cache/kbuild/source/kubernetes-"),
+            "{a:?}"
+        );
         assert_ne!(a, b);
     }
 }

@@ -27,7 +27,10 @@ fn doctor_passes_here_and_lists_every_check() {
     let out = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = doctor(&repo, out.path(), &[]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(stdout.contains("a build with the docker engine"), "{stdout}");
+    assert!(
+        stdout.contains("a build with the docker engine"),
+        "{stdout}"
+    );
     assert!(stdout.contains("memory >= 2.0 GiB"), "{stdout}");
     for name in ["git", "engine", "memory", "cpus", "disk", "image", "arch"] {
         assert!(
@@ -97,7 +100,10 @@ fn an_engine_that_does_not_exist_fails_within_two_seconds_naming_the_endpoint() 
         "the endpoint tried is named:\n{stdout}"
     );
     assert!(stdout.contains("hint: start Docker"), "{stdout}");
-    assert!(line(&stdout, "memory").contains("needs the engine"), "{stdout}");
+    assert!(
+        line(&stdout, "memory").contains("needs the engine"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -152,7 +158,14 @@ fn a_build_stops_at_a_failed_check_before_any_container_and_skip_check_overrides
     let out = tempfile::tempdir().unwrap();
     let build = |extra: &[&str]| {
         run(kbuild()
-            .args(["build", "kubectl", "--platform", "linux/amd64", "--image", BUILDER_IMAGE])
+            .args([
+                "build",
+                "kubectl",
+                "--platform",
+                "linux/amd64",
+                "--image",
+                BUILDER_IMAGE,
+            ])
             .arg("--kube-root")
             .arg(repo.path())
             .arg("--out")
@@ -187,7 +200,13 @@ fn a_build_with_no_engine_fails_fast_with_the_endpoint() {
     let started = Instant::now();
     let (code, _, stderr) = run(kbuild()
         .env("DOCKER_HOST", "unix:///nonexistent/kbuild/docker.sock")
-        .args(["build", "kubectl", "--platform", "linux/amd64", "--kube-root"])
+        .args([
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--kube-root",
+        ])
         .arg(repo.path())
         .arg("--out")
         .arg(out.path()));

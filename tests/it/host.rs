@@ -12,7 +12,12 @@ fn host_go() -> (PathBuf, String) {
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
     candidates.extend(
-        ["/usr/lib/go-1.23/bin", "/usr/lib/go/bin", "/usr/local/go/bin"].map(PathBuf::from),
+        [
+            "/usr/lib/go-1.23/bin",
+            "/usr/lib/go/bin",
+            "/usr/local/go/bin",
+        ]
+        .map(PathBuf::from),
     );
     for dir in candidates {
         let go = dir.join("go");
@@ -69,7 +74,10 @@ fn pinned_repo(go_version: &str, host_minor: &str) -> KubeRepo {
     }
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-q", "-m", "pin the host Go"]);
-    git(repo.path(), &["tag", "-f", "-a", "v1.34.0", "-m", "v1.34.0"]);
+    git(
+        repo.path(),
+        &["tag", "-f", "-a", "v1.34.0", "-m", "v1.34.0"],
+    );
     repo
 }
 
@@ -85,7 +93,15 @@ fn host_engine_builds_kubectl_with_the_local_go() {
     let (code, _, stderr) = run(kbuild()
         .env("PATH", path_with(&go_dir))
         .env("DOCKER_HOST", "unix:///nonexistent/no-docker-needed.sock")
-        .args(["-v", "build", "kubectl", "--engine", "host", "--platform", "linux/amd64"])
+        .args([
+            "-v",
+            "build",
+            "kubectl",
+            "--engine",
+            "host",
+            "--platform",
+            "linux/amd64",
+        ])
         .arg("--kube-root")
         .arg(repo.path())
         .arg("--out")
@@ -119,7 +135,14 @@ fn host_engine_refuses_a_go_that_does_not_satisfy_go_version() {
         let mut cmd = kbuild();
         cmd.env("PATH", path_with(&go_dir))
             .env_remove("FORCE_HOST_GO")
-            .args(["build", "kubectl", "--engine", "host", "--platform", "linux/amd64"])
+            .args([
+                "build",
+                "kubectl",
+                "--engine",
+                "host",
+                "--platform",
+                "linux/amd64",
+            ])
             .arg("--kube-root")
             .arg(repo.path())
             .arg("--out")
@@ -148,7 +171,9 @@ fn host_engine_refuses_a_go_that_does_not_satisfy_go_version() {
         .arg(repo.path()));
     assert_eq!(code, 3, "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.contains("FAIL") && l.contains(" go ")),
+        stdout
+            .lines()
+            .any(|l| l.contains("FAIL") && l.contains(" go ")),
         "{stdout}"
     );
 

@@ -58,7 +58,13 @@ fn clones_at_a_tag_shallow_with_far_fewer_objects_than_a_full_clone() {
     let full = work.path().join("full");
     git(
         work.path(),
-        &["clone", "-q", "--no-checkout", &up.url(), full.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "--no-checkout",
+            &up.url(),
+            full.to_str().unwrap(),
+        ],
     );
     let (shallow_objects, full_objects) = (count_objects(&dir), count_objects(&full));
     eprintln!("objects: shallow clone at a tag {shallow_objects}, full clone {full_objects}");
@@ -139,7 +145,10 @@ fn updates_an_existing_checkout_fetching_only_the_ref() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(head(&dir), r4);
     // r3 and r4 after v1.33.1.
-    assert_eq!(printed_version(&stdout), format!("v1.33.1-2+{}", short(&r4)));
+    assert_eq!(
+        printed_version(&stdout),
+        format!("v1.33.1-2+{}", short(&r4))
+    );
     // Only the asked ref and the version tags in its fetched history: no master, no
     // v1.34.0-alpha.1.
     let refs = git(&dir, &["for-each-ref", "--format=%(refname)"]);
@@ -160,7 +169,10 @@ fn updates_an_existing_checkout_fetching_only_the_ref() {
     let (code, stdout, stderr) = source(&up.url(), "release-1.33", &dir, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(head(&dir), r5);
-    assert_eq!(printed_version(&stdout), format!("v1.33.1-3+{}", short(&r5)));
+    assert_eq!(
+        printed_version(&stdout),
+        format!("v1.33.1-3+{}", short(&r5))
+    );
 }
 
 #[test]
@@ -191,7 +203,10 @@ fn a_checkout_with_local_changes_is_not_switched_and_the_changes_stay() {
     assert_eq!(code, 6, "{stderr}");
     assert!(stderr.contains("uncommitted changes"), "{stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
-    assert!(stderr.contains("log.txt"), "the changed files are listed: {stderr}");
+    assert!(
+        stderr.contains("log.txt"),
+        "the changed files are listed: {stderr}"
+    );
     assert_eq!(head(&dir), before);
     assert_eq!(std::fs::read_to_string(&edited).unwrap(), "my local edit\n");
     assert_eq!(std::fs::read_to_string(&untracked).unwrap(), "my notes\n");
@@ -234,17 +249,23 @@ fn a_commit_with_no_tag_asks_for_its_version() {
     // Not semver: refused.
     let (code, _, stderr) = source(&url, "master", &dir, &["--version", "1.35-custom"]);
     assert_eq!(code, 6, "{stderr}");
-    assert!(stderr.contains("not a valid Kubernetes version"), "{stderr}");
+    assert!(
+        stderr.contains("not a valid Kubernetes version"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn an_unknown_ref_is_refused_with_a_suggestion() {
     let up = HistoryRepo::new();
     let work = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = source(&up.url(), "v1.33.I", &work.path().join("k8s"), &[]);
+    let (code, _, stderr) = source(&up.url(), "relese-1.33", &work.path().join("k8s"), &[]);
     assert_eq!(code, 6, "{stderr}");
-    assert!(stderr.contains("not a tag, a branch or a commit"), "{stderr}");
-    assert!(stderr.contains("did you mean \"v1.33.1\""), "{stderr}");
+    assert!(
+        stderr.contains("not a tag, a branch or a commit"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean \"release-1.33\""), "{stderr}");
 }
 
 #[test]
@@ -252,7 +273,15 @@ fn json_facts_parse() {
     let up = HistoryRepo::new();
     let work = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = run(kbuild()
-        .args(["--json", "source", "--repo", &up.url(), "--ref", "v1.33.0", "--dir"])
+        .args([
+            "--json",
+            "source",
+            "--repo",
+            &up.url(),
+            "--ref",
+            "v1.33.0",
+            "--dir",
+        ])
         .arg(work.path().join("k8s")));
     assert_eq!(code, 0, "{stderr}");
     let facts: Vec<serde_json::Value> = stdout
@@ -276,7 +305,14 @@ fn build_at_a_ref_stamps_the_version_and_a_dirty_tree_says_so() {
     let dir = work.path().join("k8s");
     let out = work.path().join("out");
     let (code, _, stderr) = run(kbuild()
-        .args(["build", "kubectl", "--platform", "linux/amd64", "--image", BUILDER_IMAGE])
+        .args([
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--image",
+            BUILDER_IMAGE,
+        ])
         .args(["--ref", "release-1.33", "--repo", &up.url(), "--source-dir"])
         .arg(&dir)
         .arg("--out")
@@ -293,7 +329,14 @@ fn build_at_a_ref_stamps_the_version_and_a_dirty_tree_says_so() {
     // A local change: the binary reports -dirty once (make appends it; kbuild passes the base).
     std::fs::write(dir.join("pkg/history/log.txt"), "local edit\n").unwrap();
     let (code, _, stderr) = run(kbuild()
-        .args(["build", "kubectl", "--platform", "linux/amd64", "--image", BUILDER_IMAGE])
+        .args([
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--image",
+            BUILDER_IMAGE,
+        ])
         .arg("--kube-root")
         .arg(&dir)
         .arg("--out")

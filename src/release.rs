@@ -17,7 +17,7 @@ use crate::kube::component::{self, Component};
 use crate::kube::release::{self as layout, Layout, TarballKind};
 use crate::kube::{buildinfo, Platform, TargetSet};
 use crate::package::manifest::{Manifest, SourceRecord, Toolchain};
-use crate::package::{self, extension, Cancel};
+use crate::package::{self, extension, Control};
 use crate::plan;
 use crate::signals::Interrupt;
 use crate::source::{self, Overrides, SourceInfo, TreeState};
@@ -26,9 +26,18 @@ use crate::ui::Ui;
 /// Where release tarballs go under the output directory (upstream: _output/release-tars).
 pub const RELEASE_TARS: &str = "release-tars";
 
-fn inspect(args: &SourceArgs) -> Result<SourceInfo> {
+/// The tree `--kube-root`, or `--ref` fetched into a checkout, with its facts reported.
+fn get_source(args: &SourceArgs, engine: Option<&plan::EnginePlan>, ui: &Ui) -> Result<SourceInfo> {
+    let spec = plan::resolve_source(args)?;
     let overrides = Overrides::from_env(args.git_version.clone())?;
-    source::inspect(&args.kube_root, &overrides)
+    match engine {
+        Some(engine) => build::get_source(&spec, &overrides, engine, ui),
+        None => {
+            let info = source::obtain(&spec, &overrides, ui)?;
+            build::report_source(&info, ui);
+            Ok(info)
+        }
+    }
 }
 
 /// Repository, ref and commit facts for the manifest.
@@ -39,10 +48,16 @@ fn source_record(info: &SourceInfo) -> SourceRecord {
             .flatten()
             .filter(|s| !s.is_empty())
     };
-    let repo = git(&["config", "--get", "remote.origin.url"])
+    // What --ref/--repo asked for; else the origin remote (or the path) and the tag at
+    // HEAD (or the branch checked out).
+    let origin = info.origin.as_ref();
+    let repo = origin
+        .map(|o| o.repo.clone())
+        .or_else(|| git(&["config", "--get", "remote.origin.url"]))
         .or_else(|| Some(info.root.display().to_string()));
-    // The tag at HEAD if there is one, else the branch checked out.
-    let git_ref = git(&["describe", "--tags", "--exact-match", "HEAD"])
+    let git_ref = origin
+        .map(|o| o.git_ref.clone())
+        .or_else(|| git(&["describe", "--tags", "--exact-match", "HEAD"]))
         .or_else(|| git(&["symbolic-ref", "-q", "--short", "HEAD"]));
     SourceRecord {
         repo,
@@ -80,24 +95,43 @@ fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf])
     }
 }
 
-/// Runs blocking packaging work, cancelling it on Ctrl-C/SIGTERM and waiting until it has
+/// Runs blocking packaging work, showing the input bytes it has packaged against `total`
+/// (a bar on a terminal), cancelling it on Ctrl-C/SIGTERM and waiting until it has
 /// removed its temporary files.
 async fn blocking<T: Send + 'static>(
+    ui: &Ui,
+    label: &str,
+    total: u64,
     interrupt: &Interrupt,
-    work: impl FnOnce(Cancel) -> Result<T> + Send + 'static,
+    work: impl FnOnce(Control) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let cancel = Cancel::default();
-    let task_cancel = cancel.clone();
-    let mut task = tokio::task::spawn_blocking(move || work(task_cancel));
-    let joined = tokio::select! {
-        joined = &mut task => joined,
-        err = interrupt.wait() => {
-            cancel.cancel();
-            let _ = task.await;
-            return Err(err);
+    let control = Control::default();
+    let task_control = control.clone();
+    let bar = ui.bytes(label, total);
+    let mut task = tokio::task::spawn_blocking(move || work(task_control));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let joined = loop {
+        tokio::select! {
+            joined = &mut task => break joined,
+            _ = tick.tick() => bar.set_position(control.progress().min(total)),
+            err = interrupt.wait() => {
+                control.cancel();
+                let _ = task.await;
+                bar.finish_and_clear();
+                return Err(err);
+            }
         }
     };
+    bar.finish_and_clear();
     joined.map_err(|e| Error::internal(format!("packaging thread failed: {e}")))?
+}
+
+/// The total size of the files at `paths` (those that exist).
+fn total_size(paths: impl Iterator<Item = PathBuf>) -> u64 {
+    paths
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// One binary per (layout platform, component), to read the Go version from.
@@ -120,17 +154,28 @@ fn sample_binaries(bin: &Path, layouts: &[Layout]) -> Vec<PathBuf> {
     out
 }
 
-/// Packages `layouts` from `bin` into `<out>/release-tars` and reports the artifacts.
-async fn package_release(
+/// What `package_release` packages.
+struct Packaging<'a> {
+    /// The bin/<os>/<arch>/ tree.
     bin: PathBuf,
-    out: &Path,
-    info: &SourceInfo,
+    /// The output directory; tarballs go to its release-tars/.
+    out: &'a Path,
+    info: &'a SourceInfo,
     layouts: Vec<Layout>,
     toolchain: Toolchain,
     notes: Vec<String>,
-    ui: &Ui,
-    interrupt: &Interrupt,
-) -> Result<()> {
+}
+
+/// Packages the layouts into `<out>/release-tars` and reports the artifacts.
+async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let Packaging {
+        bin,
+        out,
+        info,
+        layouts,
+        toolchain,
+        notes,
+    } = what;
     let tars = out.join(RELEASE_TARS);
     ui.phase(
         "package",
@@ -143,7 +188,14 @@ async fn package_release(
     let source = source_record(info);
     let info = info.clone();
     let dest = tars.clone();
-    let packaged = blocking(interrupt, move |cancel| {
+    let total = total_size(layouts.iter().flat_map(|l| {
+        l.binaries().into_iter().map(|(_, c)| {
+            bin.join(l.platform.os)
+                .join(l.platform.arch)
+                .join(c.file_name(l.platform))
+        })
+    }));
+    let packaged = blocking(ui, "package", total, interrupt, move |cancel| {
         package::release::package(
             package::release::Input {
                 bin: &bin,
@@ -158,21 +210,31 @@ async fn package_release(
         )
     })
     .await?;
-    let mut total = 0;
+    let mut written = 0;
     for a in &packaged.manifest.artifacts {
-        total += a.size;
-        ui.artifact(&format!("{RELEASE_TARS}/{}", a.file), a.size);
+        written += a.size;
+        ui.artifact_digest(
+            &format!("{RELEASE_TARS}/{}", a.file),
+            a.size,
+            Some(&a.sha256),
+        );
     }
     for note in &packaged.manifest.notes {
         ui.info(&format!("note: {note}"));
     }
-    ui.finished(&format!(
-        "packaged {} tarballs ({}) with SHA256SUMS, SHA512SUMS and manifest.json in {:.1}s on {} threads; check them with: kbuild verify {}",
-        packaged.manifest.artifacts.len(),
-        crate::engine::docker::human_bytes(total),
-        packaged.elapsed.as_secs_f64(),
-        packaged.threads,
+    ui.detail(&format!(
+        "packaging took {:.2}s",
+        packaged.elapsed.as_secs_f64()
+    ));
+    ui.info(&format!(
+        "check them with: kbuild verify {}",
         tars.display()
+    ));
+    ui.finished(&format!(
+        "packaged {} tarballs ({}, {} compression threads) with SHA256SUMS, SHA512SUMS and manifest.json",
+        packaged.manifest.artifacts.len(),
+        crate::engine::docker::human_bytes(written),
+        packaged.threads,
     ));
     Ok(())
 }
@@ -180,9 +242,9 @@ async fn package_release(
 /// `kbuild quick-release`.
 pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let platforms = plan::resolve_platforms(&args.target)?;
-    let engine = plan::resolve_engine(&args.engine)?;
-    let info = inspect(&args.source)?;
-    build::report_source(&info, ui);
+    // Sized for a quick-release: upstream documents 8 GB for building every set.
+    let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
+    let info = get_source(&args.source, Some(&engine), ui)?;
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let release = layout::plan(&platforms, &has);
@@ -242,17 +304,15 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
         Some(&builder),
         &sample_binaries(&bin, &layouts),
     );
-    package_release(
+    let what = Packaging {
         bin,
-        &args.out,
-        &builder.info,
+        out: &args.out,
+        info: &builder.info,
         layouts,
         toolchain,
         notes,
-        ui,
-        interrupt,
-    )
-    .await
+    };
+    package_release(what, ui, interrupt).await
 }
 
 /// `kbuild package`.
@@ -277,8 +337,7 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         ))
         .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
     }
-    let info = inspect(&args.source)?;
-    build::report_source(&info, ui);
+    let info = get_source(&args.source, None, ui)?;
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let mut layouts = Vec::new();
@@ -321,10 +380,15 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
     }
     let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
     let notes = vec!["packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string()];
-    package_release(
-        bin, &args.out, &info, layouts, toolchain, notes, ui, interrupt,
-    )
-    .await
+    let what = Packaging {
+        bin,
+        out: &args.out,
+        info: &info,
+        layouts,
+        toolchain,
+        notes,
+    };
+    package_release(what, ui, interrupt).await
 }
 
 /// `--component` (default kubectl) and `--platform` (default every host on both arches).
@@ -358,8 +422,7 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
 pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
     let engine = plan::resolve_engine(&args.engine)?;
-    let info = inspect(&args.source)?;
-    build::report_source(&info, ui);
+    let info = get_source(&args.source, Some(&engine), ui)?;
     for c in &components {
         if !c.exists_in(&info.root) {
             return Err(Error::usage(format!(
@@ -391,7 +454,8 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
         "package",
         &format!("extension layout in {}", out.join(extension::DIR).display()),
     );
-    let (manifest, warnings) = blocking(interrupt, move |cancel| {
+    let total = total_size(binaries.iter().cloned());
+    let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
         extension::write(
             &bin,
             &out,
@@ -412,7 +476,11 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
 
 fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
     for a in &manifest.artifacts {
-        ui.artifact(&format!("{}/{}", extension::DIR, a.file), a.size);
+        ui.artifact_digest(
+            &format!("{}/{}", extension::DIR, a.file),
+            a.size,
+            Some(&a.sha256),
+        );
     }
     let dir = out.join(extension::DIR);
     ui.finished(&format!(
@@ -457,7 +525,7 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
     for dir in targets {
         ui.phase("verify", &dir.display().to_string());
         let d = dir.clone();
-        let report = blocking(interrupt, move |cancel| {
+        let report = blocking(ui, "verify", 0, interrupt, move |cancel| {
             Ok(package::verify::verify_dir(&d, &cancel))
         })
         .await?;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::checksum::{self, Digests, HashingWriter};
 use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
-use super::{AtomicFile, Cancel};
+use super::{AtomicFile, Control};
 use crate::error::{Error, Result};
 use crate::kube::{platform, Component, Platform};
 use crate::outputs;
@@ -137,7 +137,7 @@ pub fn dockerfile_snippet() -> String {
 }
 
 /// Copies one binary to `dest` with mode 0755, hashing it on the way.
-fn copy_hashed(src: &Path, dest: &Path, cancel: &Cancel) -> Result<(u64, Digests)> {
+fn copy_hashed(src: &Path, dest: &Path, cancel: &Control) -> Result<(u64, Digests)> {
     use std::os::unix::fs::PermissionsExt;
     let mut input = std::fs::File::open(src).map_err(|e| Error::io("cannot read", src, e))?;
     let mut out = HashingWriter::new(AtomicFile::create(dest)?);
@@ -153,6 +153,7 @@ fn copy_hashed(src: &Path, dest: &Path, cancel: &Cancel) -> Result<(u64, Digests
         }
         out.write_all(&buf[..n])
             .map_err(|e| Error::io("cannot write", dest, e))?;
+        cancel.advance(n as u64);
     }
     let (file, size, digests) = out.finish();
     let tmp_mode = std::fs::Permissions::from_mode(0o755);
@@ -191,7 +192,7 @@ pub fn write(
     platforms: &[Platform],
     source: SourceRecord,
     toolchain: Toolchain,
-    cancel: &Cancel,
+    cancel: &Control,
 ) -> Result<(Manifest, Vec<String>)> {
     let final_dir = out.join(DIR);
     let staging_dir = out.join(format!("{DIR}{}", super::TMP_SUFFIX));

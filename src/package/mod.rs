@@ -24,7 +24,7 @@ pub mod verify;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -82,18 +82,22 @@ impl Drop for AtomicFile {
     }
 }
 
-/// A flag packaging threads check between entries and chunks: set on Ctrl-C/SIGTERM so
-/// that they stop, drop their temporary files and return.
+/// Shared between packaging threads and the async side: a stop flag the threads check
+/// between entries and chunks (set on Ctrl-C/SIGTERM, so that they stop, drop their
+/// temporary files and return), and a count of input bytes packaged so far, for progress.
 #[derive(Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Control {
+    stop: Arc<AtomicBool>,
+    bytes: Arc<AtomicU64>,
+}
 
-impl Cancel {
+impl Control {
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
     }
 
     pub fn check(&self) -> io::Result<()> {
-        if self.0.load(Ordering::Relaxed) {
+        if self.stop.load(Ordering::Relaxed) {
             Err(io::Error::new(
                 io::ErrorKind::Interrupted,
                 "packaging stopped",
@@ -102,16 +106,14 @@ impl Cancel {
             Ok(())
         }
     }
-}
 
-/// Removes `*.kbuild-tmp` files a killed run may have left in `dir`.
-pub fn remove_stale_temps(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+    pub fn advance(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Input bytes packaged so far.
+    pub fn progress(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::checksum::{self, Digests};
 use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
 use super::tarball::{self, Entry, Written, MODE_EXEC, MODE_FILE};
-use super::{srctar, Cancel};
+use super::{srctar, Control};
 use crate::error::{Error, Kind, Result};
 use crate::kube::release::{Layout, TarballKind, LICENSES, SRC_TARBALL, TOP};
 use crate::kube::Platform;
@@ -137,14 +137,17 @@ fn layout_entries(
     entries
 }
 
+/// One tarball to write, on some thread.
+type Task<'a, T> = Box<dyn FnOnce() -> Result<T> + Send + 'a>;
+
 /// Runs `tasks` on `threads` threads; the first failure cancels the others.
 fn run_parallel<T: Send>(
-    tasks: Vec<Box<dyn FnOnce() -> Result<T> + Send + '_>>,
+    tasks: Vec<Task<'_, T>>,
     threads: usize,
-    cancel: &Cancel,
+    cancel: &Control,
 ) -> Result<Vec<T>> {
     let count = tasks.len();
-    let slots: Vec<Mutex<Option<Box<dyn FnOnce() -> Result<T> + Send + '_>>>> =
+    let slots: Vec<Mutex<Option<Task<'_, T>>>> =
         tasks.into_iter().map(|t| Mutex::new(Some(t))).collect();
     let results: Vec<Mutex<Option<Result<T>>>> = (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -210,7 +213,7 @@ fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Wri
 }
 
 /// Writes every tarball, the sidecars, SHA256SUMS/SHA512SUMS and manifest.json.
-pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Cancel) -> Result<Packaged> {
+pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {
     let started = Instant::now();
     check_binaries(input.bin, &input.layouts)?;
     let out = input.out;
@@ -240,7 +243,7 @@ pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Cancel) -> Result<
     let src_path = out.join(SRC_TARBALL);
 
     // Phase 1: the source tarball and the client tarballs.
-    let mut first: Vec<Box<dyn FnOnce() -> Result<Artifact> + Send + '_>> = Vec::new();
+    let mut first: Vec<Task<'_, Artifact>> = Vec::new();
     let info = input.info;
     let src_dest = src_path.clone();
     let src_content = Mutex::new(None);
@@ -272,7 +275,7 @@ pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Cancel) -> Result<
     let mut artifacts = run_parallel(first, threads, cancel)?;
 
     // Phase 2: node and server tarballs, which contain the source tarball.
-    let mut second: Vec<Box<dyn FnOnce() -> Result<Artifact> + Send + '_>> = Vec::new();
+    let mut second: Vec<Task<'_, Artifact>> = Vec::new();
     for layout in rest {
         let dest = out.join(layout.file_name());
         let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
@@ -356,14 +359,14 @@ mod tests {
 
     #[test]
     fn parallel_runner_returns_results_in_order_and_the_first_real_error() {
-        let cancel = Cancel::default();
-        let tasks: Vec<Box<dyn FnOnce() -> Result<usize> + Send>> = (0..5usize)
-            .map(|i| Box::new(move || Ok(i * 2)) as Box<dyn FnOnce() -> Result<usize> + Send>)
+        let cancel = Control::default();
+        let tasks: Vec<Task<'static, usize>> = (0..5usize)
+            .map(|i| Box::new(move || Ok(i * 2)) as Task<'static, usize>)
             .collect();
         assert_eq!(run_parallel(tasks, 2, &cancel).unwrap(), [0, 2, 4, 6, 8]);
-        let tasks: Vec<Box<dyn FnOnce() -> Result<usize> + Send>> =
+        let tasks: Vec<Task<'static, usize>> =
             vec![Box::new(|| Err(Error::usage("boom"))), Box::new(|| Ok(1))];
-        let cancel = Cancel::default();
+        let cancel = Control::default();
         assert_eq!(run_parallel(tasks, 2, &cancel).unwrap_err().message, "boom");
     }
 }

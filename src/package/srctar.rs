@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::tarball::{self, Content, Entry, TarGz, Written, MODE_EXEC, MODE_FILE};
-use super::Cancel;
+use super::Control;
 use crate::error::{Error, Result};
 use crate::source::TreeState;
 
@@ -50,7 +50,7 @@ pub fn write(
     state: TreeState,
     dest: &Path,
     mtime: u64,
-    cancel: &Cancel,
+    cancel: &Control,
 ) -> Result<(Written, SrcContent)> {
     match state {
         TreeState::Clean => Ok((
@@ -93,7 +93,7 @@ fn excluded_archive(path: &str) -> bool {
         .any(|p| t.starts_with(p))
 }
 
-fn from_git_archive(root: &Path, dest: &Path, mtime: u64, cancel: &Cancel) -> Result<Written> {
+fn from_git_archive(root: &Path, dest: &Path, mtime: u64, cancel: &Control) -> Result<Written> {
     let mut child = Command::new("git")
         .args([
             "archive",
@@ -137,7 +137,7 @@ fn from_git_archive(root: &Path, dest: &Path, mtime: u64, cancel: &Cancel) -> Re
 }
 
 /// Re-packs a tar stream (git archive's) through the deterministic writer.
-fn repack(stream: impl Read, dest: &Path, mtime: u64, cancel: &Cancel) -> Result<Written> {
+fn repack(stream: impl Read, dest: &Path, mtime: u64, cancel: &Control) -> Result<Written> {
     let mut out = TarGz::create(dest, mtime, false, cancel)?;
     let mut archive = tar::Archive::new(stream);
     let bad = |e: std::io::Error| Error::source(format!("cannot read git archive's output: {e}"));

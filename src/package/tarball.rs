@@ -20,7 +20,7 @@ use flate2::{Compression, GzBuilder};
 use tar::{EntryType, Header};
 
 use super::checksum::{Digests, HashingWriter};
-use super::{AtomicFile, Cancel};
+use super::{AtomicFile, Control};
 use crate::error::{Error, Kind, Result};
 
 /// The gzip level, pinned: deflate output depends on the backend and the level.
@@ -132,13 +132,13 @@ pub struct TarGz {
     last_key: Option<String>,
     entry_count: usize,
     contents: Option<Vec<Listed>>,
-    cancel: Cancel,
+    cancel: Control,
     buf: Vec<u8>,
 }
 
 impl TarGz {
     /// Starts `dest` (written as `dest.kbuild-tmp` until `finish`).
-    pub fn create(dest: &Path, mtime: u64, list_contents: bool, cancel: &Cancel) -> Result<TarGz> {
+    pub fn create(dest: &Path, mtime: u64, list_contents: bool, cancel: &Control) -> Result<TarGz> {
         let file = AtomicFile::create(dest)?;
         let out = GzBuilder::new()
             .mtime(0)
@@ -264,6 +264,7 @@ impl TarGz {
                     ));
                 }
                 self.out.write_all(&self.buf[..n])?;
+                self.cancel.advance(n as u64);
                 left -= n as u64;
             }
             pad(&mut self.out, size)
@@ -344,7 +345,7 @@ pub fn write(
     mtime: u64,
     mut entries: Vec<Entry>,
     list_contents: bool,
-    cancel: &Cancel,
+    cancel: &Control,
 ) -> Result<Written> {
     sort(&mut entries);
     let mut tar = TarGz::create(dest, mtime, list_contents, cancel)?;
@@ -384,10 +385,17 @@ mod tests {
         let entries = sample(dir.path());
         let a = dir.path().join("a.tar.gz");
         let b = dir.path().join("b.tar.gz");
-        let wa = write(&a, 1_700_000_000, entries.clone(), true, &Cancel::default()).unwrap();
+        let wa = write(
+            &a,
+            1_700_000_000,
+            entries.clone(),
+            true,
+            &Control::default(),
+        )
+        .unwrap();
         let mut reversed = entries;
         reversed.reverse();
-        let wb = write(&b, 1_700_000_000, reversed, true, &Cancel::default()).unwrap();
+        let wb = write(&b, 1_700_000_000, reversed, true, &Control::default()).unwrap();
         let bytes = std::fs::read(&a).unwrap();
         assert_eq!(bytes, std::fs::read(&b).unwrap());
         assert_eq!(wa.digests, wb.digests);
@@ -435,7 +443,7 @@ mod tests {
     fn out_of_order_entries_are_refused_and_leave_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("c.tar.gz");
-        let mut tar = TarGz::create(&dest, 0, false, &Cancel::default()).unwrap();
+        let mut tar = TarGz::create(&dest, 0, false, &Control::default()).unwrap();
         tar.dir("kubernetes/b").unwrap();
         assert!(tar.dir("kubernetes/a").is_err());
         drop(tar);
@@ -446,7 +454,7 @@ mod tests {
     fn cancel_stops_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let entries = sample(dir.path());
-        let cancel = Cancel::default();
+        let cancel = Control::default();
         cancel.cancel();
         let dest = dir.path().join("d.tar.gz");
         let err = write(&dest, 0, entries, false, &cancel).unwrap_err();

@@ -8,7 +8,7 @@ use std::path::{Component as PathPart, Path};
 
 use super::checksum::{self, Digests};
 use super::manifest::{self, Manifest};
-use super::Cancel;
+use super::Control;
 
 /// One thing that does not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,7 @@ fn read_sidecar(dir: &Path, name: &str) -> Option<std::io::Result<String>> {
 
 /// Verifies `dir`. Returns None when it holds nothing to verify against.
 /// Stops between files once `cancel` is set (the report is then incomplete).
-pub fn verify_dir(dir: &Path, cancel: &Cancel) -> Option<Report> {
+pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
     let mut report = Report::default();
     let sums = Claims {
         sha256: read_sums(dir, "SHA256SUMS", 64, &mut report).unwrap_or_default(),
@@ -258,7 +258,7 @@ mod tests {
     fn intact_directory_passes() {
         let dir = tempfile::tempdir().unwrap();
         write_set(dir.path());
-        let r = verify_dir(dir.path(), &Cancel::default()).unwrap();
+        let r = verify_dir(dir.path(), &Control::default()).unwrap();
         // No manifest: that alone is reported.
         assert_eq!(
             r.problems,
@@ -276,7 +276,7 @@ mod tests {
         write_set(dir.path());
         std::fs::write(dir.path().join("a.tar.gz"), b"tampered").unwrap();
         std::fs::remove_file(dir.path().join("b.tar.gz")).unwrap();
-        let r = verify_dir(dir.path(), &Cancel::default()).unwrap();
+        let r = verify_dir(dir.path(), &Control::default()).unwrap();
         let text: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();
         assert!(
             text.contains(&"a.tar.gz: sha256 differs from SHA256SUMS".to_string()),
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn nothing_to_verify_against() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(verify_dir(dir.path(), &Cancel::default()).is_none());
+        assert!(verify_dir(dir.path(), &Control::default()).is_none());
     }
 
     #[test]

@@ -10,4 +10,5 @@ mod cli;
 mod doctor;
 mod host;
 mod recipe;
+mod release;
 mod source;

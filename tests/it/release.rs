@@ -1,0 +1,619 @@
+//! `kbuild quick-release`, `kbuild package`, `kbuild verify` and `kbuild extension`
+//! against the real engine: upstream tarball layouts checked with GNU tar, checksums with
+//! sha256sum/sha512sum, byte-for-byte reproducibility across cold builds, and tampering.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+
+/// A copy of the builder image with a new id, so that the Go cache volume kbuild keys by
+/// image id is new and empty: a truly cold build, without touching the shared cache other
+/// tests use concurrently. Removed (with its cache volume) when dropped.
+struct FreshImage {
+    tag: String,
+}
+
+impl FreshImage {
+    fn new() -> FreshImage {
+        let nonce = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let tag = format!("kbuild-test-fresh:{nonce}");
+        let mut child = Command::new("docker")
+            .args(["build", "-q", "--label", "io.kbuild.managed=true"])
+            .args([
+                "--label",
+                &format!("io.kbuild.test-nonce={nonce}"),
+                "-t",
+                &tag,
+                "-",
+            ])
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker build runs");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("FROM {BUILDER_IMAGE}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "cannot derive a fresh builder image: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        FreshImage { tag }
+    }
+}
+
+impl Drop for FreshImage {
+    fn drop(&mut self) {
+        let label = format!("label=io.kbuild.image={}", self.tag);
+        let vols = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter", &label])
+            .output()
+            .unwrap();
+        for v in String::from_utf8_lossy(&vols.stdout).split_whitespace() {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.tag])
+            .output();
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `tar tzf` of a tarball, as GNU tar lists it.
+fn gnu_tar_list(tarball: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("tzf")
+        .arg(tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "GNU tar cannot list {}",
+        tarball.display()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `tar tzvf` lines: (mode string, owner/group, path).
+fn gnu_tar_verbose(tarball: &Path) -> Vec<(String, String, String)> {
+    let out = Command::new("tar")
+        .args(["tzvf"])
+        .arg(tarball)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string(), f[5].to_string())
+        })
+        .collect()
+}
+
+fn shell(dir: &Path, script: &str) -> (i32, String) {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn quick_release(repo: &Path, out: &Path, image: &str, platforms: &[&str]) -> String {
+    let mut cmd = kbuild();
+    cmd.args([
+        "quick-release",
+        "--kube-root",
+        s(repo),
+        "--image",
+        image,
+        "--out",
+        s(out),
+    ]);
+    for p in platforms {
+        cmd.args(["--platform", p]);
+    }
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "kbuild quick-release failed:\n{stderr}");
+    stderr
+}
+
+const TARBALLS: &[&str] = &[
+    "kubernetes-client-darwin-arm64.tar.gz",
+    "kubernetes-client-linux-amd64.tar.gz",
+    "kubernetes-node-linux-amd64.tar.gz",
+    "kubernetes-server-linux-amd64.tar.gz",
+    "kubernetes-src.tar.gz",
+];
+
+#[test]
+fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manifest() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    let out1 = work.path().join("out1");
+    let stderr = quick_release(
+        repo.path(),
+        &out1,
+        BUILDER_IMAGE,
+        &["linux/amd64", "darwin/arm64"],
+    );
+    // What the tree lacks and what upstream does not build are said, never silent.
+    assert!(
+        stderr.contains("kubectl-convert") && stderr.contains("kube-aggregator"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no node binaries or tarball for darwin/arm64"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no server binaries or tarball for darwin/arm64"),
+        "{stderr}"
+    );
+
+    let tars = out1.join("release-tars");
+    let mut names: Vec<String> = std::fs::read_dir(&tars)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tar.gz"))
+        .collect();
+    names.sort();
+    assert_eq!(names, TARBALLS);
+
+    // Upstream's layouts, exactly, as GNU tar lists them.
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes-client-linux-amd64.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/client/",
+            "kubernetes/client/bin/",
+            "kubernetes/client/bin/kubectl"
+        ]
+    );
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes-client-darwin-arm64.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/client/",
+            "kubernetes/client/bin/",
+            "kubernetes/client/bin/kubectl"
+        ]
+    );
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes-node-linux-amd64.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/kubernetes-src.tar.gz",
+            "kubernetes/node/",
+            "kubernetes/node/bin/",
+            "kubernetes/node/bin/kube-proxy",
+            "kubernetes/node/bin/kubeadm",
+            "kubernetes/node/bin/kubectl",
+            "kubernetes/node/bin/kubelet",
+        ]
+    );
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes-server-linux-amd64.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/addons/",
+            "kubernetes/kubernetes-src.tar.gz",
+            "kubernetes/server/",
+            "kubernetes/server/bin/",
+            "kubernetes/server/bin/kube-apiserver",
+            "kubernetes/server/bin/kube-controller-manager",
+            "kubernetes/server/bin/kube-proxy",
+            "kubernetes/server/bin/kube-scheduler",
+            "kubernetes/server/bin/kubeadm",
+            "kubernetes/server/bin/kubectl",
+            "kubernetes/server/bin/kubelet",
+        ]
+    );
+    let src = gnu_tar_list(&tars.join("kubernetes-src.tar.gz"));
+    assert_eq!(src[0], "kubernetes/");
+    for want in [
+        "kubernetes/go.mod",
+        "kubernetes/Makefile",
+        "kubernetes/cmd/kubectl/main.go",
+        "kubernetes/hack/make-rules/build.sh",
+    ] {
+        assert!(src.iter().any(|p| p == want), "{want} missing from {src:?}");
+    }
+    assert!(
+        !src.iter().any(|p| p.contains("_output")),
+        "no build outputs in the source tarball"
+    );
+    // Owners and modes: 0/0, 0755 for directories and executables, 0644 for other files.
+    for (mode, owner, path) in gnu_tar_verbose(&tars.join("kubernetes-server-linux-amd64.tar.gz")) {
+        assert_eq!(owner, "0/0", "{path}");
+        let want = if path.ends_with('/') {
+            "drwxr-xr-x"
+        } else if path.ends_with(".tar.gz") {
+            "-rw-r--r--"
+        } else {
+            "-rwxr-xr-x"
+        };
+        assert_eq!(mode, want, "{path}");
+    }
+    for (mode, _, path) in gnu_tar_verbose(&tars.join("kubernetes-src.tar.gz")) {
+        if path.ends_with("build.sh") {
+            assert_eq!(mode, "-rwxr-xr-x", "git's executable bit kept: {path}");
+        } else if path == "kubernetes/go.mod" {
+            assert_eq!(mode, "-rw-r--r--");
+        }
+    }
+    // The binaries inside are the built ones, for the platform the name says.
+    let unpack = work.path().join("unpack");
+    std::fs::create_dir_all(&unpack).unwrap();
+    let (code, text) = shell(
+        &unpack,
+        &format!(
+            "tar xzf {}",
+            s(&tars.join("kubernetes-client-darwin-arm64.tar.gz"))
+        ),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(is_macho_arm64(&header(
+        &unpack.join("kubernetes/client/bin/kubectl")
+    )));
+
+    // Checksums: sha256sum -c, sha512sum -c, and the dl.k8s.io sidecar recipe.
+    let (code, text) = shell(&tars, "sha256sum -c SHA256SUMS && sha512sum -c SHA512SUMS");
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.matches(": OK").count(), 2 * TARBALLS.len(), "{text}");
+    for name in TARBALLS {
+        let (code, text) = shell(
+            &tars,
+            &format!(
+                "echo \"$(cat {name}.sha256)  {name}\" | sha256sum --check && \
+                 echo \"$(cat {name}.sha512)  {name}\" | sha512sum --check"
+            ),
+        );
+        assert_eq!(code, 0, "{name}: {text}");
+        let sidecar = std::fs::read_to_string(tars.join(format!("{name}.sha256"))).unwrap();
+        assert_eq!(sidecar.len(), 64, "hex digest only: {sidecar:?}");
+    }
+    let sums = std::fs::read_to_string(tars.join("SHA256SUMS")).unwrap();
+    let listed: Vec<&str> = sums.lines().map(|l| &l[66..]).collect();
+    assert_eq!(listed, TARBALLS, "SHA256SUMS is sorted by name");
+
+    // The manifest.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tars.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["schemaVersion"], 1);
+    assert_eq!(m["kbuildVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(m["source"]["commit"], repo.commit());
+    assert_eq!(m["source"]["gitVersion"], "v1.34.0");
+    assert_eq!(m["source"]["ref"], "v1.34.0");
+    assert_eq!(m["source"]["treeState"], "clean");
+    assert_eq!(m["source"]["sourceDateEpoch"], COMMIT_EPOCH);
+    assert_eq!(m["toolchain"]["builderImage"], BUILDER_IMAGE);
+    assert!(m["toolchain"]["builderImageId"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert!(
+        m["toolchain"]["goVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("go1."),
+        "{}",
+        m["toolchain"]
+    );
+    let artifacts = m["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), TARBALLS.len());
+    let server = artifacts
+        .iter()
+        .find(|a| a["file"] == "kubernetes-server-linux-amd64.tar.gz")
+        .unwrap();
+    assert_eq!(server["kind"], "server");
+    assert_eq!(
+        (server["os"].as_str(), server["arch"].as_str()),
+        (Some("linux"), Some("amd64"))
+    );
+    let bytes = std::fs::read(tars.join("kubernetes-server-linux-amd64.tar.gz")).unwrap();
+    assert_eq!(server["size"], bytes.len() as u64);
+    assert_eq!(
+        server["sha256"].as_str().unwrap(),
+        std::fs::read_to_string(tars.join("kubernetes-server-linux-amd64.tar.gz.sha256")).unwrap()
+    );
+    assert!(server["components"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("kube-apiserver")));
+    let kubelet = server["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "kubernetes/server/bin/kubelet")
+        .unwrap();
+    assert_eq!(kubelet["mode"], "0755");
+    let (code, _, text) = run(kbuild().args(["verify", s(&tars)]));
+    assert_eq!(code, 0, "{text}");
+
+    // Second run: another copy of the same commit (another path), a cold Go cache (a new
+    // image id means a new, empty cache volume), no previous outputs.
+    let fresh = FreshImage::new();
+    let repo2 = KubeRepo::tagged("v1.34.0");
+    assert_eq!(repo2.commit(), repo.commit());
+    let out2 = work.path().join("out2");
+    quick_release(
+        repo2.path(),
+        &out2,
+        &fresh.tag,
+        &["linux/amd64", "darwin/arm64"],
+    );
+    for name in TARBALLS.iter().chain(["SHA256SUMS", "SHA512SUMS"].iter()) {
+        let a = std::fs::read(tars.join(name)).unwrap();
+        let b = std::fs::read(out2.join("release-tars").join(name)).unwrap();
+        assert!(a == b, "{name} differs between two runs at the same commit");
+    }
+    drop(fresh);
+    assert_no_containers_left(repo.path());
+    assert_no_containers_left(repo2.path());
+}
+
+/// Builds kubectl for linux/amd64 and windows/amd64 into `out` (warm shared cache).
+fn build_clients(repo: &Path, out: &Path) {
+    let (code, _, stderr) = run(kbuild().args([
+        "build",
+        "kubectl",
+        "--platform",
+        "linux/amd64",
+        "--platform",
+        "windows/amd64",
+        "--kube-root",
+        s(repo),
+        "--image",
+        BUILDER_IMAGE,
+        "--out",
+        s(out),
+    ]));
+    assert_eq!(code, 0, "kbuild build failed:\n{stderr}");
+}
+
+#[test]
+fn package_alone_then_verify_names_tampered_and_missing_artifacts() {
+    let repo = KubeRepo::tagged("v1.33.1");
+    let work = tempfile::tempdir().unwrap();
+    let built = work.path().join("built");
+    build_clients(repo.path(), &built);
+
+    // A CI pipeline packages elsewhere, from a copied bin tree, a dirty tree at that.
+    std::fs::write(repo.path().join("README.md"), "changed after the commit\n").unwrap();
+    std::fs::write(repo.path().join("NOTES.txt"), "untracked\n").unwrap();
+    let dist = work.path().join("dist");
+    let (code, _, stderr) = run(kbuild().args([
+        "package",
+        "--bin",
+        s(&built.join("bin")),
+        "--out",
+        s(&dist),
+        "--kube-root",
+        s(repo.path()),
+    ]));
+    assert_eq!(code, 0, "kbuild package failed:\n{stderr}");
+    assert!(
+        stderr.contains("no node binaries for linux/amd64"),
+        "what is not packaged is said: {stderr}"
+    );
+    let tars = dist.join("release-tars");
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes-client-windows-amd64.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/client/",
+            "kubernetes/client/bin/",
+            "kubernetes/client/bin/kubectl.exe"
+        ]
+    );
+    let (code, text) = shell(&tars, "sha256sum -c SHA256SUMS && sha512sum -c SHA512SUMS");
+    assert_eq!(code, 0, "{text}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tars.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["source"]["treeState"], "dirty");
+    assert_eq!(m["source"]["srcContent"], "working-tree");
+    assert!(m["toolchain"]["builderImage"].is_null());
+    // The dirty tree's source tarball holds the working tree as built.
+    let unpack = work.path().join("src");
+    std::fs::create_dir_all(&unpack).unwrap();
+    let (code, text) = shell(
+        &unpack,
+        &format!("tar xzf {}", s(&tars.join("kubernetes-src.tar.gz"))),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(unpack.join("kubernetes/README.md")).unwrap(),
+        "changed after the commit\n"
+    );
+    assert!(unpack.join("kubernetes/NOTES.txt").is_file());
+    assert!(!unpack.join("kubernetes/_output").exists());
+
+    let (code, _, stderr) = run(kbuild().args(["verify", s(&dist)]));
+    assert_eq!(code, 0, "an intact directory verifies:\n{stderr}");
+
+    // Tamper with one tarball, remove another, corrupt a sidecar.
+    let tampered = tars.join("kubernetes-client-linux-amd64.tar.gz");
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&tampered, bytes).unwrap();
+    std::fs::remove_file(tars.join("kubernetes-client-windows-amd64.tar.gz")).unwrap();
+    std::fs::write(tars.join("kubernetes-src.tar.gz.sha512"), "0".repeat(128)).unwrap();
+    let (code, _, stderr) = run(kbuild().args(["verify", s(&tars)]));
+    assert_eq!(code, 7, "verify fails with exit code 7:\n{stderr}");
+    assert!(
+        stderr.contains("kubernetes-client-linux-amd64.tar.gz: sha256 differs from SHA256SUMS"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kubernetes-client-windows-amd64.tar.gz: missing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kubernetes-src.tar.gz.sha512: sha512 differs"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("kubernetes-src.tar.gz: "),
+        "the intact source tarball is not blamed:\n{stderr}"
+    );
+    // JSON mode carries the same failure, machine-readably.
+    let (code, stdout, _) = run(kbuild().args(["--json", "verify", s(&tars)]));
+    assert_eq!(code, 7);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["ok"], false);
+    assert_eq!(summary["kind"], "verify");
+}
+
+#[test]
+fn verify_refuses_a_directory_with_nothing_to_check() {
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(kbuild().args(["verify", s(empty.path())]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("SHA256SUMS"), "{stderr}");
+}
+
+/// The binaries in an extension layout, relative to extension/.
+fn layout_files(ext: &Path) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        for os in ["darwin", "linux", "windows"] {
+            let dir = ext.join(arch).join(os);
+            for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+                let e = e.unwrap();
+                found.push((
+                    format!("{arch}/{os}/{}", e.file_name().to_string_lossy()),
+                    e.path(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn extension_lays_out_kubectl_per_image_arch_with_metadata_and_dockerfile() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(kbuild().args([
+        "extension",
+        "--kube-root",
+        s(repo.path()),
+        "--image",
+        BUILDER_IMAGE,
+        "--out",
+        s(out.path()),
+    ]));
+    assert_eq!(code, 0, "kbuild extension failed:\n{stderr}");
+    let ext = out.path().join("extension");
+    let files = layout_files(&ext);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "amd64/darwin/kubectl",
+            "amd64/linux/kubectl",
+            "amd64/windows/kubectl.exe",
+            "arm64/darwin/kubectl",
+            "arm64/linux/kubectl",
+            "arm64/windows/kubectl.exe"
+        ]
+    );
+    for (name, path) in &files {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        assert!(
+            meta.file_type().is_file(),
+            "{name} is a plain file, not a symlink"
+        );
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o755, "{name}");
+        let h = header(path);
+        let ok = match name.as_str() {
+            "amd64/darwin/kubectl" => is_macho(&h, 0x0100_0007),
+            "arm64/darwin/kubectl" => is_macho_arm64(&h),
+            "amd64/linux/kubectl" => is_elf_amd64(&h),
+            "arm64/linux/kubectl" => is_elf(&h, 0xb7),
+            "amd64/windows/kubectl.exe" => is_pe32plus_amd64(&h),
+            "arm64/windows/kubectl.exe" => is_pe(&h, 0xaa64),
+            _ => false,
+        };
+        assert!(ok, "{name} is not the format its directory names");
+    }
+    let fragment: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ext.join("host-binaries.json")).unwrap())
+            .expect("the metadata fragment parses as JSON");
+    let binaries = &fragment["host"]["binaries"][0];
+    assert_eq!(binaries["darwin"][0]["path"], "/darwin/kubectl");
+    assert_eq!(binaries["linux"][0]["path"], "/linux/kubectl");
+    assert_eq!(binaries["windows"][0]["path"], "/windows/kubectl.exe");
+    let snippet = std::fs::read_to_string(ext.join("Dockerfile.snippet")).unwrap();
+    assert!(snippet.contains("ARG TARGETARCH"), "{snippet}");
+    assert!(snippet.contains("extension/${TARGETARCH}/ /"), "{snippet}");
+    // The arch directories hold nothing but the binaries (they are copied to / as they are).
+    for arch in ["amd64", "arm64"] {
+        let mut entries: Vec<String> = std::fs::read_dir(ext.join(arch))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(entries, ["darwin", "linux", "windows"]);
+    }
+    let (code, text) = shell(&ext, "sha256sum -c SHA256SUMS && sha512sum -c SHA512SUMS");
+    assert_eq!(code, 0, "{text}");
+    let (code, _, stderr) = run(kbuild().args(["verify", s(&ext)]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_no_containers_left(repo.path());
+}
+
+fn is_macho(h: &[u8], cpu: u32) -> bool {
+    h.len() >= 8 && h[..4] == [0xcf, 0xfa, 0xed, 0xfe] && h[4..8] == cpu.to_le_bytes()
+}
+
+fn is_elf(h: &[u8], machine: u16) -> bool {
+    h.len() >= 20 && &h[..4] == b"\x7fELF" && h[18..20] == machine.to_le_bytes()
+}
+
+fn is_pe(h: &[u8], machine: u16) -> bool {
+    if h.len() < 0x40 || &h[..2] != b"MZ" {
+        return false;
+    }
+    let pe = u32::from_le_bytes([h[0x3c], h[0x3d], h[0x3e], h[0x3f]]) as usize;
+    h.len() > pe + 26
+        && &h[pe..pe + 4] == b"PE\0\0"
+        && h[pe + 4..pe + 6] == machine.to_le_bytes()
+        && h[pe + 24..pe + 26] == 0x020bu16.to_le_bytes()
+}

@@ -21,7 +21,7 @@ use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 /// How long an engine may take to answer its first ping before we call it unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Requests after the first may legitimately take long (image pulls, waits).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
@@ -44,13 +44,23 @@ fn unreachable(detail: impl std::fmt::Display) -> Error {
 pub async fn connect_client() -> Result<Docker> {
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
-        Err(_) => return Err(unreachable("no answer within 2 seconds")),
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no answer within {:.1} seconds",
+                CONNECT_TIMEOUT.as_secs_f64()
+            )))
+        }
         Ok(Err(e)) => return Err(unreachable(e)),
         Ok(Ok(_)) => {}
     }
     let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
         .await
-        .map_err(|_| unreachable("no answer to the version request within 2 seconds"))?
+        .map_err(|_| {
+            unreachable(format!(
+                "no answer to the version request within {:.1} seconds",
+                CONNECT_TIMEOUT.as_secs_f64()
+            ))
+        })?
         .map_err(unreachable)?;
     Ok(docker.with_timeout(REQUEST_TIMEOUT))
 }

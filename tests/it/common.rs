@@ -339,3 +339,305 @@ pub fn version_json(binary: &Path) -> serde_json::Value {
     let text = run_binary(binary, &["version", "-o", "json"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("version -o json: {e}: {text}"))
 }
+
+// ---- Robustness helpers (tests/it/robust.rs) ----
+
+/// A kbuild run in the background whose stderr lines are collected as they come.
+pub struct Running {
+    pub child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts `cmd` with stderr piped (not a terminal: plain lines).
+    pub fn spawn(cmd: &mut Command) -> Running {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kbuild starts");
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Running {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a stderr line contains `needle`; panics with what was seen after `secs`.
+    pub fn wait_for(&mut self, needle: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader drain what is left before judging.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if self
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l.contains(needle))
+                {
+                    return;
+                }
+                panic!(
+                    "kbuild exited ({status}) before printing {needle:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("no {needle:?} on stderr within {secs}s:\n{}", self.stderr());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).expect("signal sent");
+    }
+
+    /// Waits for the exit (at most `secs`) and returns (exit code, stderr).
+    pub fn finish(mut self, secs: u64) -> (i32, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("kbuild did not exit within {secs}s:\n{}", self.stderr());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status.code().unwrap_or(-1), self.stderr())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Inserts `lines` into the tree's hack/make-rules/build.sh right before it builds (so the
+/// build container runs them first), and `after` after the build.
+pub fn patch_build_script(root: &Path, before: &str, after: &str) {
+    let path = root.join("hack/make-rules/build.sh");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let marker = "kube::golang::build_binaries \"$@\"";
+    assert!(text.contains(marker), "build.sh changed: {text}");
+    let patched = text.replace(marker, &format!("{before}\n{marker}\n{after}\n"));
+    std::fs::write(&path, patched).unwrap();
+}
+
+/// Everything under `dir` whose name marks an unfinished write (`*.kbuild-tmp`).
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.to_string_lossy().contains(".kbuild-tmp") {
+                found.push(p.clone());
+            }
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Every regular file under `dir`/bin, relative to `dir`.
+pub fn binaries(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.join("bin")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else {
+                found.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Volumes kbuild made for the tree at `root` (copy transfer's source volumes).
+pub fn managed_volumes(root: &Path) -> Vec<String> {
+    let root = root.canonicalize().unwrap();
+    let out = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", "label=io.kbuild.managed"])
+        .arg("--filter")
+        .arg(format!("label=io.kbuild.source={}", root.display()))
+        .output()
+        .expect("docker volume ls runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits up to `secs` for the engine to hold no container of the tree at `root`.
+pub fn wait_no_containers_left(root: &Path, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !managed_containers(root).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_no_containers_left(root);
+}
+
+/// A tmpfs of `size` (e.g. "4m") mounted on a fresh directory, unmounted on drop.
+/// Needs root; fails the test (does not skip) when it cannot mount.
+pub struct Tmpfs {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::Builder::new()
+            .prefix("kbuild-tmpfs-")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs on {} (the disk-full test needs root): {}",
+            dir.path().display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A TCP endpoint on 127.0.0.1 that forwards to the local engine's socket, so that kbuild
+/// talks to a tcp:// engine (and so uses copy transfer) which the test can make vanish.
+pub struct EngineProxy {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl EngineProxy {
+    pub fn start() -> EngineProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop2, conns2) = (stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(engine) =
+                            std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
+                        else {
+                            continue;
+                        };
+                        conns2.lock().unwrap().push(client.try_clone().unwrap());
+                        let (mut c_read, mut e_write) =
+                            (client.try_clone().unwrap(), engine.try_clone().unwrap());
+                        let (mut e_read, mut c_write) = (engine, client);
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c_read, &mut e_write);
+                            let _ = e_write.shutdown(std::net::Shutdown::Write);
+                        });
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut e_read, &mut c_write);
+                            let _ = c_write.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+            // Dropping the listener here: new connections are refused from now on.
+        });
+        EngineProxy { port, stop, conns }
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// The engine vanishes: no new connections, every open one cut.
+    pub fn vanish(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.vanish();
+    }
+}

@@ -11,4 +11,5 @@ mod doctor;
 mod host;
 mod recipe;
 mod release;
+mod robust;
 mod source;

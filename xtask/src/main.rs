@@ -5,8 +5,10 @@
 //!   cargo xtask builder-image [--force]   make the local builder image (Debian trixie + Go 1.24)
 //!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`
 //!   cargo xtask demo                      builder-image, then a cross build of the fixture with kbuild
+//!   cargo xtask bench                     benchmarks against the upstream way -> bench/results.md
 //!   cargo xtask ci [ARGS...]              fmt --check, clippy -D warnings, then `test ARGS...`
 
+mod bench;
 mod builder_image;
 mod util;
 
@@ -24,6 +26,8 @@ tasks:
   test [ARGS...]           builder-image, then `cargo test --workspace ARGS...`
   demo                     builder-image, then build kubectl of the mini-kube fixture
                            for linux/amd64, darwin/arm64 and windows/amd64 with kbuild into out/demo
+  bench                    kbuild against the upstream way, side by side; writes bench/results.md
+  lint                     cargo fmt --check and cargo clippy --all-targets -D warnings
   ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`
   help                     this text
 ";
@@ -73,6 +77,14 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             builder_image::ensure(&root, force)
         }
         "test" => test(&root, rest),
+        "bench" => {
+            if let Some(arg) = rest.first() {
+                return Err(usage_error(format!(
+                    "bench takes no arguments, got {arg:?}"
+                )));
+            }
+            bench::run_bench(&root)
+        }
         "demo" => {
             if let Some(arg) = rest.first() {
                 return Err(usage_error(format!("demo takes no arguments, got {arg:?}")));
@@ -80,6 +92,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             demo(&root)
         }
         "ci" => ci(&root, rest),
+        "lint" => lint(),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -141,7 +154,8 @@ fn demo(root: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn ci(root: &Path, extra: &[String]) -> Result<(), Failure> {
+/// The gates before the tests: formatting and lints.
+fn lint() -> Result<(), Failure> {
     util::step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
 
@@ -155,7 +169,10 @@ fn ci(root: &Path, extra: &[String]) -> Result<(), Failure> {
         "warnings",
     ]))?;
 
-    // More gates (docs, shellcheck of the fixture, ...) go here, before the tests.
+    Ok(())
+}
 
+fn ci(root: &Path, extra: &[String]) -> Result<(), Failure> {
+    lint()?;
     test(root, extra)
 }

@@ -245,6 +245,7 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
     let info = get_source(&args.source, Some(&engine), ui)?;
+    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let release = layout::plan(&platforms, &has);
@@ -338,6 +339,7 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
     }
     let info = get_source(&args.source, None, ui)?;
+    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let mut layouts = Vec::new();
@@ -423,6 +425,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
     let (components, platforms) = extension_inputs(args)?;
     let engine = plan::resolve_engine(&args.engine)?;
     let info = get_source(&args.source, Some(&engine), ui)?;
+    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     for c in &components {
         if !c.exists_in(&info.root) {
             return Err(Error::usage(format!(

@@ -42,6 +42,15 @@ fn unreachable(detail: impl std::fmt::Display) -> Error {
 /// Connects to the engine named by DOCKER_HOST, fails within seconds when nothing answers,
 /// and negotiates the API version (older engines such as 20.10 speak 1.41).
 pub async fn connect_client() -> Result<Docker> {
+    let host = endpoint();
+    if let Some(rest) = host.strip_prefix("ssh://") {
+        return Err(Error::engine(format!(
+            "DOCKER_HOST={host}: kbuild does not speak ssh:// to an engine itself yet"
+        ))
+        .with_hint(format!(
+            "tunnel the engine's socket and use tcp:// (kbuild then copies the source instead of bind-mounting it): ssh -NL 127.0.0.1:23750:/var/run/docker.sock {rest} & DOCKER_HOST=tcp://127.0.0.1:23750 kbuild ..."
+        )));
+    }
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
         Err(_) => {

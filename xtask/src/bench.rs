@@ -364,7 +364,7 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<(Figure, Figure, Fi
     let mut kbuild_cold = Vec::new();
     let mut raw_cold = Vec::new();
     for i in 0..BUILD_RUNS {
-        drop_volumes("label=io.kbuild.cache");
+        drop_volumes("label=io.kbuild.cache")?;
         remove_dir(&out);
         remove_dir(&tree.join("_output"));
         kbuild_cold.push(time(&mut kbuild_build(&[]))?);

@@ -329,17 +329,19 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<(Figure, Figure, Fi
         cmd
     };
     let raw_cmd = "docker run --rm -v <tree>:/go/src/k8s.io/kubernetes -v <cache>:/cache -e GOCACHE=/cache/go-build <image> make all WHAT=cmd/kubectl KUBE_BUILD_PLATFORMS=linux/amd64";
-    let drop_volumes = |filter: &str| {
-        if let Some(list) =
-            util::output(Command::new("docker").args(["volume", "ls", "-q", "--filter", filter]))
-        {
-            for v in list.split_whitespace() {
-                let _ = Command::new("docker")
-                    .args(["volume", "rm", "-f", v])
-                    .stdout(Stdio::null())
-                    .status();
-            }
+    // Cold means cold: a cache volume that cannot be removed (another build is using it)
+    // stops the benchmark rather than reporting a warm build as a cold one.
+    let drop_volumes = |filter: &str| -> Result<(), Failure> {
+        let list =
+            util::output(Command::new("docker").args(["volume", "ls", "-q", "--filter", filter]));
+        for v in list.unwrap_or_default().split_whitespace() {
+            run(Command::new("docker").args(["volume", "rm", "-f", v]).stdout(Stdio::null())).map_err(|_| {
+                Failure::new(format!(
+                    "cannot remove the cache volume {v}: stop other kbuild runs and tests, then run the benchmark again"
+                ))
+            })?;
         }
+        Ok(())
     };
     let chown_volume = |volume: &str| {
         // A fresh volume is root's; hand it to the build user as kbuild does.

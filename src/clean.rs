@@ -137,12 +137,10 @@ async fn measure(engine: &DockerEngine, image: &str, volume: &str) -> Option<u64
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: Some(vec!["du".into(), "-sk".into(), "/v".into()]),
-        labels: Some(
-            label_filter(LABEL_MANAGED)
-                .into_iter()
-                .map(|(k, _)| (k, "true".into()))
-                .collect(),
-        ),
+        labels: Some(HashMap::from([(
+            LABEL_MANAGED.to_string(),
+            "true".to_string(),
+        )])),
         host_config: Some(HostConfig {
             binds: Some(vec![format!("{volume}:/v:ro")]),
             network_mode: Some("none".into()),

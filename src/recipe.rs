@@ -101,10 +101,9 @@ const KEYS: &[&str] = &[
     "skip",
 ];
 
-/// A recipe read from a file, with its text kept for error messages.
+/// A recipe read from a file.
 pub struct Loaded {
     pub path: PathBuf,
-    pub text: String,
     pub recipe: Recipe,
 }
 
@@ -117,7 +116,6 @@ pub fn load(path: &Path) -> Result<Loaded> {
     let recipe = parse(path, &text)?;
     Ok(Loaded {
         path: path.to_path_buf(),
-        text,
         recipe,
     })
 }

@@ -28,6 +28,7 @@ impl Interrupt {
         Interrupt { rx }
     }
 
+    #[cfg(test)]
     /// A handle that never fires, for code paths run outside `main` (tests of pure logic).
     pub fn never() -> Interrupt {
         let (tx, rx) = watch::channel(None);

@@ -17,8 +17,6 @@ pub enum TargetSet {
 }
 
 impl TargetSet {
-    pub const ALL: [TargetSet; 3] = [TargetSet::Client, TargetSet::Node, TargetSet::Server];
-
     pub fn platforms(self) -> &'static [Platform] {
         match self {
             TargetSet::Client => platform::CLIENT,

@@ -47,18 +47,6 @@ pub const CLIENT: &[Platform] = &[
     p("windows", "arm64"),
 ];
 
-/// KUBE_SUPPORTED_TEST_PLATFORMS.
-pub const TEST: &[Platform] = &[
-    p("linux", "amd64"),
-    p("linux", "arm64"),
-    p("linux", "s390x"),
-    p("linux", "ppc64le"),
-    p("darwin", "amd64"),
-    p("darwin", "arm64"),
-    p("windows", "amd64"),
-    p("windows", "arm64"),
-];
-
 impl Platform {
     /// Every platform any target set supports, in upstream's client order.
     pub fn all() -> &'static [Platform] {
@@ -184,7 +172,7 @@ mod tests {
 
     #[test]
     fn every_set_is_within_client_union() {
-        for set in [SERVER, NODE, TEST] {
+        for set in [SERVER, NODE] {
             for p in set {
                 assert!(CLIENT.contains(p), "{p} missing from the union");
             }

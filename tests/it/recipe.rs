@@ -9,11 +9,6 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Output with the checkout's absolute path replaced, so snapshots hold wherever CI clones.
-fn redact(text: &str) -> String {
-    text.replace(&repo_root().display().to_string(), "[ROOT]")
-}
-
 fn write_recipe(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();

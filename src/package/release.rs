@@ -213,19 +213,34 @@ fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Wri
 }
 
 /// Writes every tarball, the sidecars, SHA256SUMS/SHA512SUMS and manifest.json.
+/// On failure (or Ctrl-C) the directory is left without any of kbuild's files, rather than
+/// with some tarballs and no checksums.
 pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {
-    let started = Instant::now();
     check_binaries(input.bin, &input.layouts)?;
-    let out = input.out;
-    std::fs::create_dir_all(out).map_err(|e| Error::io("cannot create", out, e))?;
-    for entry in std::fs::read_dir(out)
-        .map_err(|e| Error::io("cannot read", out, e))?
-        .flatten()
-    {
-        if is_ours(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
+    let out = input.out.to_path_buf();
+    std::fs::create_dir_all(&out).map_err(|e| Error::io("cannot create", &out, e))?;
+    remove_ours(&out);
+    let result = package_into(input, notes, cancel);
+    if result.is_err() {
+        remove_ours(&out);
+    }
+    result
+}
+
+/// Removes the files kbuild writes in release-tars.
+fn remove_ours(out: &Path) {
+    if let Ok(entries) = std::fs::read_dir(out) {
+        for entry in entries.flatten() {
+            if is_ours(&entry.file_name().to_string_lossy()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
+}
+
+fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {
+    let started = Instant::now();
+    let out = input.out;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

@@ -122,7 +122,51 @@ pub struct Written {
     pub contents: Option<Vec<Listed>>,
 }
 
-type Stream = GzEncoder<HashingWriter<AtomicFile>>;
+/// The compressor is fed in chunks of exactly this size (the last one shorter): zlib-rs at
+/// level 6 (deflate_medium, like zlib-ng) emits different bytes for the same input written
+/// in different pieces, and the pieces a pipe (`git archive`) delivers vary from run to run.
+/// Measured: a 75 KB tar written whole and in odd pieces compresses differently at levels
+/// 1 and 6. Fixed chunks make the output a function of the bytes alone.
+pub const COMPRESS_CHUNK: usize = 64 * 1024;
+
+/// Buffers writes into fixed `COMPRESS_CHUNK`-sized writes to the inner writer. Never
+/// flushes the inner writer (a deflate flush would change the output).
+struct Chunked<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Chunked<W> {
+    fn new(inner: W) -> Self {
+        Chunked {
+            inner,
+            buf: Vec::with_capacity(COMPRESS_CHUNK),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&self.buf)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let take = data.len().min(COMPRESS_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == COMPRESS_CHUNK {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+type Stream = Chunked<GzEncoder<HashingWriter<AtomicFile>>>;
 
 /// A deterministic tar.gz being written.
 pub struct TarGz {
@@ -140,10 +184,12 @@ impl TarGz {
     /// Starts `dest` (written as `dest.kbuild-tmp` until `finish`).
     pub fn create(dest: &Path, mtime: u64, list_contents: bool, cancel: &Control) -> Result<TarGz> {
         let file = AtomicFile::create(dest)?;
-        let out = GzBuilder::new()
-            .mtime(0)
-            .operating_system(GZIP_OS)
-            .write(HashingWriter::new(file), Compression::new(GZIP_LEVEL));
+        let out = Chunked::new(
+            GzBuilder::new()
+                .mtime(0)
+                .operating_system(GZIP_OS)
+                .write(HashingWriter::new(file), Compression::new(GZIP_LEVEL)),
+        );
         Ok(TarGz {
             out,
             dest: dest.to_path_buf(),
@@ -300,6 +346,7 @@ impl TarGz {
         let hashing = self
             .out
             .finish()
+            .and_then(|gz| gz.finish())
             .map_err(|e| Error::io("cannot write", &dest, e))?;
         let (file, size, digests) = hashing.finish();
         file.commit()?;
@@ -437,6 +484,39 @@ mod tests {
             paths[4].ends_with(&"x".repeat(120)),
             "long name kept: {paths:?}"
         );
+    }
+
+    /// Hands out its bytes in pieces of varying size, as a pipe does.
+    struct Jittery<'a>(&'a [u8], usize);
+
+    impl Read for Jittery<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 = (self.1 * 7 + 3) % 5000 + 1;
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn bytes_do_not_depend_on_how_the_input_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        // Text-like input, which zlib-rs's level 6 compresses differently when split.
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| format!("line {} of {}\n", i % 977, i % 13).into_bytes())
+            .collect();
+        let write = |name: &str, reader: &mut dyn Read| {
+            let dest = dir.path().join(name);
+            let mut tar = TarGz::create(&dest, 1, false, &Control::default()).unwrap();
+            tar.file("kubernetes/data", MODE_FILE, data.len() as u64, reader)
+                .unwrap();
+            tar.finish().unwrap();
+            std::fs::read(dest).unwrap()
+        };
+        let whole = write("a.tar.gz", &mut &data[..]);
+        let pieces = write("b.tar.gz", &mut Jittery(&data, 1));
+        assert!(whole == pieces, "compressed bytes depend on read sizes");
     }
 
     #[test]

@@ -617,3 +617,74 @@ fn is_pe(h: &[u8], machine: u16) -> bool {
         && h[pe + 4..pe + 6] == machine.to_le_bytes()
         && h[pe + 24..pe + 26] == 0x020bu16.to_le_bytes()
 }
+
+#[test]
+fn ctrl_c_while_packaging_leaves_no_artifact_behind() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    // A large linux/amd64 "kubectl" (an ELF header, then incompressible bytes) keeps the
+    // packaging busy long enough to be interrupted.
+    let bin = work.path().join("bin/linux/amd64");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4] = 2;
+    bytes[5] = 1;
+    bytes[18] = 0x3e;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    bytes.extend((0..(96usize << 20)).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    std::fs::write(bin.join("kubectl"), &bytes).unwrap();
+    drop(bytes);
+    let out = work.path().join("out");
+    let tars = out.join("release-tars");
+    let mut child = kbuild()
+        .args([
+            "package",
+            "--bin",
+            s(&work.path().join("bin")),
+            "--out",
+            s(&out),
+        ])
+        .args(["--kube-root", s(repo.path())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a tarball is being written, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let writing = std::fs::read_dir(&tars)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".kbuild-tmp"))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "kbuild finished before it could be interrupted"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "packaging never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(&tars)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left behind after Ctrl-C: {left:?}");
+}

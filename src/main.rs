@@ -17,8 +17,8 @@ mod outputs;
 mod package;
 mod plan;
 mod recipe;
-mod show;
 mod release;
+mod show;
 mod signals;
 mod source;
 mod suggest;
@@ -66,9 +66,14 @@ fn main() {
 /// that takes none).
 fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
-    error::Error::usage(format!("{}: {first}", path.display()))
-        .with_hint("check the recipe against the schema in the README, or run `kbuild recipe check`")
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    error::Error::usage(format!("{}: {first}", path.display())).with_hint(
+        "check the recipe against the schema in the README, or run `kbuild recipe check`",
+    )
 }
 
 async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
@@ -86,14 +91,19 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         Command::Run(args) => {
             let loaded = recipe::load(&args.recipe)?;
             let argv = loaded.recipe.to_args(&args.overrides);
-            ui.phase("recipe", &format!("{}: {}", loaded.path.display(), argv[1..].join(" ")));
-            let parsed = Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(&loaded.path, e))?;
+            ui.phase(
+                "recipe",
+                &format!("{}: {}", loaded.path.display(), argv[1..].join(" ")),
+            );
+            let parsed =
+                Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(&loaded.path, e))?;
             Box::pin(run(parsed.command, ui, interrupt)).await
         }
         Command::Plan(args) => {
             let loaded = recipe::load(&args.recipe)?;
             let argv = loaded.recipe.to_args(&args.overrides);
-            let parsed = Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(&loaded.path, e))?;
+            let parsed =
+                Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(&loaded.path, e))?;
             show::plan(&loaded.path, &argv, &parsed.command)
         }
         Command::Recipe(cli::RecipeCommand::Check { files }) => {

@@ -223,7 +223,7 @@ impl Ui {
             .map(|d| format!("  sha256:{}", &d[..12.min(d.len())]))
             .unwrap_or_default();
         self.line(&format!(
-            "    {path:<48} {:>10}{digest}",
+            "    {path:<56} {:>10}{digest}",
             crate::engine::docker::human_bytes(size)
         ));
     }

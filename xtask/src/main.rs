@@ -4,7 +4,7 @@
 //!
 //!   cargo xtask builder-image [--force]   make the local builder image (Debian trixie + Go 1.24)
 //!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`
-//!   cargo xtask demo                      builder-image, then a cross build of the fixture with kbuild
+//!   cargo xtask demo                      builder-image, then a quick-release of the fixture (recipes/mini-kube.toml)
 //!   cargo xtask bench                     benchmarks against the upstream way -> bench/results.md
 //!   cargo xtask ci [ARGS...]              fmt --check, clippy -D warnings, then `test ARGS...`
 
@@ -24,8 +24,9 @@ tasks:
   builder-image [--force]  make the local builder image from Debian packages (no registry needed);
                            does nothing when it is present, unless --force
   test [ARGS...]           builder-image, then `cargo test --workspace ARGS...`
-  demo                     builder-image, then build kubectl of the mini-kube fixture
-                           for linux/amd64, darwin/arm64 and windows/amd64 with kbuild into out/demo
+  demo                     builder-image, then `kbuild run recipes/mini-kube.toml` (a quick-release of
+                           the mini-kube fixture for linux/amd64, darwin/arm64, windows/amd64) and
+                           `kbuild verify`; results in out/mini-kube
   bench                    kbuild against the upstream way, side by side; writes bench/results.md
   lint                     cargo fmt --check and cargo clippy --all-targets -D warnings
   ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`
@@ -119,22 +120,18 @@ fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
 
 fn demo(root: &Path) -> Result<(), Failure> {
     builder_image::ensure(root, false)?;
-    let out = Path::new("out/demo");
-    // kubeadm is a node/server component: upstream builds it for linux and windows only.
-    util::step("kbuild build kubectl for linux/amd64, darwin/arm64, windows/amd64");
-    let mut cmd = cargo();
-    cmd.args(["run", "--release", "--bin", "kbuild", "--"])
-        .args(["build", "kubectl"])
-        .args(["--platform", "linux/amd64"])
-        .args(["--platform", "darwin/arm64"])
-        .args(["--platform", "windows/amd64"])
-        .args(["--kube-root", "tests/fixtures/mini-kube"])
-        .args(["--image", builder_image::IMAGE])
-        // The fixture is not a git checkout of its own, so name the version to stamp.
-        .args(["--version", "v1.34.0-demo"])
-        .arg("--out")
-        .arg(out);
-    run(&mut cmd)?;
+    // kbuild's main job on the bundled tree: recipes/mini-kube.toml is a quick-release of
+    // tests/fixtures/mini-kube for linux/amd64, darwin/arm64 and windows/amd64 in the local
+    // builder image, packaged as upstream-named tarballs with checksums and a manifest.
+    let out = Path::new("out/mini-kube");
+    util::step("kbuild run recipes/mini-kube.toml");
+    run(cargo()
+        .args(["run", "--release", "--bin", "kbuild", "--"])
+        .args(["run", "recipes/mini-kube.toml"]))?;
+    util::step("kbuild verify out/mini-kube");
+    run(cargo()
+        .args(["run", "--release", "--bin", "kbuild", "--"])
+        .args(["verify", "out/mini-kube"]))?;
 
     util::step(&format!("files in {}", out.display()));
     let mut files = Vec::new();

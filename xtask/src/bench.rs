@@ -548,9 +548,9 @@ fn write_results(root: &Path, figures: &[Figure], notes: &[String]) -> Result<()
     }
     let mut json = String::from("{\n  \"figures\": [\n");
     for (i, f) in figures.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             json,
-            "    {{\"name\": {:?}, \"kbuild\": {:.4}, \"upstream\": {:.4}, \"unit\": {:?}, \"ratio\": {:.4}, \"target\": {:?}}}{}\n",
+            "    {{\"name\": {:?}, \"kbuild\": {:.4}, \"upstream\": {:.4}, \"unit\": {:?}, \"ratio\": {:.4}, \"target\": {:?}}}{}",
             f.name,
             f.kbuild,
             f.upstream,

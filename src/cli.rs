@@ -120,7 +120,11 @@ Examples:
   kbuild plan recipes/kubectl-cross.toml -- --platform linux/arm64")]
     Plan(RecipeRunArgs),
     /// Recipe tools
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  kbuild recipe check recipes/*.toml"
+    )]
     Recipe(RecipeCommand),
     /// Remove what kbuild made: labelled containers and volumes in the engine, and the output directory
     #[command(after_help = "Examples:

@@ -213,18 +213,43 @@ fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Wri
 }
 
 /// Writes every tarball, the sidecars, SHA256SUMS/SHA512SUMS and manifest.json.
-/// On failure (or Ctrl-C) the directory is left without any of kbuild's files, rather than
-/// with some tarballs and no checksums.
+/// The new set is written into a staging directory beside `out` and moved in only when all
+/// of it is complete: on failure (disk full, Ctrl-C) the previous set in `out` is left intact
+/// and nothing half-written remains.
 pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {
     check_binaries(input.bin, &input.layouts)?;
     let out = input.out.to_path_buf();
     std::fs::create_dir_all(&out).map_err(|e| Error::io("cannot create", &out, e))?;
-    remove_ours(&out);
-    let result = package_into(input, notes, cancel);
-    if result.is_err() {
-        remove_ours(&out);
-    }
+    let staging = staging_dir(&out);
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
+    let result = package_into(Input { out: &staging, ..input }, notes, cancel)
+        .and_then(|packaged| move_in(&staging, &out).map(|()| packaged));
+    let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// `<parent>/.<name>.<pid>.kbuild-tmp`, on the same filesystem as `out` so moves are renames.
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "release-tars".to_string());
+    let parent = out.parent().unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.{}{}", std::process::id(), super::TMP_SUFFIX))
+}
+
+/// Replaces kbuild's files in `out` with the complete set in `staging` (each file moves by
+/// rename, so none is ever half there), leaving other files a user keeps there alone.
+fn move_in(staging: &Path, out: &Path) -> Result<()> {
+    remove_ours(out);
+    let entries = std::fs::read_dir(staging).map_err(|e| Error::io("cannot read", staging, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot read", staging, e))?;
+        let target = out.join(entry.file_name());
+        std::fs::rename(entry.path(), &target).map_err(|e| Error::io("cannot move into place", &target, e))?;
+    }
+    Ok(())
 }
 
 /// Removes the files kbuild writes in release-tars.

@@ -177,6 +177,9 @@ fn repack(stream: impl Read, dest: &Path, mtime: u64, cancel: &Control) -> Resul
             }
         }
     }
+    // Read git's trailing padding too: closing the pipe early kills git with SIGPIPE, and its
+    // failed exit would then discard a complete tarball.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(bad)?;
     out.finish()
 }
 

@@ -655,15 +655,20 @@ fn ctrl_c_while_packaging_leaves_no_artifact_behind() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until a tarball is being written, then press Ctrl-C.
+    // Wait until a tarball is being written (in the staging directory kbuild moves into
+    // release-tars only when the whole set is complete), then press Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let staged_tarball = || {
+        std::fs::read_dir(&out).ok().and_then(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".kbuild-tmp"))
+                .find_map(|staging| {
+                    std::fs::read_dir(staging.path()).ok().map(|files| files.count() > 0)
+                })
+        })
+    };
     loop {
-        let writing = std::fs::read_dir(&tars)
-            .map(|d| {
-                d.flatten()
-                    .any(|e| e.file_name().to_string_lossy().ends_with(".kbuild-tmp"))
-            })
-            .unwrap_or(false);
+        let writing = staged_tarball().unwrap_or(false);
         if writing {
             break;
         }
@@ -687,4 +692,10 @@ fn ctrl_c_while_packaging_leaves_no_artifact_behind() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "left behind after Ctrl-C: {left:?}");
+    let staging: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".kbuild-tmp"))
+        .collect();
+    assert!(staging.is_empty(), "staging left behind after Ctrl-C: {staging:?}");
 }

@@ -282,41 +282,52 @@ fn a_full_disk_fails_clearly_and_keeps_earlier_artifacts() {
     assert!(stderr.contains("disk is full"), "{stderr}");
     assert_clean(repo.path(), small.path());
 
-    // Packaging: two client tarballs (about 3 MiB each) into 5 MiB. Tarballs are
-    // reproducible, so every tarball that is there must be byte-identical to the one made
-    // on a roomy disk: complete, or not there at all.
-    let package = |out: &Path| {
-        run(kbuild()
-            .args(["package", "--bin"])
+    // Packaging: a first set (one client tarball, about 3 MiB) fits into 6 MiB; a second
+    // set of two does not. The failed run must leave the first set exactly as it was, still
+    // verifying, and nothing half-written.
+    let package = |out: &Path, platforms: &[&str]| {
+        let mut cmd = kbuild();
+        cmd.args(["package", "--bin"])
             .arg(&bin)
             .arg("--kube-root")
             .arg(repo.path())
             .arg("--out")
-            .arg(out))
+            .arg(out);
+        for p in platforms {
+            cmd.args(["--platform", p]);
+        }
+        run(&mut cmd)
     };
+    let both = ["linux/amd64", "darwin/arm64"];
     let roomy = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = package(roomy.path());
+    let (code, _, stderr) = package(roomy.path(), &both);
     assert_eq!(code, 0, "{stderr}");
-    let disk = Tmpfs::mount("5m");
-    let (code, _, stderr) = package(disk.path());
+    let disk = Tmpfs::mount("6m");
+    let (code, _, stderr) = package(disk.path(), &["linux/amd64"]);
+    assert_eq!(code, 0, "the first set fits: {stderr}");
+    let tars = disk.path().join("release-tars");
+    let first_set: Vec<(String, Vec<u8>)> = std::fs::read_dir(&tars)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    assert!(first_set.iter().any(|(n, _)| n == "kubernetes-client-linux-amd64.tar.gz"));
+
+    let (code, _, stderr) = package(disk.path(), &both);
     assert_eq!(code, 8, "{stderr}");
     assert!(stderr.contains("disk is full"), "{stderr}");
     let temps = temp_files(disk.path());
     assert!(temps.is_empty(), "partial artifacts left: {temps:?}");
-    let tars = disk.path().join("release-tars");
-    let mut missing = 0;
-    for name in [
-        "kubernetes-client-linux-amd64.tar.gz",
-        "kubernetes-client-darwin-arm64.tar.gz",
-        "kubernetes-src.tar.gz",
-    ] {
-        let reference = std::fs::read(roomy.path().join("release-tars").join(name)).unwrap();
-        match std::fs::read(tars.join(name)) {
-            Ok(bytes) => assert!(bytes == reference, "{name} is not complete"),
-            Err(_) => missing += 1,
-        }
+    for (name, bytes) in &first_set {
+        let now = std::fs::read(tars.join(name)).unwrap_or_default();
+        assert!(&now == bytes, "{name} from the earlier run changed");
     }
-    assert!(missing > 0, "something could not fit");
+    assert!(
+        !tars.join("kubernetes-client-darwin-arm64.tar.gz").exists(),
+        "no artifact of the failed set"
+    );
+    let (code, _, stderr) = run(kbuild().arg("verify").arg(&tars));
+    assert_eq!(code, 0, "the earlier set still verifies: {stderr}");
 }
 
 #[test]

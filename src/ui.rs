@@ -21,7 +21,8 @@ pub enum Mode {
 
 /// The phase under way and the phases done, for the closing summary.
 struct Phases {
-    current: Option<(String, Instant, ProgressBar)>,
+    /// Name, detail, start and spinner of the phase under way.
+    current: Option<(String, String, Instant, ProgressBar)>,
     done: Vec<(String, Duration)>,
 }
 
@@ -110,12 +111,21 @@ impl Ui {
 
     /// Closes the phase under way (if any) and records its duration.
     fn close_phase(&self, phases: &mut Phases, ok: bool) {
-        if let Some((name, start, bar)) = phases.current.take() {
+        if let Some((name, detail, start, bar)) = phases.current.take() {
             let took = start.elapsed();
-            if ok {
-                bar.finish_with_message(format!("done in {:.1}s", took.as_secs_f64()));
-            } else {
-                bar.abandon_with_message("failed");
+            if self.mode == Mode::Terminal {
+                // The spinner goes; a permanent line says how the phase ended.
+                bar.finish_and_clear();
+                let mark = if ok {
+                    self.paint("32", "✓")
+                } else {
+                    self.paint("31", "✗")
+                };
+                let name_shown = self.paint("1", &name);
+                let _ = self.bars.println(format!(
+                    "{mark} {name_shown} {detail} ({:.1}s)",
+                    took.as_secs_f64()
+                ));
             }
             phases.done.push((name, took));
         }
@@ -148,7 +158,7 @@ impl Ui {
             }
             ProgressBar::hidden()
         };
-        phases.current = Some((phase.to_string(), Instant::now(), bar));
+        phases.current = Some((phase.to_string(), detail.to_string(), Instant::now(), bar));
     }
 
     pub fn info(&self, message: &str) {
@@ -169,19 +179,20 @@ impl Ui {
         self.line(&format!("{label} {message}"));
     }
 
-    /// One line of a build job's output: kept in the log, shown as the phase's current
-    /// activity on a terminal (all lines with -v), every line in plain mode.
+    /// One line of a build job's output: kept in the log, streamed to the terminal (and shown
+    /// as the phase's current activity) or printed as a plain line in CI.
     pub fn build_line(&self, job: &str, line: &str) {
         self.json("log", serde_json::json!({ "job": job, "line": line }));
         match self.mode {
             Mode::Terminal => {
-                if self.verbose {
-                    let _ = self.bars.println(format!("[{job}] {line}"));
-                }
+                // make's output scrolls above the bars (dimmed); the bar shows the latest line.
+                let _ = self
+                    .bars
+                    .println(self.paint("2", &format!("[{job}] {line}")));
                 let activity = line.trim();
                 if !activity.is_empty() {
                     let phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some((_, _, bar)) = &phases.current {
+                    if let Some((_, _, _, bar)) = &phases.current {
                         bar.set_message(format!("{job}: {}", activity.trim_start_matches("+++ ")));
                     }
                 }

@@ -25,8 +25,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Requests after the first may legitimately take long (image pulls, waits).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
-/// The engine endpoint kbuild talks to, as the Docker CLI would pick it.
+/// The engine endpoint kbuild talks to, as the Docker CLI would pick it, fit to show
+/// (a password in it is replaced with `***`).
 pub fn endpoint() -> String {
+    super::ssh::redact(&raw_endpoint())
+}
+
+fn raw_endpoint() -> String {
     std::env::var("DOCKER_HOST")
         .ok()
         .filter(|h| !h.is_empty())
@@ -42,14 +47,11 @@ fn unreachable(detail: impl std::fmt::Display) -> Error {
 /// Connects to the engine named by DOCKER_HOST, fails within seconds when nothing answers,
 /// and negotiates the API version (older engines such as 20.10 speak 1.41).
 pub async fn connect_client() -> Result<Docker> {
-    let host = endpoint();
-    if let Some(rest) = host.strip_prefix("ssh://") {
-        return Err(Error::engine(format!(
-            "DOCKER_HOST={host}: kbuild does not speak ssh:// to an engine itself yet"
-        ))
-        .with_hint(format!(
-            "tunnel the engine's socket and use tcp:// (kbuild then copies the source instead of bind-mounting it): ssh -NL 127.0.0.1:23750:/var/run/docker.sock {rest} & DOCKER_HOST=tcp://127.0.0.1:23750 kbuild ..."
-        )));
+    let host = raw_endpoint();
+    if host.starts_with("ssh://") {
+        // The ssh client's ConnectTimeout makes a dead host fail fast; the first answer
+        // also waits for the handshake and the docker CLI starting on the remote.
+        return super::ssh::connect(&host, REQUEST_TIMEOUT).await;
     }
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {

@@ -13,3 +13,4 @@ mod recipe;
 mod release;
 mod robust;
 mod source;
+mod ssh;

@@ -51,12 +51,17 @@ pub fn compute(
     Ok(hex(&hasher.finalize()))
 }
 
-/// The tree's state: for a git checkout the commit, the diff against it and the untracked
-/// files (ignored ones such as _output do not count); otherwise every file's path and bytes.
+/// The tree's state: for a git checkout the commit and, when it is dirty, the diff against it
+/// and the untracked files (ignored ones such as _output do not count); otherwise every
+/// file's path and bytes.
 fn tree_digest(info: &SourceInfo) -> Result<String> {
     let root = &info.root;
     let mut hasher = Sha256::new();
     match &info.commit {
+        // A clean checkout is its commit: `git status` found no change and no untracked file.
+        Some(commit) if info.tree_state == crate::source::TreeState::Clean => {
+            hasher.update(commit.as_bytes());
+        }
         Some(commit) => {
             hasher.update(commit.as_bytes());
             hasher.update(git(root, &["diff", "HEAD", "--binary", "--no-ext-diff"])?.as_bytes());

@@ -218,7 +218,11 @@ pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
         });
     }
 
-    let commit = git(&root, &["rev-parse", "HEAD^{commit}"])?;
+    // The commit and its time in one git call: every call costs a process start, and an
+    // unchanged rebuild should take milliseconds.
+    let head = git(&root, &["show", "-s", "--format=%H %ct", "HEAD"])?;
+    let (commit, commit_time) = head.split_once(' ').unwrap_or((head.as_str(), ""));
+    let commit = commit.to_string();
     let status = git(&root, &["status", "--porcelain"])?;
     let tree_state = if status.is_empty() {
         TreeState::Clean
@@ -250,7 +254,7 @@ or fetch the tags if the checkout lacks them (git fetch --tags)"
     };
     let source_date_epoch = match overrides.source_date_epoch {
         Some(epoch) => epoch,
-        None => git(&root, &["show", "-s", "--format=%ct", "HEAD"])?
+        None => commit_time
             .parse::<u64>()
             .context(Kind::Source, || "cannot read the commit time".to_string())?,
     };

@@ -76,6 +76,30 @@ pub async fn connect_client() -> Result<Docker> {
     Ok(docker.with_timeout(REQUEST_TIMEOUT))
 }
 
+/// Runs an engine clean-up to completion from a `Drop`, which cannot await: on a thread of
+/// its own with its own runtime and a fresh connection (a client's connection pool belongs
+/// to the runtime that made it). Waits for it, so nothing outlives the guard.
+pub fn cleanup_from_drop<F, Fut>(cleanup: F)
+where
+    F: FnOnce(Docker) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let handle = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(docker) = connect_client().await {
+                cleanup(docker).await;
+            }
+        });
+    });
+    let _ = handle.join();
+}
+
 /// What kbuild needs to know about the engine, read once.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EngineInfo {

@@ -58,23 +58,8 @@ impl Drop for ContainerGuard {
         if self.removed {
             return;
         }
-        // Dropped without `remove` (an early return, a cancelled future, a panic): remove it on a
-        // separate thread with its own runtime, since Drop cannot await.
-        // The client's connection pool belongs to the original runtime, so connect afresh.
+        // Dropped without `remove` (an early return, a cancelled future, a panic).
         let id = std::mem::take(&mut self.id);
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(docker) = super::docker::connect_client().await {
-                    remove(&docker, &id).await;
-                }
-            });
-        });
-        let _ = handle.join();
+        super::docker::cleanup_from_drop(move |docker| async move { remove(&docker, &id).await });
     }
 }

@@ -236,23 +236,11 @@ impl Drop for SourceVolume {
         if self.removed {
             return;
         }
-        // Dropped without `remove` (an error path, a cancelled future): remove it on a thread
-        // with its own runtime and a fresh connection, as ContainerGuard does.
+        // Dropped without `remove` (an error path, a cancelled future).
         let name = std::mem::take(&mut self.name);
-        let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(docker) = super::docker::connect_client().await {
-                    remove_volume(&docker, &name).await;
-                }
-            });
+        super::docker::cleanup_from_drop(move |docker| async move {
+            remove_volume(&docker, &name).await
         });
-        let _ = handle.join();
     }
 }
 

@@ -223,8 +223,15 @@ pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result
     let staging = staging_dir(&out);
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
-    let result = package_into(Input { out: &staging, ..input }, notes, cancel)
-        .and_then(|packaged| move_in(&staging, &out).map(|()| packaged));
+    let result = package_into(
+        Input {
+            out: &staging,
+            ..input
+        },
+        notes,
+        cancel,
+    )
+    .and_then(|packaged| move_in(&staging, &out).map(|()| packaged));
     let _ = std::fs::remove_dir_all(&staging);
     result
 }
@@ -236,7 +243,11 @@ fn staging_dir(out: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "release-tars".to_string());
     let parent = out.parent().unwrap_or(Path::new("."));
-    parent.join(format!(".{name}.{}{}", std::process::id(), super::TMP_SUFFIX))
+    parent.join(format!(
+        ".{name}.{}{}",
+        std::process::id(),
+        super::TMP_SUFFIX
+    ))
 }
 
 /// Replaces kbuild's files in `out` with the complete set in `staging` (each file moves by
@@ -247,7 +258,8 @@ fn move_in(staging: &Path, out: &Path) -> Result<()> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot read", staging, e))?;
         let target = out.join(entry.file_name());
-        std::fs::rename(entry.path(), &target).map_err(|e| Error::io("cannot move into place", &target, e))?;
+        std::fs::rename(entry.path(), &target)
+            .map_err(|e| Error::io("cannot move into place", &target, e))?;
     }
     Ok(())
 }

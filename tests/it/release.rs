@@ -663,7 +663,9 @@ fn ctrl_c_while_packaging_leaves_no_artifact_behind() {
             d.flatten()
                 .filter(|e| e.file_name().to_string_lossy().ends_with(".kbuild-tmp"))
                 .find_map(|staging| {
-                    std::fs::read_dir(staging.path()).ok().map(|files| files.count() > 0)
+                    std::fs::read_dir(staging.path())
+                        .ok()
+                        .map(|files| files.count() > 0)
                 })
         })
     };
@@ -697,5 +699,8 @@ fn ctrl_c_while_packaging_leaves_no_artifact_behind() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".kbuild-tmp"))
         .collect();
-    assert!(staging.is_empty(), "staging left behind after Ctrl-C: {staging:?}");
+    assert!(
+        staging.is_empty(),
+        "staging left behind after Ctrl-C: {staging:?}"
+    );
 }

@@ -309,9 +309,16 @@ fn a_full_disk_fails_clearly_and_keeps_earlier_artifacts() {
     let first_set: Vec<(String, Vec<u8>)> = std::fs::read_dir(&tars)
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect();
-    assert!(first_set.iter().any(|(n, _)| n == "kubernetes-client-linux-amd64.tar.gz"));
+    assert!(first_set
+        .iter()
+        .any(|(n, _)| n == "kubernetes-client-linux-amd64.tar.gz"));
 
     let (code, _, stderr) = package(disk.path(), &both);
     assert_eq!(code, 8, "{stderr}");

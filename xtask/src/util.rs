@@ -144,3 +144,15 @@ pub fn catch_interrupts() {
         signal(SIGTERM, handler);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_commands_as_a_user_would_type_them() {
+        let mut cmd = Command::new("tar");
+        cmd.args(["czf", "a b.tar.gz", "it's"]);
+        assert_eq!(show(&cmd), r"tar czf 'a b.tar.gz' 'it'\''s'");
+    }
+}

@@ -40,13 +40,18 @@ async fn remove(docker: &Docker, id: &str) {
         let _ = docker.remove_container(id, Some(options)).await;
         // The engine may already be removing it (build containers remove themselves once
         // they stop): wait until it is really gone, so that nothing outlives the run.
+        // Removal usually takes tens of milliseconds: poll soon, then back off to 100 ms.
+        let mut pause = std::time::Duration::from_millis(5);
         loop {
             match docker.inspect_container(id, None).await {
                 Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
                 }) => return,
                 Err(_) => return, // the engine is gone, and the container with it
-                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                Ok(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(100));
+                }
             }
         }
     };

@@ -374,10 +374,21 @@ impl DockerEngine {
             .await
             .map_err(|e| Error::engine(format!("cannot attach to the build container: {e}")))?;
         let mut stream = attached.output;
-        self.docker
+        if let Err(e) = self
+            .docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
-            .map_err(|e| Error::engine(format!("cannot start the build container: {e}")))?;
+        {
+            // A limit too small for even the container's init process fails the start itself
+            // ("container init was OOM-killed (memory limit too low?)"): that is out of memory too.
+            let text = e.to_string();
+            if text.contains("OOM") || text.contains("memory limit too low") {
+                return Err(self.out_of_memory(job, options, log));
+            }
+            return Err(Error::engine(format!(
+                "cannot start the build container: {text}"
+            )));
+        }
         let follow = async {
             let mut pending = Vec::new();
             loop {

@@ -6,22 +6,12 @@ use crate::common::*;
 fn builds_kubectl_for_three_platforms_with_the_stamped_version() {
     let repo = KubeRepo::tagged("v1.34.0");
     let out = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(kbuild().args([
-        "build",
-        "kubectl",
-        "--platform",
-        "linux/amd64",
-        "--platform",
-        "darwin/arm64",
-        "--platform",
-        "windows/amd64",
-        "--kube-root",
-        repo.path().to_str().unwrap(),
-        "--image",
-        BUILDER_IMAGE,
-        "--out",
-        out.path().to_str().unwrap(),
-    ]));
+    let (code, _, stderr) = run(&mut build_cmd(
+        repo.path(),
+        out.path(),
+        &["kubectl"],
+        &["linux/amd64", "darwin/arm64", "windows/amd64"],
+    ));
     assert_eq!(code, 0, "kbuild build failed:\n{stderr}");
 
     let linux = out.path().join("bin/linux/amd64/kubectl");
@@ -63,19 +53,12 @@ fn builds_kubectl_for_three_platforms_with_the_stamped_version() {
 fn builds_kubeadm_and_kubelet_for_linux_without_root_owned_files() {
     let repo = KubeRepo::tagged("v1.33.1");
     let out = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(kbuild().args([
-        "build",
-        "kubeadm",
-        "kubelet",
-        "--platform",
-        "linux/amd64",
-        "--kube-root",
-        repo.path().to_str().unwrap(),
-        "--image",
-        BUILDER_IMAGE,
-        "--out",
-        out.path().to_str().unwrap(),
-    ]));
+    let (code, _, stderr) = run(&mut build_cmd(
+        repo.path(),
+        out.path(),
+        &["kubeadm", "kubelet"],
+        &["linux/amd64"],
+    ));
     assert_eq!(code, 0, "kbuild build failed:\n{stderr}");
     for name in ["kubeadm", "kubelet"] {
         let bin = out.path().join("bin/linux/amd64").join(name);
@@ -116,18 +99,12 @@ fn failing_make_shows_the_log_tail_and_leaves_no_container() {
     text.push_str("\nfunc broken() { this is not go }\n");
     std::fs::write(&main, text).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(kbuild().args([
-        "build",
-        "kubectl",
-        "--platform",
-        "linux/amd64",
-        "--kube-root",
-        repo.path().to_str().unwrap(),
-        "--image",
-        BUILDER_IMAGE,
-        "--out",
-        out.path().to_str().unwrap(),
-    ]));
+    let (code, _, stderr) = run(&mut build_cmd(
+        repo.path(),
+        out.path(),
+        &["kubectl"],
+        &["linux/amd64"],
+    ));
     assert_eq!(code, 4, "a failed build exits 4:\n{stderr}");
     assert!(stderr.contains("last lines of the log"), "{stderr}");
     assert!(

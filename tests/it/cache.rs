@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::common::*;
 
 /// How many containers the engine created for the tree at `root` since `since` (Unix time).
-fn containers_created_since(root: &std::path::Path, since: u64) -> usize {
+fn containers_created_since(root: &std::path::Path, since: String) -> usize {
     let root = root.canonicalize().unwrap();
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -13,13 +13,7 @@ fn containers_created_since(root: &std::path::Path, since: u64) -> usize {
         .as_secs()
         + 1;
     let out = Command::new("docker")
-        .args([
-            "events",
-            "--since",
-            &since.to_string(),
-            "--until",
-            &until.to_string(),
-        ])
+        .args(["events", "--since", &since, "--until", &until.to_string()])
         .args(["--filter", "type=container", "--filter", "event=create"])
         .arg("--filter")
         .arg(format!("label=io.kbuild.source={}", root.display()))
@@ -28,28 +22,18 @@ fn containers_created_since(root: &std::path::Path, since: u64) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
+/// Now, to the nanosecond, as `docker events --since` takes it (whole seconds would count
+/// the previous build's events of the same second).
+fn now() -> String {
+    let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+        .unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
 fn build(repo: &KubeRepo, out: &std::path::Path, extra: &[&str]) -> (i32, String) {
-    let (code, _, stderr) = run(kbuild()
-        .args([
-            "build",
-            "kubectl",
-            "--platform",
-            "linux/amd64",
-            "--image",
-            BUILDER_IMAGE,
-        ])
-        .arg("--kube-root")
-        .arg(repo.path())
-        .arg("--out")
-        .arg(out)
-        .args(extra));
+    let (code, _, stderr) =
+        run(build_cmd(repo.path(), out, &["kubectl"], &["linux/amd64"]).args(extra));
     (code, stderr)
 }
 

@@ -39,6 +39,21 @@ pub fn kbuild() -> Command {
     cmd
 }
 
+/// `kbuild build <components> --platform <p>... --kube-root <repo> --image <builder> --out <out>`.
+pub fn build_cmd(repo: &Path, out: &Path, components: &[&str], platforms: &[&str]) -> Command {
+    let mut cmd = kbuild();
+    cmd.arg("build").args(components);
+    for platform in platforms {
+        cmd.args(["--platform", platform]);
+    }
+    cmd.arg("--kube-root")
+        .arg(repo)
+        .args(["--image", BUILDER_IMAGE])
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 /// Runs a command and returns (status code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("command runs");

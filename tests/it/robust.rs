@@ -18,20 +18,8 @@ use crate::common::*;
 
 /// `kbuild build kubectl --platform linux/amd64` of `repo` into `out`, plus `extra`.
 fn build_cmd(repo: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut cmd = kbuild();
-    cmd.args([
-        "build",
-        "kubectl",
-        "--platform",
-        "linux/amd64",
-        "--kube-root",
-        repo.to_str().unwrap(),
-        "--image",
-        BUILDER_IMAGE,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .args(extra);
+    let mut cmd = crate::common::build_cmd(repo, out, &["kubectl"], &["linux/amd64"]);
+    cmd.args(extra);
     cmd
 }
 
@@ -254,20 +242,12 @@ fn a_stalled_build_is_stopped_and_its_container_removed() {
 fn a_full_disk_fails_clearly_and_keeps_earlier_artifacts() {
     let repo = KubeRepo::tagged("v1.34.0");
     let built = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(kbuild().args([
-        "build",
-        "kubectl",
-        "--platform",
-        "linux/amd64",
-        "--platform",
-        "darwin/arm64",
-        "--kube-root",
-        repo.path().to_str().unwrap(),
-        "--image",
-        BUILDER_IMAGE,
-        "--out",
-        built.path().to_str().unwrap(),
-    ]));
+    let (code, _, stderr) = run(&mut crate::common::build_cmd(
+        repo.path(),
+        built.path(),
+        &["kubectl"],
+        &["linux/amd64", "darwin/arm64"],
+    ));
     assert_eq!(code, 0, "{stderr}");
     let bin = built.path().join("bin");
 

@@ -213,3 +213,31 @@ fn on_a_terminal_the_progress_spinners_draw() {
     );
     assert!(screen.contains("ok:"), "{screen}");
 }
+
+#[test]
+fn running_the_mini_kube_recipe_produces_its_artifacts() {
+    // The recipe the demo runs, into a directory of the test's own (flags after -- win).
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(kbuild()
+        .current_dir(repo_root())
+        .args(["run", "recipes/mini-kube.toml", "--", "--out"])
+        .arg(out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    let tars = out.path().join("release-tars");
+    for name in [
+        "kubernetes-client-linux-amd64.tar.gz",
+        "kubernetes-client-darwin-arm64.tar.gz",
+        "kubernetes-client-windows-amd64.tar.gz",
+        "kubernetes-node-linux-amd64.tar.gz",
+        "kubernetes-server-linux-amd64.tar.gz",
+        "kubernetes-src.tar.gz",
+        "SHA256SUMS",
+        "manifest.json",
+    ] {
+        assert!(tars.join(name).is_file(), "{name} missing:\n{stderr}");
+    }
+    let kubectl = out.path().join("bin/linux/amd64/kubectl");
+    assert!(run_binary(&kubectl, &["version"]).contains("v1.34.0-demo"));
+    let (code, _, stderr) = run(kbuild().arg("verify").arg(&tars));
+    assert_eq!(code, 0, "{stderr}");
+}

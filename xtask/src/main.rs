@@ -10,6 +10,7 @@
 
 mod bench;
 mod builder_image;
+mod packages;
 mod util;
 
 use std::path::Path;
@@ -110,6 +111,7 @@ fn usage_error(message: String) -> Failure {
 /// builder-image, then the whole workspace's tests. The integration tests find the image
 /// through KBUILD_BUILDER_IMAGE.
 fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
+    packages::ensure()?;
     builder_image::ensure(root, false)?;
     util::step("cargo test --workspace");
     let mut cmd = cargo();

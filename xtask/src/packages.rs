@@ -1,0 +1,77 @@
+//! The Debian packages the tests need, installed by `cargo xtask test` itself so that the
+//! README's one test command is all the set-up a fresh machine needs: git and make for the
+//! fixture, openssh-server for the ssh:// engine tests, and a host Go for the
+//! `--engine host` tests. Debian bookworm's own Go is older than upstream's go1.22 floor, so
+//! golang-1.23-go comes from bookworm-backports (added to the apt sources when missing; no
+//! other suite is mixed into the host).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{self, run, step, Failure};
+
+/// Where golang-1.23-go puts its go binary; the host-engine tests look there.
+pub const HOST_GO_DIR: &str = "/usr/lib/go-1.23/bin";
+const PACKAGES: &[&str] = &["git", "make", "openssh-server"];
+const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
+
+fn installed(package: &str) -> bool {
+    util::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_some_and(|s| s.contains("install ok installed"))
+}
+
+/// Installs what is missing (apt-get update only when something is).
+pub fn ensure() -> Result<(), Failure> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let need_go = !Path::new(HOST_GO_DIR).join("go").is_file();
+    if missing.is_empty() && !need_go {
+        return Ok(());
+    }
+    if util::effective_uid() != Some(0) {
+        let mut what = missing.join(" ");
+        if need_go {
+            what.push_str(" golang-1.23-go (from bookworm-backports)");
+        }
+        return Err(Failure::new(format!(
+            "the tests need Debian packages that are missing: {what}; run `cargo xtask test` as root once, \
+             or install them with sudo apt-get install"
+        )));
+    }
+    if need_go && !backports_configured() {
+        step("adding bookworm-backports to the apt sources (for golang-1.23-go)");
+        std::fs::write(
+            BACKPORTS_SOURCES,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\n\
+             Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+        )
+        .map_err(|e| Failure::new(format!("cannot write {BACKPORTS_SOURCES}: {e}")))?;
+    }
+    step("apt-get update");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    if !missing.is_empty() {
+        step(&format!("apt-get install {}", missing.join(" ")));
+        run(apt_install().args(&missing))?;
+    }
+    if need_go {
+        step("apt-get install -t bookworm-backports golang-1.23-go");
+        run(apt_install().args(["-t", "bookworm-backports", "golang-1.23-go"]))?;
+    }
+    Ok(())
+}
+
+fn apt_install() -> Command {
+    let mut cmd = Command::new("apt-get");
+    cmd.args(["install", "-y", "-qq", "--no-install-recommends"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
+}
+
+fn backports_configured() -> bool {
+    let mut sources = vec![std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()];
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        for entry in entries.flatten() {
+            sources.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    sources.iter().any(|s| s.contains("bookworm-backports"))
+}

@@ -140,6 +140,25 @@ fn layout_entries(
 /// One tarball to write, on some thread.
 type Task<'a, T> = Box<dyn FnOnce() -> Result<T> + Send + 'a>;
 
+/// One layout's tarball, written to `dest`, as a task for `run_parallel`.
+fn tarball_task<'a>(
+    layout: &'a Layout,
+    dest: PathBuf,
+    entries: Vec<Entry>,
+    epoch: u64,
+    cancel: &'a Control,
+) -> Task<'a, Artifact> {
+    Box::new(move || {
+        let written = tarball::write(&dest, epoch, entries, true, cancel)?;
+        Ok(artifact(
+            &layout.file_name(),
+            layout.kind,
+            Some(layout),
+            written,
+        ))
+    })
+}
+
 /// Runs `tasks` on `threads` threads; the first failure cancels the others.
 fn run_parallel<T: Send>(
     tasks: Vec<Task<'_, T>>,
@@ -311,36 +330,15 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         .iter()
         .partition(|l| l.kind == TarballKind::Client);
     let licenses_ref = licenses.as_deref();
-    for layout in clients {
-        let dest = out.join(layout.file_name());
+    let task = |layout| {
         let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
-        first.push(Box::new(move || {
-            let written = tarball::write(&dest, epoch, entries, true, cancel)?;
-            Ok(artifact(
-                &layout.file_name(),
-                layout.kind,
-                Some(layout),
-                written,
-            ))
-        }));
-    }
+        tarball_task(layout, out.join(layout.file_name()), entries, epoch, cancel)
+    };
+    first.extend(clients.into_iter().map(task));
     let mut artifacts = run_parallel(first, threads, cancel)?;
 
     // Phase 2: node and server tarballs, which contain the source tarball.
-    let mut second: Vec<Task<'_, Artifact>> = Vec::new();
-    for layout in rest {
-        let dest = out.join(layout.file_name());
-        let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
-        second.push(Box::new(move || {
-            let written = tarball::write(&dest, epoch, entries, true, cancel)?;
-            Ok(artifact(
-                &layout.file_name(),
-                layout.kind,
-                Some(layout),
-                written,
-            ))
-        }));
-    }
+    let second: Vec<Task<'_, Artifact>> = rest.into_iter().map(task).collect();
     artifacts.extend(run_parallel(second, threads, cancel)?);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
 

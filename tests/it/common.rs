@@ -397,29 +397,26 @@ impl Running {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// Whether some stderr line so far contains `needle`.
+    fn seen(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
     /// Waits until a stderr line contains `needle`; panics with what was seen after `secs`.
     pub fn wait_for(&mut self, needle: &str, secs: u64) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
-            if self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains(needle))
-            {
+            if self.seen(needle) {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // Let the reader drain what is left before judging.
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                if self
-                    .lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .any(|l| l.contains(needle))
-                {
+                if self.seen(needle) {
                     return;
                 }
                 panic!(

@@ -157,20 +157,7 @@ fn a_build_stops_at_a_failed_check_before_any_container_and_skip_check_overrides
     let repo = KubeRepo::tagged("v1.34.0");
     let out = tempfile::tempdir().unwrap();
     let build = |extra: &[&str]| {
-        run(kbuild()
-            .args([
-                "build",
-                "kubectl",
-                "--platform",
-                "linux/amd64",
-                "--image",
-                BUILDER_IMAGE,
-            ])
-            .arg("--kube-root")
-            .arg(repo.path())
-            .arg("--out")
-            .arg(out.path())
-            .args(extra))
+        run(build_cmd(repo.path(), out.path(), &["kubectl"], &["linux/amd64"]).args(extra))
     };
     let (code, _, stderr) = build(&["--min-memory", "1000g"]);
     assert_eq!(code, 3, "{stderr}");

@@ -133,22 +133,10 @@ fn piped_output_has_no_escape_codes_and_json_lines_all_parse() {
     let repo = KubeRepo::tagged("v1.34.0");
     let out = tempfile::tempdir().unwrap();
     let args = |json: bool| {
-        let mut cmd = kbuild();
+        let mut cmd = build_cmd(repo.path(), out.path(), &["kubectl"], &["linux/amd64"]);
         if json {
             cmd.arg("--json");
         }
-        cmd.args([
-            "build",
-            "kubectl",
-            "--platform",
-            "linux/amd64",
-            "--image",
-            BUILDER_IMAGE,
-        ])
-        .arg("--kube-root")
-        .arg(repo.path())
-        .arg("--out")
-        .arg(out.path());
         cmd
     };
     let (code, stdout, stderr) = run(&mut args(false));

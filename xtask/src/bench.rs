@@ -139,6 +139,31 @@ fn uid_gid() -> String {
     format!("{}:{}", id("-u").trim(), id("-g").trim())
 }
 
+/// `docker run --rm --network none` as the build user (HOME=/tmp, since the user may
+/// have no home in the image).
+fn docker_run_as_user() -> Command {
+    let mut cmd = Command::new("docker");
+    cmd.args(["run", "--rm", "--network", "none", "--user", &uid_gid()])
+        .args(["-e", "HOME=/tmp"]);
+    cmd
+}
+
+/// A fresh volume belongs to root: hand it to the build user, as kbuild does for its caches.
+fn chown_volume(volume: &str) -> Result<(), Failure> {
+    run(Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{volume}:/v"),
+            IMAGE,
+        ])
+        .args(["chown", &uid_gid(), "/v"])
+        .stdout(Stdio::null()))
+}
+
 /// a. Packaging: six client tarballs of a real Go binary, checksums, manifest.
 fn packaging(
     kbuild: &Path,
@@ -159,31 +184,9 @@ fn packaging(
     }
     let bin = work.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| Failure::new(e.to_string()))?;
-    // A new volume belongs to root: hand it to the build user first.
-    run(Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-v",
-            "kbuild-bench-gobuild:/gocache",
-            IMAGE,
-        ])
-        .args(["chown", &uid_gid(), "/gocache"]))?;
-    run(Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            &uid_gid(),
-            "-e",
-            "HOME=/tmp",
-            "-e",
-            "GOCACHE=/gocache",
-        ])
+    chown_volume("kbuild-bench-gobuild")?;
+    run(docker_run_as_user()
+        .args(["-e", "GOCACHE=/gocache"])
         // Compiling cmd/go for six platforms from cold takes minutes on two cores: keep that
         // cache between benchmark runs in a volume of its own (kbuild's caches are not used).
         .args(["-v", "kbuild-bench-gobuild:/gocache"])
@@ -309,37 +312,26 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<[Figure; 4], Failur
     )
     .unwrap_or_default();
     let raw = |volume: &str, state: &str| {
-        let mut cmd = Command::new("docker");
-        cmd.args([
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            &uid_gid(),
-            "-e",
-            "HOME=/tmp",
-            "-e",
-            "GOCACHE=/cache/go-build",
-        ])
-        .arg("-v")
-        .arg(format!("{}:/go/src/k8s.io/kubernetes", tree.display()))
-        .arg("-v")
-        .arg(format!("{volume}:/cache"))
-        .args([
-            "-w",
-            "/go/src/k8s.io/kubernetes",
-            IMAGE,
-            "make",
-            "all",
-            "WHAT=cmd/kubectl",
-            "KUBE_BUILD_PLATFORMS=linux/amd64",
-            "KUBE_OUTPUT_SUBPATH=_output/dockerized",
-        ])
-        .arg(format!("KUBE_GIT_VERSION={VERSION}"))
-        .arg(format!("KUBE_GIT_COMMIT={}", commit.trim()))
-        .arg(format!("KUBE_GIT_TREE_STATE={state}"))
-        .arg("SOURCE_DATE_EPOCH=1700000000");
+        let mut cmd = docker_run_as_user();
+        cmd.args(["-e", "GOCACHE=/cache/go-build"])
+            .arg("-v")
+            .arg(format!("{}:/go/src/k8s.io/kubernetes", tree.display()))
+            .arg("-v")
+            .arg(format!("{volume}:/cache"))
+            .args([
+                "-w",
+                "/go/src/k8s.io/kubernetes",
+                IMAGE,
+                "make",
+                "all",
+                "WHAT=cmd/kubectl",
+                "KUBE_BUILD_PLATFORMS=linux/amd64",
+                "KUBE_OUTPUT_SUBPATH=_output/dockerized",
+            ])
+            .arg(format!("KUBE_GIT_VERSION={VERSION}"))
+            .arg(format!("KUBE_GIT_COMMIT={}", commit.trim()))
+            .arg(format!("KUBE_GIT_TREE_STATE={state}"))
+            .arg("SOURCE_DATE_EPOCH=1700000000");
         cmd
     };
     let raw_cmd = "docker run --rm -v <tree>:/go/src/k8s.io/kubernetes -v <cache>:/cache -e GOCACHE=/cache/go-build <image> make all WHAT=cmd/kubectl KUBE_BUILD_PLATFORMS=linux/amd64";
@@ -357,25 +349,6 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<[Figure; 4], Failur
         }
         Ok(())
     };
-    let chown_volume = |volume: &str| {
-        // A fresh volume is root's; hand it to the build user as kbuild does.
-        let _ = Command::new("docker")
-            .args([
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "-v",
-                &format!("{volume}:/cache"),
-                IMAGE,
-                "chown",
-                &uid_gid(),
-                "/cache",
-            ])
-            .stdout(Stdio::null())
-            .status();
-    };
-
     step("bench c: cold builds from empty caches");
     let mut kbuild_cold = Vec::new();
     let mut raw_cold = Vec::new();
@@ -386,7 +359,7 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<[Figure; 4], Failur
         kbuild_cold.push(time(&mut kbuild_build(&[]))?);
         let volume = format!("kbuild-bench-cold-{i}");
         remove_dir(&tree.join("_output"));
-        chown_volume(&volume);
+        chown_volume(&volume)?;
         raw_cold.push(time(&mut raw(&volume, "clean"))?);
         let _ = Command::new("docker")
             .args(["volume", "rm", "-f", &volume])
@@ -396,7 +369,7 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<[Figure; 4], Failur
 
     step("bench b: no-op rebuilds");
     let warm = "kbuild-bench-warm";
-    chown_volume(warm);
+    chown_volume(warm)?;
     time(&mut raw(warm, "clean"))?;
     time(&mut kbuild_build(&[]))?;
     let mut kbuild_noop = Vec::new();

@@ -10,6 +10,7 @@ mod engine;
 mod error;
 mod extract;
 mod fingerprint;
+mod input;
 mod joblog;
 mod kube;
 mod lock;

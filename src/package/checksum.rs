@@ -72,9 +72,25 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Most artifacts one directory can list: kbuild writes a few dozen (every upstream
+/// platform's client, node and server tarballs, or an extension's binaries).
+pub const MAX_ARTIFACTS: u64 = 4096;
+/// Longest artifact name a checksum line may carry (kbuild's are under 64 bytes).
+pub const MAX_NAME: u64 = 1024;
+/// SHA256SUMS / SHA512SUMS are read up to this size: `MAX_ARTIFACTS` lines of a SHA-512
+/// digest, two separators and a `MAX_NAME` name.
+pub const SUMS_MAX_BYTES: u64 = MAX_ARTIFACTS * (128 + 2 + MAX_NAME + 1);
+/// A sidecar holds one hex digest (and perhaps a newline or a name after it).
+pub const SIDECAR_MAX_BYTES: u64 = 128 + 2 + MAX_NAME + 1;
+
 /// Hashes a file in one streaming pass; returns its size and digests.
+#[cfg(test)]
 pub fn hash_file(path: &Path) -> io::Result<(u64, Digests)> {
-    let mut file = std::fs::File::open(path)?;
+    hash_reader(std::fs::File::open(path)?)
+}
+
+/// Hashes everything `file` yields in one streaming pass; returns its size and digests.
+pub fn hash_reader(mut file: impl Read) -> io::Result<(u64, Digests)> {
     let mut hasher = HashingWriter::new(io::sink());
     let mut buf = vec![0u8; 256 * 1024];
     loop {

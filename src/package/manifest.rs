@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 pub const FILE_NAME: &str = "manifest.json";
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
+/// manifest.json is read up to this size. It lists every entry of every tarball, about
+/// 100 bytes each: an upstream quick-release for every platform, LICENSES included, writes
+/// well under 2 MiB; 16 MiB leaves room for trees with many more files, and no more.
+pub const MAX_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,11 +115,17 @@ impl Manifest {
     }
 
     pub fn read(dir: &Path) -> Result<Option<Manifest>> {
+        use crate::input::{self, InputError, Links};
         let path = dir.join(FILE_NAME);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match input::read_text_capped(&path, MAX_BYTES, Links::Refuse) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("cannot read", &path, e)),
+            Err(InputError::NotFound) => return Ok(None),
+            Err(e) => {
+                return Err(Error::new(
+                    crate::error::Kind::Verify,
+                    format!("{} {e}", path.display()),
+                ))
+            }
         };
         serde_json::from_str(&text).map(Some).map_err(|e| {
             Error::new(

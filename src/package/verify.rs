@@ -1,14 +1,22 @@
 //! `kbuild verify`: re-hash every artifact of a directory kbuild wrote and compare it with
 //! every claim made about it: SHA256SUMS, SHA512SUMS, the `.sha256`/`.sha512` sidecars and
 //! manifest.json (digests and size). Each file is read once. Every mismatch and every
-//! missing file is named; nothing stops at the first problem.
+//! missing file is named; nothing stops at the first problem. A file that looks like an
+//! artifact but that nothing lists, and any symbolic link or special file, is a problem too:
+//! verify vouches for the whole directory, not only for what the lists name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component as PathPart, Path};
 
 use super::checksum::{self, Digests};
 use super::manifest::{self, Manifest};
-use super::Control;
+use super::{extension, Control};
+use crate::input::{self, InputError, Links};
+
+/// The files that say what the directory holds, read (and so checked) by verify itself.
+const LISTS: &[&str] = &["SHA256SUMS", "SHA512SUMS", manifest::FILE_NAME];
+/// Files kbuild writes beside the artifacts that no list names: the extension's metadata.
+const UNLISTED_METADATA: &[&str] = &[extension::METADATA_FRAGMENT, extension::DOCKERFILE_SNIPPET];
 
 /// One thing that does not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +55,13 @@ fn read_sums(
     report: &mut Report,
 ) -> Option<BTreeMap<String, String>> {
     let path = dir.join(file);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match input::read_text_capped(&path, checksum::SUMS_MAX_BYTES, Links::Refuse) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(InputError::NotFound) => return None,
         Err(e) => {
             report.problems.push(Problem {
                 file: file.to_string(),
-                what: format!("cannot read: {e}"),
+                what: e.to_string(),
             });
             return None;
         }
@@ -77,12 +85,97 @@ fn is_safe(name: &str) -> bool {
     !name.is_empty() && p.components().all(|c| matches!(c, PathPart::Normal(_)))
 }
 
-fn read_sidecar(dir: &Path, name: &str) -> Option<std::io::Result<String>> {
-    match std::fs::read_to_string(dir.join(name)) {
+fn read_sidecar(dir: &Path, name: &str) -> Option<Result<String, InputError>> {
+    match input::read_text_capped(&dir.join(name), checksum::SIDECAR_MAX_BYTES, Links::Refuse) {
         Ok(t) => Some(Ok(t.trim().to_ascii_lowercase())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(InputError::NotFound) => None,
         Err(e) => Some(Err(e)),
     }
+}
+
+/// Whether a file nothing lists would pass for an artifact: a tarball, a binary, a
+/// checksum sidecar, anything named `kubernetes*`, or any file in a subdirectory (where the
+/// extension layout keeps its binaries). Other top-level files a user keeps there are left alone.
+fn looks_like_artifact(name: &str) -> bool {
+    let base = name
+        .strip_suffix(".sha256")
+        .or_else(|| name.strip_suffix(".sha512"))
+        .unwrap_or(name);
+    name.contains('/')
+        || base.starts_with("kubernetes")
+        || [".tar.gz", ".tgz", ".tar", ".zip", ".exe"]
+            .iter()
+            .any(|ext| base.ends_with(ext))
+        || base != name
+}
+
+/// Every entry under `dir` (relative path, type), not following symbolic links.
+fn walk(dir: &Path, cancel: &Control) -> std::io::Result<Vec<(String, std::fs::FileType)>> {
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = stack.pop() {
+        cancel.check()?;
+        for entry in std::fs::read_dir(&path)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let file_type = entry.file_type()?;
+            if file_type.is_dir() {
+                stack.push((entry.path(), rel));
+            } else {
+                found.push((rel, file_type));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+/// Problems with what the directory holds beyond the listed artifacts: files that look like
+/// artifacts but are listed nowhere, and symbolic links or special files anywhere.
+/// (Listed names were already checked one by one, so they are skipped here.)
+fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Problem> {
+    let entries = match walk(dir, cancel) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return vec![Problem {
+                file: ".".to_string(),
+                what: format!("cannot list the directory: {e}"),
+            }]
+        }
+    };
+    let mut problems = Vec::new();
+    for (name, file_type) in entries {
+        let sidecar_of = name
+            .strip_suffix(".sha256")
+            .or_else(|| name.strip_suffix(".sha512"));
+        if listed.contains(&name)
+            || LISTS.contains(&name.as_str())
+            || sidecar_of.is_some_and(|base| listed.contains(base))
+            || name.ends_with(super::TMP_SUFFIX)
+        {
+            continue;
+        }
+        let what = if file_type.is_symlink() {
+            let target = std::fs::read_link(dir.join(&name))
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default();
+            format!("is a symbolic link{target}: an artifact must be the file itself, and verify does not follow links")
+        } else if !file_type.is_file() {
+            "is not a regular file (a FIFO, socket or device): it cannot be an artifact".to_string()
+        } else if UNLISTED_METADATA.contains(&name.as_str()) || !looks_like_artifact(&name) {
+            continue;
+        } else {
+            "is listed in no SHA256SUMS, SHA512SUMS or manifest.json: nothing vouches for it"
+                .to_string()
+        };
+        problems.push(Problem { file: name, what });
+    }
+    problems
 }
 
 /// Verifies `dir`. Returns None when it holds nothing to verify against.
@@ -111,24 +204,22 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
     if report.sources.is_empty() && report.problems.is_empty() {
         return None;
     }
-    for (present, file) in [
+    // A list that exists but could not be read is reported as such, not also as missing.
+    let unreadable = |file: &str| report.problems.iter().any(|p| p.file == file);
+    let absent: Vec<&str> = [
         (has256, "SHA256SUMS"),
         (has512, "SHA512SUMS"),
-        (
-            manifest.is_some()
-                || report
-                    .problems
-                    .iter()
-                    .any(|p| p.file == manifest::FILE_NAME),
-            manifest::FILE_NAME,
-        ),
-    ] {
-        if !present {
-            report.problems.push(Problem {
-                file: file.to_string(),
-                what: "missing".to_string(),
-            });
-        }
+        (manifest.is_some(), manifest::FILE_NAME),
+    ]
+    .into_iter()
+    .filter(|(present, file)| !present && !unreadable(file))
+    .map(|(_, file)| file)
+    .collect();
+    for file in absent {
+        report.problems.push(Problem {
+            file: file.to_string(),
+            what: "missing".to_string(),
+        });
     }
 
     let by_manifest: BTreeMap<String, &manifest::Artifact> = manifest
@@ -144,6 +235,9 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
         .cloned()
         .collect();
 
+    if cancel.check().is_ok() {
+        report.problems.extend(unlisted(dir, &names, cancel));
+    }
     for name in names {
         let before = report.problems.len();
         let mut problem = |what: String| {
@@ -172,14 +266,16 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
             break;
         }
         let path = dir.join(&name);
-        let (size, actual): (u64, Digests) = match checksum::hash_file(&path) {
+        let hashed = input::open_regular(&path, Links::Refuse)
+            .and_then(|(file, _)| checksum::hash_reader(file).map_err(InputError::from));
+        let (size, actual): (u64, Digests) = match hashed {
             Ok(found) => found,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(InputError::NotFound) => {
                 problem("missing".to_string());
                 continue;
             }
             Err(e) => {
-                problem(format!("cannot read: {e}"));
+                problem(format!("{e}; not verified"));
                 continue;
             }
         };
@@ -222,7 +318,7 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
                 }),
                 Some(Err(e)) => report.problems.push(Problem {
                     file: sidecar,
-                    what: format!("cannot read: {e}"),
+                    what: e.to_string(),
                 }),
                 None if named.contains(&sidecar) => report.problems.push(Problem {
                     file: sidecar,
@@ -285,6 +381,35 @@ mod tests {
         assert!(text.contains(&"a.tar.gz: sha512 differs from SHA512SUMS".to_string()));
         assert!(text.contains(&"a.tar.gz.sha256: sha256 differs from a.tar.gz".to_string()));
         assert!(text.contains(&"b.tar.gz: missing".to_string()));
+    }
+
+    #[test]
+    fn unlisted_artifacts_links_and_special_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write_set(dir.path());
+        std::fs::write(dir.path().join("extra.tar.gz"), b"x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+        std::fs::create_dir_all(dir.path().join("amd64/linux")).unwrap();
+        std::fs::write(dir.path().join("amd64/linux/kubectl"), b"x").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("b"), b"bbb").unwrap();
+        std::fs::remove_file(dir.path().join("b.tar.gz")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("b"), dir.path().join("b.tar.gz")).unwrap();
+        let r = verify_dir(dir.path(), &Control::default()).unwrap();
+        let text: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();
+        let has = |prefix: &str| text.iter().any(|t| t.starts_with(prefix));
+        assert!(has("extra.tar.gz: is listed in no SHA256SUMS"), "{text:?}");
+        assert!(has("amd64/linux/kubectl: is listed in no"), "{text:?}");
+        assert!(has("b.tar.gz: is a symbolic link"), "{text:?}");
+        assert!(
+            !has("notes.txt"),
+            "a user's own file is left alone: {text:?}"
+        );
+        assert_eq!(r.ok.len(), 1, "only a.tar.gz passes");
+        assert!(looks_like_artifact(
+            "kubernetes-client-linux-amd64.tar.gz.sha512"
+        ));
+        assert!(!looks_like_artifact("README.md"));
     }
 
     #[test]

@@ -13,6 +13,10 @@ use toml::Spanned;
 use crate::error::{Error, Result};
 use crate::kube::{Component, Platform};
 
+/// Recipes are read up to this size: the ready ones are under 2 KiB, and a file larger
+/// than this is not a recipe (`/dev/zero`, a log named by mistake).
+pub const MAX_BYTES: u64 = 4 << 20;
+
 /// The commands a recipe can run.
 pub const COMMANDS: &[&str] = &["build", "quick-release", "extension"];
 
@@ -109,9 +113,16 @@ pub struct Loaded {
 
 /// Reads and validates a recipe file.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!("cannot read recipe {}: {e}", path.display()))
-            .with_hint("pass the path of a recipe file, e.g. recipes/quick-release.toml")
+    use crate::input::{self, InputError, Links};
+    let text = input::read_text_capped(path, MAX_BYTES, Links::Follow).map_err(|e| {
+        let hint = match e {
+            InputError::TooLarge { .. } => format!(
+                "a recipe is a short TOML file (the ready ones in recipes/ are under 2 KiB); kbuild reads at most {} MiB",
+                MAX_BYTES >> 20
+            ),
+            _ => "pass the path of a recipe file, e.g. recipes/quick-release.toml".to_string(),
+        };
+        Error::usage(format!("recipe {} {e}", path.display())).with_hint(hint)
     })?;
     let recipe = parse(path, &text)?;
     Ok(Loaded {

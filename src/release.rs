@@ -326,6 +326,8 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         ))
         .with_hint("name the bin/<os>/<arch>/ tree with --bin (kbuild build writes <out>/bin)"));
     }
+    // Links and special files are refused here, before anything is read or written.
+    let found = package::bintree::scan(&bin)?;
     let platforms = if args.target.platforms.is_empty() {
         package::release::platforms_in(&bin)
     } else {
@@ -380,8 +382,22 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
             ),
         );
     }
+    let mut notes = vec!["packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string()];
+    // Nothing the tree holds is dropped unsaid: a warning line and a manifest note each.
+    for (rel, why) in package::bintree::not_packaged(&found, &layouts, &platforms, &has) {
+        ui.warn(&format!(
+            "not packaged: {}: {why}",
+            bin.join(&rel).display()
+        ));
+        notes.push(format!("{rel} in the binary tree is not packaged: {why}"));
+    }
+    for (rel, mode) in package::bintree::not_executable(&found, &layouts) {
+        ui.warn(&format!(
+            "{} is not executable (mode {mode:04o}); its tarball entries get mode 0755, as upstream's binaries have",
+            bin.join(&rel).display()
+        ));
+    }
     let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
-    let notes = vec!["packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string()];
     let what = Packaging {
         bin,
         out: &args.out,

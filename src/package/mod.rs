@@ -6,6 +6,7 @@
 //! - `srctar`: the entries of kubernetes-src.tar.gz (the tree at its commit);
 //! - `checksum`: one-pass hashing, sidecars, SHA256SUMS/SHA512SUMS;
 //! - `manifest`: manifest.json;
+//! - `bintree`: reading the bin/<os>/<arch>/ tree `kbuild package` is given;
 //! - `release`: release-tars from a bin/<os>/<arch>/ tree;
 //! - `extension`: extension/<image arch>/<os>/<binary> and its metadata fragment;
 //! - `verify`: re-hashing a directory against every claim made about it.
@@ -13,6 +14,7 @@
 //! Nothing here talks to an engine; everything writes through `AtomicFile`, so an
 //! artifact either exists complete or not at all.
 
+pub mod bintree;
 pub mod checksum;
 pub mod extension;
 pub mod manifest;

@@ -56,18 +56,42 @@ fn is_ours(name: &str) -> bool {
         || name.ends_with(super::TMP_SUFFIX)
 }
 
-/// Checks every binary the layouts need, before anything is written.
+/// Checks every binary the layouts need, before anything is written: each must be a
+/// regular file (never a link, which would ship what it points at under a Kubernetes
+/// name) built for its directory's platform. All of this is bad input: exit 2.
 pub fn check_binaries(bin: &Path, layouts: &[Layout]) -> Result<()> {
     let mut missing = Vec::new();
+    let mut refused = Vec::new();
     for layout in layouts {
         for (_, component) in layout.binaries() {
             let path = bin_file(bin, layout.platform, &component.file_name(layout.platform));
-            if !path.is_file() {
-                missing.push(path.display().to_string());
-            } else {
-                outputs::check_platform(&path, layout.platform)?;
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    missing.push(path.display().to_string())
+                }
+                Err(e) => return Err(Error::io("cannot read", &path, e)),
+                Ok(meta) => {
+                    if let Some(why) = super::bintree::refusal(&path, meta.file_type()) {
+                        refused.push(why);
+                    } else if !meta.is_file() {
+                        refused.push(format!("{} is not a regular file", path.display()));
+                    } else {
+                        outputs::check_platform(&path, layout.platform).map_err(|e| Error {
+                            kind: Kind::Usage,
+                            hint: Some(format!("put each binary in the <os>/<arch>/ directory of the platform it was built for ({})", bin.display())),
+                            ..e
+                        })?;
+                    }
+                }
             }
         }
+    }
+    refused.sort();
+    refused.dedup();
+    if !refused.is_empty() {
+        return Err(Error::usage(format!("cannot package: {}", refused.join("; "))).with_hint(
+            "replace each link with a copy of the file it points at (cp -L), and remove anything that is not a regular file",
+        ));
     }
     missing.sort();
     missing.dedup();

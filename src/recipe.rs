@@ -43,13 +43,13 @@ pub struct Recipe {
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
     /// An existing checkout (relative paths are relative to the current directory).
-    pub kube_root: Option<PathBuf>,
+    pub kube_root: Option<Spanned<PathBuf>>,
     /// A repository and ref to clone or update instead.
-    pub repo: Option<String>,
+    pub repo: Option<Spanned<String>>,
     #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
+    pub git_ref: Option<Spanned<String>>,
     /// Where the ref is checked out.
-    pub dir: Option<PathBuf>,
+    pub dir: Option<Spanned<PathBuf>>,
     /// The version to stamp (like KUBE_GIT_VERSION).
     pub version: Option<Spanned<String>>,
 }
@@ -59,7 +59,7 @@ pub struct SourceSection {
 pub struct EngineSection {
     /// docker | host
     pub kind: Option<Spanned<String>>,
-    pub image: Option<String>,
+    pub image: Option<Spanned<String>>,
     /// A memory limit for build containers, e.g. "6g".
     pub memory: Option<Spanned<String>>,
     pub network: Option<bool>,
@@ -72,13 +72,13 @@ pub struct ChecksSection {
     pub min_memory: Option<Spanned<String>>,
     pub min_disk: Option<Spanned<String>>,
     #[serde(default)]
-    pub skip: Vec<String>,
+    pub skip: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
-    pub dir: Option<PathBuf>,
+    pub dir: Option<Spanned<PathBuf>>,
 }
 
 /// The keys each table accepts, for "did you mean" on unknown keys.
@@ -160,6 +160,11 @@ fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
     let at = |span: std::ops::Range<usize>, message: String, hint: String| {
         located(path, text, span.start, &message).with_hint(hint)
     };
+    for (key, value) in recipe.values() {
+        if let Some((message, hint)) = argument_problem(key, &value) {
+            return Err(at(value.span, message, hint));
+        }
+    }
     let command = recipe.command.get_ref();
     if !COMMANDS.contains(&command.as_str()) {
         let mut hint = format!("valid commands are: {}", COMMANDS.join(", "));
@@ -225,14 +230,113 @@ fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
             return Err(at(version.span(), e.message, e.hint.unwrap_or_default()));
         }
     }
-    if recipe.source.kube_root.is_some() && recipe.source.git_ref.is_some() {
-        return Err(Error::usage(format!(
-            "{}: [source] has both kube_root and ref",
-            path.display()
-        ))
-        .with_hint("build an existing checkout (kube_root) or a ref to fetch (ref), not both"));
+    if let (Some(_), Some(git_ref)) = (&recipe.source.kube_root, &recipe.source.git_ref) {
+        return Err(at(
+            git_ref.span(),
+            "[source] has both kube_root and ref".to_string(),
+            "build an existing checkout (kube_root) or a ref to fetch (ref), not both".to_string(),
+        ));
     }
     Ok(())
+}
+
+/// A recipe value as text, with where it is in the file.
+struct Value {
+    text: String,
+    span: std::ops::Range<usize>,
+    /// A path, which a user can write as `./-name` when it really starts with `-`.
+    is_path: bool,
+}
+
+impl Recipe {
+    /// Every string and path value with its key, for the checks every value gets.
+    fn values(&self) -> Vec<(&'static str, Value)> {
+        let text = |key, v: &Spanned<String>| {
+            let value = Value {
+                text: v.get_ref().clone(),
+                span: v.span(),
+                is_path: false,
+            };
+            (key, value)
+        };
+        let path = |key, v: &Spanned<PathBuf>| {
+            let value = Value {
+                text: v.get_ref().to_string_lossy().into_owned(),
+                span: v.span(),
+                is_path: true,
+            };
+            (key, value)
+        };
+        let mut out = vec![text("command", &self.command)];
+        out.extend(self.components.iter().map(|v| text("components", v)));
+        out.extend(self.platforms.iter().map(|v| text("platforms", v)));
+        out.extend(
+            self.source
+                .kube_root
+                .iter()
+                .map(|v| path("source.kube_root", v)),
+        );
+        out.extend(self.source.repo.iter().map(|v| text("source.repo", v)));
+        out.extend(self.source.git_ref.iter().map(|v| text("source.ref", v)));
+        out.extend(self.source.dir.iter().map(|v| path("source.dir", v)));
+        out.extend(
+            self.source
+                .version
+                .iter()
+                .map(|v| text("source.version", v)),
+        );
+        out.extend(self.engine.kind.iter().map(|v| text("engine.kind", v)));
+        out.extend(self.engine.image.iter().map(|v| text("engine.image", v)));
+        out.extend(self.engine.memory.iter().map(|v| text("engine.memory", v)));
+        out.extend(
+            self.checks
+                .min_memory
+                .iter()
+                .map(|v| text("checks.min_memory", v)),
+        );
+        out.extend(
+            self.checks
+                .min_disk
+                .iter()
+                .map(|v| text("checks.min_disk", v)),
+        );
+        out.extend(self.checks.skip.iter().map(|v| text("checks.skip", v)));
+        out.extend(self.output.dir.iter().map(|v| path("output.dir", v)));
+        out
+    }
+}
+
+/// What is wrong with a value that becomes a command-line argument or a path, as
+/// (message, hint): empty, starting with `-` (it would be read as a flag, e.g.
+/// `--upload-pack=...` reaching git), or holding a NUL byte (no path or argument can).
+fn argument_problem(key: &str, value: &Value) -> Option<(String, String)> {
+    let shown = value.text.escape_debug().to_string();
+    if value.text.contains('\0') {
+        return Some((
+            format!("`{key}` holds a NUL byte (\"{shown}\"), which no path or argument can carry"),
+            "remove the \\u0000 from the value".to_string(),
+        ));
+    }
+    if value.text.trim().is_empty() {
+        let hint = if value.is_path {
+            format!("give a path, or remove `{key}` to use the default")
+        } else {
+            format!("give a value, or remove `{key}`")
+        };
+        return Some((format!("`{key}` is empty"), hint));
+    }
+    if value.text.starts_with('-') {
+        let hint = if value.is_path {
+            format!("a path that really starts with `-` can be written \"./{shown}\"")
+        } else {
+            "remove the leading `-`".to_string()
+        };
+        return Some((
+            format!("`{key}` is \"{shown}\": a value cannot start with `-`, where it would be read as a flag"),
+            hint,
+        ));
+    }
+    None
 }
 
 /// An error at byte `offset` of `text`: `file:line:col: message` and the line with a caret.
@@ -280,15 +384,15 @@ impl Recipe {
                 push("--platform", p.get_ref().clone());
             }
         }
-        let path = |p: &PathBuf| p.display().to_string();
+        let path = |p: &Spanned<PathBuf>| p.get_ref().display().to_string();
         if let Some(root) = &self.source.kube_root {
             push("--kube-root", path(root));
         }
         if let Some(r) = &self.source.git_ref {
-            push("--ref", r.clone());
+            push("--ref", r.get_ref().clone());
         }
         if let Some(repo) = &self.source.repo {
-            push("--repo", repo.clone());
+            push("--repo", repo.get_ref().clone());
         }
         if let Some(dir) = &self.source.dir {
             push("--source-dir", path(dir));
@@ -310,7 +414,7 @@ impl Recipe {
             .as_ref()
             .filter(|_| !env_sets("KBUILD_IMAGE"))
         {
-            push("--image", image.clone());
+            push("--image", image.get_ref().clone());
         }
         if let Some(memory) = &self.engine.memory {
             push("--memory", memory.get_ref().clone());
@@ -325,7 +429,7 @@ impl Recipe {
             push("--min-disk", d.get_ref().clone());
         }
         for name in &self.checks.skip {
-            push("--skip-check", name.clone());
+            push("--skip-check", name.get_ref().clone());
         }
         if let Some(dir) = &self.output.dir {
             push("--out", path(dir));
@@ -435,6 +539,49 @@ mod tests {
         let e =
             err("command = \"build\"\ncomponents = [\"kubectl\"]\n[engine]\nmemory = \"lots\"\n");
         assert!(e.message.starts_with("r.toml:4:10:"), "{}", e.message);
+    }
+
+    #[test]
+    fn values_that_would_become_flags_empty_paths_and_nul_bytes_are_located() {
+        let build = "command = \"build\"\ncomponents = [\"kubectl\"]\n";
+        let e = err(&format!("{build}[output]\ndir = \"--upload-pack=x\"\n"));
+        assert_eq!(
+            e.message,
+            "r.toml:4:7: `output.dir` is \"--upload-pack=x\": a value cannot start with `-`, where it would be read as a flag"
+        );
+        assert!(e.hint.unwrap().contains("\"./--upload-pack=x\""));
+        let e = err(&format!("{build}[output]\ndir = \"\"\n"));
+        assert_eq!(e.message, "r.toml:4:7: `output.dir` is empty");
+        let e = err(&format!("{build}[source]\ndir = \"a\\u0000b\"\n"));
+        assert!(
+            e.message
+                .starts_with("r.toml:4:7: `source.dir` holds a NUL byte (\"a\\0b\")"),
+            "{}",
+            e.message
+        );
+        let e = err(&format!("{build}[source]\nref = \"-x\"\n"));
+        assert!(
+            e.message.starts_with("r.toml:4:7: `source.ref` is \"-x\""),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.hint.unwrap(), "remove the leading `-`");
+        let e = err(&format!(
+            "{build}[checks]\nskip = [\"memory\", \"--force\"]\n"
+        ));
+        assert!(
+            e.message.starts_with("r.toml:4:19: `checks.skip`"),
+            "{}",
+            e.message
+        );
+        let e = err(&format!(
+            "{build}[source]\nkube_root = \".\"\nref = \"v1\"\n"
+        ));
+        assert!(
+            e.message.starts_with("r.toml:5:7: [source] has both"),
+            "{}",
+            e.message
+        );
     }
 
     /// A small deterministic generator, so the mutation test needs no extra crate.

@@ -105,6 +105,13 @@ pub fn open_regular(path: &Path, links: Links) -> Result<(File, u64), InputError
     Ok((file, meta.len()))
 }
 
+/// ` (to <target>)` for a symbolic link, to name where it points in a message.
+pub fn link_target(path: &Path) -> String {
+    std::fs::read_link(path)
+        .map(|t| format!(" (to {})", t.display()))
+        .unwrap_or_default()
+}
+
 /// The bytes of the regular file at `path`, refusing files larger than `limit`.
 pub fn read_capped(path: &Path, limit: u64, links: Links) -> Result<Vec<u8>, InputError> {
     let (file, size) = open_regular(path, links)?;

@@ -29,9 +29,7 @@ pub struct Found {
 pub fn refusal(path: &Path, file_type: std::fs::FileType) -> Option<String> {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_symlink() {
-        let target = std::fs::read_link(path)
-            .map(|t| format!(" (to {})", t.display()))
-            .unwrap_or_default();
+        let target = crate::input::link_target(path);
         return Some(format!("{} is a symbolic link{target}", path.display()));
     }
     let what = if file_type.is_fifo() {

@@ -161,9 +161,7 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
             continue;
         }
         let what = if file_type.is_symlink() {
-            let target = std::fs::read_link(dir.join(&name))
-                .map(|t| format!(" (to {})", t.display()))
-                .unwrap_or_default();
+            let target = input::link_target(&dir.join(&name));
             format!("is a symbolic link{target}: an artifact must be the file itself, and verify does not follow links")
         } else if !file_type.is_file() {
             "is not a regular file (a FIFO, socket or device): it cannot be an artifact".to_string()
@@ -272,6 +270,11 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
             Ok(found) => found,
             Err(InputError::NotFound) => {
                 problem("missing".to_string());
+                continue;
+            }
+            Err(InputError::Symlink) => {
+                let target = input::link_target(&path);
+                problem(format!("is a symbolic link{target}: an artifact must be the file itself, and verify does not follow links; not verified"));
                 continue;
             }
             Err(e) => {

@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod doctor;
 mod host;
+mod inputs;
 mod recipe;
 mod release;
 mod robust;

@@ -229,3 +229,89 @@ fn running_the_mini_kube_recipe_produces_its_artifacts() {
     let (code, _, stderr) = run(kbuild().arg("verify").arg(&tars));
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Runs `sh -c 'ulimit -v <1 GiB>; exec kbuild ARGS'` in the background and returns
+/// (exit code, stderr) within `secs`: a kbuild that tried to read an endless input whole
+/// would die of the memory limit (or be killed at the deadline), not take the machine down.
+fn run_bounded(args: &[&str], secs: u64) -> (i32, String) {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -v 1048576; exec \"$@\"")
+        .arg("sh")
+        .arg(assert_cmd::cargo::cargo_bin("kbuild"))
+        .args(args);
+    Running::spawn(&mut cmd).finish(secs)
+}
+
+#[test]
+fn recipe_check_refuses_devices_fifos_and_huge_files_fast() {
+    let started = std::time::Instant::now();
+    let (code, stderr) = run_bounded(&["recipe", "check", "/dev/zero"], 30);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("recipe /dev/zero is a character device, not a regular file"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "refused up front, not after reading"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (code, stderr) = run_bounded(&["plan", fifo.to_str().unwrap()], 30);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a FIFO, not a regular file"), "{stderr}");
+
+    // A valid recipe padded with comments past the cap: not a recipe anyone writes.
+    let mut text = "command = \"build\"\ncomponents = [\"kubectl\"]\n".to_string();
+    while text.len() <= 5 << 20 {
+        text.push_str("# padding padding padding padding padding padding padding\n");
+    }
+    let big = write_recipe(dir.path(), "big.toml", &text);
+    let (code, stderr) = run_bounded(&["recipe", "check", big.to_str().unwrap()], 30);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("more than the {} bytes", 4 << 20)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+fn values_that_would_become_flags_empty_paths_and_nul_bytes_are_refused_at_their_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = "command = \"build\"\ncomponents = [\"kubectl\"]\n";
+    let cases = [
+        (
+            "dash",
+            format!("{build}[output]\ndir = \"--upload-pack=x\"\n"),
+            ":4:7: `output.dir` is \"--upload-pack=x\": a value cannot start with `-`",
+        ),
+        (
+            "empty",
+            format!("{build}[output]\ndir = \"\"\n"),
+            ":4:7: `output.dir` is empty",
+        ),
+        (
+            "nul",
+            format!("{build}[source]\nkube_root = \"tree\\u0000x\"\n"),
+            ":4:13: `source.kube_root` holds a NUL byte",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let recipe = write_recipe(dir.path(), &format!("{name}.toml"), &text);
+        let located = format!("{}{want}", recipe.display());
+        for args in [vec!["recipe", "check"], vec!["plan"], vec!["run"]] {
+            let (code, _, stderr) = run(kbuild().args(&args).arg(&recipe));
+            assert_eq!(code, 2, "{name} {args:?}: {stderr}");
+            assert!(stderr.contains(&located), "{name} {args:?}: {stderr}");
+            assert!(stderr.contains("hint:"), "{name} {args:?}: {stderr}");
+        }
+    }
+}

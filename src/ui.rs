@@ -3,6 +3,7 @@
 //! plain timestamped lines with no escape codes; with `--json`, one JSON object per line on
 //! stdout; with `--quiet`, nothing but errors. Everything else in kbuild reports through `Ui`.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
+use crate::progress::{self, Tracker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,6 +28,13 @@ struct Phases {
     done: Vec<(String, Duration)>,
 }
 
+/// A build job counting the Go packages it compiles; the bar appears with the first one.
+struct JobProgress {
+    tracker: Tracker,
+    started: Instant,
+    bar: Option<ProgressBar>,
+}
+
 pub struct Ui {
     mode: Mode,
     verbose: bool,
@@ -33,6 +42,9 @@ pub struct Ui {
     started: Instant,
     bars: MultiProgress,
     phases: Mutex<Phases>,
+    jobs: Mutex<HashMap<String, JobProgress>>,
+    /// How often plain output prints a job's package count.
+    progress_interval: Duration,
 }
 
 impl Ui {
@@ -63,7 +75,14 @@ impl Ui {
                 current: None,
                 done: Vec::new(),
             }),
+            jobs: Mutex::new(HashMap::new()),
+            progress_interval: progress::PLAIN_INTERVAL,
         }
+    }
+
+    pub fn with_progress_interval(mut self, interval: Duration) -> Ui {
+        self.progress_interval = interval;
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -181,7 +200,15 @@ impl Ui {
 
     /// One line of a build job's output: kept in the log, streamed to the terminal (and shown
     /// as the phase's current activity) or printed as a plain line in CI.
+    /// A line naming a Go package compiled counts towards the job's progress instead (shown
+    /// too with -v).
     pub fn build_line(&self, job: &str, line: &str) {
+        if progress::is_compiled_package(line) {
+            self.package_compiled(job);
+            if !self.verbose {
+                return;
+            }
+        }
         self.json("log", serde_json::json!({ "job": job, "line": line }));
         match self.mode {
             Mode::Terminal => {
@@ -200,6 +227,102 @@ impl Ui {
             Mode::Plain => eprintln!("{} [{job}] {line}", self.stamp()),
             Mode::Json | Mode::Quiet => {}
         }
+    }
+
+    /// A build job starts: its Go packages will be counted out of `total` (what the previous
+    /// run compiled), or just counted when there is no history.
+    pub fn job_started(&self, job: &str, total: Option<u64>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.insert(
+            job.to_string(),
+            JobProgress {
+                tracker: Tracker::new(total),
+                started: Instant::now(),
+                bar: None,
+            },
+        );
+    }
+
+    /// One more Go package compiled by `job`: the bar (terminal), a line at most every
+    /// progress interval (plain), a `progress` event (JSON).
+    fn package_compiled(&self, job: &str) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = jobs.entry(job.to_string()).or_insert_with(|| JobProgress {
+            tracker: Tracker::new(None),
+            started: Instant::now(),
+            bar: None,
+        });
+        entry.tracker.compiled();
+        let elapsed = entry.started.elapsed();
+        let snap = entry.tracker.snapshot(elapsed);
+        self.json(
+            "progress",
+            serde_json::json!({
+                "job": job, "done": snap.done, "total": snap.total,
+                "eta": snap.eta.map(|d| d.as_secs()),
+            }),
+        );
+        match self.mode {
+            Mode::Terminal => {
+                let bar = entry
+                    .bar
+                    .get_or_insert_with(|| self.package_bar(job, snap.total));
+                if let Some(total) = snap.total {
+                    bar.set_length(total);
+                }
+                bar.set_position(snap.done);
+                bar.set_message(snap.to_string());
+            }
+            Mode::Plain => {
+                if entry.tracker.report_due(elapsed, self.progress_interval) {
+                    eprintln!("{} [{job}] {snap}", self.stamp());
+                }
+            }
+            Mode::Json | Mode::Quiet => {}
+        }
+    }
+
+    /// A bar of packages out of the total, or a spinner with the count when there is none.
+    fn package_bar(&self, job: &str, total: Option<u64>) -> ProgressBar {
+        let (bar, template) = match total {
+            Some(total) => (ProgressBar::new(total), "  {prefix} [{bar:30}] {msg}"),
+            None => (
+                ProgressBar::new_spinner(),
+                "  {spinner:.cyan} {prefix} {msg}",
+            ),
+        };
+        let bar = self.bars.add(bar);
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> ")
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
+        );
+        bar.set_prefix(job.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    /// `job` ended; returns how many Go packages it compiled. A finished job says so in a
+    /// line of its own; a failed one leaves the word to the error.
+    pub fn job_finished(&self, job: &str, ok: bool) -> u64 {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = jobs.remove(job) else {
+            return 0;
+        };
+        if let Some(bar) = &entry.bar {
+            bar.finish_and_clear();
+        }
+        let done = entry.tracker.done();
+        if ok {
+            let took = entry.started.elapsed().as_secs_f64();
+            let text = match done {
+                0 => format!("{job}: every Go package came from the build cache ({took:.1}s)"),
+                n => format!("{job}: compiled {n} Go packages in {took:.1}s"),
+            };
+            self.line(&text);
+        }
+        done
     }
 
     /// A byte counter for long writes (packaging): a bar on a terminal, nothing elsewhere.

@@ -107,6 +107,9 @@ impl History {
 pub struct Tracker {
     done: u64,
     total: Option<u64>,
+    /// When the first package came: the time before it went to starting the build, not to
+    /// compiling, so the rate is measured from there.
+    first: Option<Duration>,
     last_report: Duration,
 }
 
@@ -115,13 +118,15 @@ impl Tracker {
         Tracker {
             done: 0,
             total,
+            first: None,
             last_report: Duration::ZERO,
         }
     }
 
-    /// One more package compiled.
-    pub fn compiled(&mut self) {
+    /// One more package compiled, `elapsed` after the job started.
+    pub fn compiled(&mut self, elapsed: Duration) {
         self.done += 1;
+        self.first.get_or_insert(elapsed);
     }
 
     pub fn done(&self) -> u64 {
@@ -133,10 +138,14 @@ impl Tracker {
         // More packages than the history said: it was wrong (the job grew, or the cache was
         // warmer last time), so there is no total to show.
         let total = self.total.filter(|t| self.done <= *t);
+        // The packages after the first, in the time since the first came.
+        let since_first = self.first.map(|first| elapsed.saturating_sub(first));
         Snapshot {
             done: self.done,
             total,
-            eta: total.and_then(|t| eta(self.done, t, elapsed)),
+            eta: total
+                .zip(since_first)
+                .and_then(|(t, span)| eta(self.done.saturating_sub(1), t - 1, span)),
         }
     }
 
@@ -173,6 +182,7 @@ impl fmt::Display for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.total {
             Some(total) => write!(f, "{}/{total} Go packages compiled", self.done)?,
+            None if self.done == 1 => write!(f, "1 Go package compiled")?,
             None => write!(f, "{} Go packages compiled", self.done)?,
         }
         if let Some(eta) = self.eta {
@@ -319,21 +329,29 @@ mod tests {
 
     #[test]
     fn snapshots_read_as_counts_and_totals() {
+        let s = Duration::from_secs;
         let mut tracker = Tracker::new(Some(8));
-        for _ in 0..6 {
-            tracker.compiled();
+        // The container takes 10 s to start; then a package every 2 s.
+        for n in 0..6 {
+            tracker.compiled(s(10 + 2 * n));
         }
-        let snap = tracker.snapshot(Duration::from_secs(12));
-        assert_eq!(snap.eta, Some(Duration::from_secs(4)));
+        let snap = tracker.snapshot(s(20));
+        assert_eq!(
+            snap.eta,
+            Some(s(4)),
+            "2 s a package since the first, 2 to go"
+        );
         assert_eq!(snap.to_string(), "6/8 Go packages compiled, about 4s left");
-        for _ in 0..3 {
-            tracker.compiled();
+        for n in 6..9 {
+            tracker.compiled(s(10 + 2 * n));
         }
         let over = tracker.snapshot(Duration::from_secs(20));
         assert_eq!(over.total, None, "more than the history said: no total");
         assert_eq!(over.to_string(), "9 Go packages compiled");
-        let fresh = Tracker::new(None).snapshot(Duration::from_secs(1));
-        assert_eq!(fresh.to_string(), "0 Go packages compiled");
+        let mut fresh = Tracker::new(None);
+        assert_eq!(fresh.snapshot(s(1)).to_string(), "0 Go packages compiled");
+        fresh.compiled(s(2));
+        assert_eq!(fresh.snapshot(s(2)).to_string(), "1 Go package compiled");
     }
 
     #[test]

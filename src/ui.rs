@@ -252,8 +252,8 @@ impl Ui {
             started: Instant::now(),
             bar: None,
         });
-        entry.tracker.compiled();
         let elapsed = entry.started.elapsed();
+        entry.tracker.compiled(elapsed);
         let snap = entry.tracker.snapshot(elapsed);
         self.json(
             "progress",

@@ -230,3 +230,39 @@ fn plain_output_prints_the_count_every_interval() {
     );
     assert!(compiled_count(&stderr) > CHAIN as u64, "{stderr}");
 }
+
+#[test]
+fn the_host_engine_counts_out_of_the_total_a_docker_run_left_in_the_same_outputs() {
+    use crate::host::{host_go, minor_of, path_with, pinned_repo};
+    let (go_dir, version) = host_go();
+    let repo = pinned_repo(&version, &minor_of(&version));
+    let out = tempfile::tempdir().unwrap();
+    rewrite_chain(repo.path(), "docker");
+    let (code, _, stderr) = run(&mut build_cmd(
+        repo.path(),
+        out.path(),
+        &["kubectl"],
+        &["linux/amd64"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    let total = compiled_count(&stderr);
+
+    rewrite_chain(repo.path(), "host");
+    let (code, stdout, stderr) = run(kbuild()
+        .env("PATH", path_with(&go_dir))
+        .args(["--json", "build", "kubectl", "--engine", "host"])
+        .args(["--platform", "linux/amd64", "--kube-root"])
+        .arg(repo.path())
+        .arg("--out")
+        .arg(out.path()));
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    let events = json_events(&stdout);
+    let host = progress_events(&events);
+    assert!(
+        host.len() > CHAIN,
+        "the host Go names the packages it compiles too:\n{stdout}"
+    );
+    for event in host.iter().filter(|e| e["done"].as_u64() <= Some(total)) {
+        assert_eq!(event["total"], total, "the docker run's count: {event}");
+    }
+}

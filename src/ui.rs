@@ -199,9 +199,8 @@ impl Ui {
     }
 
     /// One line of a build job's output: kept in the log, streamed to the terminal (and shown
-    /// as the phase's current activity) or printed as a plain line in CI.
-    /// A line naming a Go package compiled counts towards the job's progress instead (shown
-    /// too with -v).
+    /// as the phase's current activity) or printed as a plain line in CI. A line naming a Go
+    /// package compiled counts towards the job's progress instead (and is shown too with -v).
     pub fn build_line(&self, job: &str, line: &str) {
         if progress::is_compiled_package(line) {
             self.package_compiled(job);
@@ -267,8 +266,9 @@ impl Ui {
                 let bar = entry
                     .bar
                     .get_or_insert_with(|| self.package_bar(job, snap.total));
-                if let Some(total) = snap.total {
-                    bar.set_length(total);
+                if bar.length().is_some() {
+                    // Past a wrong total the bar stays full and the message gives the count.
+                    bar.set_length(snap.total.unwrap_or(snap.done));
                 }
                 bar.set_position(snap.done);
                 bar.set_message(snap.to_string());
@@ -318,6 +318,7 @@ impl Ui {
             let took = entry.started.elapsed().as_secs_f64();
             let text = match done {
                 0 => format!("{job}: every Go package came from the build cache ({took:.1}s)"),
+                1 => format!("{job}: compiled 1 Go package in {took:.1}s"),
                 n => format!("{job}: compiled {n} Go packages in {took:.1}s"),
             };
             self.line(&text);

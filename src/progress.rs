@@ -112,7 +112,6 @@ pub struct Tracker {
     /// When the first package came: the time before it went to starting the build, not to
     /// compiling, so the rate is measured from there.
     first: Option<Duration>,
-    last_report: Duration,
 }
 
 impl Tracker {
@@ -121,7 +120,6 @@ impl Tracker {
             done: 0,
             total,
             first: None,
-            last_report: Duration::ZERO,
         }
     }
 
@@ -149,16 +147,6 @@ impl Tracker {
                 .zip(since_first)
                 .and_then(|(t, span)| eta(self.done.saturating_sub(1), t - 1, span)),
         }
-    }
-
-    /// Whether a periodic report is due `elapsed` after the start, `interval` apart; if so,
-    /// the next one is due `interval` later.
-    pub fn report_due(&mut self, elapsed: Duration, interval: Duration) -> bool {
-        if elapsed.saturating_sub(self.last_report) < interval {
-            return false;
-        }
-        self.last_report = elapsed;
-        true
     }
 }
 
@@ -354,16 +342,6 @@ mod tests {
         assert_eq!(fresh.snapshot(s(1)).to_string(), "0 Go packages compiled");
         fresh.compiled(s(2));
         assert_eq!(fresh.snapshot(s(2)).to_string(), "1 Go package compiled");
-    }
-
-    #[test]
-    fn periodic_reports_are_an_interval_apart() {
-        let s = Duration::from_secs;
-        let mut tracker = Tracker::new(None);
-        assert!(!tracker.report_due(s(10), s(15)));
-        assert!(tracker.report_due(s(15), s(15)));
-        assert!(!tracker.report_due(s(29), s(15)));
-        assert!(tracker.report_due(s(31), s(15)));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -33,7 +33,12 @@ struct JobProgress {
     tracker: Tracker,
     started: Instant,
     bar: Option<ProgressBar>,
+    /// Plain output: dropping it stops the thread that prints the count every interval.
+    _ticker: Option<mpsc::Sender<()>>,
 }
+
+/// Jobs under way by name, shared with the plain-output tickers.
+type Jobs = Arc<Mutex<HashMap<String, JobProgress>>>;
 
 pub struct Ui {
     mode: Mode,
@@ -42,7 +47,7 @@ pub struct Ui {
     started: Instant,
     bars: MultiProgress,
     phases: Mutex<Phases>,
-    jobs: Mutex<HashMap<String, JobProgress>>,
+    jobs: Jobs,
     /// How often plain output prints a job's package count.
     progress_interval: Duration,
 }
@@ -75,7 +80,7 @@ impl Ui {
                 current: None,
                 done: Vec::new(),
             }),
-            jobs: Mutex::new(HashMap::new()),
+            jobs: Arc::new(Mutex::new(HashMap::new())),
             progress_interval: progress::PLAIN_INTERVAL,
         }
     }
@@ -90,7 +95,7 @@ impl Ui {
     }
 
     fn stamp(&self) -> String {
-        format!("[{:>6.1}s]", self.started.elapsed().as_secs_f64())
+        stamp_since(self.started)
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -231,6 +236,7 @@ impl Ui {
     /// A build job starts: its Go packages will be counted out of `total` (what the previous
     /// run compiled), or just counted when there is no history.
     pub fn job_started(&self, job: &str, total: Option<u64>) {
+        let ticker = (self.mode == Mode::Plain).then(|| self.plain_ticker(job));
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         jobs.insert(
             job.to_string(),
@@ -238,18 +244,39 @@ impl Ui {
                 tracker: Tracker::new(total),
                 started: Instant::now(),
                 bar: None,
+                _ticker: ticker,
             },
         );
     }
 
-    /// One more Go package compiled by `job`: the bar (terminal), a line at most every
-    /// progress interval (plain), a `progress` event (JSON).
+    /// Plain output: a thread that prints `job`'s count every progress interval (a quiet
+    /// stretch such as a long link still shows the build is alive) until the job ends.
+    fn plain_ticker(&self, job: &str) -> mpsc::Sender<()> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (jobs, job) = (Arc::clone(&self.jobs), job.to_string());
+        let (interval, run_started) = (self.progress_interval, self.started);
+        std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(entry) = jobs.get(&job) else { break };
+                if entry.tracker.done() > 0 {
+                    let snap = entry.tracker.snapshot(entry.started.elapsed());
+                    eprintln!("{} [{job}] {snap}", stamp_since(run_started));
+                }
+            }
+        });
+        stop
+    }
+
+    /// One more Go package compiled by `job`: the bar (terminal) or a `progress` event
+    /// (JSON); plain output has its ticker.
     fn package_compiled(&self, job: &str) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let entry = jobs.entry(job.to_string()).or_insert_with(|| JobProgress {
             tracker: Tracker::new(None),
             started: Instant::now(),
             bar: None,
+            _ticker: None,
         });
         let elapsed = entry.started.elapsed();
         entry.tracker.compiled(elapsed);
@@ -273,12 +300,7 @@ impl Ui {
                 bar.set_position(snap.done);
                 bar.set_message(snap.to_string());
             }
-            Mode::Plain => {
-                if entry.tracker.report_due(elapsed, self.progress_interval) {
-                    eprintln!("{} [{job}] {snap}", self.stamp());
-                }
-            }
-            Mode::Json | Mode::Quiet => {}
+            Mode::Plain | Mode::Json | Mode::Quiet => {}
         }
     }
 
@@ -435,4 +457,9 @@ impl Ui {
             let _ = writeln!(stderr, "  {} {hint}", self.paint("36", "hint:"));
         }
     }
+}
+
+/// `[  12.3s]`: the time since `started`, for plain lines.
+fn stamp_since(started: Instant) -> String {
+    format!("[{:>6.1}s]", started.elapsed().as_secs_f64())
 }

@@ -1,6 +1,7 @@
 //! Reporting: what the user sees. On a terminal, one spinner line per phase (with one bar per
-//! build job showing what make is doing now) drawn by indicatif; when stderr is not a terminal,
-//! plain timestamped lines with no escape codes; with `--json`, one JSON object per line on
+//! build job showing what make is doing now, and a bar of the Go packages it compiled) drawn
+//! by indicatif; when stderr is not a terminal, plain timestamped lines with no escape codes
+//! (the package count every progress interval); with `--json`, one JSON object per line on
 //! stdout; with `--quiet`, nothing but errors. Everything else in kbuild reports through `Ui`.
 
 use std::collections::HashMap;

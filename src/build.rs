@@ -261,6 +261,7 @@ impl Builder {
             checks::disk(&self.plan.checks, &[("the outputs", out.to_path_buf())])
         })?;
         let mut log = JobLog::create(&out.join("logs"), name)?;
+        let counting = PackageCount::start(out, name, ui);
         // Copy transfer: the outputs come down into a temporary directory under `out`.
         let mut downloaded = None;
         match &self.runner {
@@ -303,6 +304,7 @@ impl Builder {
             }
         }
         log.flush()?;
+        counting.finished();
         if interrupt.fired() {
             // Stopped while the last step finished: install nothing.
             return Err(interrupt.wait().await);
@@ -417,4 +419,42 @@ pub fn builder_image(engine: &EnginePlan, info: &SourceInfo) -> Result<String> {
             ))
             .with_hint("name one with --image (e.g. registry.k8s.io/build-image/kube-cross:<tag>)")
         })
+}
+
+/// A job's Go packages counted while it runs, out of what its previous run compiled; the
+/// count is kept for the next run however this one ends (dropped early: it did not finish).
+struct PackageCount<'a> {
+    out: &'a Path,
+    job: &'a str,
+    ui: &'a Ui,
+    history: Option<crate::progress::History>,
+    finished: bool,
+}
+
+impl<'a> PackageCount<'a> {
+    fn start(out: &'a Path, job: &'a str, ui: &'a Ui) -> PackageCount<'a> {
+        let history = fingerprint::package_history(out, job);
+        ui.job_started(job, history.and_then(|h| h.total()));
+        PackageCount {
+            out,
+            job,
+            ui,
+            history,
+            finished: false,
+        }
+    }
+
+    fn finished(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for PackageCount<'_> {
+    fn drop(&mut self) {
+        let counted = self.ui.job_finished(self.job, self.finished);
+        if let Some(history) = crate::progress::History::after(self.history, counted, self.finished)
+        {
+            fingerprint::save_package_history(self.out, self.job, &history);
+        }
+    }
 }

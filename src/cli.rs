@@ -43,6 +43,15 @@ pub struct GlobalArgs {
         conflicts_with = "no_wait"
     )]
     pub lock_timeout: Option<u64>,
+    /// When stderr is not a terminal, print a build's Go package count this often
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub progress_interval: u64,
 }
 
 #[derive(Subcommand, Debug)]

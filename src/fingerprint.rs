@@ -188,6 +188,37 @@ pub fn forget(out: &Path, job: &str) {
     let _ = std::fs::remove_file(record_path(out, job));
 }
 
+/// Where the Go package count of `job`'s earlier runs is kept: beside its fingerprint, in a
+/// file of its own, since a build forgets the fingerprint record when it starts.
+fn packages_path(out: &Path, job: &str) -> PathBuf {
+    out.join(".kbuild").join(format!("{job}.packages.json"))
+}
+
+/// What earlier runs of `job` compiled, if any run counted packages.
+pub fn package_history(out: &Path, job: &str) -> Option<crate::progress::History> {
+    let text = std::fs::read_to_string(packages_path(out, job)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Keeps `history` for the next run of `job`; a failure to write only costs the next run
+/// its total, so it is ignored.
+pub fn save_package_history(out: &Path, job: &str, history: &crate::progress::History) {
+    let path = packages_path(out, job);
+    let tmp = path.with_extension("json.kbuild-tmp");
+    let text = serde_json::to_string(history).expect("history serializes");
+    let written = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .transpose()
+        .and_then(|_| {
+            std::fs::write(&tmp, text)?;
+            std::fs::rename(&tmp, &path)
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +247,19 @@ mod tests {
             up_to_date(dir.path(), "job", "abc").is_none(),
             "a missing output"
         );
+    }
+
+    #[test]
+    fn the_package_history_survives_forgetting_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(package_history(dir.path(), "kubectl"), None);
+        let history = crate::progress::History {
+            packages: 177,
+            complete: true,
+        };
+        save_package_history(dir.path(), "kubectl", &history);
+        forget(dir.path(), "kubectl");
+        assert_eq!(package_history(dir.path(), "kubectl"), Some(history));
+        assert_eq!(package_history(dir.path(), "kubeadm"), None);
     }
 }

@@ -34,10 +34,14 @@ impl JobLog {
     }
 
     pub fn line(&mut self, text: &str) -> Result<()> {
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
+        // `go build -v` naming the packages it compiles is progress, not what went wrong:
+        // it stays in the file but out of the tail a failure shows.
+        if !crate::progress::is_compiled_package(text) {
+            if self.tail.len() == TAIL_LINES {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(text.to_string());
         }
-        self.tail.push_back(text.to_string());
         writeln!(self.file, "{text}").map_err(|e| Error::io("cannot write", &self.path, e))
     }
 
@@ -56,5 +60,29 @@ impl JobLog {
 impl Drop for JobLog {
     fn drop(&mut self) {
         let _ = self.file.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names_are_logged_but_not_in_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = JobLog::create(dir.path(), "kubectl").unwrap();
+        log.line("# k8s.io/kubernetes/cmd/kubectl").unwrap();
+        log.line("cmd/kubectl/main.go:3:2: undefined: foo").unwrap();
+        log.line("k8s.io/kubernetes/pkg/other").unwrap();
+        log.flush().unwrap();
+        assert_eq!(
+            log.tail(),
+            [
+                "# k8s.io/kubernetes/cmd/kubectl",
+                "cmd/kubectl/main.go:3:2: undefined: foo"
+            ]
+        );
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.contains("k8s.io/kubernetes/pkg/other"), "{text}");
     }
 }

@@ -17,6 +17,7 @@ mod lock;
 mod outputs;
 mod package;
 mod plan;
+mod progress;
 mod recipe;
 mod release;
 mod show;
@@ -34,7 +35,8 @@ use crate::ui::Ui;
 
 fn main() {
     let cli = Cli::parse();
-    let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose);
+    let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose)
+        .with_progress_interval(std::time::Duration::from_secs(cli.global.progress_interval));
     lock::set_policy(match (cli.global.no_wait, cli.global.lock_timeout) {
         (true, _) => lock::Wait::No,
         (false, Some(secs)) => lock::Wait::For(std::time::Duration::from_secs(secs)),

@@ -1,15 +1,18 @@
 //! Reporting: what the user sees. On a terminal, one spinner line per phase (with one bar per
-//! build job showing what make is doing now) drawn by indicatif; when stderr is not a terminal,
-//! plain timestamped lines with no escape codes; with `--json`, one JSON object per line on
+//! build job showing what make is doing now, and a bar of the Go packages it compiled) drawn
+//! by indicatif; when stderr is not a terminal, plain timestamped lines with no escape codes
+//! (the package count every progress interval); with `--json`, one JSON object per line on
 //! stdout; with `--quiet`, nothing but errors. Everything else in kbuild reports through `Ui`.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
+use crate::progress::{self, Tracker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,6 +29,18 @@ struct Phases {
     done: Vec<(String, Duration)>,
 }
 
+/// A build job counting the Go packages it compiles; the bar appears with the first one.
+struct JobProgress {
+    tracker: Tracker,
+    started: Instant,
+    bar: Option<ProgressBar>,
+    /// Plain output: dropping it stops the thread that prints the count every interval.
+    _ticker: Option<mpsc::Sender<()>>,
+}
+
+/// Jobs under way by name, shared with the plain-output tickers.
+type Jobs = Arc<Mutex<HashMap<String, JobProgress>>>;
+
 pub struct Ui {
     mode: Mode,
     verbose: bool,
@@ -33,6 +48,9 @@ pub struct Ui {
     started: Instant,
     bars: MultiProgress,
     phases: Mutex<Phases>,
+    jobs: Jobs,
+    /// How often plain output prints a job's package count.
+    progress_interval: Duration,
 }
 
 impl Ui {
@@ -63,7 +81,14 @@ impl Ui {
                 current: None,
                 done: Vec::new(),
             }),
+            jobs: Arc::new(Mutex::new(HashMap::new())),
+            progress_interval: progress::PLAIN_INTERVAL,
         }
+    }
+
+    pub fn with_progress_interval(mut self, interval: Duration) -> Ui {
+        self.progress_interval = interval;
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -71,7 +96,7 @@ impl Ui {
     }
 
     fn stamp(&self) -> String {
-        format!("[{:>6.1}s]", self.started.elapsed().as_secs_f64())
+        stamp_since(self.started)
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -180,8 +205,15 @@ impl Ui {
     }
 
     /// One line of a build job's output: kept in the log, streamed to the terminal (and shown
-    /// as the phase's current activity) or printed as a plain line in CI.
+    /// as the phase's current activity) or printed as a plain line in CI. A line naming a Go
+    /// package compiled counts towards the job's progress instead (and is shown too with -v).
     pub fn build_line(&self, job: &str, line: &str) {
+        if progress::is_compiled_package(line) {
+            self.package_compiled(job);
+            if !self.verbose {
+                return;
+            }
+        }
         self.json("log", serde_json::json!({ "job": job, "line": line }));
         match self.mode {
             Mode::Terminal => {
@@ -200,6 +232,121 @@ impl Ui {
             Mode::Plain => eprintln!("{} [{job}] {line}", self.stamp()),
             Mode::Json | Mode::Quiet => {}
         }
+    }
+
+    /// A build job starts: its Go packages will be counted out of `total` (what the previous
+    /// run compiled), or just counted when there is no history.
+    pub fn job_started(&self, job: &str, total: Option<u64>) {
+        let ticker = (self.mode == Mode::Plain).then(|| self.plain_ticker(job));
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.insert(
+            job.to_string(),
+            JobProgress {
+                tracker: Tracker::new(total),
+                started: Instant::now(),
+                bar: None,
+                _ticker: ticker,
+            },
+        );
+    }
+
+    /// Plain output: a thread that prints `job`'s count every progress interval (a quiet
+    /// stretch such as a long link still shows the build is alive) until the job ends.
+    fn plain_ticker(&self, job: &str) -> mpsc::Sender<()> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (jobs, job) = (Arc::clone(&self.jobs), job.to_string());
+        let (interval, run_started) = (self.progress_interval, self.started);
+        std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(entry) = jobs.get(&job) else { break };
+                if entry.tracker.done() > 0 {
+                    let snap = entry.tracker.snapshot(entry.started.elapsed());
+                    eprintln!("{} [{job}] {snap}", stamp_since(run_started));
+                }
+            }
+        });
+        stop
+    }
+
+    /// One more Go package compiled by `job`: the bar (terminal) or a `progress` event
+    /// (JSON); plain output has its ticker.
+    fn package_compiled(&self, job: &str) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = jobs.entry(job.to_string()).or_insert_with(|| JobProgress {
+            tracker: Tracker::new(None),
+            started: Instant::now(),
+            bar: None,
+            _ticker: None,
+        });
+        let elapsed = entry.started.elapsed();
+        entry.tracker.compiled(elapsed);
+        let snap = entry.tracker.snapshot(elapsed);
+        self.json(
+            "progress",
+            serde_json::json!({
+                "job": job, "done": snap.done, "total": snap.total,
+                "eta": snap.eta.map(|d| d.as_secs()),
+            }),
+        );
+        match self.mode {
+            Mode::Terminal => {
+                let bar = entry
+                    .bar
+                    .get_or_insert_with(|| self.package_bar(job, snap.total));
+                if bar.length().is_some() {
+                    // Past a wrong total the bar stays full and the message gives the count.
+                    bar.set_length(snap.total.unwrap_or(snap.done));
+                }
+                bar.set_position(snap.done);
+                bar.set_message(snap.to_string());
+            }
+            Mode::Plain | Mode::Json | Mode::Quiet => {}
+        }
+    }
+
+    /// A bar of packages out of the total, or a spinner with the count when there is none.
+    fn package_bar(&self, job: &str, total: Option<u64>) -> ProgressBar {
+        let (bar, template) = match total {
+            Some(total) => (ProgressBar::new(total), "  {prefix} [{bar:30}] {msg}"),
+            None => (
+                ProgressBar::new_spinner(),
+                "  {spinner:.cyan} {prefix} {msg}",
+            ),
+        };
+        let bar = self.bars.add(bar);
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> ")
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
+        );
+        bar.set_prefix(job.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    /// `job` ended; returns how many Go packages it compiled. A finished job says so in a
+    /// line of its own; a failed one leaves the word to the error.
+    pub fn job_finished(&self, job: &str, ok: bool) -> u64 {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = jobs.remove(job) else {
+            return 0;
+        };
+        if let Some(bar) = &entry.bar {
+            bar.finish_and_clear();
+        }
+        let done = entry.tracker.done();
+        if ok {
+            let took = entry.started.elapsed().as_secs_f64();
+            let text = match done {
+                0 => format!("{job}: every Go package came from the build cache ({took:.1}s)"),
+                1 => format!("{job}: compiled 1 Go package in {took:.1}s"),
+                n => format!("{job}: compiled {n} Go packages in {took:.1}s"),
+            };
+            self.line(&text);
+        }
+        done
     }
 
     /// A byte counter for long writes (packaging): a bar on a terminal, nothing elsewhere.
@@ -311,4 +458,9 @@ impl Ui {
             let _ = writeln!(stderr, "  {} {hint}", self.paint("36", "hint:"));
         }
     }
+}
+
+/// `[  12.3s]`: the time since `started`, for plain lines.
+fn stamp_since(started: Instant) -> String {
+    format!("[{:>6.1}s]", started.elapsed().as_secs_f64())
 }

@@ -301,6 +301,7 @@ impl DockerEngine {
                 }
             }
         }
+        crate::progress::name_compiled_packages(&mut make_env);
         env.extend(make_env.into_iter().map(|(k, v)| format!("{k}={v}")));
         let labels = HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),

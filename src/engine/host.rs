@@ -248,7 +248,9 @@ impl HostEngine {
             .stderr_to_stdout()
             .unchecked()
             .env("GOTOOLCHAIN", "local");
-        for (key, value) in job.make_env(HOST_OUTPUT_SUBPATH) {
+        let mut env = job.make_env(HOST_OUTPUT_SUBPATH);
+        crate::progress::name_compiled_packages(&mut env);
+        for (key, value) in env {
             expr = expr.env(key, value);
         }
         if std::env::var_os("GOCACHE").is_none() {

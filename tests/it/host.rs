@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 
 /// The host Go's bin directory and its version (1.23.5).
-fn host_go() -> (PathBuf, String) {
+pub(crate) fn host_go() -> (PathBuf, String) {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -43,7 +43,7 @@ install one: on Debian bookworm as root, add bookworm-backports to the apt sourc
 }
 
 /// PATH with the host Go's directory first.
-fn path_with(dir: &Path) -> std::ffi::OsString {
+pub(crate) fn path_with(dir: &Path) -> std::ffi::OsString {
     let mut paths = vec![dir.to_path_buf()];
     if let Some(p) = std::env::var_os("PATH") {
         paths.extend(std::env::split_paths(&p));
@@ -53,7 +53,7 @@ fn path_with(dir: &Path) -> std::ffi::OsString {
 
 /// The fixture, pinned to `go_version` (and go.mod lowered to the host Go's minor when
 /// needed), committed and tagged v1.34.0.
-fn pinned_repo(go_version: &str, host_minor: &str) -> KubeRepo {
+pub(crate) fn pinned_repo(go_version: &str, host_minor: &str) -> KubeRepo {
     let repo = KubeRepo::tagged("v1.34.0");
     std::fs::write(repo.path().join(".go-version"), format!("{go_version}\n")).unwrap();
     for go_mod in ["go.mod", "staging/src/k8s.io/component-base/go.mod"] {
@@ -81,7 +81,7 @@ fn pinned_repo(go_version: &str, host_minor: &str) -> KubeRepo {
     repo
 }
 
-fn minor_of(version: &str) -> String {
+pub(crate) fn minor_of(version: &str) -> String {
     version.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 

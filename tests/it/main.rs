@@ -10,6 +10,7 @@ mod cli;
 mod doctor;
 mod host;
 mod inputs;
+mod progress;
 mod recipe;
 mod release;
 mod robust;

@@ -32,6 +32,7 @@ use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 fn main() {
+    ui::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose);
     lock::set_policy(match (cli.global.no_wait, cli.global.lock_timeout) {
@@ -111,7 +112,8 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
                 let loaded = recipe::load(file)?;
                 let argv = loaded.recipe.to_args(&[]);
                 Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(file, e))?;
-                println!("{}: ok ({})", file.display(), argv[1..].join(" "));
+                let line = format!("{}: ok ({})\n", file.display(), argv[1..].join(" "));
+                ui::write_stdout(line.as_bytes())?;
             }
             Ok(())
         }
@@ -128,15 +130,19 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             clean::run(&plan, ui).await
         }
         Command::Completions { shell } => {
+            // Generated into memory first: clap_complete panics on a failed write.
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "kbuild", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "kbuild", &mut script);
+            ui::write_stdout(&script)
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
             clap_mangen::Man::new(command)
-                .render(&mut std::io::stdout())
-                .map_err(|e| error::Error::internal(format!("cannot write the man page: {e}")))
+                .render(&mut page)
+                .map_err(|e| error::Error::internal(format!("cannot render the man page: {e}")))?;
+            ui::write_stdout(&page)
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::checks::{CheckPlan, Profile};
 use crate::cli::{BuildArgs, EngineArgs, EngineKind, SourceArgs, TargetArgs};
+use crate::engine::docker;
 use crate::error::{Error, Result};
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
@@ -86,6 +87,9 @@ pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
 
 /// `--kube-root DIR`, or `--ref REF [--repo URL] [--source-dir DIR]`.
 pub fn resolve_source(args: &SourceArgs) -> Result<SourceSpec> {
+    if let Some(version) = &args.git_version {
+        crate::source::given_version(version)?;
+    }
     match args.git_ref.as_deref().map(str::trim) {
         None => Ok(SourceSpec::Tree(args.kube_root.clone())),
         Some("") => Err(Error::usage("--ref is empty")
@@ -109,6 +113,13 @@ pub fn resolve_engine(args: &EngineArgs) -> Result<EnginePlan> {
 /// Engine settings with the check thresholds sized for `profile` (a quick-release needs more).
 pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EnginePlan> {
     let memory_limit = args.memory.as_deref().map(parse_size).transpose()?;
+    if let Some(bytes) = memory_limit {
+        docker::check_memory_limit(bytes, "--memory")?;
+    }
+    let image = args.image.clone().filter(|i| !i.is_empty());
+    if let Some(image) = &image {
+        docker::check_reference(image)?;
+    }
     let checks = CheckPlan::new(
         profile,
         args.min_memory.as_deref().map(parse_size).transpose()?,
@@ -116,7 +127,7 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineP
         &args.skip_checks,
     )?;
     Ok(EnginePlan {
-        image: args.image.clone().filter(|i| !i.is_empty()),
+        image,
         stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
         memory_limit,
         network: args.network,

@@ -280,7 +280,9 @@ impl Ui {
         }
         let _ = self.bars.clear();
         if self.mode == Mode::Json {
-            println!(
+            // A closed stdout must not hide the error: stderr still says it below.
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "{}",
                 serde_json::json!({
                     "event": "summary", "ok": false, "error": err.message, "kind": err.kind.name(),
@@ -311,4 +313,42 @@ impl Ui {
             let _ = writeln!(stderr, "  {} {hint}", self.paint("36", "hint:"));
         }
     }
+}
+
+/// Writes a command's output (man page, completions, reports) to stdout. A reader that went
+/// away (`kbuild man | head`) is not an error: the rest is not wanted, so kbuild stops there
+/// and exits 0 without a word (README "Exit codes").
+pub fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => stdout_closed(),
+        Err(e) => Err(Error::new(
+            crate::error::Kind::Io,
+            format!("cannot write to stdout: {e}"),
+        )),
+    }
+}
+
+/// Ends the run quietly because nobody reads stdout any more.
+pub fn stdout_closed() -> ! {
+    std::process::exit(0)
+}
+
+/// Makes `println!` anywhere end quietly on a closed stdout too: std panics with "failed
+/// printing to stdout: Broken pipe", which would otherwise print a panic message.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            stdout_closed();
+        }
+        default(info)
+    }));
 }

@@ -361,58 +361,234 @@ fn rev_parse_commit(dir: &Path, rev: &str) -> Option<String> {
     .filter(|s| !s.is_empty())
 }
 
-/// Gets `req.repo` at `req.git_ref` into `req.dir`.
+/// Gets `req.repo` at `req.git_ref` into `req.dir`. A failure leaves the directory as it was:
+/// a new checkout is removed again, and an existing one gets back its refs and its shallow
+/// boundary (a later run then fetches as if this one had never happened).
 pub fn get(req: &Request<'_>, ui: &Ui) -> Result<Outcome> {
+    let (dir, undo) = open_checkout(req, ui)?;
+    let fetched = fetch_target(req, &dir, undo.is_new(), ui);
+    let (target, commit) = match fetched {
+        Ok(found) => found,
+        Err(e) => return Err(undo.apply(&dir, e, ui)),
+    };
+    match switch(&dir, &target, &commit, req.force, ui) {
+        Ok((switched, saved)) => Ok(Outcome {
+            dir,
+            commit,
+            target: target.describe(),
+            switched,
+            saved,
+        }),
+        // Switching may have stashed local work: only a checkout kbuild made is undone here.
+        Err(e) if undo.is_new() => Err(undo.apply(&dir, e, ui)),
+        Err(e) => Err(e),
+    }
+}
+
+/// How to put the directory back as it was when a fetch fails.
+enum Undo {
+    /// kbuild created this directory (the topmost of those it created): remove it.
+    Remove(PathBuf),
+    /// The directory was there and empty: empty it again.
+    Empty(PathBuf),
+    /// An existing checkout: its refs and its shallow boundary as they were.
+    Restore(Snapshot),
+}
+
+impl Undo {
+    /// Whether the checkout is kbuild's own new one (nothing of the user's in it).
+    fn is_new(&self) -> bool {
+        match self {
+            Undo::Remove(_) | Undo::Empty(_) => true,
+            Undo::Restore(snapshot) => snapshot.refs.is_empty(),
+        }
+    }
+
+    /// Undoes what the failed run did and returns its error (with a note if undoing failed).
+    fn apply(&self, dir: &Path, err: Error, ui: &Ui) -> Error {
+        let undone = match self {
+            Undo::Remove(created) => {
+                std::fs::remove_dir_all(created).map_err(|e| Error::io("cannot remove", created, e))
+            }
+            Undo::Empty(dir) => empty_dir(dir),
+            Undo::Restore(snapshot) => snapshot.restore(dir),
+        };
+        if let Err(e) = undone {
+            ui.warn(&format!(
+                "could not put {} back as it was: {}",
+                dir.display(),
+                e.message
+            ));
+        }
+        err
+    }
+}
+
+fn empty_dir(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))? {
+        let path = entry.map_err(|e| Error::io("cannot read", dir, e))?.path();
+        let removed = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| Error::io("cannot remove", &path, e))?;
+    }
+    Ok(())
+}
+
+/// What a fetch can change in an existing checkout: its refs and its shallow boundary
+/// (objects it adds are unreachable once the refs are back, and git prunes them).
+struct Snapshot {
+    /// refname -> object id.
+    refs: HashMap<String, String>,
+    shallow_file: PathBuf,
+    shallow: Option<Vec<u8>>,
+}
+
+impl Snapshot {
+    fn take(dir: &Path) -> Result<Snapshot> {
+        let shallow_file = dir.join(git(dir, &["rev-parse", "--git-path", "shallow"])?);
+        let shallow = match std::fs::read(&shallow_file) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("cannot read", &shallow_file, e)),
+        };
+        Ok(Snapshot {
+            refs: list_refs(dir)?,
+            shallow_file,
+            shallow,
+        })
+    }
+
+    fn restore(&self, dir: &Path) -> Result<()> {
+        let now = list_refs(dir)?;
+        let mut script = String::new();
+        for (name, oid) in &now {
+            match self.refs.get(name) {
+                Some(old) if old == oid => {}
+                Some(old) => script.push_str(&format!("update {name} {old}\n")),
+                None => script.push_str(&format!("delete {name}\n")),
+            }
+        }
+        for (name, old) in &self.refs {
+            if !now.contains_key(name) {
+                script.push_str(&format!("update {name} {old}\n"));
+            }
+        }
+        if !script.is_empty() {
+            let out = git_raw(dir, &["update-ref", "--stdin"], Some(script.into_bytes()))?;
+            if !out.status.success() {
+                return Err(Error::source(format!(
+                    "git update-ref failed in {}: {}",
+                    dir.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        let written = match &self.shallow {
+            Some(bytes) => std::fs::write(&self.shallow_file, bytes),
+            None => match std::fs::remove_file(&self.shallow_file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        };
+        written.map_err(|e| Error::io("cannot restore", &self.shallow_file, e))
+    }
+}
+
+fn list_refs(dir: &Path) -> Result<HashMap<String, String>> {
+    let listing = git(dir, &["for-each-ref", "--format=%(objectname) %(refname)"])?;
+    Ok(listing
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(oid, name)| (name.to_string(), oid.to_string()))
+        .collect())
+}
+
+/// Creates a new checkout, or checks that an existing directory is a checkout of `req.repo`;
+/// returns its canonical path and how to undo this run should it fail.
+fn open_checkout(req: &Request<'_>, ui: &Ui) -> Result<(PathBuf, Undo)> {
     let dir = req.dir;
-    let fresh = !dir.exists()
-        || std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-    if fresh {
+    let empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !dir.exists() || empty {
+        let undo = if empty {
+            Undo::Empty(dir.to_path_buf())
+        } else {
+            // The topmost directory this run creates, so that a failure removes all of them.
+            let created = dir
+                .ancestors()
+                .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                .last()
+                .unwrap_or(dir)
+                .to_path_buf();
+            Undo::Remove(created)
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-        git(dir, &["init", "--quiet"])?;
-        git(dir, &["remote", "add", "origin", req.repo])?;
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| Error::io("cannot open", dir, e))?;
+        let initialised = git(&canonical, &["init", "--quiet"])
+            .and_then(|_| git(&canonical, &["remote", "add", "origin", req.repo]));
+        if let Err(e) = initialised {
+            return Err(undo.apply(&canonical, e, ui));
+        }
         ui.phase(
             "source",
             &format!("new checkout of {} in {}", req.repo, dir.display()),
         );
-    } else {
-        if !is_git_top(dir) {
-            return Err(Error::usage(format!(
-                "{} exists and is not a git checkout, so kbuild will not clone into it",
-                dir.display()
-            ))
-            .with_hint("choose an empty or new directory for the checkout, or remove this one"));
-        }
-        let origin = git(dir, &["config", "--get", "remote.origin.url"]).unwrap_or_default();
-        if origin.is_empty() {
-            git(dir, &["remote", "add", "origin", req.repo])?;
-        } else if origin != req.repo {
-            return Err(Error::usage(format!(
-                "{} is a checkout of {origin}, not of {}",
-                dir.display(),
-                req.repo
-            ))
-            .with_hint(format!(
-                "use another directory for {}, or point this one at it: git -C {} remote set-url origin {}",
-                req.repo,
-                dir.display(),
-                req.repo
-            )));
-        }
-        ui.phase(
-            "source",
-            &format!("updating the checkout in {}", dir.display()),
-        );
+        return Ok((canonical, undo));
     }
-    let dir = &dir
+    if !is_git_top(dir) {
+        return Err(Error::usage(format!(
+            "{} exists and is not a git checkout, so kbuild will not clone into it",
+            dir.display()
+        ))
+        .with_hint("choose an empty or new directory for the checkout, or remove this one"));
+    }
+    let origin = git(dir, &["config", "--get", "remote.origin.url"]).unwrap_or_default();
+    if !origin.is_empty() && origin != req.repo {
+        return Err(Error::usage(format!(
+            "{} is a checkout of {origin}, not of {}",
+            dir.display(),
+            req.repo
+        ))
+        .with_hint(format!(
+            "use another directory for {}, or point this one at it: git -C {} remote set-url origin {}",
+            req.repo,
+            dir.display(),
+            req.repo
+        )));
+    }
+    let canonical = dir
         .canonicalize()
         .map_err(|e| Error::io("cannot open", dir, e))?;
+    let snapshot = Snapshot::take(&canonical)?;
+    if origin.is_empty() {
+        git(&canonical, &["remote", "add", "origin", req.repo])?;
+    }
+    let detail = if snapshot.refs.is_empty() {
+        // e.g. the `.git` an interrupted first clone left: fetched as a new checkout.
+        format!(
+            "completing the checkout in {} (it holds no commits yet)",
+            dir.display()
+        )
+    } else {
+        format!("updating the checkout in {}", dir.display())
+    };
+    ui.phase("source", &detail);
+    Ok((canonical, Undo::Restore(snapshot)))
+}
 
+/// Fetches what the ref names (and, when asked, enough history for `git describe`) without
+/// touching HEAD or the work tree; returns the target and its commit.
+fn fetch_target(req: &Request<'_>, dir: &Path, new: bool, ui: &Ui) -> Result<(Target, String)> {
     let remote = RemoteRefs::list(dir, req.repo)?;
     let target = resolve(req.git_ref, &remote, req.repo)?;
     // A repository with full history stays whole: only a new or shallow one fetches shallow.
-    let shallow = fresh || is_shallow(dir)?;
+    let shallow = new || is_shallow(dir)?;
     let depth_arg = "--depth=1";
     let commit = match &target {
         Target::Tag(_) | Target::Branch(_) | Target::Head => {
@@ -478,38 +654,42 @@ pub fn get(req: &Request<'_>, ui: &Ui) -> Result<Outcome> {
             found
         }
     };
-
-    let head = rev_parse_commit(dir, "HEAD");
-    let mut saved = Vec::new();
-    let switched = head.as_deref() != Some(commit.as_str());
-    if switched {
-        if head.is_some() {
-            saved = protect_local_work(dir, &target, req.force)?;
-        }
-        git(
-            dir,
-            &[
-                "-c",
-                "advice.detachedHead=false",
-                "checkout",
-                "--quiet",
-                "--detach",
-                &commit,
-            ],
-        )?;
-    } else {
-        ui.detail(&format!("already at {}", target.describe()));
-    }
     if req.describe && is_shallow(dir)? {
         make_describable(dir, req.repo, &target, &commit, &remote, ui)?;
     }
-    Ok(Outcome {
-        dir: dir.clone(),
-        commit,
-        target: target.describe(),
-        switched,
-        saved,
-    })
+    Ok((target, commit))
+}
+
+/// Moves HEAD to `commit`, guarding local work; returns whether it moved and what was saved.
+fn switch(
+    dir: &Path,
+    target: &Target,
+    commit: &str,
+    force: bool,
+    ui: &Ui,
+) -> Result<(bool, Vec<String>)> {
+    let head = rev_parse_commit(dir, "HEAD");
+    let switched = head.as_deref() != Some(commit);
+    if !switched {
+        ui.detail(&format!("already at {}", target.describe()));
+        return Ok((false, Vec::new()));
+    }
+    let saved = match head {
+        Some(_) => protect_local_work(dir, target, force)?,
+        None => Vec::new(),
+    };
+    git(
+        dir,
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            commit,
+        ],
+    )?;
+    Ok((true, saved))
 }
 
 fn not_found(rev: &str, repo: &str) -> Error {

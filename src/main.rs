@@ -35,11 +35,6 @@ fn main() {
     ui::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose);
-    lock::set_policy(match (cli.global.no_wait, cli.global.lock_timeout) {
-        (true, _) => lock::Wait::No,
-        (false, Some(secs)) => lock::Wait::For(std::time::Duration::from_secs(secs)),
-        (false, None) => lock::Wait::Forever,
-    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -77,19 +72,50 @@ fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
     )
 }
 
+/// `--no-wait` / `--lock-timeout` of a command that locks its output directory. Set only when
+/// given, and the first setting wins: `kbuild run --no-wait R` and `kbuild run R -- --no-wait`
+/// both reach the recipe's command.
+fn lock_policy(args: &cli::LockArgs) {
+    match (args.no_wait, args.lock_timeout) {
+        (true, _) => lock::set_policy(lock::Wait::No),
+        (false, Some(secs)) => {
+            lock::set_policy(lock::Wait::For(std::time::Duration::from_secs(secs)))
+        }
+        (false, None) => {}
+    }
+}
+
 async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     match command {
         Command::Build(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
             let plan = plan::resolve_build(&args)?;
             build::run(&plan, ui, interrupt).await
         }
         Command::Source(args) => doctor::source(&args, ui),
         Command::Doctor(args) => doctor::run(&args, ui).await,
-        Command::QuickRelease(args) => release::quick_release(&args, ui, interrupt).await,
-        Command::Extension(args) => release::extension(&args, ui, interrupt).await,
-        Command::Package(args) => release::package(&args, ui, interrupt).await,
-        Command::Verify(args) => release::verify(&args, ui, interrupt).await,
+        Command::QuickRelease(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
+            release::quick_release(&args, ui, interrupt).await
+        }
+        Command::Extension(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
+            release::extension(&args, ui, interrupt).await
+        }
+        Command::Package(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
+            release::package(&args, ui, interrupt).await
+        }
+        Command::Verify(args) => {
+            plan::check_verify_dir(&args.dir)?;
+            release::verify(&args, ui, interrupt).await
+        }
         Command::Run(args) => {
+            lock_policy(&args.lock);
             let loaded = recipe::load(&args.recipe)?;
             let argv = loaded.recipe.to_args(&args.overrides);
             ui.phase(

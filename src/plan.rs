@@ -60,6 +60,46 @@ pub fn resolve_build(args: &BuildArgs) -> Result<BuildPlan> {
     })
 }
 
+/// Refuses an `--out` that cannot be a directory (a file, or a path under one) before
+/// anything is made, in words rather than the OS's "File exists".
+pub fn check_out_dir(out: &std::path::Path) -> Result<()> {
+    // The nearest part of the path that exists must be a directory.
+    let Some(existing) = out
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+    else {
+        return Ok(());
+    };
+    if existing.is_dir() {
+        return Ok(());
+    }
+    let what = if existing == out {
+        format!("--out {} is not a directory", out.display())
+    } else {
+        format!(
+            "--out {} cannot be made: {} is not a directory",
+            out.display(),
+            existing.display()
+        )
+    };
+    Err(Error::usage(what).with_hint(
+        "--out names the directory kbuild writes into: give a directory, or a path that does not exist yet",
+    ))
+}
+
+/// Refuses a directory to read (`kbuild verify DIR`) that is missing or a file, saying which.
+pub fn check_verify_dir(dir: &std::path::Path) -> Result<()> {
+    let what = match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) => return Err(Error::io("cannot open", dir, e)),
+    };
+    Err(Error::usage(format!("{} {what}", dir.display())).with_hint(
+        "point kbuild verify at a directory kbuild packaged, e.g. out/release-tars, or at the output directory holding it",
+    ))
+}
+
 /// `--platform` flags, else KUBE_BUILD_PLATFORMS, else upstream's fast-build platform.
 pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
     let texts: Vec<String> = if !args.platforms.is_empty() {

@@ -749,10 +749,12 @@ fn protect_local_work(dir: &Path, target: &Target, force: bool) -> Result<Vec<St
         }
         let what = match (changes.is_empty(), unreferenced) {
             (false, true) => format!(
-                "{} uncommitted changes and commits that no branch holds",
-                changes.len()
+                "{} and commits that no branch holds",
+                crate::ui::count(changes.len(), "uncommitted change", "uncommitted changes")
             ),
-            (false, false) => format!("{} uncommitted changes", changes.len()),
+            (false, false) => {
+                crate::ui::count(changes.len(), "uncommitted change", "uncommitted changes")
+            }
             _ => "commits that no branch holds (made on a detached HEAD)".to_string(),
         };
         return Err(Error::source(format!(

@@ -379,8 +379,9 @@ pub fn get(req: &Request<'_>, ui: &Ui) -> Result<Outcome> {
             switched,
             saved,
         }),
-        // Switching may have stashed local work: only a checkout kbuild made is undone here.
-        Err(e) if undo.is_new() => Err(undo.apply(&dir, e, ui)),
+        // With `force`, switching may have stashed local work or kept commits on a branch:
+        // restoring the refs would drop those, so only a checkout kbuild made is undone then.
+        Err(e) if undo.is_new() || !req.force => Err(undo.apply(&dir, e, ui)),
         Err(e) => Err(e),
     }
 }

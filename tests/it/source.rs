@@ -198,7 +198,8 @@ fn a_checkout_with_local_changes_is_not_switched_and_the_changes_stay() {
     );
     assert!(stdout.contains("gitTreeState       dirty"), "{stdout}");
 
-    // Another ref: refused, exit 6, nothing touched.
+    // Another ref: refused, exit 6, nothing touched (not even the refs the fetch brought).
+    let state = checkout_state(&dir);
     let (code, _, stderr) = source(&up.url(), "master", &dir, &[]);
     assert_eq!(code, 6, "{stderr}");
     assert!(stderr.contains("uncommitted changes"), "{stderr}");
@@ -208,6 +209,7 @@ fn a_checkout_with_local_changes_is_not_switched_and_the_changes_stay() {
         "the changed files are listed: {stderr}"
     );
     assert_eq!(head(&dir), before);
+    assert_eq!(checkout_state(&dir), state);
     assert_eq!(std::fs::read_to_string(&edited).unwrap(), "my local edit\n");
     assert_eq!(std::fs::read_to_string(&untracked).unwrap(), "my notes\n");
 

@@ -94,7 +94,12 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             build::run(&plan, ui, interrupt).await
         }
         Command::Source(args) => doctor::source(&args, ui),
-        Command::Doctor(args) => doctor::run(&args, ui).await,
+        Command::Doctor(args) => {
+            if let Some(image) = args.image.as_deref().filter(|i| !i.is_empty()) {
+                engine::docker::check_reference(image)?;
+            }
+            doctor::run(&args, ui).await
+        }
         Command::QuickRelease(args) => {
             lock_policy(&args.lock);
             plan::check_out_dir(&args.out)?;

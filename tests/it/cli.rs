@@ -102,6 +102,10 @@ fn an_invalid_image_reference_is_refused_with_the_reference_syntax() {
     );
     assert!(!stderr.contains("engine is healthy"), "{stderr}");
     assert_no_containers_left(repo.path());
+    // kbuild doctor checks the reference the same way.
+    let (code, _, stderr) = run(kbuild().args(["doctor", "--image", "Bad Image!!"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a valid image reference"), "{stderr}");
 
     // Digests, with or without a tag, are valid references: with the tree missing, the run
     // stops there, after the image was accepted.

@@ -130,7 +130,8 @@ impl Overrides {
 }
 
 /// Checks a version the user gave (--version, KUBE_GIT_VERSION) against upstream's semver
-/// gate: a bad one is bad input (exit 2), unlike a bad tag in the repository (a source error).
+/// gate (hack/lib/version.sh, `kube::version::get_version_vars`): a bad one is bad input
+/// (exit 2), unlike a bad tag in the repository (a source error).
 pub fn given_version(version: &str) -> Result<GitVersion> {
     version::parse(version).map_err(|mut e| {
         e.kind = Kind::Usage;

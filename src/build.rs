@@ -233,8 +233,9 @@ impl Builder {
             platforms: platforms.to_vec(),
             env: self.info.version_env(),
         };
-        ui.phase(
+        ui.job_phase(
             "build",
+            name,
             &format!(
                 "{name}: make {} KUBE_BUILD_PLATFORMS=\"{}\"",
                 job.command()[1..].join(" "),
@@ -356,13 +357,13 @@ pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()>
         ui.artifact(&shown.display().to_string(), *size);
     }
     ui.finished(&format!(
-        "{} {} binaries ({}) — log: {}",
+        "{} {} ({}) — log: {}",
         if built.up_to_date {
             "up to date:"
         } else {
             "built"
         },
-        built.binaries.len(),
+        crate::ui::count(built.binaries.len(), "binary", "binaries"),
         builder.info.version.git_version,
         built.log.display()
     ));

@@ -282,10 +282,10 @@ impl<'a> Checker<'a> {
         let count = |s: Status| self.results.iter().filter(|c| c.status == s).count();
         let names: Vec<&str> = self.results.iter().map(|c| c.name).collect();
         format!(
-            "{} ({} passed, {} warnings, {} skipped)",
+            "{} ({} passed, {}, {} skipped)",
             names.join(", "),
             count(Status::Pass),
-            count(Status::Warn),
+            crate::ui::count(count(Status::Warn), "warning", "warnings"),
             count(Status::Skip)
         )
     }
@@ -399,7 +399,13 @@ pub fn cpus(have: u64, whose: &str) -> Check {
             format!("{whose} has 1 CPU: builds will be slow"),
             "give the engine more CPUs (Docker Desktop: Settings > Resources)",
         ),
-        n => Check::pass("cpus", format!("{whose} has {n} CPUs")),
+        n => Check::pass(
+            "cpus",
+            format!(
+                "{whose} has {}",
+                crate::ui::count(n as usize, "CPU", "CPUs")
+            ),
+        ),
     }
 }
 

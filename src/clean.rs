@@ -52,7 +52,10 @@ pub async fn run(plan: &CleanPlan<'_>, ui: &Ui) -> Result<()> {
             .map_err(|e| Error::engine(format!("cannot remove container {id}: {e}")))?;
         reclaimed += container.size_rw.unwrap_or(0).max(0) as u64;
     }
-    ui.info(&format!("removed {} container(s)", containers.len()));
+    ui.info(&format!(
+        "removed {}",
+        crate::ui::count(containers.len(), "container", "containers")
+    ));
 
     let volumes = engine
         .docker
@@ -79,7 +82,10 @@ pub async fn run(plan: &CleanPlan<'_>, ui: &Ui) -> Result<()> {
         reclaimed += sizes.get(&volume.name).copied().unwrap_or(0);
         removed_volumes += 1;
     }
-    ui.info(&format!("removed {removed_volumes} volume(s)"));
+    ui.info(&format!(
+        "removed {}",
+        crate::ui::count(removed_volumes, "volume", "volumes")
+    ));
     if kept_caches > 0 {
         ui.info(&format!(
             "kept {kept_caches} Go cache volume(s); `kbuild clean --caches` removes them too"

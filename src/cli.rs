@@ -32,16 +32,26 @@ pub struct GlobalArgs {
     /// Print more detail (image pulls, commands)
     #[arg(long, short, global = true)]
     pub verbose: bool,
-    /// Fail at once (exit 9) when another kbuild run is using the output directory, instead of waiting
-    #[arg(long, global = true)]
-    pub no_wait: bool,
-    /// Wait at most this long for another kbuild run on the output directory, then fail (exit 9)
+    /// When stderr is not a terminal, print a build's Go package count this often
     #[arg(
         long,
         global = true,
         value_name = "SECONDS",
-        conflicts_with = "no_wait"
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
+    pub progress_interval: u64,
+}
+
+/// How long to wait for another run's lock on the output directory: only the commands that
+/// write into it take the lock, so only they have these flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LockArgs {
+    /// Fail at once (exit 9) when another kbuild run is using the output directory, instead of waiting
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Wait at most this long for another kbuild run on the output directory, then fail (exit 9)
+    #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait")]
     pub lock_timeout: Option<u64>,
     /// When stderr is not a terminal, print a build's Go package count this often
     #[arg(
@@ -88,7 +98,14 @@ Examples:
     )]
     Extension(ExtensionArgs),
     /// Package an existing bin/<os>/<arch>/ tree into release tarballs, checksums and a manifest
-    #[command(after_help = "Examples:
+    #[command(
+        // The source and platform flags are shared with the building commands; here they
+        // choose what is packaged, nothing is built.
+        mut_arg("platforms", |a| a.help("Platform os/arch to package; repeat for several [default: every <os>/<arch>/ directory in the bin tree]")),
+        mut_arg("kube_root", |a| a.help("The Kubernetes tree the binaries were built from: it gives the version, the component list and kubernetes-src.tar.gz")),
+        mut_arg("git_ref", |a| a.help("Take the tree at this tag, branch or commit instead (cloned shallow or updated in --source-dir); the binaries must have been built from it")),
+        mut_arg("git_version", |a| a.help("Version recorded in manifest.json instead of the one git describe gives (like KUBE_GIT_VERSION)")),
+        after_help = "Examples:
   kbuild package --out out                      # packages out/bin into out/release-tars
   kbuild package --bin artifacts/bin --out dist --kube-root ~/src/kubernetes")]
     Package(PackageArgs),
@@ -122,7 +139,7 @@ Examples:
   kbuild run recipes/quick-release.toml
   kbuild run recipes/kubectl-cross.toml -- --platform darwin/arm64 --out /tmp/k
   kbuild --json run recipes/ci-release.toml -- --ref v1.34.2")]
-    Run(RecipeRunArgs),
+    Run(RunArgs),
     /// Print what a recipe would do (every job, image, mount, env, output) and run nothing
     #[command(after_help = "Examples:
   kbuild plan recipes/mini-kube.toml
@@ -153,6 +170,18 @@ Examples:
     #[command(after_help = "Examples:
   kbuild man > kbuild.1 && man ./kbuild.1")]
     Man,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The recipe file
+    #[arg(value_name = "RECIPE")]
+    pub recipe: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    /// Flags that override the recipe, after `--`
+    #[arg(last = true, value_name = "FLAGS")]
+    pub overrides: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -206,6 +235,8 @@ pub struct BuildArgs {
     /// Output directory: binaries land in <out>/bin/<os>/<arch>/, logs in <out>/logs/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -244,7 +275,7 @@ pub struct EngineArgs {
     /// Builder image [default: the kube-cross image named by build/build-image/cross/VERSION]
     #[arg(long, value_name = "IMAGE", env = "KBUILD_IMAGE")]
     pub image: Option<String>,
-    /// Stop a build that prints nothing for this many seconds
+    /// Stop a build that prints nothing for this many seconds; 0 turns the stall check off
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub stall_timeout: u64,
     /// Memory limit for the build container, e.g. 6g or 512m [default: none]
@@ -343,6 +374,8 @@ pub struct QuickReleaseArgs {
     /// Output directory: binaries in <out>/bin/, tarballs in <out>/release-tars/, logs in <out>/logs/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -360,6 +393,8 @@ pub struct ExtensionArgs {
     /// Output directory: the layout goes to <out>/extension/, binaries to <out>/bin/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -374,6 +409,8 @@ pub struct PackageArgs {
     /// Output directory: tarballs go to <out>/release-tars/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Args, Debug, Clone)]

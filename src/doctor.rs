@@ -162,7 +162,8 @@ pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
     match failed.as_slice() {
         [] => {
             ui.finished(&format!(
-                "all checks passed ({warned} warnings) for {}",
+                "all checks passed ({}) for {}",
+                crate::ui::count(warned, "warning", "warnings"),
                 args.profile.label()
             ));
             Ok(())

@@ -34,14 +34,10 @@ use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 fn main() {
+    ui::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose)
         .with_progress_interval(std::time::Duration::from_secs(cli.global.progress_interval));
-    lock::set_policy(match (cli.global.no_wait, cli.global.lock_timeout) {
-        (true, _) => lock::Wait::No,
-        (false, Some(secs)) => lock::Wait::For(std::time::Duration::from_secs(secs)),
-        (false, None) => lock::Wait::Forever,
-    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,19 +75,55 @@ fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
     )
 }
 
+/// `--no-wait` / `--lock-timeout` of a command that locks its output directory. Set only when
+/// given, and the first setting wins: `kbuild run --no-wait R` and `kbuild run R -- --no-wait`
+/// both reach the recipe's command.
+fn lock_policy(args: &cli::LockArgs) {
+    match (args.no_wait, args.lock_timeout) {
+        (true, _) => lock::set_policy(lock::Wait::No),
+        (false, Some(secs)) => {
+            lock::set_policy(lock::Wait::For(std::time::Duration::from_secs(secs)))
+        }
+        (false, None) => {}
+    }
+}
+
 async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     match command {
         Command::Build(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
             let plan = plan::resolve_build(&args)?;
             build::run(&plan, ui, interrupt).await
         }
         Command::Source(args) => doctor::source(&args, ui),
-        Command::Doctor(args) => doctor::run(&args, ui).await,
-        Command::QuickRelease(args) => release::quick_release(&args, ui, interrupt).await,
-        Command::Extension(args) => release::extension(&args, ui, interrupt).await,
-        Command::Package(args) => release::package(&args, ui, interrupt).await,
-        Command::Verify(args) => release::verify(&args, ui, interrupt).await,
+        Command::Doctor(args) => {
+            if let Some(image) = args.image.as_deref().filter(|i| !i.is_empty()) {
+                engine::docker::check_reference(image)?;
+            }
+            doctor::run(&args, ui).await
+        }
+        Command::QuickRelease(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
+            release::quick_release(&args, ui, interrupt).await
+        }
+        Command::Extension(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
+            release::extension(&args, ui, interrupt).await
+        }
+        Command::Package(args) => {
+            lock_policy(&args.lock);
+            plan::check_out_dir(&args.out)?;
+            release::package(&args, ui, interrupt).await
+        }
+        Command::Verify(args) => {
+            plan::check_verify_dir(&args.dir)?;
+            release::verify(&args, ui, interrupt).await
+        }
         Command::Run(args) => {
+            lock_policy(&args.lock);
             let loaded = recipe::load(&args.recipe)?;
             let argv = loaded.recipe.to_args(&args.overrides);
             ui.phase(
@@ -114,7 +146,8 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
                 let loaded = recipe::load(file)?;
                 let argv = loaded.recipe.to_args(&[]);
                 Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(file, e))?;
-                println!("{}: ok ({})", file.display(), argv[1..].join(" "));
+                let line = format!("{}: ok ({})\n", file.display(), argv[1..].join(" "));
+                ui::write_stdout(line.as_bytes())?;
             }
             Ok(())
         }
@@ -131,15 +164,19 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             clean::run(&plan, ui).await
         }
         Command::Completions { shell } => {
+            // Generated into memory first: clap_complete panics on a failed write.
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "kbuild", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "kbuild", &mut script);
+            ui::write_stdout(&script)
         }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
             clap_mangen::Man::new(command)
-                .render(&mut std::io::stdout())
-                .map_err(|e| error::Error::internal(format!("cannot write the man page: {e}")))
+                .render(&mut page)
+                .map_err(|e| error::Error::internal(format!("cannot render the man page: {e}")))?;
+            ui::write_stdout(&page)
         }
     }
 }

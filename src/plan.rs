@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::checks::{CheckPlan, Profile};
 use crate::cli::{BuildArgs, EngineArgs, EngineKind, SourceArgs, TargetArgs};
+use crate::engine::docker;
 use crate::error::{Error, Result};
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
@@ -59,6 +60,46 @@ pub fn resolve_build(args: &BuildArgs) -> Result<BuildPlan> {
     })
 }
 
+/// Refuses an `--out` that cannot be a directory (a file, or a path under one) before
+/// anything is made, in words rather than the OS's "File exists".
+pub fn check_out_dir(out: &std::path::Path) -> Result<()> {
+    // The nearest part of the path that exists must be a directory.
+    let Some(existing) = out
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+    else {
+        return Ok(());
+    };
+    if existing.is_dir() {
+        return Ok(());
+    }
+    let what = if existing == out {
+        format!("--out {} is not a directory", out.display())
+    } else {
+        format!(
+            "--out {} cannot be made: {} is not a directory",
+            out.display(),
+            existing.display()
+        )
+    };
+    Err(Error::usage(what).with_hint(
+        "--out names the directory kbuild writes into: give a directory, or a path that does not exist yet",
+    ))
+}
+
+/// Refuses a directory to read (`kbuild verify DIR`) that is missing or a file, saying which.
+pub fn check_verify_dir(dir: &std::path::Path) -> Result<()> {
+    let what = match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) => return Err(Error::io("cannot open", dir, e)),
+    };
+    Err(Error::usage(format!("{} {what}", dir.display())).with_hint(
+        "point kbuild verify at a directory kbuild packaged, e.g. out/release-tars, or at the output directory holding it",
+    ))
+}
+
 /// `--platform` flags, else KUBE_BUILD_PLATFORMS, else upstream's fast-build platform.
 pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
     let texts: Vec<String> = if !args.platforms.is_empty() {
@@ -86,6 +127,9 @@ pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
 
 /// `--kube-root DIR`, or `--ref REF [--repo URL] [--source-dir DIR]`.
 pub fn resolve_source(args: &SourceArgs) -> Result<SourceSpec> {
+    if let Some(version) = &args.git_version {
+        crate::source::given_version(version)?;
+    }
     match args.git_ref.as_deref().map(str::trim) {
         None => Ok(SourceSpec::Tree(args.kube_root.clone())),
         Some("") => Err(Error::usage("--ref is empty")
@@ -109,6 +153,13 @@ pub fn resolve_engine(args: &EngineArgs) -> Result<EnginePlan> {
 /// Engine settings with the check thresholds sized for `profile` (a quick-release needs more).
 pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EnginePlan> {
     let memory_limit = args.memory.as_deref().map(parse_size).transpose()?;
+    if let Some(bytes) = memory_limit {
+        docker::check_memory_limit(bytes, "--memory")?;
+    }
+    let image = args.image.clone().filter(|i| !i.is_empty());
+    if let Some(image) = &image {
+        docker::check_reference(image)?;
+    }
     let checks = CheckPlan::new(
         profile,
         args.min_memory.as_deref().map(parse_size).transpose()?,
@@ -116,7 +167,7 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineP
         &args.skip_checks,
     )?;
     Ok(EnginePlan {
-        image: args.image.clone().filter(|i| !i.is_empty()),
+        image,
         stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
         memory_limit,
         network: args.network,

@@ -180,8 +180,8 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     ui.phase(
         "package",
         &format!(
-            "{} tarballs and kubernetes-src.tar.gz into {}",
-            layouts.len(),
+            "{} and kubernetes-src.tar.gz into {}",
+            crate::ui::count(layouts.len(), "tarball", "tarballs"),
             tars.display()
         ),
     );
@@ -231,10 +231,14 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         tars.display()
     ));
     ui.finished(&format!(
-        "packaged {} tarballs ({}, {} compression threads) with SHA256SUMS, SHA512SUMS and manifest.json",
-        packaged.manifest.artifacts.len(),
+        "packaged {} ({}, {}) with SHA256SUMS, SHA512SUMS and manifest.json",
+        crate::ui::count(packaged.manifest.artifacts.len(), "tarball", "tarballs"),
         crate::engine::docker::human_bytes(written),
-        packaged.threads,
+        crate::ui::count(
+            packaged.threads,
+            "compression thread",
+            "compression threads"
+        ),
     ));
     Ok(())
 }
@@ -503,8 +507,8 @@ fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
     }
     let dir = out.join(extension::DIR);
     ui.finished(&format!(
-        "laid out {} binaries in {}; metadata.json fragment: {}, Dockerfile lines: {}",
-        manifest.artifacts.len(),
+        "laid out {} in {}; metadata.json fragment: {}, Dockerfile lines: {}",
+        crate::ui::count(manifest.artifacts.len(), "binary", "binaries"),
         dir.display(),
         dir.join(extension::METADATA_FRAGMENT).display(),
         dir.join(extension::DOCKERFILE_SNIPPET).display()
@@ -566,12 +570,13 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
     if !problems.is_empty() {
         return Err(Error::new(
             Kind::Verify,
-            format!("verification failed ({} problems):\n  {}", problems.len(), problems.join("\n  ")),
+            format!("verification failed ({}):\n  {}", crate::ui::count(problems.len(), "problem", "problems"), problems.join("\n  ")),
         )
         .with_hint("these files are not what kbuild wrote: download or package them again, and check what else touched them"));
     }
     ui.finished(&format!(
-        "verified {checked} artifacts: every checksum, sidecar and manifest entry matches"
+        "verified {}: every checksum, sidecar and manifest entry matches",
+        crate::ui::count(checked, "artifact", "artifacts")
     ));
     Ok(())
 }

@@ -108,6 +108,9 @@ impl Overrides {
     /// Reads KUBE_GIT_VERSION and SOURCE_DATE_EPOCH, under any explicit flag values.
     pub fn from_env(flag_version: Option<String>) -> Result<Overrides> {
         let git_version = flag_version.or_else(|| non_empty_env("KUBE_GIT_VERSION"));
+        if let Some(version) = &git_version {
+            given_version(version)?;
+        }
         let source_date_epoch = match non_empty_env("SOURCE_DATE_EPOCH") {
             Some(text) => Some(text.parse::<u64>().map_err(|_| {
                 Error::usage(format!(
@@ -124,6 +127,16 @@ impl Overrides {
             source_date_epoch,
         })
     }
+}
+
+/// Checks a version the user gave (--version, KUBE_GIT_VERSION) against upstream's semver
+/// gate (hack/lib/version.sh, `kube::version::get_version_vars`): a bad one is bad input
+/// (exit 2), unlike a bad tag in the repository (a source error).
+pub fn given_version(version: &str) -> Result<GitVersion> {
+    version::parse(version).map_err(|mut e| {
+        e.kind = Kind::Usage;
+        e
+    })
 }
 
 fn non_empty_env(name: &str) -> Option<String> {
@@ -187,6 +200,18 @@ fn is_git_top(root: &Path) -> bool {
     }
 }
 
+/// A `git init`ed tree with nothing committed yet: there is no commit to build or describe.
+fn no_commits(root: &Path) -> Error {
+    Error::source(format!(
+        "{} is a git repository with no commits yet, so it has no commit to build or version to stamp",
+        root.display()
+    ))
+    .with_hint(format!(
+        "commit the tree first (git -C {0} add -A && git -C {0} commit -m ...), or check out a branch that has commits",
+        root.display()
+    ))
+}
+
 /// Reads a one-line pin file, if present.
 fn read_pin(root: &Path, rel: &str) -> Option<String> {
     let text = std::fs::read_to_string(root.join(rel)).ok()?;
@@ -220,7 +245,14 @@ pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
 
     // The commit and its time in one git call: every call costs a process start, and an
     // unchanged rebuild should take milliseconds.
-    let head = git(&root, &["show", "-s", "--format=%H %ct", "HEAD"])?;
+    let head = git(&root, &["show", "-s", "--format=%H %ct", "HEAD"]).map_err(|e| {
+        // Asked only when that fails, so a normal build pays no extra git call.
+        if git(&root, &["rev-parse", "--verify", "--quiet", "HEAD"]).is_err() {
+            no_commits(&root)
+        } else {
+            e
+        }
+    })?;
     let (commit, commit_time) = head.split_once(' ').unwrap_or((head.as_str(), ""));
     let commit = commit.to_string();
     let status = git(&root, &["status", "--porcelain"])?;

@@ -25,8 +25,29 @@ pub enum Mode {
 /// The phase under way and the phases done, for the closing summary.
 struct Phases {
     /// Name, detail, start and spinner of the phase under way.
-    current: Option<(String, String, Instant, ProgressBar)>,
-    done: Vec<(String, Duration)>,
+    current: Option<(Label, String, Instant, ProgressBar)>,
+    done: Vec<(Label, Duration)>,
+}
+
+/// A phase's name, and the job it runs when a phase (build) repeats once per job.
+#[derive(Clone)]
+struct Label {
+    phase: String,
+    job: Option<String>,
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.job {
+            Some(job) => write!(f, "{} {job}", self.phase),
+            None => write!(f, "{}", self.phase),
+        }
+    }
+}
+
+/// `1 binary`, `3 binaries`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A build job counting the Go packages it compiles; the bar appears with the first one.
@@ -136,7 +157,7 @@ impl Ui {
 
     /// Closes the phase under way (if any) and records its duration.
     fn close_phase(&self, phases: &mut Phases, ok: bool) {
-        if let Some((name, detail, start, bar)) = phases.current.take() {
+        if let Some((label, detail, start, bar)) = phases.current.take() {
             let took = start.elapsed();
             if self.mode == Mode::Terminal {
                 // The spinner goes; a permanent line says how the phase ended.
@@ -146,24 +167,34 @@ impl Ui {
                 } else {
                     self.paint("31", "✗")
                 };
-                let name_shown = self.paint("1", &name);
+                let name_shown = self.paint("1", &label.phase);
                 let _ = self.bars.println(format!(
                     "{mark} {name_shown} {detail} ({:.1}s)",
                     took.as_secs_f64()
                 ));
             }
-            phases.done.push((name, took));
+            phases.done.push((label, took));
         }
     }
 
     /// The start of a phase: source, engine, image, build, package, ...
     pub fn phase(&self, phase: &str, detail: &str) {
+        self.start_phase(phase, None, detail);
+    }
+
+    /// The start of a phase that runs once per job (build): the summary names the job.
+    pub fn job_phase(&self, phase: &str, job: &str, detail: &str) {
+        self.start_phase(phase, Some(job), detail);
+    }
+
+    fn start_phase(&self, phase: &str, job: Option<&str>, detail: &str) {
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         self.close_phase(&mut phases, true);
-        self.json(
-            "phase",
-            serde_json::json!({ "phase": phase, "detail": detail }),
-        );
+        let mut event = serde_json::json!({ "phase": phase, "detail": detail });
+        if let Some(job) = job {
+            event["job"] = job.into();
+        }
+        self.json("phase", event);
         let bar = if self.mode == Mode::Terminal {
             let bar = self.bars.add(ProgressBar::new_spinner());
             bar.set_style(
@@ -183,7 +214,11 @@ impl Ui {
             }
             ProgressBar::hidden()
         };
-        phases.current = Some((phase.to_string(), detail.to_string(), Instant::now(), bar));
+        let label = Label {
+            phase: phase.to_string(),
+            job: job.map(str::to_string),
+        };
+        phases.current = Some((label, detail.to_string(), Instant::now(), bar));
     }
 
     pub fn info(&self, message: &str) {
@@ -394,7 +429,14 @@ impl Ui {
         let timings: Vec<serde_json::Value> = phases
             .done
             .iter()
-            .map(|(name, took)| serde_json::json!({ "phase": name, "seconds": took.as_secs_f64() }))
+            .map(|(label, took)| {
+                let mut timing =
+                    serde_json::json!({ "phase": label.phase, "seconds": took.as_secs_f64() });
+                if let Some(job) = &label.job {
+                    timing["job"] = job.as_str().into();
+                }
+                timing
+            })
             .collect();
         match self.mode {
             Mode::Json => {
@@ -411,10 +453,16 @@ impl Ui {
                     .done
                     .iter()
                     .filter(|(_, took)| took.as_millis() >= 50)
-                    .map(|(name, took)| format!("{name} {:.1}s", took.as_secs_f64()))
+                    .map(|(label, took)| format!("{label} {:.1}s", took.as_secs_f64()))
                     .collect();
                 let ok = self.paint("32;1", "ok:");
-                self.line(&format!("{ok} {what} in {secs:.1}s ({})", times.join(", ")));
+                // Phases too short to show leave no empty "()".
+                let times = if times.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", times.join(", "))
+                };
+                self.line(&format!("{ok} {what} in {secs:.1}s{times}"));
             }
         }
     }
@@ -427,7 +475,9 @@ impl Ui {
         }
         let _ = self.bars.clear();
         if self.mode == Mode::Json {
-            println!(
+            // A closed stdout must not hide the error: stderr still says it below.
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "{}",
                 serde_json::json!({
                     "event": "summary", "ok": false, "error": err.message, "kind": err.kind.name(),
@@ -463,4 +513,54 @@ impl Ui {
 /// `[  12.3s]`: the time since `started`, for plain lines.
 fn stamp_since(started: Instant) -> String {
     format!("[{:>6.1}s]", started.elapsed().as_secs_f64())
+}
+
+/// Writes a command's output (man page, completions, reports) to stdout. A reader that went
+/// away (`kbuild man | head`) is not an error: the rest is not wanted, so kbuild stops there
+/// and exits 0 without a word (README "Exit codes").
+pub fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => stdout_closed(),
+        Err(e) => Err(Error::new(
+            crate::error::Kind::Io,
+            format!("cannot write to stdout: {e}"),
+        )),
+    }
+}
+
+/// Ends the run quietly because nobody reads stdout any more.
+pub fn stdout_closed() -> ! {
+    std::process::exit(0)
+}
+
+/// Makes `println!` anywhere end quietly on a closed stdout too: std panics with "failed
+/// printing to stdout: Broken pipe", which would otherwise print a panic message.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            stdout_closed();
+        }
+        default(info)
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(1, "binary", "binaries"), "1 binary");
+        assert_eq!(count(0, "binary", "binaries"), "0 binaries");
+        assert_eq!(count(2, "problem", "problems"), "2 problems");
+    }
 }

@@ -571,8 +571,51 @@ const NETWORK_ENV: &[&str] = &[
     "GOINSECURE",
 ];
 
-/// Splits `repo[:tag]` (the registry part may hold a port) into repo and tag.
+/// The smallest memory limit the engine accepts: moby refuses less in
+/// `verifyPlatformContainerResources` (daemon/daemon_unix.go, `linuxMinMemory`, 6 MiB).
+pub const MIN_MEMORY_LIMIT: u64 = 6 << 20;
+
+/// Refuses a memory limit the engine would refuse, before anything is created.
+pub fn check_memory_limit(bytes: u64, flag: &str) -> Result<()> {
+    if bytes >= MIN_MEMORY_LIMIT {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{flag} {} is below the smallest memory limit the engine accepts ({})",
+        human_bytes(bytes),
+        human_bytes(MIN_MEMORY_LIMIT)
+    ))
+    .with_hint(
+        "a Kubernetes build needs gigabytes: give 6g or more, or leave --memory out for no limit",
+    ))
+}
+
+/// Refuses an image reference the engine would refuse, with the syntax and a caret under
+/// the first bad character. The grammar is distribution/reference's (reference.go, `Parse`),
+/// which the engine applies; `container_image_dist_ref` is tested against it.
+pub fn check_reference(image: &str) -> Result<()> {
+    let bad_at = match container_image_dist_ref::ImgRef::new(image) {
+        // distribution/reference keeps repository paths lowercase; the grammar lets an
+        // uppercase first component through only as a registry host.
+        Ok(r) if r.path().to_str().bytes().all(|b| !b.is_ascii_uppercase()) => return Ok(()),
+        Ok(_) => image.find(|c: char| c.is_ascii_uppercase()).unwrap_or(0),
+        Err(e) => usize::from(e.index()),
+    };
+    let column = image[..bad_at.min(image.len())].chars().count();
+    Err(Error::usage(format!("\"{image}\" is not a valid image reference"))
+        .with_details(vec![image.to_string(), format!("{}^", " ".repeat(column))])
+        .with_hint(
+            "write it as [registry[:port]/]path[:tag][@sha256:<64 hex digits>], the path in lowercase letters, digits and . _ - separators, e.g. kbuild-builder:go1.24-trixie or registry.k8s.io/build-image/kube-cross:v1.34.0-go1.24.4-bullseye.0",
+        ))
+}
+
+/// Splits `repo[:tag]` or `repo[:tag]@digest` (the registry part may hold a port) into the
+/// repository and what to pull: the digest when there is one (the engine's pull takes a
+/// digest in place of the tag), else the tag, else `latest`.
 pub fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (split_reference(name).0, digest);
+    }
     let name_start = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     match image[name_start..].rfind(':') {
         Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
@@ -617,6 +660,49 @@ mod tests {
             split_reference("kbuild-builder:go1.24-trixie"),
             ("kbuild-builder", "go1.24-trixie")
         );
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            split_reference(&format!("localhost:5000/img:v1@{digest}")),
+            ("localhost:5000/img", digest.as_str())
+        );
+    }
+
+    #[test]
+    fn checks_image_references_like_the_engine() {
+        let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        for good in [
+            "kbuild-builder:go1.24-trixie".to_string(),
+            "registry.k8s.io/build-image/kube-cross:v1.34.0-go1.24.4-bullseye.0".to_string(),
+            "localhost:5000/a/b__c-d.e".to_string(),
+            "Registry.Example.com/img".to_string(),
+            format!("kube-cross@{digest}"),
+            format!("registry.k8s.io/kube-cross:v1@{digest}"),
+        ] {
+            assert!(check_reference(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            "Bad Image!!",
+            "",
+            "img:",
+            "UPPER",
+            "a/Upper",
+            "img@sha256:abc",
+            "img:tag:tag",
+            "-img",
+        ] {
+            let err = check_reference(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        let err = check_reference("Bad Image!!").unwrap_err();
+        assert_eq!(err.details[1], "   ^", "the caret is under the space");
+    }
+
+    #[test]
+    fn memory_limits_below_the_engine_minimum_are_refused() {
+        assert!(check_memory_limit(6 << 20, "--memory").is_ok());
+        let err = check_memory_limit(1024, "--memory").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.message.contains("6.0 MiB"), "{}", err.message);
     }
 
     #[test]

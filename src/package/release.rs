@@ -99,8 +99,8 @@ pub fn check_binaries(bin: &Path, layouts: &[Layout]) -> Result<()> {
         return Ok(());
     }
     Err(Error::usage(format!(
-        "cannot package: {} binaries are missing: {}",
-        missing.len(),
+        "cannot package: {} missing: {}",
+        crate::ui::count(missing.len(), "binary is", "binaries are"),
         missing.join(", ")
     ))
     .with_hint("build them first (kbuild build <component> --platform <os/arch> --out <dir>), or package fewer platforms"))

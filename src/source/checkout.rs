@@ -28,6 +28,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::ui::Ui;
 
+mod undo;
+use undo::{Snapshot, Undo};
+
 /// The repository `kbuild source` and `--ref` use unless told otherwise.
 pub const DEFAULT_REPO: &str = "https://github.com/kubernetes/kubernetes.git";
 
@@ -361,58 +364,114 @@ fn rev_parse_commit(dir: &Path, rev: &str) -> Option<String> {
     .filter(|s| !s.is_empty())
 }
 
-/// Gets `req.repo` at `req.git_ref` into `req.dir`.
+/// Gets `req.repo` at `req.git_ref` into `req.dir`. A failure leaves the directory as it was:
+/// a new checkout is removed again, and an existing one gets back its refs and its shallow
+/// boundary (a later run then fetches as if this one had never happened).
 pub fn get(req: &Request<'_>, ui: &Ui) -> Result<Outcome> {
+    let (dir, undo) = open_checkout(req, ui)?;
+    let fetched = fetch_target(req, &dir, undo.is_new(), ui);
+    let (target, commit) = match fetched {
+        Ok(found) => found,
+        Err(e) => return Err(undo.apply(&dir, e, ui)),
+    };
+    match switch(&dir, &target, &commit, req.force, ui) {
+        Ok((switched, saved)) => Ok(Outcome {
+            dir,
+            commit,
+            target: target.describe(),
+            switched,
+            saved,
+        }),
+        // With `force`, switching may have stashed local work or kept commits on a branch:
+        // restoring the refs would drop those, so only a checkout kbuild made is undone then.
+        Err(e) if undo.is_new() || !req.force => Err(undo.apply(&dir, e, ui)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates a new checkout, or checks that an existing directory is a checkout of `req.repo`;
+/// returns its canonical path and how to undo this run should it fail.
+fn open_checkout(req: &Request<'_>, ui: &Ui) -> Result<(PathBuf, Undo)> {
     let dir = req.dir;
-    let fresh = !dir.exists()
-        || std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-    if fresh {
+    let empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !dir.exists() || empty {
+        let undo = if empty {
+            Undo::Empty(dir.to_path_buf())
+        } else {
+            // The topmost directory this run creates, so that a failure removes all of them.
+            let created = dir
+                .ancestors()
+                .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+                .last()
+                .unwrap_or(dir)
+                .to_path_buf();
+            Undo::Remove(created)
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-        git(dir, &["init", "--quiet"])?;
-        git(dir, &["remote", "add", "origin", req.repo])?;
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| Error::io("cannot open", dir, e))?;
+        let initialised = git(&canonical, &["init", "--quiet"])
+            .and_then(|_| git(&canonical, &["remote", "add", "origin", req.repo]));
+        if let Err(e) = initialised {
+            return Err(undo.apply(&canonical, e, ui));
+        }
         ui.phase(
             "source",
             &format!("new checkout of {} in {}", req.repo, dir.display()),
         );
-    } else {
-        if !is_git_top(dir) {
-            return Err(Error::usage(format!(
-                "{} exists and is not a git checkout, so kbuild will not clone into it",
-                dir.display()
-            ))
-            .with_hint("choose an empty or new directory for the checkout, or remove this one"));
-        }
-        let origin = git(dir, &["config", "--get", "remote.origin.url"]).unwrap_or_default();
-        if origin.is_empty() {
-            git(dir, &["remote", "add", "origin", req.repo])?;
-        } else if origin != req.repo {
-            return Err(Error::usage(format!(
-                "{} is a checkout of {origin}, not of {}",
-                dir.display(),
-                req.repo
-            ))
-            .with_hint(format!(
-                "use another directory for {}, or point this one at it: git -C {} remote set-url origin {}",
-                req.repo,
-                dir.display(),
-                req.repo
-            )));
-        }
-        ui.phase(
-            "source",
-            &format!("updating the checkout in {}", dir.display()),
-        );
+        return Ok((canonical, undo));
     }
-    let dir = &dir
+    if !is_git_top(dir) {
+        return Err(Error::usage(format!(
+            "{} exists and is not a git checkout, so kbuild will not clone into it",
+            dir.display()
+        ))
+        .with_hint("choose an empty or new directory for the checkout, or remove this one"));
+    }
+    let origin = git(dir, &["config", "--get", "remote.origin.url"]).unwrap_or_default();
+    if !origin.is_empty() && origin != req.repo {
+        return Err(Error::usage(format!(
+            "{} is a checkout of {origin}, not of {}",
+            dir.display(),
+            req.repo
+        ))
+        .with_hint(format!(
+            "use another directory for {}, or point this one at it: git -C {} remote set-url origin {}",
+            req.repo,
+            dir.display(),
+            req.repo
+        )));
+    }
+    let canonical = dir
         .canonicalize()
         .map_err(|e| Error::io("cannot open", dir, e))?;
+    let snapshot = Snapshot::take(&canonical)?;
+    if origin.is_empty() {
+        git(&canonical, &["remote", "add", "origin", req.repo])?;
+    }
+    let detail = if snapshot.refs.is_empty() {
+        // e.g. the `.git` an interrupted first clone left: fetched as a new checkout.
+        format!(
+            "completing the checkout in {} (it holds no commits yet)",
+            dir.display()
+        )
+    } else {
+        format!("updating the checkout in {}", dir.display())
+    };
+    ui.phase("source", &detail);
+    Ok((canonical, Undo::Restore(snapshot)))
+}
 
+/// Fetches what the ref names (and, when asked, enough history for `git describe`) without
+/// touching HEAD or the work tree; returns the target and its commit.
+fn fetch_target(req: &Request<'_>, dir: &Path, new: bool, ui: &Ui) -> Result<(Target, String)> {
     let remote = RemoteRefs::list(dir, req.repo)?;
     let target = resolve(req.git_ref, &remote, req.repo)?;
     // A repository with full history stays whole: only a new or shallow one fetches shallow.
-    let shallow = fresh || is_shallow(dir)?;
+    let shallow = new || is_shallow(dir)?;
     let depth_arg = "--depth=1";
     let commit = match &target {
         Target::Tag(_) | Target::Branch(_) | Target::Head => {
@@ -478,38 +537,42 @@ pub fn get(req: &Request<'_>, ui: &Ui) -> Result<Outcome> {
             found
         }
     };
-
-    let head = rev_parse_commit(dir, "HEAD");
-    let mut saved = Vec::new();
-    let switched = head.as_deref() != Some(commit.as_str());
-    if switched {
-        if head.is_some() {
-            saved = protect_local_work(dir, &target, req.force)?;
-        }
-        git(
-            dir,
-            &[
-                "-c",
-                "advice.detachedHead=false",
-                "checkout",
-                "--quiet",
-                "--detach",
-                &commit,
-            ],
-        )?;
-    } else {
-        ui.detail(&format!("already at {}", target.describe()));
-    }
     if req.describe && is_shallow(dir)? {
         make_describable(dir, req.repo, &target, &commit, &remote, ui)?;
     }
-    Ok(Outcome {
-        dir: dir.clone(),
-        commit,
-        target: target.describe(),
-        switched,
-        saved,
-    })
+    Ok((target, commit))
+}
+
+/// Moves HEAD to `commit`, guarding local work; returns whether it moved and what was saved.
+fn switch(
+    dir: &Path,
+    target: &Target,
+    commit: &str,
+    force: bool,
+    ui: &Ui,
+) -> Result<(bool, Vec<String>)> {
+    let head = rev_parse_commit(dir, "HEAD");
+    let switched = head.as_deref() != Some(commit);
+    if !switched {
+        ui.detail(&format!("already at {}", target.describe()));
+        return Ok((false, Vec::new()));
+    }
+    let saved = match head {
+        Some(_) => protect_local_work(dir, target, force)?,
+        None => Vec::new(),
+    };
+    git(
+        dir,
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            commit,
+        ],
+    )?;
+    Ok((true, saved))
 }
 
 fn not_found(rev: &str, repo: &str) -> Error {
@@ -569,10 +632,12 @@ fn protect_local_work(dir: &Path, target: &Target, force: bool) -> Result<Vec<St
         }
         let what = match (changes.is_empty(), unreferenced) {
             (false, true) => format!(
-                "{} uncommitted changes and commits that no branch holds",
-                changes.len()
+                "{} and commits that no branch holds",
+                crate::ui::count(changes.len(), "uncommitted change", "uncommitted changes")
             ),
-            (false, false) => format!("{} uncommitted changes", changes.len()),
+            (false, false) => {
+                crate::ui::count(changes.len(), "uncommitted change", "uncommitted changes")
+            }
             _ => "commits that no branch holds (made on a detached HEAD)".to_string(),
         };
         return Err(Error::source(format!(

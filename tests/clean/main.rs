@@ -78,7 +78,7 @@ fn clean_removes_every_labelled_object_and_reports_the_space() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&clean.stderr);
     assert!(clean.status.success(), "{stderr}");
-    assert!(stderr.contains("removed 1 container(s)"), "{stderr}");
+    assert!(stderr.contains("removed 1 container"), "{stderr}");
     assert!(stderr.contains("reclaimed"), "{stderr}");
     let reclaimed_mib = stderr
         .split("reclaimed ")

@@ -16,3 +16,4 @@ mod release;
 mod robust;
 mod source;
 mod ssh;
+mod words;

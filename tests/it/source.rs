@@ -198,7 +198,8 @@ fn a_checkout_with_local_changes_is_not_switched_and_the_changes_stay() {
     );
     assert!(stdout.contains("gitTreeState       dirty"), "{stdout}");
 
-    // Another ref: refused, exit 6, nothing touched.
+    // Another ref: refused, exit 6, nothing touched (not even the refs the fetch brought).
+    let state = checkout_state(&dir);
     let (code, _, stderr) = source(&up.url(), "master", &dir, &[]);
     assert_eq!(code, 6, "{stderr}");
     assert!(stderr.contains("uncommitted changes"), "{stderr}");
@@ -208,6 +209,7 @@ fn a_checkout_with_local_changes_is_not_switched_and_the_changes_stay() {
         "the changed files are listed: {stderr}"
     );
     assert_eq!(head(&dir), before);
+    assert_eq!(checkout_state(&dir), state);
     assert_eq!(std::fs::read_to_string(&edited).unwrap(), "my local edit\n");
     assert_eq!(std::fs::read_to_string(&untracked).unwrap(), "my notes\n");
 
@@ -246,9 +248,9 @@ fn a_commit_with_no_tag_asks_for_its_version() {
         .arg(&dir));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(printed_version(&stdout), "v1.35.0-env.2");
-    // Not semver: refused.
+    // Not semver: refused as bad input.
     let (code, _, stderr) = source(&url, "master", &dir, &["--version", "1.35-custom"]);
-    assert_eq!(code, 6, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("not a valid Kubernetes version"),
         "{stderr}"
@@ -346,4 +348,95 @@ fn build_at_a_ref_stamps_the_version_and_a_dirty_tree_says_so() {
     assert_eq!(v["gitVersion"], format!("v1.33.1-1+{}-dirty", short(tip)));
     assert_eq!(v["gitTreeState"], "dirty");
     assert_no_containers_left(&dir);
+}
+
+/// What a fetch can change in a checkout: HEAD, every ref, and the shallow boundary.
+fn checkout_state(dir: &Path) -> (String, String, Option<String>) {
+    let shallow = std::fs::read_to_string(dir.join(".git/shallow")).ok();
+    (
+        head(dir),
+        git(dir, &["for-each-ref", "--format=%(objectname) %(refname)"]),
+        shallow,
+    )
+}
+
+#[test]
+fn a_failed_first_fetch_leaves_nothing_behind_and_the_next_one_works() {
+    let up = HistoryRepo::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("cache/k8s");
+    let (code, _, stderr) = source(&up.url(), "mastr", &dir, &[]);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(
+        !work.path().join("cache").exists(),
+        "the directories the failed run created are gone"
+    );
+    // An empty directory given by the user stays, empty.
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (code, _, stderr) = source(&up.url(), "mastr", &empty, &[]);
+    assert_eq!(code, 6, "{stderr}");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "still empty");
+
+    for dir in [&dir, &empty] {
+        let (code, stdout, stderr) = source(&up.url(), "master", dir, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(
+            printed_version(&stdout),
+            format!("v1.34.0-alpha.1.19+{}", short(&up.master[39]))
+        );
+    }
+}
+
+#[test]
+fn a_failed_fetch_leaves_an_existing_checkout_as_it_was() {
+    let up = HistoryRepo::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("k8s");
+    let (code, _, stderr) = source(&up.url(), "v1.34.0-alpha.1", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = checkout_state(&dir);
+    assert!(before.2.is_some(), "a shallow checkout");
+
+    // A commit no branch holds: kbuild fetches every branch and tag, whole, to look for it.
+    let missing = "ab".repeat(20);
+    let (code, _, stderr) = source(&up.url(), &missing, &dir, &[]);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("is not in any branch or tag"), "{stderr}");
+    assert_eq!(
+        checkout_state(&dir),
+        before,
+        "HEAD, refs and shallow boundary as they were"
+    );
+
+    let (code, stdout, stderr) = source(&up.url(), "master", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        printed_version(&stdout),
+        format!("v1.34.0-alpha.1.19+{}", short(&up.master[39]))
+    );
+}
+
+#[test]
+fn a_checkout_holding_only_git_from_an_interrupted_clone_is_completed() {
+    let up = HistoryRepo::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("k8s");
+    // What an interrupted first clone leaves: `git init` and the remote, nothing fetched.
+    std::fs::create_dir(&dir).unwrap();
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["remote", "add", "origin", &up.url()]);
+    let (code, stdout, stderr) = source(&up.url(), "master", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("it holds no commits yet"), "{stderr}");
+    assert_eq!(head(&dir), up.master[39]);
+    assert_eq!(
+        printed_version(&stdout),
+        format!("v1.34.0-alpha.1.19+{}", short(&up.master[39]))
+    );
+    assert_eq!(
+        git(&dir, &["rev-parse", "--is-shallow-repository"]),
+        "true",
+        "fetched like a new checkout: shallow"
+    );
 }

@@ -1,0 +1,203 @@
+//! What kbuild says: counts that agree with their nouns, summaries without empty parts,
+//! repeated phases told apart, paths named for what is wrong with them, and help texts and
+//! flags that fit each command.
+
+use std::path::Path;
+
+use crate::common::*;
+
+/// The closing `ok:` line of a run's stderr.
+fn summary(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("ok: "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"))
+}
+
+#[test]
+fn a_build_package_and_verify_speak_in_counts_that_agree() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(&mut build_cmd(
+        repo.path(),
+        out.path(),
+        &["kubectl"],
+        &["linux/amd64"],
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    let line = summary(&stderr);
+    assert!(line.contains("ok: built 1 binary ("), "{line}");
+    // The build phase is named by its job.
+    assert!(line.contains("build kubectl "), "{line}");
+
+    let (code, _, stderr) = run(kbuild()
+        .args(["package", "--kube-root"])
+        .arg(repo.path())
+        .arg("--out")
+        .arg(out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(summary(&stderr).contains("packaged 2 tarballs"), "{stderr}");
+
+    // One artifact gone: one problem, said in the singular.
+    let tars = out.path().join("release-tars");
+    std::fs::remove_file(tars.join("kubernetes-client-linux-amd64.tar.gz")).unwrap();
+    let (code, _, stderr) = run(kbuild().arg("verify").arg(&tars));
+    assert_eq!(code, 7, "{stderr}");
+    assert!(
+        stderr.contains("verification failed (1 problem):"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_quick_release_names_each_build_job_in_its_summary() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    // darwin gets the client only, linux everything: two build jobs.
+    let (code, _, stderr) = run(kbuild()
+        .args([
+            "quick-release",
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "darwin/arm64",
+        ])
+        .arg("--kube-root")
+        .arg(repo.path())
+        .args(["--image", BUILDER_IMAGE, "--out"])
+        .arg(out.path()));
+    assert_eq!(code, 0, "{stderr}");
+    let line = summary(&stderr);
+    let times = &line[line.rfind(" (").unwrap_or_else(|| panic!("{line}"))..];
+    let builds: Vec<&str> = times
+        .split([',', '(', ')'])
+        .map(str::trim)
+        .filter(|t| t.starts_with("build "))
+        .map(|t| t.rsplit_once(' ').unwrap().0)
+        .collect();
+    assert!(builds.len() >= 2, "several build jobs: {line}");
+    let mut distinct = builds.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), builds.len(), "each labelled: {line}");
+    assert!(
+        builds.iter().all(|b| b.starts_with("build quick-release-")),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_summary_with_no_phase_long_enough_to_show_has_no_empty_parentheses() {
+    let (code, _, stderr) = run(kbuild()
+        .arg("doctor")
+        .arg("--kube-root")
+        .arg(fixture_dir())
+        .args(["--image", BUILDER_IMAGE])
+        .args([
+            "--skip-check",
+            "memory",
+            "--skip-check",
+            "disk",
+            "--skip-check",
+            "cpus",
+        ]));
+    assert_eq!(code, 0, "{stderr}");
+    let line = summary(&stderr);
+    assert!(line.contains("ok: all checks passed"), "{line}");
+    assert!(!line.contains("()"), "{line}");
+}
+
+#[test]
+fn a_missing_or_wrong_kind_of_path_is_named_for_what_is_wrong() {
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(kbuild().args(["verify", "/nonexistent"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent does not exist"), "{stderr}");
+
+    let afile = work.path().join("afile");
+    std::fs::write(&afile, "mine\n").unwrap();
+    let (code, _, stderr) = run(kbuild().arg("verify").arg(&afile));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("afile is not a directory"), "{stderr}");
+
+    let repo = KubeRepo::tagged("v1.34.0");
+    for out in [afile.clone(), afile.join("sub")] {
+        let (code, _, stderr) = run(&mut build_cmd(repo.path(), &out, &["kubectl"], &[]));
+        assert_eq!(code, 2, "{}: {stderr}", out.display());
+        assert!(stderr.contains("afile is not a directory"), "{stderr}");
+        assert!(!stderr.contains("File exists"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(&afile).unwrap(), "mine\n");
+}
+
+fn help(args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(kbuild().args(args).arg("--help"));
+    assert_eq!(code, 0, "{stderr}");
+    stdout
+}
+
+#[test]
+fn package_help_says_what_its_source_and_platform_flags_choose() {
+    let text = help(&["package"]);
+    for building in [
+        "to build",
+        "checkout to build",
+        "Build the source at this tag",
+    ] {
+        assert!(!text.contains(building), "{building}:\n{text}");
+    }
+    insta::assert_snapshot!("help_package", text);
+}
+
+#[test]
+fn lock_flags_are_on_the_commands_that_lock_and_only_there() {
+    for command in ["build", "quick-release", "extension", "package", "run"] {
+        let text = help(&[command]);
+        assert!(text.contains("--no-wait"), "{command}:\n{text}");
+        assert!(text.contains("--lock-timeout"), "{command}:\n{text}");
+    }
+    for command in [
+        vec!["verify"],
+        vec!["source"],
+        vec!["doctor"],
+        vec!["clean"],
+        vec!["plan"],
+        vec!["recipe", "check"],
+        vec!["man"],
+    ] {
+        let text = help(&command);
+        assert!(!text.contains("--no-wait"), "{command:?}:\n{text}");
+        assert!(!text.contains("--lock-timeout"), "{command:?}:\n{text}");
+    }
+    let (code, _, stderr) = run(kbuild().args(["verify", "--no-wait", "out"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("unexpected argument '--no-wait'"),
+        "{stderr}"
+    );
+
+    // A recipe's command takes them after `--`, and `run` itself takes them too.
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/mini-kube.toml");
+    let (code, stdout, stderr) = run(kbuild()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("plan")
+        .arg(&recipe)
+        .args(["--", "--no-wait"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("--no-wait"), "{stdout}");
+    let (code, _, stderr) = run(kbuild().args(["run", "--lock-timeout", "5", "/nonexistent.toml"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}
+
+#[test]
+fn stall_timeout_zero_is_documented_as_off() {
+    for command in ["build", "quick-release", "extension"] {
+        let text = help(&[command]);
+        assert!(
+            text.contains("0 turns the stall check off"),
+            "{command}:\n{text}"
+        );
+    }
+}

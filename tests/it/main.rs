@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod doctor;
 mod host;
+mod outdir;
 mod recipe;
 mod release;
 mod robust;

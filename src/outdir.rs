@@ -275,6 +275,10 @@ fn write_owner(out: &Path, owner: &Owner) -> Result<()> {
 /// Adds the top-level `name` to the paths `out`'s owner file records (a directory
 /// without an owner file records nothing: kbuild did not claim it).
 pub fn record(out: &Path, name: &str) -> Result<()> {
+    if name == MARKER_DIR {
+        // Always removed last, whether recorded or not.
+        return Ok(());
+    }
     match read_owner(out)? {
         Some(mut owner) if !owner.paths.contains(name) => {
             owner.paths.insert(name.to_string());

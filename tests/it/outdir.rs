@@ -103,6 +103,23 @@ fn outs_that_are_root_home_or_the_tree_are_refused_before_anything_is_written() 
         assert!(stderr.contains(what), "--out {}: {stderr}", out.display());
         assert!(stderr.contains("hint:"), "{stderr}");
     }
+    // Every command that takes --out.
+    let commands: [&[&str]; 4] = [
+        &["quick-release", "--platform", "linux/amd64"],
+        &["extension", "--platform", "linux/amd64"],
+        &["package", "--platform", "linux/amd64"],
+        &["doctor"],
+    ];
+    for command in commands {
+        let (code, _, stderr) = run(kbuild()
+            .args(command)
+            .arg("--kube-root")
+            .arg(repo.path())
+            .args(["--out", "/"]));
+        let command = command[0];
+        assert_eq!(code, 2, "{command} --out /: {stderr}");
+        assert!(stderr.contains("the root directory"), "{command}: {stderr}");
+    }
     assert!(!Path::new("/usr/bin/linux").exists());
     assert_eq!(snapshot(repo.path()), before, "nothing written in the tree");
     assert!(snapshot(home.path()).is_empty(), "nothing written in $HOME");

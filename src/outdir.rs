@@ -55,6 +55,7 @@ pub struct Owner {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Run {
     pub pid: u32,
+    /// `kbuild build`, `kbuild quick-release`, ...
     pub command: String,
     /// Seconds since the Unix epoch.
     pub started: u64,
@@ -227,7 +228,11 @@ fn new_owner(created: bool, paths: BTreeSet<String>) -> Owner {
         created,
         run: Run {
             pid: std::process::id(),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            // The subcommand only: other arguments may carry credentials (--repo URLs).
+            command: std::env::args()
+                .nth(1)
+                .map(|c| format!("kbuild {c}"))
+                .unwrap_or_else(|| "kbuild".to_string()),
             started: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())

@@ -558,6 +558,32 @@ mod tests {
     }
 
     #[test]
+    fn claim_creates_or_adopts_an_empty_directory_and_refuses_one_with_files() {
+        let parent = tempfile::tempdir().unwrap();
+        let tree = parent.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        let new = parent.path().join("new/out");
+        claim(&new, &tree).unwrap();
+        assert!(read_owner(&new).unwrap().unwrap().created);
+        let empty = parent.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        claim(&empty, &tree).unwrap();
+        let owner = read_owner(&empty).unwrap().unwrap();
+        assert!(!owner.created, "adopted, not created");
+        std::fs::write(empty.join("notes.txt"), b"mine").unwrap();
+        claim(&empty, &tree).expect("marked: used as is");
+        let full = parent.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::write(full.join("notes.txt"), b"mine").unwrap();
+        assert_eq!(claim(&full, &tree).unwrap_err().kind, Kind::Usage);
+        assert_eq!(
+            std::fs::read_dir(&full).unwrap().count(),
+            1,
+            "nothing added"
+        );
+    }
+
+    #[test]
     fn writes_refuse_links() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");

@@ -89,11 +89,26 @@ pub fn check(out: &Path, tree: Option<&Path>) -> Result<OutDir> {
         out.display(),
         tree.display()
     ))
-    .with_hint(format!(
-        "use an --out outside the tree, or make git ignore it (echo /{}/ >> {}/.git/info/exclude)",
+    .with_hint(in_tree_hint(&tree, rel)))
+}
+
+/// Where to put the outputs instead: `_output/kbuild` when the tree's .gitignore covers
+/// it (Kubernetes ignores `/_output*/`, where its own builds write), or any path outside.
+fn in_tree_hint(tree: &Path, rel: &Path) -> String {
+    let ignore_it = format!(
+        "make git ignore it (echo /{}/ >> {}/.git/info/exclude)",
         rel.display(),
         tree.display()
-    )))
+    );
+    let suggested = Path::new("_output/kbuild");
+    if ignored(tree, suggested) {
+        format!(
+            "use --out {} (git ignores it), an --out outside the tree, or {ignore_it}",
+            tree.join(suggested).display()
+        )
+    } else {
+        format!("use an --out outside the tree, or {ignore_it}")
+    }
 }
 
 /// Refuses (exit 2) an `--out` that is empty, a file, `/`, `$HOME`, or the tree `tree` or an

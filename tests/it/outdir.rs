@@ -229,6 +229,10 @@ fn an_out_inside_the_tree_is_refused_unless_git_ignores_it_and_then_leaves_the_t
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("inside the source tree"), "{stderr}");
     assert!(stderr.contains(".git/info/exclude"), "{stderr}");
+    assert!(
+        stderr.contains("_output/kbuild (git ignores it)"),
+        "the fixture ignores /_output/, as Kubernetes does: {stderr}"
+    );
     assert!(!dist.exists(), "nothing written");
 
     // Ignored by git: allowed; run twice, the second run sees the first one's outputs.

@@ -23,11 +23,14 @@ pub fn bin_path(out: &Path, component: &Component, platform: Platform) -> PathBu
 /// Copies `src` to `dest` atomically (a new temp file, then a rename) with mode 0755.
 /// `dest`'s directory must have been made by `outdir::ensure_dir`.
 pub fn install_executable(src: &Path, dest: &Path) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = outdir::temp_path(dest);
     let mut file = outdir::create_file(&tmp, 0o755)?;
     let copied = std::fs::File::open(src)
         .and_then(|mut input| std::io::copy(&mut input, &mut file))
         .and_then(|size| {
+            // On the open file (no path to follow), and whatever the umask took away.
+            file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
             std::fs::rename(&tmp, dest)?;
             Ok(size)
         });

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::joblog::JobLog;
 use crate::kube::{Component, Platform};
+use crate::outdir;
 use crate::outputs;
 use crate::plan::{BuildPlan, EnginePlan};
 use crate::signals::Interrupt;
@@ -251,7 +252,7 @@ impl Builder {
                 ));
                 return Ok(Built {
                     binaries,
-                    log: out.join("logs").join(format!("{name}.log")),
+                    log: out.join(crate::joblog::LOGS).join(format!("{name}.log")),
                     up_to_date: true,
                 });
             }
@@ -261,7 +262,7 @@ impl Builder {
         checker.run("disk", || {
             checks::disk(&self.plan.checks, &[("the outputs", out.to_path_buf())])
         })?;
-        let mut log = JobLog::create(&out.join("logs"), name)?;
+        let mut log = JobLog::create(out, name)?;
         let counting = PackageCount::start(out, name, ui);
         // Copy transfer: the outputs come down into a temporary directory under `out`.
         let mut downloaded = None;
@@ -333,6 +334,7 @@ impl Builder {
 pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let overrides = Overrides::from_env(plan.git_version.clone())?;
     let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
+    outdir::claim(&plan.out, &info.root)?;
     let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;
     let builder = Builder::prepare(info, &plan.engine, ui, interrupt).await?;
     let name = plan

@@ -2,6 +2,9 @@
 //! the engine, and its output directory — and says how much space came back. The dockerized
 //! upstream build is known to eat disk over time (kind#515, test-infra#5617); this is the
 //! one command that gives it all back.
+//!
+//! In the output directory it removes only what kbuild recorded writing there
+//! (`outdir::remove_owned`), and refuses a directory kbuild did not mark as its own.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,10 +17,13 @@ use crate::cache::LABEL_CACHE;
 use crate::engine::docker::{human_bytes, DockerEngine};
 use crate::engine::LABEL_MANAGED;
 use crate::error::{Error, Result};
+use crate::outdir;
 use crate::ui::Ui;
 
 pub struct CleanPlan<'a> {
     pub out: &'a Path,
+    /// `--kube-root`, when it exists: `--out` may not be it or an ancestor of it.
+    pub kube_root: Option<&'a Path>,
     /// Also the Go build and module caches.
     pub caches: bool,
     /// Also the intermediates builds leave in the tree (`_output/dockerized`, `_output/local`).
@@ -25,6 +31,8 @@ pub struct CleanPlan<'a> {
 }
 
 pub async fn run(plan: &CleanPlan<'_>, ui: &Ui) -> Result<()> {
+    // Refused before anything is removed, in the engine or on disk.
+    let owned = outdir::owned_for_clean(plan.out, plan.kube_root)?;
     let engine = DockerEngine::connect().await?;
     let mut reclaimed = 0u64;
 
@@ -92,7 +100,22 @@ pub async fn run(plan: &CleanPlan<'_>, ui: &Ui) -> Result<()> {
         ));
     }
 
-    reclaimed += remove_dir(plan.out, ui)?;
+    match owned {
+        Some(owner) => {
+            for (path, size) in outdir::remove_owned(plan.out, &owner)? {
+                ui.info(&format!(
+                    "removed {} ({})",
+                    path.display(),
+                    human_bytes(size)
+                ));
+                reclaimed += size;
+            }
+        }
+        None => ui.info(&format!(
+            "{} does not exist: nothing to remove there",
+            plan.out.display()
+        )),
+    }
     if let Some(tree) = plan.tree {
         for sub in ["_output/dockerized", "_output/local"] {
             reclaimed += remove_dir(&tree.join(sub), ui)?;
@@ -199,8 +222,8 @@ fn remove_dir(dir: &Path, ui: &Ui) -> Result<u64> {
     if !dir.exists() {
         return Ok(0);
     }
-    let size = dir_size(dir);
-    make_writable(dir);
+    let size = outdir::dir_size(dir);
+    outdir::make_writable(dir);
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("cannot remove", dir, e))?;
     ui.info(&format!(
         "removed {} ({})",
@@ -208,33 +231,4 @@ fn remove_dir(dir: &Path, ui: &Ui) -> Result<u64> {
         human_bytes(size)
     ));
     Ok(size)
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// Go's module cache is read-only on disk; make it removable.
-fn make_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                let _ =
-                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755));
-                make_writable(&entry.path());
-            }
-        }
-    }
-    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
 }

@@ -23,6 +23,7 @@ pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
     let mut checker = Checker::for_doctor(&plan, ui);
     // What the tree pins, when there is one (the doctor also runs outside a tree).
     let tree = source::check_tree(&args.kube_root).ok();
+    crate::outdir::check_not_precious(&args.out, tree.as_deref())?;
     let info: Option<SourceInfo> = tree.as_ref().and_then(|root| {
         source::inspect(
             root,

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::BuildJob;
 use crate::error::{Error, Result};
+use crate::outdir;
 use crate::source::{git, SourceInfo};
 
 /// What was recorded after a successful build.
@@ -132,11 +133,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn record_path(out: &Path, job: &str) -> PathBuf {
-    out.join(".kbuild").join(format!("{job}.json"))
+    out.join(outdir::MARKER_DIR).join(format!("{job}.json"))
 }
 
 fn stamp(path: &Path) -> Option<OutputStamp> {
-    let meta = std::fs::metadata(path).ok()?;
+    // A link never counts as an intact output.
+    let meta = std::fs::symlink_metadata(path).ok()?;
     Some(OutputStamp {
         path: path.to_path_buf(),
         size: meta.len(),
@@ -164,23 +166,15 @@ pub fn up_to_date(out: &Path, job: &str, fingerprint: &str) -> Option<Vec<(PathB
     })
 }
 
-/// Records a successful build of `job` (written to a temporary file, then renamed).
+/// Records a successful build of `job` (written to a new temporary file, then renamed).
 pub fn save(out: &Path, job: &str, fingerprint: &str, outputs: &[(PathBuf, u64)]) -> Result<()> {
     let record = Record {
         fingerprint: fingerprint.to_string(),
         outputs: outputs.iter().filter_map(|(p, _)| stamp(p)).collect(),
     };
-    let path = record_path(out, job);
-    let dir = path.parent().expect("record has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let tmp = path.with_extension("json.kbuild-tmp");
+    outdir::ensure_dir(out, Path::new(outdir::MARKER_DIR))?;
     let text = serde_json::to_string_pretty(&record).expect("record serializes");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io("cannot write", &path, e)
-        })
+    outdir::write_atomic(&record_path(out, job), text.as_bytes())
 }
 
 /// Forgets `job`'s record, so that a failed or interrupted build never looks up to date.
@@ -191,7 +185,8 @@ pub fn forget(out: &Path, job: &str) {
 /// Where the Go package count of `job`'s earlier runs is kept: beside its fingerprint, in a
 /// file of its own, since a build forgets the fingerprint record when it starts.
 fn packages_path(out: &Path, job: &str) -> PathBuf {
-    out.join(".kbuild").join(format!("{job}.packages.json"))
+    out.join(outdir::MARKER_DIR)
+        .join(format!("{job}.packages.json"))
 }
 
 /// What earlier runs of `job` compiled, if any run counted packages.
@@ -203,20 +198,10 @@ pub fn package_history(out: &Path, job: &str) -> Option<crate::progress::History
 /// Keeps `history` for the next run of `job`; a failure to write only costs the next run
 /// its total, so it is ignored.
 pub fn save_package_history(out: &Path, job: &str, history: &crate::progress::History) {
-    let path = packages_path(out, job);
-    let tmp = path.with_extension("json.kbuild-tmp");
+    // Best effort: a count that cannot be kept only costs the next run its total.
     let text = serde_json::to_string(history).expect("history serializes");
-    let written = path
-        .parent()
-        .map(std::fs::create_dir_all)
-        .transpose()
-        .and_then(|_| {
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = outdir::ensure_dir(out, Path::new(outdir::MARKER_DIR))
+        .and_then(|_| outdir::write_atomic(&packages_path(out, job), text.as_bytes()));
 }
 
 #[cfg(test)]

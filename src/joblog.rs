@@ -6,6 +6,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::outdir;
+
+/// Where job logs go under the output directory.
+pub const LOGS: &str = "logs";
 
 /// How many of the last lines a failure shows.
 const TAIL_LINES: usize = 25;
@@ -17,11 +21,12 @@ pub struct JobLog {
 }
 
 impl JobLog {
-    /// Creates (truncates) `<dir>/<name>.log`.
-    pub fn create(dir: &Path, name: &str) -> Result<JobLog> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    /// Creates `<out>/logs/<name>.log` anew (a previous log is replaced; a link there is
+    /// refused, never written through).
+    pub fn create(out: &Path, name: &str) -> Result<JobLog> {
+        let dir = outdir::ensure_dir(out, Path::new(LOGS))?;
         let path = dir.join(format!("{name}.log"));
-        let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+        let file = outdir::create_file(&path, 0o644)?;
         Ok(JobLog {
             path,
             file: BufWriter::new(file),

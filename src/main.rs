@@ -14,6 +14,7 @@ mod input;
 mod joblog;
 mod kube;
 mod lock;
+mod outdir;
 mod outputs;
 mod package;
 mod plan;
@@ -156,8 +157,10 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
                 .all
                 .then(|| source::check_tree(&args.kube_root))
                 .transpose()?;
+            let kube_root = args.kube_root.is_dir().then_some(args.kube_root.as_path());
             let plan = clean::CleanPlan {
                 out: &args.out,
+                kube_root,
                 caches: args.caches || args.all,
                 tree: tree.as_deref(),
             };

@@ -1,34 +1,39 @@
 //! Moving what make built into the output directory: <out>/bin/<os>/<arch>/<binary>.
-//! Each file is written under a temporary name and renamed when complete, and checked to
-//! be an executable for the platform its directory names.
+//! Each file is written under a new temporary name and renamed when complete, in
+//! directories checked not to be links, and checked to be an executable for the platform
+//! its directory names.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::kube::{binary, Component, Platform};
+use crate::outdir;
+
+/// `bin/<os>/<arch>`, relative to the output directory.
+fn bin_dir(platform: Platform) -> PathBuf {
+    Path::new("bin").join(platform.os).join(platform.arch)
+}
 
 /// `<out>/bin/<os>/<arch>/<file>`.
 pub fn bin_path(out: &Path, component: &Component, platform: Platform) -> PathBuf {
-    out.join("bin")
-        .join(platform.os)
-        .join(platform.arch)
+    out.join(bin_dir(platform))
         .join(component.file_name(platform))
 }
 
-/// Copies `src` to `dest` atomically (temp file + rename) with mode 0755.
+/// Copies `src` to `dest` atomically (a new temp file, then a rename) with mode 0755.
+/// `dest`'s directory must have been made by `outdir::ensure_dir`.
 pub fn install_executable(src: &Path, dest: &Path) -> Result<u64> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = dest.parent().expect("destination has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.kbuild-tmp",
-        dest.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let copied = std::fs::copy(src, &tmp).and_then(|size| {
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&tmp, dest)?;
-        Ok(size)
-    });
+    let tmp = outdir::temp_path(dest);
+    let mut file = outdir::create_file(&tmp, 0o755)?;
+    let copied = std::fs::File::open(src)
+        .and_then(|mut input| std::io::copy(&mut input, &mut file))
+        .and_then(|size| {
+            // On the open file (no path to follow), and whatever the umask took away.
+            file.set_permissions(std::fs::Permissions::from_mode(0o755))?;
+            std::fs::rename(&tmp, dest)?;
+            Ok(size)
+        });
     copied.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io("cannot write", dest, e)
@@ -72,7 +77,8 @@ pub fn collect(
                 .with_hint("check the build log: the tree's Makefile may not know this component or platform"));
             }
             check_platform(&src, *platform)?;
-            let dest = bin_path(out, component, *platform);
+            let dir = outdir::ensure_dir(out, &bin_dir(*platform))?;
+            let dest = dir.join(component.file_name(*platform));
             let size = install_executable(&src, &dest)?;
             installed.push((dest, size));
         }

@@ -16,6 +16,7 @@ use crate::error::{Error, Kind, Result};
 use crate::kube::component::{self, Component};
 use crate::kube::release::{self as layout, Layout, TarballKind};
 use crate::kube::{buildinfo, Platform, TargetSet};
+use crate::outdir;
 use crate::package::manifest::{Manifest, SourceRecord, Toolchain};
 use crate::package::{self, extension, Control};
 use crate::plan;
@@ -160,6 +161,8 @@ struct Packaging<'a> {
     bin: PathBuf,
     /// The output directory; tarballs go to its release-tars/.
     out: &'a Path,
+    /// The output directory relative to the tree, when it is inside it (git-ignored).
+    out_in_tree: Option<PathBuf>,
     info: &'a SourceInfo,
     layouts: Vec<Layout>,
     toolchain: Toolchain,
@@ -171,6 +174,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     let Packaging {
         bin,
         out,
+        out_in_tree,
         info,
         layouts,
         toolchain,
@@ -200,6 +204,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
             package::release::Input {
                 bin: &bin,
                 out: &dest,
+                out_in_tree: out_in_tree.as_deref(),
                 info: &info,
                 layouts,
                 source,
@@ -249,6 +254,7 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
     let info = get_source(&args.source, Some(&engine), ui)?;
+    let outdir = outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
@@ -312,6 +318,7 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
     let what = Packaging {
         bin,
         out: &args.out,
+        out_in_tree: outdir.in_tree,
         info: &builder.info,
         layouts,
         toolchain,
@@ -345,6 +352,7 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
     }
     let info = get_source(&args.source, None, ui)?;
+    let outdir = outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
@@ -405,6 +413,7 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
     let what = Packaging {
         bin,
         out: &args.out,
+        out_in_tree: outdir.in_tree,
         info: &info,
         layouts,
         toolchain,
@@ -445,6 +454,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
     let (components, platforms) = extension_inputs(args)?;
     let engine = plan::resolve_engine(&args.engine)?;
     let info = get_source(&args.source, Some(&engine), ui)?;
+    outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     for c in &components {
         if !c.exists_in(&info.root) {

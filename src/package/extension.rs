@@ -23,6 +23,7 @@ use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
 use super::{AtomicFile, Control};
 use crate::error::{Error, Result};
 use crate::kube::{platform, Component, Platform};
+use crate::outdir;
 use crate::outputs;
 
 pub const DIR: &str = "extension";
@@ -196,7 +197,16 @@ pub fn write(
 ) -> Result<(Manifest, Vec<String>)> {
     let final_dir = out.join(DIR);
     let staging_dir = out.join(format!("{DIR}{}", super::TMP_SUFFIX));
+    let old = out.join(format!("{DIR}.kbuild-old"));
+    // The swap renames these; none may be a link (a rename would move the link, but a
+    // link there is not kbuild's).
+    for path in [&final_dir, &staging_dir, &old] {
+        outdir::refuse_link(path)?;
+    }
+    outdir::record(out, DIR)?;
     let _ = std::fs::remove_dir_all(&staging_dir);
+    // Made new here, so nothing can be in it yet.
+    std::fs::create_dir(&staging_dir).map_err(|e| Error::io("cannot create", &staging_dir, e))?;
     let mut staging = Staging(staging_dir.clone(), false);
     let mut artifacts = Vec::new();
     for &platform in platforms {
@@ -265,7 +275,6 @@ pub fn write(
     manifest.write(&staging_dir)?;
 
     // Swap the new directory in.
-    let old = out.join(format!("{DIR}.kbuild-old"));
     let _ = std::fs::remove_dir_all(&old);
     if final_dir.exists() {
         std::fs::rename(&final_dir, &old)

@@ -22,8 +22,14 @@ use crate::source::SourceInfo;
 pub struct Input<'a> {
     /// `<bin>/<os>/<arch>/<binary>`.
     pub bin: &'a Path,
-    /// The release-tars directory to write.
+    /// The release-tars directory to write (`<--out>/release-tars`).
     pub out: &'a Path,
+    /// The output directory's path relative to the tree, when it lies inside it (it is
+    /// then git-ignored): the source tarball must not hold it.
+    // Not read yet: ignored paths are already left out of git's listings; srctar's own
+    // exclusion list is to take it.
+    #[allow(dead_code)]
+    pub out_in_tree: Option<&'a Path>,
     pub info: &'a SourceInfo,
     pub layouts: Vec<Layout>,
     pub source: SourceRecord,
@@ -261,11 +267,13 @@ fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Wri
 /// and nothing half-written remains.
 pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {
     check_binaries(input.bin, &input.layouts)?;
-    let out = input.out.to_path_buf();
-    std::fs::create_dir_all(&out).map_err(|e| Error::io("cannot create", &out, e))?;
+    let out = release_tars_dir(input.out)?;
     let staging = staging_dir(&out);
+    // A leftover of a killed run (or a link planted there) goes; the link's target stays.
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
+    let _ = std::fs::remove_file(&staging);
+    // Made new here, so nothing can be in it yet.
+    std::fs::create_dir(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
     let result = package_into(
         Input {
             out: &staging,
@@ -277,6 +285,17 @@ pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result
     .and_then(|packaged| move_in(&staging, &out).map(|()| packaged));
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// `out` (`<--out>/release-tars`), created below the output directory with no link on the
+/// way, and recorded in its owner file.
+fn release_tars_dir(out: &Path) -> Result<PathBuf> {
+    match (out.parent(), out.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
+            crate::outdir::ensure_dir(parent, Path::new(name))
+        }
+        _ => crate::outdir::ensure_dir(Path::new("."), out),
+    }
 }
 
 /// `<parent>/.<name>.<pid>.kbuild-tmp`, on the same filesystem as `out` so moves are renames.
@@ -294,7 +313,8 @@ fn staging_dir(out: &Path) -> PathBuf {
 }
 
 /// Replaces kbuild's files in `out` with the complete set in `staging` (each file moves by
-/// rename, so none is ever half there), leaving other files a user keeps there alone.
+/// rename, so none is ever half there, and a link in the way is replaced, not written
+/// through), leaving other files a user keeps there alone.
 fn move_in(staging: &Path, out: &Path) -> Result<()> {
     remove_ours(out);
     let entries = std::fs::read_dir(staging).map_err(|e| Error::io("cannot read", staging, e))?;
@@ -307,7 +327,7 @@ fn move_in(staging: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes the files kbuild writes in release-tars.
+/// Removes the files kbuild writes in release-tars (a link among them goes, not its target).
 fn remove_ours(out: &Path) {
     if let Ok(entries) = std::fs::read_dir(out) {
         for entry in entries.flatten() {

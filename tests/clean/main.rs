@@ -68,6 +68,8 @@ fn clean_removes_every_labelled_object_and_reports_the_space() {
         .unwrap();
     assert!(created.status.success());
     assert!(!docker_lines(&["volume", "ls", "-q", "--filter", "label=io.kbuild.cache"]).is_empty());
+    // A file of the user's in the output directory, which kbuild did not write.
+    std::fs::write(out_dir.join("notes.txt"), "precious\n").unwrap();
 
     let clean = Command::cargo_bin("kbuild")
         .unwrap()
@@ -93,6 +95,66 @@ fn clean_removes_every_labelled_object_and_reports_the_space() {
     assert!(docker_lines(&["ps", "-aq", "--filter", "label=io.kbuild.managed"]).is_empty());
     assert!(
         docker_lines(&["volume", "ls", "-q", "--filter", "label=io.kbuild.managed"]).is_empty()
+    );
+    // Only what kbuild recorded writing is gone; the user's file and so the directory stay.
+    let mut left: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["notes.txt"], "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("notes.txt")).unwrap(),
+        "precious\n"
+    );
+
+    // Without kbuild's files the directory is the user's now: clean refuses it.
+    let again = Command::cargo_bin("kbuild")
+        .unwrap()
+        .arg("clean")
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(out_dir.join("notes.txt").exists());
+
+    // An output directory kbuild created and nothing else uses goes entirely.
+    std::fs::remove_file(out_dir.join("notes.txt")).unwrap();
+    std::fs::remove_dir(&out_dir).unwrap();
+    let rebuilt = Command::cargo_bin("kbuild")
+        .unwrap()
+        .args([
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--version",
+            "v1.34.0",
+        ])
+        .args(["--image", BUILDER_IMAGE])
+        .arg("--kube-root")
+        .arg(tree.path())
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let clean = Command::cargo_bin("kbuild")
+        .unwrap()
+        .arg("clean")
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
     );
     assert!(!out_dir.exists(), "the output directory is gone");
 }

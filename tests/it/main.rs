@@ -10,6 +10,7 @@ mod cli;
 mod doctor;
 mod host;
 mod inputs;
+mod outdir;
 mod progress;
 mod recipe;
 mod release;

@@ -1,0 +1,619 @@
+//! The output directory (`--out`) and what kbuild owns in it.
+//!
+//! kbuild writes only into an output directory it created, or adopted while it was empty,
+//! and marks it with `.kbuild/owner.json`: who owns it (kbuild, and the run that made the
+//! marker) and the top-level paths kbuild wrote there (bin, logs, release-tars, extension,
+//! its lock and state). `kbuild clean` removes only those paths, and refuses a directory
+//! without the marker, so it can delete nothing kbuild did not create.
+//!
+//! Below `--out`, nothing is written through a symbolic link: every directory is walked one
+//! component at a time with `symlink_metadata`, and every file is created new (O_EXCL,
+//! O_NOFOLLOW) under its own name or a temporary one that is then renamed.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Kind, Result};
+use crate::lock::LOCK_FILE;
+
+/// The marker directory; it also holds the fingerprint records (`<job>.json`).
+pub const MARKER_DIR: &str = ".kbuild";
+/// The owner file inside the marker directory.
+pub const OWNER_FILE: &str = "owner.json";
+/// The value of `owner` in the owner file.
+const OWNER: &str = "kbuild";
+
+/// Top-level names kbuild writes in an output directory; none of them may be a link.
+const KNOWN: &[&str] = &[
+    "bin",
+    "logs",
+    "release-tars",
+    "extension",
+    MARKER_DIR,
+    LOCK_FILE,
+];
+
+/// `.kbuild/owner.json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    /// Always "kbuild".
+    pub owner: String,
+    pub kbuild_version: String,
+    /// True when kbuild created the directory itself: `kbuild clean` then removes it too
+    /// once it is empty. False when kbuild adopted an existing empty directory.
+    pub created: bool,
+    /// The run that made the marker.
+    pub run: Run,
+    /// Top-level names kbuild wrote in the directory (the marker directory aside).
+    pub paths: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Run {
+    pub pid: u32,
+    /// `kbuild build`, `kbuild quick-release`, ...
+    pub command: String,
+    /// Seconds since the Unix epoch.
+    pub started: u64,
+}
+
+/// A validated `--out`.
+#[derive(Debug, Clone)]
+pub struct OutDir {
+    /// Its path relative to the source tree when it lies inside it (then it is git-ignored:
+    /// the source tarball and the dirty check must leave it out).
+    pub in_tree: Option<PathBuf>,
+}
+
+/// Refuses an `--out` that is `/`, `$HOME`, the source tree `tree` or an ancestor of it, a
+/// file, or a path inside the tree that git does not ignore (exit 2). Writes nothing.
+pub fn check(out: &Path, tree: Option<&Path>) -> Result<OutDir> {
+    let resolved = check_not_precious(out, tree)?;
+    let Some(tree) = tree.map(resolve) else {
+        return Ok(OutDir { in_tree: None });
+    };
+    let Ok(rel) = resolved.strip_prefix(&tree) else {
+        return Ok(OutDir { in_tree: None });
+    };
+    if rel.components().next() != Some(Component::Normal(".git".as_ref())) && ignored(&tree, rel) {
+        return Ok(OutDir {
+            in_tree: Some(rel.to_path_buf()),
+        });
+    }
+    Err(Error::usage(format!(
+        "--out {} is inside the source tree {} and git does not ignore it: the outputs would make the tree dirty and end up in kubernetes-src.tar.gz",
+        out.display(),
+        tree.display()
+    ))
+    .with_hint(in_tree_hint(&tree, rel)))
+}
+
+/// Where to put the outputs instead: `_output/kbuild` when the tree's .gitignore covers
+/// it (Kubernetes ignores `/_output*/`, where its own builds write), or any path outside.
+fn in_tree_hint(tree: &Path, rel: &Path) -> String {
+    let ignore_it = format!(
+        "make git ignore it (echo /{}/ >> {}/.git/info/exclude)",
+        rel.display(),
+        tree.display()
+    );
+    let suggested = Path::new("_output/kbuild");
+    if ignored(tree, suggested) {
+        format!(
+            "use --out {} (git ignores it), an --out outside the tree, or {ignore_it}",
+            tree.join(suggested).display()
+        )
+    } else {
+        format!("use an --out outside the tree, or {ignore_it}")
+    }
+}
+
+/// Refuses (exit 2) an `--out` that is empty, a file, `/`, `$HOME`, or the tree `tree` or an
+/// ancestor of it; returns it resolved.
+pub fn check_not_precious(out: &Path, tree: Option<&Path>) -> Result<PathBuf> {
+    if out.as_os_str().is_empty() {
+        return Err(Error::usage("--out is empty").with_hint("name a directory, e.g. --out out"));
+    }
+    let resolved = resolve(out);
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_dir()) {
+        return Err(
+            Error::usage(format!("--out {} is not a directory", out.display()))
+                .with_hint("name a new or empty directory, or one kbuild wrote before"),
+        );
+    }
+    let refuse = |what: &str| {
+        Error::usage(format!(
+            "--out {} is {what}: kbuild will not write or clean there",
+            out.display()
+        ))
+        .with_hint("use a directory of its own for kbuild's outputs, e.g. --out out")
+    };
+    if resolved == Path::new("/") {
+        return Err(refuse("the root directory"));
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        if resolved == resolve(Path::new(&home)) {
+            return Err(refuse("your home directory"));
+        }
+    }
+    if let Some(tree) = tree.map(resolve) {
+        if tree.starts_with(&resolved) {
+            let what = if tree == resolved {
+                "the source tree".to_string()
+            } else {
+                format!("an ancestor of the source tree {}", tree.display())
+            };
+            return Err(refuse(&what));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Whether git ignores the directory `rel` of the checkout `tree` (`git check-ignore`).
+fn ignored(tree: &Path, rel: &Path) -> bool {
+    let mut dir = rel.as_os_str().to_owned();
+    // The trailing slash lets directory-only patterns (`/dist/`) match a path not yet made.
+    dir.push("/");
+    Command::new("git")
+        .args(["check-ignore", "-q", "--"])
+        .arg(dir)
+        .current_dir(tree)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// An absolute path without `.` or `..`, its existing part with links resolved (so that a
+/// link or `..` cannot hide that it is `/` or the tree).
+pub fn resolve(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    let mut resolved = PathBuf::from("/");
+    for c in absolute.components() {
+        match c {
+            // `resolved` has no links, so its parent is the real parent.
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => {
+                resolved.push(name);
+                if let Ok(real) = resolved.canonicalize() {
+                    resolved = real;
+                }
+            }
+            _ => {}
+        }
+    }
+    resolved
+}
+
+/// Validates `out` against `tree` ([`check`]), then takes ownership of it: a missing
+/// directory is created and marked, an empty one adopted and marked, a marked one used
+/// as is. A directory with other files and no marker is refused (exit 2), as is one where
+/// a path kbuild writes is a symbolic link (exit 8).
+pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
+    let checked = check(out, Some(tree))?;
+    let created = match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("cannot create", parent, e))?;
+            }
+            match std::fs::create_dir(out) {
+                Ok(()) => true,
+                // Another run made it a moment ago.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(Error::io("cannot create", out, e)),
+            }
+        }
+        _ => false,
+    };
+    for name in KNOWN {
+        refuse_link(&out.join(name))?;
+    }
+    if read_owner(out)?.is_some() {
+        return Ok(checked);
+    }
+    if !created && !empty_but_ours(out)? {
+        return Err(Error::usage(format!(
+            "--out {} holds files and kbuild did not create it (it has no {MARKER_DIR}/{OWNER_FILE}): kbuild writes only into directories it owns, so that `kbuild clean` never removes anything else",
+            out.display()
+        ))
+        .with_hint("use a new or empty directory for --out (kbuild marks it as its own)"));
+    }
+    let paths = BTreeSet::from([LOCK_FILE.to_string()]);
+    write_owner(out, &new_owner(created, paths))?;
+    Ok(checked)
+}
+
+fn new_owner(created: bool, paths: BTreeSet<String>) -> Owner {
+    Owner {
+        owner: OWNER.to_string(),
+        kbuild_version: env!("CARGO_PKG_VERSION").to_string(),
+        created,
+        run: Run {
+            pid: std::process::id(),
+            // The subcommand only: other arguments may carry credentials (--repo URLs).
+            command: std::env::args()
+                .nth(1)
+                .map(|c| format!("kbuild {c}"))
+                .unwrap_or_else(|| "kbuild".to_string()),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        },
+        paths,
+    }
+}
+
+/// Empty, apart from kbuild's own lock and marker directory (a concurrent run that is
+/// marking the same new directory).
+fn empty_but_ours(out: &Path) -> Result<bool> {
+    let entries = std::fs::read_dir(out).map_err(|e| Error::io("cannot read", out, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot read", out, e))?;
+        let name = entry.file_name();
+        if name != MARKER_DIR && name != LOCK_FILE {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The owner file of `out`, if it has a valid one. A marker that is a link is refused.
+pub fn read_owner(out: &Path) -> Result<Option<Owner>> {
+    let marker = out.join(MARKER_DIR);
+    refuse_link(&marker)?;
+    let path = marker.join(OWNER_FILE);
+    refuse_link(&path)?;
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_str::<Owner>(&text)
+        .ok()
+        .filter(|o| o.owner == OWNER))
+}
+
+fn write_owner(out: &Path, owner: &Owner) -> Result<()> {
+    let marker = ensure_below(out, Path::new(MARKER_DIR))?;
+    let mut text = serde_json::to_string_pretty(owner).expect("owner serializes");
+    text.push('\n');
+    write_atomic(&marker.join(OWNER_FILE), text.as_bytes())
+}
+
+/// Adds the top-level `name` to the paths `out`'s owner file records (a directory
+/// without an owner file records nothing: kbuild did not claim it).
+pub fn record(out: &Path, name: &str) -> Result<()> {
+    if name == MARKER_DIR {
+        // Always removed last, whether recorded or not.
+        return Ok(());
+    }
+    match read_owner(out)? {
+        Some(mut owner) if !owner.paths.contains(name) => {
+            owner.paths.insert(name.to_string());
+            write_owner(out, &owner)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An error naming a link kbuild refuses to write through (exit 8).
+fn link_error(path: &Path) -> Error {
+    let target = std::fs::read_link(path)
+        .map(|t| format!(" (to {})", t.display()))
+        .unwrap_or_default();
+    Error::new(
+        Kind::Io,
+        format!(
+            "{} is a symbolic link{target}: kbuild does not write through links in its output directory",
+            path.display()
+        ),
+    )
+    .with_hint("remove the link (kbuild recreates what it needs there), or use another --out")
+}
+
+/// Fails (exit 8) when `path` is a symbolic link; a missing path is fine.
+pub fn refuse_link(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(link_error(path)),
+        _ => Ok(()),
+    }
+}
+
+/// Creates (or checks) the directory `out/rel` one component at a time, none of them a
+/// link, and records `rel`'s first component in the owner file. Returns `out/rel`.
+pub fn ensure_dir(out: &Path, rel: &Path) -> Result<PathBuf> {
+    let dir = ensure_below(out, rel)?;
+    if let Some(Component::Normal(top)) = rel.components().next() {
+        record(out, &top.to_string_lossy())?;
+    }
+    Ok(dir)
+}
+
+fn ensure_below(out: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut dir = out.to_path_buf();
+    for c in rel.components() {
+        let Component::Normal(name) = c else {
+            return Err(Error::internal(format!(
+                "{} is not a plain path below the output directory",
+                rel.display()
+            )));
+        };
+        dir.push(name);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => return Err(link_error(&dir)),
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(
+                    Error::new(Kind::Io, format!("{} is not a directory", dir.display()))
+                        .with_hint("kbuild writes a directory there: move that file away"),
+                )
+            }
+            Err(_) => match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Made concurrently: check what it is.
+                    refuse_link(&dir)?;
+                }
+                Err(e) => return Err(Error::io("cannot create", &dir, e)),
+            },
+        }
+    }
+    Ok(dir)
+}
+
+/// Opens a new file at `path` for writing with `mode`: an existing file there is
+/// removed first (unlinked, so a hard link elsewhere keeps its bytes), a link is refused
+/// (exit 8), and the open itself neither follows a link nor reuses a file (O_EXCL).
+pub fn create_file(path: &Path, mode: u32) -> Result<File> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => return Err(link_error(path)),
+        Ok(m) if m.is_dir() => {
+            return Err(
+                Error::new(Kind::Io, format!("{} is a directory", path.display()))
+                    .with_hint("kbuild writes a file there: move that directory away"),
+            )
+        }
+        Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io("cannot replace", path, e))?,
+        Err(_) => {}
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| match std::fs::symlink_metadata(path) {
+            // A link planted between the check and the open.
+            Ok(m) if m.file_type().is_symlink() => link_error(path),
+            _ => Error::io("cannot create", path, e),
+        })
+}
+
+/// `<dir>/.<name>.<pid>.kbuild-tmp`: where `path` is written before the rename.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.{}.kbuild-tmp", std::process::id()))
+}
+
+/// Writes `bytes` to `path`: to a new temporary file beside it, then renamed over it (a
+/// rename replaces a link, never writes through it).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let mut file = create_file(&tmp, 0o644)?;
+    file.write_all(bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("cannot write", path, e)
+        })
+}
+
+/// What `kbuild clean --out` may remove: `None` when `out` does not exist, its owner file
+/// when kbuild owns it. A directory kbuild does not own is refused (exit 2), as is `/`,
+/// `$HOME` or the tree and its ancestors.
+pub fn owned_for_clean(out: &Path, tree: Option<&Path>) -> Result<Option<Owner>> {
+    check_not_precious(out, tree)?;
+    if std::fs::symlink_metadata(out).is_err() {
+        return Ok(None);
+    }
+    match read_owner(out)? {
+        Some(owner) => Ok(Some(owner)),
+        None => Err(Error::usage(format!(
+            "{} was not made by kbuild (it has no {MARKER_DIR}/{OWNER_FILE}), so kbuild clean leaves it untouched",
+            out.display()
+        ))
+        .with_hint("name the output directory kbuild wrote with --out, or remove this one yourself")),
+    }
+}
+
+/// Removes the paths `owner` records in `out`, then the marker, then `out` itself when
+/// kbuild created it and nothing else is left. Returns the paths removed, with the bytes
+/// their files held.
+pub fn remove_owned(out: &Path, owner: &Owner) -> Result<Vec<(PathBuf, u64)>> {
+    let mut removed = Vec::new();
+    let names = owner.paths.iter().map(String::as_str).chain([MARKER_DIR]);
+    for name in names {
+        // Only plain top-level names: a doctored owner file cannot point elsewhere.
+        let mut parts = Path::new(name).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
+            continue;
+        }
+        let path = out.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let size = if meta.is_dir() {
+            let size = dir_size(&path);
+            make_writable(&path);
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            size
+        } else {
+            // A file, or a link (the link goes, never what it points to).
+            std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            if meta.is_file() {
+                meta.len()
+            } else {
+                0
+            }
+        };
+        removed.push((path, size));
+    }
+    if owner.created {
+        // Fails (and is left) when anything else is in it.
+        let _ = std::fs::remove_dir(out);
+    }
+    Ok(removed)
+}
+
+/// Bytes held by the regular files under `dir` (links are not followed).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Read-only directories (Go's module cache is one) cannot be emptied; make them writable.
+pub fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ =
+                    std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755));
+                make_writable(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_removes_dots_and_follows_existing_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        assert_eq!(resolve(&dir.path().join("a/../b/./c")), real.join("b/c"));
+        std::os::unix::fs::symlink("/", dir.path().join("root")).unwrap();
+        assert_eq!(resolve(&dir.path().join("root")), Path::new("/"));
+        assert_eq!(resolve(&dir.path().join("root/x/..")), Path::new("/"));
+    }
+
+    #[test]
+    fn dangerous_outs_are_refused() {
+        let tree = tempfile::tempdir().unwrap();
+        for out in [Path::new("/"), tree.path(), tree.path().parent().unwrap()] {
+            let err = check(out, Some(tree.path())).unwrap_err();
+            assert_eq!(err.kind, Kind::Usage, "{}", out.display());
+        }
+        // Inside a tree that is not a git checkout: nothing can be ignored there.
+        let err = check(&tree.path().join("dist"), Some(tree.path())).unwrap_err();
+        assert!(
+            err.message.contains("inside the source tree"),
+            "{}",
+            err.message
+        );
+        assert!(check(&tree.path().join("../elsewhere"), Some(tree.path())).is_ok());
+    }
+
+    #[test]
+    fn clean_removes_only_what_the_owner_file_records() {
+        let parent = tempfile::tempdir().unwrap();
+        let tree = parent.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        let out = parent.path().join("out");
+        claim(&out, &tree).unwrap();
+        let bin = ensure_dir(&out, Path::new("bin/linux/amd64")).unwrap();
+        std::fs::write(bin.join("kubectl"), b"binary").unwrap();
+        std::fs::write(out.join("notes.txt"), b"precious").unwrap();
+        let outside = parent.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, out.join(LOCK_FILE)).unwrap();
+
+        let owner = owned_for_clean(&out, Some(&tree)).unwrap().unwrap();
+        assert_eq!(
+            owner.paths,
+            BTreeSet::from(["bin".into(), LOCK_FILE.into()])
+        );
+        assert!(owner.created);
+        remove_owned(&out, &owner).unwrap();
+        assert!(!out.join("bin").exists() && !out.join(MARKER_DIR).exists());
+        assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"precious");
+        assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"keep");
+
+        std::fs::remove_file(out.join("notes.txt")).unwrap();
+        let err = owned_for_clean(&out, Some(&tree)).unwrap_err();
+        assert_eq!(err.kind, Kind::Usage, "the marker went with the rest");
+    }
+
+    #[test]
+    fn claim_creates_or_adopts_an_empty_directory_and_refuses_one_with_files() {
+        let parent = tempfile::tempdir().unwrap();
+        let tree = parent.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        let new = parent.path().join("new/out");
+        claim(&new, &tree).unwrap();
+        assert!(read_owner(&new).unwrap().unwrap().created);
+        let empty = parent.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        claim(&empty, &tree).unwrap();
+        let owner = read_owner(&empty).unwrap().unwrap();
+        assert!(!owner.created, "adopted, not created");
+        std::fs::write(empty.join("notes.txt"), b"mine").unwrap();
+        claim(&empty, &tree).expect("marked: used as is");
+        let full = parent.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::write(full.join("notes.txt"), b"mine").unwrap();
+        assert_eq!(claim(&full, &tree).unwrap_err().kind, Kind::Usage);
+        assert_eq!(
+            std::fs::read_dir(&full).unwrap().count(),
+            1,
+            "nothing added"
+        );
+    }
+
+    #[test]
+    fn writes_refuse_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join("a.log")).unwrap();
+        assert_eq!(
+            create_file(&out.join("a.log"), 0o644).unwrap_err().kind,
+            Kind::Io
+        );
+        std::os::unix::fs::symlink(dir.path(), out.join("logs")).unwrap();
+        let err = ensure_dir(&out, Path::new("logs/x")).unwrap_err();
+        assert!(err.message.contains("symbolic link"), "{}", err.message);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(!dir.path().join("x").exists());
+    }
+}

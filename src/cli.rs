@@ -4,6 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The default output directory: `out`, except in the top directory of a Kubernetes tree,
+/// where `out` would be an untracked directory in the tree (refused: it makes the tree
+/// dirty and lands in kubernetes-src.tar.gz); there it is `_output/kbuild`, beside
+/// upstream's own `_output/` build outputs, which upstream's .gitignore (`/_output*/`) covers.
+pub fn default_out() -> PathBuf {
+    let in_kube_tree = std::path::Path::new("build/build-image/cross/VERSION").is_file()
+        && std::path::Path::new("go.mod").is_file();
+    PathBuf::from(if in_kube_tree { "_output/kbuild" } else { "out" })
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "kbuild",
@@ -207,8 +217,8 @@ pub enum RecipeCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
-    /// The output directory to remove
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    /// The output directory to clean: only what kbuild recorded writing there is removed
+    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
     pub out: PathBuf,
     /// Also remove the Go build and module cache volumes
     #[arg(long)]
@@ -233,7 +243,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Output directory: binaries land in <out>/bin/<os>/<arch>/, logs in <out>/logs/
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -344,7 +354,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub kube_root: PathBuf,
     /// The output directory whose disk is checked
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
     pub out: PathBuf,
     /// Builder image [default: the kube-cross image named by build/build-image/cross/VERSION]
     #[arg(long, value_name = "IMAGE", env = "KBUILD_IMAGE")]
@@ -372,7 +382,7 @@ pub struct QuickReleaseArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Output directory: binaries in <out>/bin/, tarballs in <out>/release-tars/, logs in <out>/logs/
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -391,7 +401,7 @@ pub struct ExtensionArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Output directory: the layout goes to <out>/extension/, binaries to <out>/bin/
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -407,7 +417,7 @@ pub struct PackageArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output directory: tarballs go to <out>/release-tars/
-    #[arg(long, default_value = "out", value_name = "DIR")]
+    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -416,6 +426,6 @@ pub struct PackageArgs {
 #[derive(Args, Debug, Clone)]
 pub struct VerifyArgs {
     /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
-    #[arg(value_name = "DIR", default_value = "out")]
+    #[arg(value_name = "DIR", default_value_os_t = default_out())]
     pub dir: PathBuf,
 }

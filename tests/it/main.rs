@@ -12,5 +12,6 @@ mod host;
 mod recipe;
 mod release;
 mod robust;
+mod sharing;
 mod source;
 mod ssh;

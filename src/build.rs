@@ -329,6 +329,8 @@ impl Builder {
 /// `kbuild build`.
 pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let overrides = Overrides::from_env(plan.git_version.clone())?;
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock = crate::lock::acquire_source(&plan.source, ui, interrupt).await?;
     let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
     let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;
     let builder = Builder::prepare(info, &plan.engine, ui, interrupt).await?;

@@ -82,7 +82,15 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             let plan = plan::resolve_build(&args)?;
             build::run(&plan, ui, interrupt).await
         }
-        Command::Source(args) => doctor::source(&args, ui),
+        Command::Source(args) => {
+            // The checkout is shared with --ref builds: take turns (lock.rs).
+            let dir = match &args.dir {
+                Some(dir) => dir.clone(),
+                None => source::checkout::default_dir(&args.repo)?,
+            };
+            let _lock = lock::acquire_tree(&dir, ui, interrupt).await?;
+            doctor::source(&args, ui)
+        }
         Command::Doctor(args) => doctor::run(&args, ui).await,
         Command::QuickRelease(args) => release::quick_release(&args, ui, interrupt).await,
         Command::Extension(args) => release::extension(&args, ui, interrupt).await,

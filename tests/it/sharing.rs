@@ -79,3 +79,83 @@ fn an_image_by_digest_is_pulled_by_that_digest() {
         assert!(binaries(out.path()).is_empty());
     }
 }
+
+/// Whether `needle` occurs in the file at `path`.
+fn file_contains(path: &Path, needle: &str) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn two_builds_of_one_tree_into_two_outputs_take_turns_and_stay_consistent() {
+    // make writes <tree>/_output whatever --out says. The build script lingers after
+    // building, so that a second run building at the same time would overwrite what the
+    // first is about to install.
+    let marker = "kbuild-test: built";
+    let repo = KubeRepo::tagged("v1.33.0");
+    patch_build_script(repo.path(), "", &format!("echo '{marker}'; sleep 8"));
+    let work = tempfile::tempdir().unwrap();
+    let (out_a, out_b) = (work.path().join("cA"), work.path().join("cB"));
+    let components = ["kubectl", "kubeadm", "kubelet"];
+    let platforms = ["linux/amd64", "linux/arm64"];
+    let build = |out: &Path, version: &str| {
+        let mut cmd = build_cmd(repo.path(), out, &components, &platforms);
+        cmd.args(["--version", version]);
+        cmd
+    };
+    let mut a = Running::spawn(&mut build(&out_a, "v1.33.0-aaa"));
+    a.wait_for(marker, 600);
+    let mut b = Running::spawn(&mut build(&out_b, "v1.33.0-bbb"));
+    b.wait_for("waiting for another kbuild run", 60);
+    let (code_a, stderr_a) = a.finish(600);
+    assert_eq!(code_a, 0, "{stderr_a}");
+    let (code_b, stderr_b) = b.finish(600);
+    assert_eq!(code_b, 0, "{stderr_b}");
+    assert!(
+        stderr_b.contains(&format!("pid {}", std::process::id()))
+            || stderr_b.contains("on the tree"),
+        "{stderr_b}"
+    );
+    let check = |out: &Path, mine: &str, other: &str| {
+        let found = binaries(out);
+        assert_eq!(found.len(), 6, "{found:?}");
+        for bin in &found {
+            let path = out.join(bin);
+            assert!(file_contains(&path, mine), "{} lacks {mine}", bin.display());
+            assert!(
+                !file_contains(&path, other),
+                "{} carries {other}",
+                bin.display()
+            );
+        }
+    };
+    check(&out_a, "v1.33.0-aaa", "v1.33.0-bbb");
+    check(&out_b, "v1.33.0-bbb", "v1.33.0-aaa");
+    // The next run of A finds its fingerprint matching its binaries.
+    let (code, _, stderr) = run(&mut build(&out_a, "v1.33.0-aaa"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("up to date"), "{stderr}");
+    check(&out_a, "v1.33.0-aaa", "v1.33.0-bbb");
+    assert_no_containers_left(repo.path());
+}
+
+#[test]
+fn a_lock_file_planted_as_a_link_is_refused_and_its_target_kept() {
+    let repo = KubeRepo::tagged("v1.33.0");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let precious = work.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    std::os::unix::fs::symlink(&precious, out.join(".kbuild.lock")).unwrap();
+    let (code, _, stderr) = run(&mut build_cmd(repo.path(), &out, &["kubectl"], &[]));
+    assert_eq!(code, 8, "{stderr}");
+    assert!(
+        stderr.contains(&out.join(".kbuild.lock").display().to_string())
+            && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    assert!(binaries(&out).is_empty());
+}

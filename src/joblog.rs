@@ -34,6 +34,7 @@ impl JobLog {
     }
 
     pub fn line(&mut self, text: &str) -> Result<()> {
+        let text = &crate::redact::text(text);
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }

@@ -17,6 +17,7 @@ mod outputs;
 mod package;
 mod plan;
 mod recipe;
+mod redact;
 mod release;
 mod show;
 mod signals;

@@ -54,6 +54,7 @@ fn source_record(info: &SourceInfo) -> SourceRecord {
     let repo = origin
         .map(|o| o.repo.clone())
         .or_else(|| git(&["config", "--get", "remote.origin.url"]))
+        .map(|url| crate::redact::url(&url))
         .or_else(|| Some(info.root.display().to_string()));
     let git_ref = origin
         .map(|o| o.git_ref.clone())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
+use crate::redact;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -133,6 +134,7 @@ impl Ui {
 
     /// The start of a phase: source, engine, image, build, package, ...
     pub fn phase(&self, phase: &str, detail: &str) {
+        let detail = &redact::text(detail);
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         self.close_phase(&mut phases, true);
         self.json(
@@ -162,6 +164,7 @@ impl Ui {
     }
 
     pub fn info(&self, message: &str) {
+        let message = &redact::text(message);
         self.json("info", serde_json::json!({ "message": message }));
         self.line(message);
     }
@@ -174,6 +177,7 @@ impl Ui {
     }
 
     pub fn warn(&self, message: &str) {
+        let message = &redact::text(message);
         self.json("warning", serde_json::json!({ "message": message }));
         let label = self.paint("33;1", "warning:");
         self.line(&format!("{label} {message}"));
@@ -182,6 +186,7 @@ impl Ui {
     /// One line of a build job's output: kept in the log, streamed to the terminal (and shown
     /// as the phase's current activity) or printed as a plain line in CI.
     pub fn build_line(&self, job: &str, line: &str) {
+        let line = &redact::text(line);
         self.json("log", serde_json::json!({ "job": job, "line": line }));
         match self.mode {
             Mode::Terminal => {
@@ -241,6 +246,7 @@ impl Ui {
 
     /// The run's closing summary: time per phase and the total.
     pub fn finished(&self, what: &str) {
+        let what = &redact::text(what);
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         self.close_phase(&mut phases, true);
         let secs = self.started.elapsed().as_secs_f64();
@@ -274,6 +280,11 @@ impl Ui {
 
     /// Reports a failure: the details (log tail), the message, then the hint.
     pub fn error(&self, err: &Error) {
+        // Messages quote URLs and git's own words: no credentials in them (redact.rs).
+        let mut shown = Error::new(err.kind, redact::text(&err.message));
+        shown.hint = err.hint.as_deref().map(redact::text);
+        shown.details = err.details.iter().map(|d| redact::text(d)).collect();
+        let err = &shown;
         {
             let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
             self.close_phase(&mut phases, false);

@@ -159,3 +159,95 @@ fn a_lock_file_planted_as_a_link_is_refused_and_its_target_kept() {
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
     assert!(binaries(&out).is_empty());
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() && file_contains(&e.path(), needle) {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_repository_url_with_a_token_is_shown_nowhere() {
+    // Nothing listens on port 1: the fetch fails, and kbuild says so naming the repository.
+    let secret = "SECRET-7f3a";
+    let repo_url = format!("http://gitlab-ci-token:{secret}@127.0.0.1:1/group/kubernetes.git");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    for json in [false, true] {
+        let mut cmd = kbuild();
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args([
+            "-v", "build", "kubectl", "--ref", "v1.33.0", "--repo", &repo_url,
+        ])
+        .arg("--source-dir")
+        .arg(work.path().join("checkout"))
+        .args(["--image", BUILDER_IMAGE, "--out", s(&out)]);
+        let (code, stdout, stderr) = run(&mut cmd);
+        assert_eq!(code, 6, "{stdout}{stderr}");
+        assert!(
+            stdout.contains("127.0.0.1:1/group/kubernetes.git")
+                || stderr.contains("127.0.0.1:1/group/kubernetes.git"),
+            "the repository is still named: {stdout}{stderr}"
+        );
+        assert!(!stdout.contains(secret), "{stdout}");
+        assert!(!stderr.contains(secret), "{stderr}");
+        assert!(!stdout.contains("gitlab-ci-token") && !stderr.contains("gitlab-ci-token"));
+    }
+    if out.exists() {
+        assert_eq!(
+            files_containing(&out, secret),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+}
+
+#[test]
+fn an_origin_url_with_a_token_stays_out_of_manifest_logs_and_events() {
+    let secret = "SECRET-91bd";
+    let repo = KubeRepo::tagged("v1.33.0");
+    git(
+        repo.path(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("https://gitlab-ci-token:{secret}@gitlab.example.com/group/kubernetes.git"),
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut build = build_cmd(repo.path(), out.path(), &["kubectl"], &["linux/amd64"]);
+    build.args(["--json", "-v"]);
+    let (code, stdout, stderr) = run(&mut build);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    let mut package = kbuild();
+    package
+        .args(["--json", "-v", "package", "--kube-root", s(repo.path())])
+        .args(["--out", s(out.path())]);
+    let (code, stdout, stderr) = run(&mut package);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains(secret), "{stdout}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    let manifest = std::fs::read_to_string(out.path().join("release-tars/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("https://***@gitlab.example.com/group/kubernetes.git"),
+        "{manifest}"
+    );
+    assert_eq!(
+        files_containing(out.path(), secret),
+        Vec::<std::path::PathBuf>::new()
+    );
+}

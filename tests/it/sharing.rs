@@ -251,3 +251,26 @@ fn an_origin_url_with_a_token_stays_out_of_manifest_logs_and_events() {
         Vec::<std::path::PathBuf>::new()
     );
 }
+
+#[test]
+fn a_git_daemon_is_stopped_with_its_children_even_when_the_test_fails() {
+    let repo = KubeRepo::tagged("v1.33.0");
+    let port = std::sync::atomic::AtomicU16::new(0);
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let daemon = GitDaemon::serve(repo.path());
+        port.store(daemon.port, std::sync::atomic::Ordering::SeqCst);
+        let listed = std::process::Command::new("git")
+            .args(["ls-remote", &daemon.url()])
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "the daemon serves");
+        panic!("the test fails while the daemon runs");
+    }));
+    assert!(failed.is_err());
+    let needle = format!("--port={}", port.load(std::sync::atomic::Ordering::SeqCst));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !processes_matching(&needle).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(processes_matching(&needle), Vec::<String>::new());
+}

@@ -138,7 +138,8 @@ impl Builder {
             let (_, arch) = checks::image(&engine, &image, false).await;
             checker.record(checks::arch(&engine, &image, arch.as_deref()))?;
         }
-        let volume = cache::ensure_volume(&engine, &image, &image_id, engine.build_user()).await?;
+        let volume =
+            cache::ensure_volume(&engine, &image, &image_id, engine.build_user(), ui).await?;
         ui.detail(&format!("Go caches in volume {volume}"));
         let source = match transfer::choose(plan.transfer, &engine.info.endpoint) {
             Transfer::Bind => None,

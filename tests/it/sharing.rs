@@ -274,3 +274,112 @@ fn a_git_daemon_is_stopped_with_its_children_even_when_the_test_fails() {
     }
     assert_eq!(processes_matching(&needle), Vec::<String>::new());
 }
+
+/// The Go cache volume kbuild uses for the builder image and `uid` (src/cache.rs's naming).
+fn cache_volume_for(uid: u32) -> String {
+    use sha2::Digest;
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", BUILDER_IMAGE])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("kbuild-gocache-{hex}-{uid}")
+}
+
+/// Volumes a test made, removed when it ends however it ends.
+struct VolumeGuard(Vec<String>);
+
+impl Drop for VolumeGuard {
+    fn drop(&mut self) {
+        for v in &self.0 {
+            let _ = std::process::Command::new("docker")
+                .args(["volume", "rm", "-f", v])
+                .output();
+        }
+    }
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_root_owned_go_cache_volume_left_by_an_interrupted_run_is_handed_to_the_build_user() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    // Builds run as the invoking user. The tests run as root, so kbuild runs here as a
+    // user of its own, with the docker socket's group as its group to reach the engine.
+    let uid = 4242;
+    let gid = std::fs::metadata("/var/run/docker.sock").unwrap().gid();
+    let volume = cache_volume_for(uid);
+    let _cleanup = VolumeGuard(vec![volume.clone(), format!("{volume}.owned")]);
+    for v in &_cleanup.0 {
+        let _ = std::process::Command::new("docker")
+            .args(["volume", "rm", "-f", v])
+            .output();
+    }
+    // What a run stopped between creating the volume and handing it over leaves: the
+    // labelled volume, owned by root.
+    docker_ok(&[
+        "volume",
+        "create",
+        "--label",
+        "io.kbuild.managed=true",
+        "--label",
+        "io.kbuild.cache=go",
+        "--label",
+        &format!("io.kbuild.image={BUILDER_IMAGE}"),
+        &volume,
+    ]);
+    let owner = |v: &str| {
+        docker_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{v}:/c"),
+            BUILDER_IMAGE,
+            "stat",
+            "-c",
+            "%u:%g",
+            "/c",
+        ])
+    };
+    assert_eq!(owner(&volume), "0:0");
+    let repo = KubeRepo::tagged("v1.33.0");
+    let work = tempfile::tempdir().unwrap();
+    let (home, out) = (work.path().join("home"), work.path().join("out"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    for dir in [repo.path(), work.path()] {
+        let chown = std::process::Command::new("chown")
+            .args(["-R", &format!("{uid}:{gid}")])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+    let mut cmd = build_cmd(repo.path(), &out, &["kubectl"], &["linux/amd64"]);
+    cmd.env("HOME", &home)
+        .env_remove("XDG_CACHE_HOME")
+        .uid(uid)
+        .gid(gid);
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(owner(&volume), format!("{uid}:{gid}"));
+    let kubectl = out.join("bin/linux/amd64/kubectl");
+    assert_eq!(version_json(&kubectl)["gitVersion"], "v1.33.0");
+    assert_no_containers_left(repo.path());
+}

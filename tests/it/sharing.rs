@@ -383,3 +383,63 @@ fn a_root_owned_go_cache_volume_left_by_an_interrupted_run_is_handed_to_the_buil
     assert_eq!(version_json(&kubectl)["gitVersion"], "v1.33.0");
     assert_no_containers_left(repo.path());
 }
+
+#[test]
+fn a_ref_checkout_is_not_switched_while_a_build_uses_it() {
+    // Upstream: v1.33.0, then v1.33.1 whose build script lingers, so the build is caught
+    // while it runs in the checkout.
+    let marker = "kbuild-test: building";
+    let up = KubeRepo::tagged("v1.33.0");
+    patch_build_script(up.path(), &format!("echo '{marker}'; sleep 5"), "");
+    commit_all(up.path(), "a slow build");
+    git(up.path(), &["tag", "-a", "v1.33.1", "-m", "v1.33.1"]);
+    let url = format!("file://{}", up.path().display());
+    let work = tempfile::tempdir().unwrap();
+    let (checkout, out) = (work.path().join("k8s"), work.path().join("out"));
+    let mut build = kbuild();
+    build
+        .args(["build", "kubectl", "--platform", "linux/amd64"])
+        .args(["--image", BUILDER_IMAGE, "--ref", "v1.33.1", "--repo", &url])
+        .arg("--source-dir")
+        .arg(&checkout)
+        .arg("--out")
+        .arg(&out);
+    let mut building = Running::spawn(&mut build);
+    building.wait_for(marker, 600);
+    let at_build = git(&checkout, &["rev-parse", "HEAD"]);
+    // Another run on the same checkout at another ref: refused with --no-wait...
+    let (code, _, stderr) = run(kbuild()
+        .args([
+            "--no-wait",
+            "source",
+            "--repo",
+            &url,
+            "--ref",
+            "v1.33.0",
+            "--dir",
+        ])
+        .arg(&checkout));
+    assert_eq!(code, 9, "{stderr}");
+    assert!(
+        stderr.contains(&format!("another kbuild run (pid {})", building.pid()))
+            && stderr.contains(&checkout.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(git(&checkout, &["rev-parse", "HEAD"]), at_build);
+    // ...and by default waits for the build to finish, then switches.
+    let (code, _, stderr) = run(kbuild()
+        .args(["source", "--repo", &url, "--ref", "v1.33.0", "--dir"])
+        .arg(&checkout));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("waiting for another kbuild run"),
+        "{stderr}"
+    );
+    let (code, stderr) = building.finish(600);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        version_json(&out.join("bin/linux/amd64/kubectl"))["gitVersion"],
+        "v1.33.1"
+    );
+    assert_no_containers_left(&checkout);
+}

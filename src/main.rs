@@ -120,7 +120,8 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
                 let loaded = recipe::load(file)?;
                 let argv = loaded.recipe.to_args(&[]);
                 Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(file, e))?;
-                println!("{}: ok ({})", file.display(), argv[1..].join(" "));
+                let shown = redact::text(&argv[1..].join(" "));
+                println!("{}: ok ({shown})", file.display());
             }
             Ok(())
         }

@@ -212,6 +212,25 @@ fn a_repository_url_with_a_token_is_shown_nowhere() {
             Vec::<std::path::PathBuf>::new()
         );
     }
+    // The same URL in a recipe: `recipe check` and `plan` print what it resolves to.
+    let recipe = work.path().join("k8s.toml");
+    std::fs::write(
+        &recipe,
+        format!("command = \"build\"\ncomponents = [\"kubectl\"]\n[source]\nrepo = \"{repo_url}\"\nref = \"v1.33.0\"\n"),
+    )
+    .unwrap();
+    for sub in [&["recipe", "check"][..], &["plan"][..]] {
+        let (code, stdout, stderr) = run(kbuild().args(sub).arg(&recipe));
+        assert_eq!(code, 0, "{sub:?}: {stderr}");
+        assert!(
+            stdout.contains("127.0.0.1:1/group/kubernetes.git"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{stdout}{stderr}"
+        );
+    }
 }
 
 #[test]

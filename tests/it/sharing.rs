@@ -106,7 +106,10 @@ fn two_builds_of_one_tree_into_two_outputs_take_turns_and_stay_consistent() {
     let mut a = Running::spawn(&mut build(&out_a, "v1.33.0-aaa"));
     a.wait_for(marker, 600);
     let mut b = Running::spawn(&mut build(&out_b, "v1.33.0-bbb"));
-    b.wait_for(&format!("waiting for another kbuild run (pid {})", a.pid()), 60);
+    b.wait_for(
+        &format!("waiting for another kbuild run (pid {})", a.pid()),
+        60,
+    );
     let (code_a, stderr_a) = a.finish(600);
     assert_eq!(code_a, 0, "{stderr_a}");
     let (code_b, stderr_b) = b.finish(600);

@@ -139,7 +139,8 @@ impl Builder {
             let (_, arch) = checks::image(&engine, &image, false).await;
             checker.record(checks::arch(&engine, &image, arch.as_deref()))?;
         }
-        let volume = cache::ensure_volume(&engine, &image, &image_id, engine.build_user()).await?;
+        let volume =
+            cache::ensure_volume(&engine, &image, &image_id, engine.build_user(), ui).await?;
         ui.detail(&format!("Go caches in volume {volume}"));
         let source = match transfer::choose(plan.transfer, &engine.info.endpoint) {
             Transfer::Bind => None,
@@ -333,6 +334,8 @@ impl Builder {
 /// `kbuild build`.
 pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let overrides = Overrides::from_env(plan.git_version.clone())?;
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock = crate::lock::acquire_source(&plan.source, ui, interrupt).await?;
     let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
     outdir::claim(&plan.out, &info.root)?;
     let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;

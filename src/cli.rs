@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 pub fn default_out() -> PathBuf {
     let in_kube_tree = std::path::Path::new("build/build-image/cross/VERSION").is_file()
         && std::path::Path::new("go.mod").is_file();
-    PathBuf::from(if in_kube_tree { "_output/kbuild" } else { "out" })
+    PathBuf::from(if in_kube_tree {
+        "_output/kbuild"
+    } else {
+        "out"
+    })
 }
 
 #[derive(Parser, Debug)]
@@ -53,25 +57,16 @@ pub struct GlobalArgs {
     pub progress_interval: u64,
 }
 
-/// How long to wait for another run's lock on the output directory: only the commands that
-/// write into it take the lock, so only they have these flags.
+/// How long to wait for another run's lock on the output directory or the source tree: only
+/// the commands that write into them take the locks, so only they have these flags.
 #[derive(Args, Debug, Clone, Default)]
 pub struct LockArgs {
-    /// Fail at once (exit 9) when another kbuild run is using the output directory, instead of waiting
+    /// Fail at once (exit 9) when another kbuild run is using the output directory or the tree, instead of waiting
     #[arg(long)]
     pub no_wait: bool,
-    /// Wait at most this long for another kbuild run on the output directory, then fail (exit 9)
+    /// Wait at most this long for another kbuild run on the output directory or the tree, then fail (exit 9)
     #[arg(long, value_name = "SECONDS", conflicts_with = "no_wait")]
     pub lock_timeout: Option<u64>,
-    /// When stderr is not a terminal, print a build's Go package count this often
-    #[arg(
-        long,
-        global = true,
-        value_name = "SECONDS",
-        default_value_t = 15,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
-    pub progress_interval: u64,
 }
 
 #[derive(Subcommand, Debug)]

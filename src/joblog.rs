@@ -39,6 +39,7 @@ impl JobLog {
     }
 
     pub fn line(&mut self, text: &str) -> Result<()> {
+        let text = &crate::redact::text(text);
         // `go build -v` naming the packages it compiles is progress, not what went wrong:
         // it stays in the file but out of the tail a failure shows.
         if !crate::progress::is_compiled_package(text) {

@@ -20,6 +20,7 @@ mod package;
 mod plan;
 mod progress;
 mod recipe;
+mod redact;
 mod release;
 mod show;
 mod signals;
@@ -97,7 +98,15 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             let plan = plan::resolve_build(&args)?;
             build::run(&plan, ui, interrupt).await
         }
-        Command::Source(args) => doctor::source(&args, ui),
+        Command::Source(args) => {
+            // The checkout is shared with --ref builds: take turns (lock.rs).
+            let dir = match &args.dir {
+                Some(dir) => dir.clone(),
+                None => source::checkout::default_dir(&args.repo)?,
+            };
+            let _lock = lock::acquire_tree(&dir, ui, interrupt).await?;
+            doctor::source(&args, ui)
+        }
         Command::Doctor(args) => {
             if let Some(image) = args.image.as_deref().filter(|i| !i.is_empty()) {
                 engine::docker::check_reference(image)?;
@@ -147,7 +156,8 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
                 let loaded = recipe::load(file)?;
                 let argv = loaded.recipe.to_args(&[]);
                 Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(file, e))?;
-                let line = format!("{}: ok ({})\n", file.display(), argv[1..].join(" "));
+                let shown = redact::text(&argv[1..].join(" "));
+                let line = format!("{}: ok ({shown})\n", file.display());
                 ui::write_stdout(line.as_bytes())?;
             }
             Ok(())

@@ -101,19 +101,31 @@ pub fn check_verify_dir(dir: &std::path::Path) -> Result<()> {
 }
 
 /// `--platform` flags, else KUBE_BUILD_PLATFORMS, else upstream's fast-build platform.
+/// A list that names no platform (`--platform ""`, `","`, KUBE_BUILD_PLATFORMS=" ") is
+/// refused: upstream would build an empty set and install nothing. An empty
+/// KUBE_BUILD_PLATFORMS counts as unset, as upstream's `-n` test in
+/// kube::golang::setup_platforms (hack/lib/golang.sh) treats it.
 pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
-    let texts: Vec<String> = if !args.platforms.is_empty() {
-        args.platforms
+    let (texts, given): (Vec<String>, String) = if !args.platforms.is_empty() {
+        let texts = args
+            .platforms
             .iter()
             .flat_map(|p| p.split([',', ' ']).map(str::to_string).collect::<Vec<_>>())
-            .collect()
-    } else if let Some(env) = std::env::var("KUBE_BUILD_PLATFORMS")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        env.split_whitespace().map(str::to_string).collect()
+            .collect();
+        let shown: Vec<String> = args
+            .platforms
+            .iter()
+            .map(|p| format!("--platform \"{p}\""))
+            .collect();
+        (texts, shown.join(" "))
     } else {
-        return Ok(vec![Platform::fastbuild()]);
+        match std::env::var("KUBE_BUILD_PLATFORMS") {
+            Ok(env) if !env.is_empty() => (
+                env.split_whitespace().map(str::to_string).collect(),
+                format!("KUBE_BUILD_PLATFORMS=\"{env}\""),
+            ),
+            _ => return Ok(vec![Platform::fastbuild()]),
+        }
     };
     let mut platforms = Vec::new();
     for text in texts.iter().filter(|t| !t.is_empty()) {
@@ -121,6 +133,12 @@ pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
         if !platforms.contains(&platform) {
             platforms.push(platform);
         }
+    }
+    if platforms.is_empty() {
+        return Err(Error::usage(format!("{given} names no platform")).with_hint(format!(
+            "name at least one os/arch (e.g. --platform {}), or leave it out for linux on this machine's architecture",
+            Platform::fastbuild()
+        )));
     }
     Ok(platforms)
 }
@@ -219,5 +237,18 @@ mod tests {
         let got = resolve_platforms(&args).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].to_string(), "darwin/arm64");
+    }
+
+    #[test]
+    fn a_platform_list_naming_nothing_is_refused() {
+        for given in ["", ",", " ", " , "] {
+            let args = TargetArgs {
+                platforms: vec![given.into()],
+            };
+            let err = resolve_platforms(&args).unwrap_err();
+            assert_eq!(err.kind, crate::error::Kind::Usage, "{given:?}");
+            assert!(err.message.contains("names no platform"), "{}", err.message);
+            assert!(err.hint.unwrap().contains("--platform"));
+        }
     }
 }

@@ -55,6 +55,7 @@ fn source_record(info: &SourceInfo) -> SourceRecord {
     let repo = origin
         .map(|o| o.repo.clone())
         .or_else(|| git(&["config", "--get", "remote.origin.url"]))
+        .map(|url| crate::redact::url(&url))
         .or_else(|| Some(info.root.display().to_string()));
     let git_ref = origin
         .map(|o| o.git_ref.clone())
@@ -253,6 +254,9 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
     let platforms = plan::resolve_platforms(&args.target)?;
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock =
+        crate::lock::acquire_source(&plan::resolve_source(&args.source)?, ui, interrupt).await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     let outdir = outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
@@ -351,6 +355,9 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         ))
         .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
     }
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock =
+        crate::lock::acquire_source(&plan::resolve_source(&args.source)?, ui, interrupt).await?;
     let info = get_source(&args.source, None, ui)?;
     let outdir = outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
@@ -453,6 +460,9 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
 pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
     let engine = plan::resolve_engine(&args.engine)?;
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock =
+        crate::lock::acquire_source(&plan::resolve_source(&args.source)?, ui, interrupt).await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;

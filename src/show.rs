@@ -49,7 +49,8 @@ pub fn plan(recipe: &Path, argv: &[String], command: &Command) -> Result<()> {
         _ => {}
     }
     let _ = writeln!(text, "nothing was run.");
-    print!("{text}");
+    // A recipe's repo URL may carry a token (redact.rs).
+    print!("{}", crate::redact::text(&text));
     Ok(())
 }
 

@@ -42,7 +42,8 @@ pub fn obtain(spec: &SourceSpec, overrides: &Overrides, ui: &Ui) -> Result<Sourc
             )?;
             let mut info = inspect(&outcome.dir, overrides)?;
             info.origin = Some(Origin {
-                repo: repo.clone(),
+                // Shown by `kbuild source --json` and kept in manifests: no credentials.
+                repo: crate::redact::url(repo),
                 git_ref: git_ref.clone(),
             });
             Ok(info)

@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
 use crate::progress::{self, Tracker};
+use crate::redact;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -188,6 +189,7 @@ impl Ui {
     }
 
     fn start_phase(&self, phase: &str, job: Option<&str>, detail: &str) {
+        let detail = &redact::text(detail);
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         self.close_phase(&mut phases, true);
         let mut event = serde_json::json!({ "phase": phase, "detail": detail });
@@ -222,6 +224,7 @@ impl Ui {
     }
 
     pub fn info(&self, message: &str) {
+        let message = &redact::text(message);
         self.json("info", serde_json::json!({ "message": message }));
         self.line(message);
     }
@@ -234,6 +237,7 @@ impl Ui {
     }
 
     pub fn warn(&self, message: &str) {
+        let message = &redact::text(message);
         self.json("warning", serde_json::json!({ "message": message }));
         let label = self.paint("33;1", "warning:");
         self.line(&format!("{label} {message}"));
@@ -243,6 +247,7 @@ impl Ui {
     /// as the phase's current activity) or printed as a plain line in CI. A line naming a Go
     /// package compiled counts towards the job's progress instead (and is shown too with -v).
     pub fn build_line(&self, job: &str, line: &str) {
+        let line = &redact::text(line);
         if progress::is_compiled_package(line) {
             self.package_compiled(job);
             if !self.verbose {
@@ -423,6 +428,7 @@ impl Ui {
 
     /// The run's closing summary: time per phase and the total.
     pub fn finished(&self, what: &str) {
+        let what = &redact::text(what);
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
         self.close_phase(&mut phases, true);
         let secs = self.started.elapsed().as_secs_f64();
@@ -469,6 +475,11 @@ impl Ui {
 
     /// Reports a failure: the details (log tail), the message, then the hint.
     pub fn error(&self, err: &Error) {
+        // Messages quote URLs and git's own words: no credentials in them (redact.rs).
+        let mut shown = Error::new(err.kind, redact::text(&err.message));
+        shown.hint = err.hint.as_deref().map(redact::text);
+        shown.details = err.details.iter().map(|d| redact::text(d)).collect();
+        let err = &shown;
         {
             let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
             self.close_phase(&mut phases, false);

@@ -609,18 +609,20 @@ pub fn check_reference(image: &str) -> Result<()> {
         ))
 }
 
-/// Splits `repo[:tag]` or `repo[:tag]@digest` (the registry part may hold a port) into the
-/// repository and what to pull: the digest when there is one (the engine's pull takes a
-/// digest in place of the tag), else the tag, else `latest`.
+/// Splits `repo[:tag][@digest]` (the registry part may hold a port) into the repo and what
+/// to pull: the digest when there is one (the engine's pull API takes it as the tag, and a
+/// digest names the image exactly, so a tag beside it is dropped, as the docker CLI does).
 pub fn split_reference(image: &str) -> (&str, &str) {
-    if let Some((name, digest)) = image.split_once('@') {
-        return (split_reference(name).0, digest);
-    }
+    let (image, digest) = match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    };
     let name_start = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match image[name_start..].rfind(':') {
+    let (repo, tag) = match image[name_start..].rfind(':') {
         Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
         None => (image, "latest"),
-    }
+    };
+    (repo, digest.unwrap_or(tag))
 }
 
 /// 8.0 GiB, 512.0 MiB, ...
@@ -660,7 +662,17 @@ mod tests {
             split_reference("kbuild-builder:go1.24-trixie"),
             ("kbuild-builder", "go1.24-trixie")
         );
-        let digest = format!("sha256:{}", "a".repeat(64));
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        for image in [
+            format!("registry.k8s.io/build-image/kube-cross@{digest}"),
+            format!("registry.k8s.io/build-image/kube-cross:v1.34.0-go1.24.4-bullseye.0@{digest}"),
+        ] {
+            assert_eq!(
+                split_reference(&image),
+                ("registry.k8s.io/build-image/kube-cross", digest.as_str()),
+                "{image}"
+            );
+        }
         assert_eq!(
             split_reference(&format!("localhost:5000/img:v1@{digest}")),
             ("localhost:5000/img", digest.as_str())

@@ -114,13 +114,37 @@ pub fn go_mod_minimum(root: &Path) -> Option<GoVersion> {
         .and_then(GoVersion::parse)
 }
 
+/// Where to get Go `pin` for the machine `host`: go.dev/dl's file for its os and arch.
+fn install_hint(pin: Option<&str>, host: crate::kube::Platform) -> String {
+    let Some(pin) = pin else {
+        return "install Go (https://go.dev/dl/) and put its bin directory first on PATH"
+            .to_string();
+    };
+    // go.dev/dl names: go1.24.4.darwin-arm64.pkg, go1.24.4.windows-amd64.msi,
+    // go1.24.4.linux-armv6l.tar.gz (32-bit arm), go1.24.4.linux-amd64.tar.gz.
+    let arch = match (host.os, host.arch) {
+        ("linux", "arm") => "armv6l",
+        (_, arch) => arch,
+    };
+    let kind = match host.os {
+        "darwin" => "pkg",
+        "windows" => "msi",
+        _ => "tar.gz",
+    };
+    let manager = match host.os {
+        "darwin" => "Homebrew",
+        _ => "your package manager",
+    };
+    format!(
+        "install Go {pin} (https://go.dev/dl/go{pin}.{}-{arch}.{kind}, or {manager} if it has {pin}) and put its bin directory first on PATH",
+        host.os
+    )
+}
+
 /// The `go` check: the local Go against `.go-version`, go.mod and upstream's floor.
 pub fn go_check(pin: Option<&str>, root: Option<&Path>) -> Check {
     let force = std::env::var_os("FORCE_HOST_GO").is_some_and(|v| !v.is_empty());
-    let install = match pin {
-        Some(pin) => format!("install Go {pin} (https://go.dev/dl/go{pin}.linux-amd64.tar.gz, or your package manager) and put its bin directory first on PATH"),
-        None => "install Go (https://go.dev/dl/) and put its bin directory first on PATH".to_string(),
-    };
+    let install = install_hint(pin, crate::kube::Platform::host());
     let Some((path, text)) = local_go() else {
         return Check::fail(
             "go",
@@ -379,6 +403,18 @@ mod tests {
 
     fn v(text: &str) -> GoVersion {
         GoVersion::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_go_download_hint_fits_the_machine() {
+        let hint = |p: &str| install_hint(Some("1.24.4"), crate::kube::Platform::parse(p).unwrap());
+        assert!(hint("darwin/arm64").contains("https://go.dev/dl/go1.24.4.darwin-arm64.pkg"));
+        assert!(hint("darwin/amd64").contains("https://go.dev/dl/go1.24.4.darwin-amd64.pkg"));
+        assert!(hint("linux/amd64").contains("https://go.dev/dl/go1.24.4.linux-amd64.tar.gz"));
+        assert!(hint("linux/arm64").contains("https://go.dev/dl/go1.24.4.linux-arm64.tar.gz"));
+        assert!(hint("linux/arm").contains("go1.24.4.linux-armv6l.tar.gz"));
+        assert!(hint("windows/amd64").contains("go1.24.4.windows-amd64.msi"));
+        assert!(!install_hint(None, crate::kube::Platform::host()).contains("linux-amd64"));
     }
 
     #[test]

@@ -178,20 +178,9 @@ impl Target {
     }
 }
 
-/// Replaces the password of a URL's user part, if any, with `***`.
+/// Replaces the credentials of a URL's user part, if any, with `***` (crate::redact).
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rsplit_once('@') {
-        Some((userinfo, hostport)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{hostport}{}", &rest[authority_end..])
-        }
-        _ => url.to_string(),
-    }
+    crate::redact::url(url)
 }
 
 fn shell_quote(text: &str) -> String {

@@ -280,9 +280,117 @@ impl HistoryRepo {
     }
 }
 
-/// `git daemon` serving a directory on 127.0.0.1, stopped when dropped.
-pub struct GitDaemon {
+/// A process a test starts (a daemon, a server), in a process group of its own. Dropping
+/// the guard, whether the test passed or panicked, kills the process, its group and every
+/// descendant (`git daemon` is a `git` wrapper around a `git-daemon` child, sshd forks one
+/// child per connection), and reaps it: no test leaves anything running.
+pub struct ProcessGuard {
     child: std::process::Child,
+}
+
+impl ProcessGuard {
+    /// Starts `cmd` in a new process group; panics naming `what` if it cannot start.
+    pub fn spawn(cmd: &mut Command, what: &str) -> ProcessGuard {
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+        ProcessGuard { child }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        kill_tree(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills `pid`, its process group and every descendant (found through /proc before any is
+/// killed, since orphans are adopted by init and lose the trail).
+pub fn kill_tree(pid: u32) {
+    use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        all.extend(children_of(all[i]));
+        i += 1;
+    }
+    if let Some(group) = Pid::from_raw(pid as i32) {
+        // Only a group this process leads: never our own (the test harness's) group.
+        if rustix::process::getpgid(Some(group)).ok() == Some(group) {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
+    }
+    for p in all {
+        if let Some(p) = Pid::from_raw(p as i32) {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            // /proc/<p>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = &stat[stat.rfind(')')? + 1..];
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Live processes (not zombies) whose command line contains `needle`.
+pub fn processes_matching(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+            if state == "Z" {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(needle)
+                .then(|| format!("{}: {cmdline}", e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// `git daemon` serving a directory on 127.0.0.1, stopped (with its children) when dropped.
+pub struct GitDaemon {
+    process: ProcessGuard,
     pub port: u16,
     name: String,
 }
@@ -296,23 +404,28 @@ impl GitDaemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-                "--enable=upload-pack",
-            ])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(repo)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("git daemon starts (is git installed?)");
+        let process = ProcessGuard::spawn(
+            Command::new("git")
+                .args([
+                    "daemon",
+                    "--reuseaddr",
+                    "--export-all",
+                    "--listen=127.0.0.1",
+                    "--enable=upload-pack",
+                ])
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base.display()))
+                .arg(repo)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+            "git daemon (is git installed?)",
+        );
         let name = repo.file_name().unwrap().to_string_lossy().into_owned();
-        let daemon = GitDaemon { child, port, name };
+        let daemon = GitDaemon {
+            process,
+            port,
+            name,
+        };
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -327,13 +440,6 @@ impl GitDaemon {
     /// The git:// URL of the served repository.
     pub fn url(&self) -> String {
         format!("git://127.0.0.1:{}/{}", self.port, self.name)
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -460,7 +566,8 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+            // A test that failed half-way: kbuild and whatever it started (make, ssh).
+            kill_tree(self.child.id());
             let _ = self.child.wait();
         }
     }

@@ -15,6 +15,7 @@ mod progress;
 mod recipe;
 mod release;
 mod robust;
+mod sharing;
 mod source;
 mod ssh;
 mod words;

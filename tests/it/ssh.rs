@@ -9,7 +9,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
@@ -51,8 +51,9 @@ fn keygen(path: &Path) {
 
 /// A private sshd on 127.0.0.1:<port> that lets root in with the test's keys; killed on drop.
 struct SshServer {
+    // Fields drop in order: the server (and its per-connection children) before its directory.
+    process: ProcessGuard,
     dir: tempfile::TempDir,
-    child: Child,
     port: u16,
 }
 
@@ -95,20 +96,21 @@ impl SshServer {
         // sshd's privilege separation directory (the service would create it at boot).
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd (the ssh tests need root)");
         let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-        let child = Command::new(program("sshd"))
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("sshd starts");
-        let mut server = SshServer { dir, child, port };
+        let process = ProcessGuard::spawn(
+            Command::new(program("sshd"))
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(d.join("sshd_config"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+            "sshd",
+        );
+        let mut server = SshServer { process, dir, port };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Some(status) = server.process.try_wait() {
                 panic!("sshd exited ({status}):\n{}", server.log());
             }
             assert!(
@@ -144,13 +146,6 @@ impl SshServer {
             String::new()
         };
         SshClient::new(Some(&self.dir.path().join(key)), &known)
-    }
-}
-
-impl Drop for SshServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -188,6 +188,8 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     let source = source_record(info);
     let info = info.clone();
     let dest = tars.clone();
+    // Never package kbuild's own outputs, should they lie inside the tree.
+    let exclude = vec![out.to_path_buf(), bin.clone()];
     let total = total_size(layouts.iter().flat_map(|l| {
         l.binaries().into_iter().map(|(_, c)| {
             bin.join(l.platform.os)
@@ -204,6 +206,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 layouts,
                 source,
                 toolchain,
+                exclude,
             },
             notes,
             &cancel,

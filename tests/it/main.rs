@@ -14,3 +14,4 @@ mod release;
 mod robust;
 mod source;
 mod ssh;
+mod version;

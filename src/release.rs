@@ -180,7 +180,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     ui.phase(
         "package",
         &format!(
-            "{} tarballs and kubernetes-src.tar.gz into {}",
+            "{} binary tarballs plus the source and final tarballs into {}",
             layouts.len(),
             tars.display()
         ),

@@ -112,7 +112,7 @@ fn rule(kind: TarballKind) -> &'static BinaryRule {
 
 /// One file or tree copied from the source tree into a staged tarball.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Copy {
+pub struct TreeCopy {
     /// Relative to the tree.
     pub from: &'static str,
     /// Relative to `kubernetes/` in the tarball.
@@ -122,8 +122,8 @@ pub struct Copy {
     pub required: bool,
 }
 
-const fn copy(from: &'static str, to: &'static str) -> Copy {
-    Copy {
+const fn copy(from: &'static str, to: &'static str) -> TreeCopy {
+    TreeCopy {
         from,
         to,
         required: true,
@@ -133,68 +133,24 @@ const fn copy(from: &'static str, to: &'static str) -> Copy {
 /// kubernetes-manifests.tar.gz's name.
 pub const MANIFESTS_TARBALL: &str = "kubernetes-manifests.tar.gz";
 /// kube::release::package_kube_manifests_tarball: these files into `kubernetes/gci-trusty/`.
-pub const MANIFESTS_FILES: &[Copy] = &[
-    copy(
-        "cluster/gce/manifests/kube-proxy.manifest",
-        "gci-trusty/kube-proxy.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/cluster-autoscaler.manifest",
-        "gci-trusty/cluster-autoscaler.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/etcd.manifest",
-        "gci-trusty/etcd.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/kube-scheduler.manifest",
-        "gci-trusty/kube-scheduler.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/kube-apiserver.manifest",
-        "gci-trusty/kube-apiserver.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/konnectivity-server.yaml",
-        "gci-trusty/konnectivity-server.yaml",
-    ),
-    copy(
-        "cluster/gce/manifests/abac-authz-policy.jsonl",
-        "gci-trusty/abac-authz-policy.jsonl",
-    ),
-    copy(
-        "cluster/gce/manifests/cloud-controller-manager.manifest",
-        "gci-trusty/cloud-controller-manager.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/kube-controller-manager.manifest",
-        "gci-trusty/kube-controller-manager.manifest",
-    ),
-    copy(
-        "cluster/gce/manifests/kube-addon-manager.yaml",
-        "gci-trusty/kube-addon-manager.yaml",
-    ),
-    copy(
-        "cluster/gce/manifests/glbc.manifest",
-        "gci-trusty/glbc.manifest",
-    ),
-    copy(
-        "cluster/gce/gci/configure-helper.sh",
-        "gci-trusty/gci-configure-helper.sh",
-    ),
-    copy(
-        "cluster/gce/gci/configure-kubeapiserver.sh",
-        "gci-trusty/configure-kubeapiserver.sh",
-    ),
-    Copy {
-        from: "cluster/gce/gci/gke-internal-configure-helper.sh",
-        to: "gci-trusty/gke-internal-configure-helper.sh",
-        required: false,
-    },
-    copy(
-        "cluster/gce/gci/health-monitor.sh",
-        "gci-trusty/health-monitor.sh",
-    ),
+#[rustfmt::skip]
+pub const MANIFESTS_FILES: &[TreeCopy] = &[
+    copy("cluster/gce/manifests/kube-proxy.manifest", "gci-trusty/kube-proxy.manifest"),
+    copy("cluster/gce/manifests/cluster-autoscaler.manifest", "gci-trusty/cluster-autoscaler.manifest"),
+    copy("cluster/gce/manifests/etcd.manifest", "gci-trusty/etcd.manifest"),
+    copy("cluster/gce/manifests/kube-scheduler.manifest", "gci-trusty/kube-scheduler.manifest"),
+    copy("cluster/gce/manifests/kube-apiserver.manifest", "gci-trusty/kube-apiserver.manifest"),
+    copy("cluster/gce/manifests/konnectivity-server.yaml", "gci-trusty/konnectivity-server.yaml"),
+    copy("cluster/gce/manifests/abac-authz-policy.jsonl", "gci-trusty/abac-authz-policy.jsonl"),
+    copy("cluster/gce/manifests/cloud-controller-manager.manifest", "gci-trusty/cloud-controller-manager.manifest"),
+    copy("cluster/gce/manifests/kube-controller-manager.manifest", "gci-trusty/kube-controller-manager.manifest"),
+    copy("cluster/gce/manifests/kube-addon-manager.yaml", "gci-trusty/kube-addon-manager.yaml"),
+    copy("cluster/gce/manifests/glbc.manifest", "gci-trusty/glbc.manifest"),
+    copy("cluster/gce/gci/configure-helper.sh", "gci-trusty/gci-configure-helper.sh"),
+    copy("cluster/gce/gci/configure-kubeapiserver.sh", "gci-trusty/configure-kubeapiserver.sh"),
+    // copied only when present
+    TreeCopy { from: "cluster/gce/gci/gke-internal-configure-helper.sh", to: "gci-trusty/gke-internal-configure-helper.sh", required: false },
+    copy("cluster/gce/gci/health-monitor.sh", "gci-trusty/health-monitor.sh"),
 ];
 /// kube::release::package_kube_manifests_tarball copies from this directory (a tree without
 /// it gets no manifests tarball, said in the notes); files named `internal-*` anywhere under
@@ -215,7 +171,7 @@ pub fn is_addon_manifest(name: &str) -> bool {
 /// kubernetes.tar.gz's name.
 pub const FINAL_TARBALL: &str = "kubernetes.tar.gz";
 /// kube::release::package_final_tarball: trees and files copied under `kubernetes/`.
-pub const FINAL_COPIES: &[Copy] = &[
+pub const FINAL_COPIES: &[TreeCopy] = &[
     copy("cluster", "cluster"),
     copy("hack/lib", "hack/lib"),
     copy("docs", "docs"),

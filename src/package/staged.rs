@@ -12,7 +12,7 @@ use super::tarball::{Content, Entry, TarGz, Written, MODE_EXEC, MODE_FILE};
 use super::Control;
 use crate::error::Result;
 use crate::kube::release::{
-    is_addon_manifest, is_cruft, Copy, FINAL_COPIES, FINAL_MANIFESTS_AT, FINAL_TARBALL,
+    is_addon_manifest, is_cruft, TreeCopy, FINAL_COPIES, FINAL_MANIFESTS_AT, FINAL_TARBALL,
     FINAL_VERSION_FILE, FINAL_WRITTEN, MANIFESTS_ADDON_DIRS, MANIFESTS_DIR, MANIFESTS_FILES,
     MANIFESTS_SRC_DIR, MANIFESTS_TARBALL, TOP,
 };
@@ -53,7 +53,7 @@ impl Staged {
     }
 
     /// Copies `copy` from the tree (a file, or a directory with everything under it).
-    fn copy(&mut self, root: &Path, copy: &Copy, excluded: &Excluded) -> Result<()> {
+    fn copy(&mut self, root: &Path, copy: &TreeCopy, excluded: &Excluded) -> Result<()> {
         let src = root.join(copy.from);
         let to = format!("{TOP}/{}", copy.to);
         let Ok(meta) = std::fs::symlink_metadata(&src) else {

@@ -335,6 +335,65 @@ mod tests {
         );
     }
 
+    fn listing(tarball: &Path) -> Vec<String> {
+        let file = std::fs::File::open(tarball).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                match e.header().entry_type() {
+                    tar::EntryType::Directory => format!("{}/", path.trim_end_matches('/')),
+                    _ => path,
+                }
+            })
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn a_clean_tree_is_git_archive_head_at_the_top_level_without_excluded_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("kube");
+        for f in ["cmd/kubectl/main.go", "go.mod", "out/kept-by-mistake"] {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+                .args(args)
+                .current_dir(&root)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "x"]);
+        let dest = dir.path().join("src.tar.gz");
+        let (_, content) = write(
+            &root,
+            TreeState::Clean,
+            &[root.join("out")],
+            &dest,
+            0,
+            &Control::default(),
+        )
+        .unwrap();
+        assert_eq!(content, SrcContent::Commit);
+        // `git archive HEAD` lists cmd/, cmd/kubectl/, cmd/kubectl/main.go, go.mod, out/, ...
+        assert_eq!(
+            listing(&dest),
+            ["cmd/", "cmd/kubectl/", "cmd/kubectl/main.go", "go.mod"]
+        );
+    }
+
     #[test]
     fn excluded_paths_are_matched_whole() {
         let dir = tempfile::tempdir().unwrap();

@@ -188,8 +188,11 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     let source = source_record(info);
     let info = info.clone();
     let dest = tars.clone();
-    // Never package kbuild's own outputs, should they lie inside the tree.
-    let exclude = vec![out.to_path_buf(), bin.clone()];
+    // The output directory relative to the tree, when it lies inside it: never packaged.
+    let out_in_tree = out
+        .canonicalize()
+        .ok()
+        .and_then(|o| o.strip_prefix(&info.root).ok().map(Path::to_path_buf));
     let total = total_size(layouts.iter().flat_map(|l| {
         l.binaries().into_iter().map(|(_, c)| {
             bin.join(l.platform.os)
@@ -204,9 +207,9 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 out: &dest,
                 info: &info,
                 layouts,
+                out_in_tree: out_in_tree.as_deref(),
                 source,
                 toolchain,
-                exclude,
             },
             notes,
             &cancel,

@@ -29,12 +29,13 @@ pub struct Input<'a> {
     pub bin: &'a Path,
     /// The release-tars directory to write.
     pub out: &'a Path,
+    /// The output directory's path relative to the tree, when it lies inside it (it is
+    /// then git-ignored): no tarball holds it.
+    pub out_in_tree: Option<&'a Path>,
     pub info: &'a SourceInfo,
     pub layouts: Vec<Layout>,
     pub source: SourceRecord,
     pub toolchain: Toolchain,
-    /// Paths never packaged from the tree (kbuild's output directory, when it is inside).
-    pub exclude: Vec<PathBuf>,
 }
 
 /// What packaging wrote.
@@ -339,8 +340,9 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
     notes.extend(LEFT_OUT.iter().map(|s| s.to_string()));
     let src_path = out.join(SRC_TARBALL);
     let root = input.info.root.as_path();
-    let mut exclude = input.exclude.clone();
-    exclude.push(out.to_path_buf());
+    // Never package kbuild's own outputs: the output directory and the staging one in it.
+    let mut exclude = vec![out.to_path_buf()];
+    exclude.extend(input.out_in_tree.map(|rel| root.join(rel)));
     let excluded = Excluded::new(root, &exclude);
 
     // Phase 1: the source tarball, the client tarballs and the manifests tarball.

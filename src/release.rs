@@ -185,8 +185,8 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     ui.phase(
         "package",
         &format!(
-            "{} and kubernetes-src.tar.gz into {}",
-            crate::ui::count(layouts.len(), "tarball", "tarballs"),
+            "{} plus the source and final tarballs into {}",
+            crate::ui::count(layouts.len(), "binary tarball", "binary tarballs"),
             tars.display()
         ),
     );
@@ -333,6 +333,8 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
 
 /// `kbuild package`.
 pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    // `--out /` must be refused before its bin/ (then /bin) is scanned or read.
+    outdir::check_not_precious(&args.out, None)?;
     let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
     if !bin.is_dir() {
         return Err(Error::usage(format!(

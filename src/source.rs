@@ -195,10 +195,28 @@ pub fn check_tree(root: &Path) -> Result<PathBuf> {
 
 /// Whether `root` is the top of its own git checkout (not a folder inside another repo).
 fn is_git_top(root: &Path) -> bool {
-    match git(root, &["rev-parse", "--show-toplevel"]) {
-        Ok(top) => Path::new(&top).canonicalize().ok().as_deref() == Some(root),
-        Err(_) => false,
-    }
+    git_top(root).as_deref() == Some(root)
+}
+
+/// The top of the git work tree `root` is in, if any.
+fn git_top(root: &Path) -> Option<PathBuf> {
+    let top = git(root, &["rev-parse", "--show-toplevel"]).ok()?;
+    Path::new(&top).canonicalize().ok()
+}
+
+/// A tree that is not its own git checkout has no version to derive: refused unless one
+/// is given, rather than stamping v0.0.0 (upstream's version.sh would stamp nothing).
+fn not_a_checkout(root: &Path) -> Error {
+    let what = match git_top(root) {
+        Some(top) => format!(
+            "{} is not a git checkout of its own: it sits inside the repository at {}, whose commit is not this tree's",
+            root.display(),
+            top.display()
+        ),
+        None => format!("{} is not a git checkout", root.display()),
+    };
+    Error::source(format!("{what}, so its version cannot be derived"))
+        .with_hint("name the version it should report: --version v1.34.0 (or KUBE_GIT_VERSION=v1.34.0), or make it a checkout of its own and tag it (git init, git add -A, git commit, git tag v1.34.0)")
 }
 
 /// A `git init`ed tree with nothing committed yet: there is no commit to build or describe.
@@ -230,7 +248,7 @@ pub fn inspect(root: &Path, overrides: &Overrides) -> Result<SourceInfo> {
         // An exported tree (e.g. kubernetes-src.tar.gz): upstream calls it "archive".
         let version = match &overrides.git_version {
             Some(v) => version::parse(v)?,
-            None => version::parse("v0.0.0")?,
+            None => return Err(not_a_checkout(&root)),
         };
         return Ok(SourceInfo {
             root,

@@ -1,16 +1,12 @@
-//! Upstream's release tarballs (build/lib/release.sh): their names, which binaries each
-//! holds and where, and which target set builds what for a quick-release. Pure data.
+//! Upstream's release tarballs (build/lib/release.sh, kube::release::package_tarballs):
+//! their names, what each holds and where, and which target set builds what for a
+//! quick-release. Pure data: every layout rule is a table below, each naming the upstream
+//! function it mirrors.
 //!
-//! - kubernetes-src.tar.gz: the source, under `kubernetes/`;
-//! - kubernetes-client-<os>-<arch>.tar.gz: `kubernetes/client/bin/` with the client
-//!   binaries (`.exe` on windows), for every platform built;
-//! - kubernetes-node-<os>-<arch>.tar.gz, node platforms only: `kubernetes/node/bin/` with
-//!   the node binaries and the client binaries ("useful debugging tools"), plus
-//!   `kubernetes/LICENSES` and `kubernetes/kubernetes-src.tar.gz`;
-//! - kubernetes-server-linux-<arch>.tar.gz, server platforms only: `kubernetes/server/bin/`
-//!   with the server and client binaries, an empty `kubernetes/addons/`, plus LICENSES and
-//!   the source tarball. Upstream also puts image archives (`<bin>.tar`, `<bin>.docker_tag`)
-//!   in server/bin; kbuild builds no images, so they are absent.
+//! Written: kubernetes-src.tar.gz, kubernetes-client/node/server-<os>-<arch>.tar.gz,
+//! kubernetes-manifests.tar.gz and kubernetes.tar.gz. Not written, and said so in the
+//! manifest's notes (`LEFT_OUT`): the server images (kbuild builds no images) and the
+//! test tarballs (kbuild builds no test targets).
 
 use super::component::{Component, TargetSet};
 use super::platform::Platform;
@@ -23,6 +19,8 @@ pub enum TarballKind {
     Client,
     Node,
     Server,
+    Manifests,
+    Final,
 }
 
 impl TarballKind {
@@ -32,16 +30,176 @@ impl TarballKind {
             TarballKind::Client => "client",
             TarballKind::Node => "node",
             TarballKind::Server => "server",
+            TarballKind::Manifests => "manifests",
+            TarballKind::Final => "final",
         }
     }
 }
 
-/// The top directory of every release tarball.
+/// The top directory of every release tarball but the clean source one
+/// (kube::release::create_tarball tars `<stage>/kubernetes`).
 pub const TOP: &str = "kubernetes";
 /// The source tarball's name.
 pub const SRC_TARBALL: &str = "kubernetes-src.tar.gz";
-/// The directory of license texts node and server tarballs carry (`cp -R LICENSES`).
+/// The directory of license texts node, server and final tarballs carry (`cp -R LICENSES`).
 pub const LICENSES: &str = "LICENSES";
+
+/// kube::release::package_src_tarball: a clean tree is `git archive HEAD`, whose entries
+/// sit at the top level (no prefix). Any other tree is the tree's top-level entries minus
+/// those starting with these, tarred with `--transform` renaming the tree's path to
+/// `SRC_TREE_PREFIX`: entries under `kubernetes/`, with no entry for `kubernetes/` itself.
+pub const SRC_EXCLUDED_TOP: &[&str] = &["_", ".git", ".config", ".gsutil"];
+/// See `SRC_EXCLUDED_TOP`.
+pub const SRC_TREE_PREFIX: &str = TOP;
+
+/// Whether upstream leaves the top-level entry `name` out of a non-clean source tarball.
+pub fn src_excludes_top(name: &str) -> bool {
+    SRC_EXCLUDED_TOP.iter().any(|p| name.starts_with(p))
+}
+
+/// kube::release::clean_cruft: names removed from every staged tree before it is tarred
+/// (`*~`, `#*#`, `.DS*`).
+pub fn is_cruft(name: &str) -> bool {
+    name.ends_with('~')
+        || (name.len() >= 2 && name.starts_with('#') && name.ends_with('#'))
+        || name.starts_with(".DS")
+}
+
+/// One binary tarball kind: which set's binaries, and what else it holds.
+#[derive(Debug)]
+pub struct BinaryRule {
+    pub kind: TarballKind,
+    pub set: TargetSet,
+    /// Directories under `kubernetes/` besides `<kind>/bin`.
+    pub extra_dirs: &'static [&'static str],
+    /// `cp -R LICENSES` and `cp kubernetes-src.tar.gz` into `kubernetes/`.
+    pub carries_source: bool,
+}
+
+/// The binary tarballs. Each holds `kubernetes/<kind>/bin/` with its set's binaries, then
+/// the client binaries ("useful debugging tools"), `.exe` on windows.
+pub const BINARY_TARBALLS: &[BinaryRule] = &[
+    // kube::release::package_client_tarballs
+    BinaryRule {
+        kind: TarballKind::Client,
+        set: TargetSet::Client,
+        extra_dirs: &[],
+        carries_source: false,
+    },
+    // kube::release::package_node_tarballs
+    BinaryRule {
+        kind: TarballKind::Node,
+        set: TargetSet::Node,
+        extra_dirs: &[],
+        carries_source: true,
+    },
+    // kube::release::package_server_tarballs (an empty addons/; the image archives
+    // build_server_images puts in server/bin are left out: kbuild builds no images)
+    BinaryRule {
+        kind: TarballKind::Server,
+        set: TargetSet::Server,
+        extra_dirs: &["addons"],
+        carries_source: true,
+    },
+];
+
+fn rule(kind: TarballKind) -> &'static BinaryRule {
+    BINARY_TARBALLS
+        .iter()
+        .find(|r| r.kind == kind)
+        .expect("a binary tarball kind")
+}
+
+/// One file or tree copied from the source tree into a staged tarball.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeCopy {
+    /// Relative to the tree.
+    pub from: &'static str,
+    /// Relative to `kubernetes/` in the tarball.
+    pub to: &'static str,
+    /// Upstream copies it unconditionally (its `cp` fails without it); kbuild leaves a
+    /// missing one out and says so.
+    pub required: bool,
+}
+
+const fn copy(from: &'static str, to: &'static str) -> TreeCopy {
+    TreeCopy {
+        from,
+        to,
+        required: true,
+    }
+}
+
+/// kubernetes-manifests.tar.gz's name.
+pub const MANIFESTS_TARBALL: &str = "kubernetes-manifests.tar.gz";
+/// kube::release::package_kube_manifests_tarball: these files into `kubernetes/gci-trusty/`.
+#[rustfmt::skip]
+pub const MANIFESTS_FILES: &[TreeCopy] = &[
+    copy("cluster/gce/manifests/kube-proxy.manifest", "gci-trusty/kube-proxy.manifest"),
+    copy("cluster/gce/manifests/cluster-autoscaler.manifest", "gci-trusty/cluster-autoscaler.manifest"),
+    copy("cluster/gce/manifests/etcd.manifest", "gci-trusty/etcd.manifest"),
+    copy("cluster/gce/manifests/kube-scheduler.manifest", "gci-trusty/kube-scheduler.manifest"),
+    copy("cluster/gce/manifests/kube-apiserver.manifest", "gci-trusty/kube-apiserver.manifest"),
+    copy("cluster/gce/manifests/konnectivity-server.yaml", "gci-trusty/konnectivity-server.yaml"),
+    copy("cluster/gce/manifests/abac-authz-policy.jsonl", "gci-trusty/abac-authz-policy.jsonl"),
+    copy("cluster/gce/manifests/cloud-controller-manager.manifest", "gci-trusty/cloud-controller-manager.manifest"),
+    copy("cluster/gce/manifests/kube-controller-manager.manifest", "gci-trusty/kube-controller-manager.manifest"),
+    copy("cluster/gce/manifests/kube-addon-manager.yaml", "gci-trusty/kube-addon-manager.yaml"),
+    copy("cluster/gce/manifests/glbc.manifest", "gci-trusty/glbc.manifest"),
+    copy("cluster/gce/gci/configure-helper.sh", "gci-trusty/gci-configure-helper.sh"),
+    copy("cluster/gce/gci/configure-kubeapiserver.sh", "gci-trusty/configure-kubeapiserver.sh"),
+    // copied only when present
+    TreeCopy { from: "cluster/gce/gci/gke-internal-configure-helper.sh", to: "gci-trusty/gke-internal-configure-helper.sh", required: false },
+    copy("cluster/gce/gci/health-monitor.sh", "gci-trusty/health-monitor.sh"),
+];
+/// kube::release::package_kube_manifests_tarball copies from this directory (a tree without
+/// it gets no manifests tarball, said in the notes); files named `internal-*` anywhere under
+/// it go flat into `MANIFESTS_DIR`.
+pub const MANIFESTS_SRC_DIR: &str = "cluster/gce/manifests";
+/// Where the manifests go inside `kubernetes/`.
+pub const MANIFESTS_DIR: &str = "gci-trusty";
+/// kube::release::package_kube_manifests_tarball: the add-on manifests of these directories
+/// (`is_addon_manifest`) are merged into `MANIFESTS_DIR`, keeping their relative paths.
+pub const MANIFESTS_ADDON_DIRS: &[&str] = &["cluster/addons", "cluster/gce/addons"];
+
+/// `-name *.yaml -o -name *.yaml.in -o -name *.json`, and not `-name *demo*`.
+pub fn is_addon_manifest(name: &str) -> bool {
+    (name.ends_with(".yaml") || name.ends_with(".yaml.in") || name.ends_with(".json"))
+        && !name.contains("demo")
+}
+
+/// kubernetes.tar.gz's name.
+pub const FINAL_TARBALL: &str = "kubernetes.tar.gz";
+/// kube::release::package_final_tarball: trees and files copied under `kubernetes/`.
+pub const FINAL_COPIES: &[TreeCopy] = &[
+    copy("cluster", "cluster"),
+    copy("hack/lib", "hack/lib"),
+    copy("docs", "docs"),
+    copy("README.md", "README.md"),
+    copy(LICENSES, LICENSES),
+];
+/// kube::release::package_final_tarball: files it writes itself (path under `kubernetes/`,
+/// content). Client and server binaries are not in the final tarball.
+pub const FINAL_WRITTEN: &[(&str, &str)] = &[
+    (
+        "client/README",
+        "Client binaries are no longer included in the Kubernetes final tarball.\n\nRun cluster/get-kube-binaries.sh to download client and server binaries.\n",
+    ),
+    (
+        "server/README",
+        "Server binary tarballs are no longer included in the Kubernetes final tarball.\n\nRun cluster/get-kube-binaries.sh to download client and server binaries.\n",
+    ),
+];
+/// kube::release::package_final_tarball: the manifests tarball is copied here.
+pub const FINAL_MANIFESTS_AT: &str = "server/kubernetes-manifests.tar.gz";
+/// kube::release::package_final_tarball: `echo KUBE_GIT_VERSION` into this file.
+pub const FINAL_VERSION_FILE: &str = "version";
+
+/// What upstream's quick-release writes that kbuild does not, and why (for the manifest).
+pub const LEFT_OUT: &[&str] = &[
+    "kubernetes-test-portable.tar.gz and kubernetes-test-<os>-<arch>.tar.gz (kube::release::package_test_tarballs): kbuild builds no test targets (upstream's make cross also builds the test sets, e.g. e2e.test and ginkgo)",
+    "server images (kube::release::build_server_images: release-images/<arch>/<binary>.tar, and <binary>.tar/.docker_tag in kubernetes/server/bin): kbuild builds no container images",
+];
 
 /// One binary tarball: what it is for and what goes in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +232,12 @@ impl Layout {
             format!("{TOP}/{}", self.kind.name()),
             self.bin_dir(),
         ];
-        if self.kind == TarballKind::Server {
-            dirs.push(format!("{TOP}/addons"));
-        }
+        dirs.extend(
+            rule(self.kind)
+                .extra_dirs
+                .iter()
+                .map(|d| format!("{TOP}/{d}")),
+        );
         dirs
     }
 
@@ -95,7 +256,7 @@ impl Layout {
 
     /// Node and server tarballs carry LICENSES and the source tarball; client ones do not.
     pub fn carries_source(&self) -> bool {
-        matches!(self.kind, TarballKind::Node | TarballKind::Server)
+        rule(self.kind).carries_source
     }
 
     /// Upstream component names in this tarball (for the manifest).
@@ -116,11 +277,8 @@ pub fn layouts(platforms: &[Platform], has: &dyn Fn(&Component) -> bool) -> Vec<
     let client = present(TargetSet::Client, has);
     let mut out = Vec::new();
     for &platform in platforms {
-        for (kind, set) in [
-            (TarballKind::Client, TargetSet::Client),
-            (TarballKind::Node, TargetSet::Node),
-            (TarballKind::Server, TargetSet::Server),
-        ] {
+        for BinaryRule { kind, set, .. } in BINARY_TARBALLS {
+            let (kind, set) = (*kind, *set);
             if !set.platforms().contains(&platform) {
                 continue;
             }
@@ -230,6 +388,35 @@ mod tests {
 
     fn all(_: &Component) -> bool {
         true
+    }
+
+    #[test]
+    fn src_exclusions_follow_package_src_tarball() {
+        // find -mindepth 1 -maxdepth 1 ! ( -path _* -o .git* -o .config* -o .gsutil* ) -prune
+        for out in [
+            "_output",
+            "_artifacts",
+            ".git",
+            ".github",
+            ".gitignore",
+            ".config",
+            ".gsutil",
+        ] {
+            assert!(src_excludes_top(out), "{out}");
+        }
+        for kept in ["cmd", ".go-version", "go.mod", "hack", ".golangci.yaml"] {
+            assert!(!src_excludes_top(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn cruft_follows_clean_cruft() {
+        for cruft in ["main.go~", "#main.go#", ".DS_Store"] {
+            assert!(is_cruft(cruft), "{cruft}");
+        }
+        for kept in ["main.go", "#notes", "DS"] {
+            assert!(!is_cruft(kept), "{kept}");
+        }
     }
 
     #[test]

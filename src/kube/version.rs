@@ -41,7 +41,7 @@ fn split_distance(describe: &str) -> Option<(&str, &str, &str)> {
 }
 
 /// Validates a version as upstream's semver gate does and derives gitMajor/gitMinor
-/// (gitMinor gets a `+` when there is a pre-release or build part).
+/// (gitMinor gets a `+` when a `-` part follows the version core).
 pub fn parse(version: &str) -> Result<GitVersion> {
     let invalid = || {
         Error::source(format!(
@@ -79,8 +79,11 @@ pub fn parse(version: &str) -> Result<GitVersion> {
             return Err(invalid());
         }
     }
+    // kube::version::get_version_vars: gitMinor gets a `+` when its regex's `([-].*)?` group,
+    // right after MAJOR.MINOR[.PATCH], matches: a pre-release, a distance or -dirty. Build
+    // metadata alone (`v1.34.2+custom`, `v1.34.2+custom-dirty`) leaves it bare.
     let mut minor = numbers[1].to_string();
-    if !suffix.is_empty() {
+    if suffix.starts_with('-') {
         minor.push('+');
     }
     Ok(GitVersion {
@@ -129,6 +132,24 @@ mod tests {
             from_describe("v1.34.0", true).unwrap().git_version,
             "v1.34.0-dirty"
         );
+    }
+
+    #[test]
+    fn minor_gets_a_plus_only_for_a_dash_part_after_the_core() {
+        // kube::version::get_version_vars: ^v([0-9]+)\.([0-9]+)(\.[0-9]+)?([-].*)?([+].*)?$,
+        // `+` appended when group 4 matched.
+        for (version, minor) in [
+            ("v1.34.2", "34"),
+            ("v1.34.2+custom", "34"),
+            ("v1.34.2+custom-dirty", "34"),
+            ("v1.34+meta", "34"),
+            ("v1.34.2-dirty", "34+"),
+            ("v1.34.2-rc.1+meta", "34+"),
+            ("v1.34.0-3+abcdefabcdefab", "34+"),
+            ("v1.35-alpha.0", "35+"),
+        ] {
+            assert_eq!(parse(version).unwrap().git_minor, minor, "{version}");
+        }
     }
 
     #[test]

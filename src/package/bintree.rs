@@ -102,11 +102,14 @@ pub fn scan(bin: &Path) -> Result<Vec<Found>> {
     }
     if !refused.is_empty() {
         refused.sort();
-        return Err(Error::usage(format!(
-            "cannot package {}: {}",
-            bin.display(),
-            refused.join("; ")
-        ))
+        // Name the first few in the message and up to 20 more below it, a line each.
+        const NAMED: usize = 5;
+        let mut shown = refused[..refused.len().min(NAMED)].join("; ");
+        if refused.len() > NAMED {
+            shown.push_str(&format!(" and {} more", refused.len() - NAMED));
+        }
+        return Err(Error::usage(format!("cannot package {}: {shown}", bin.display()))
+            .with_details(refused.into_iter().skip(NAMED).take(20).collect())
         .with_hint("a binary tree must hold the binaries themselves: replace each link with a copy of the file it points at (cp -L), and remove anything that is not a regular file"));
     }
     found.sort_by(|a, b| a.rel.cmp(&b.rel));

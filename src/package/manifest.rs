@@ -26,7 +26,9 @@ pub struct Manifest {
     pub source: SourceRecord,
     pub toolchain: Toolchain,
     pub artifacts: Vec<Artifact>,
-    /// What is absent compared with upstream, and why.
+    /// What is absent compared with upstream's set and layouts, and why: what upstream's
+    /// quick-release writes and kbuild does not (test tarballs, server images), and what
+    /// the tree lacks. Nothing is left out without a note here.
     #[serde(default)]
     pub notes: Vec<String>,
 }
@@ -80,7 +82,7 @@ impl Toolchain {
 pub struct Artifact {
     /// Relative to the manifest's directory.
     pub file: String,
-    /// src, client, node, server, or extension-binary.
+    /// src, client, node, server, manifests, final, or extension-binary.
     pub kind: String,
     pub components: Vec<String>,
     pub os: Option<String>,

@@ -3,7 +3,8 @@
 //!
 //! - `tarball`: the deterministic tar.gz writer (sorted entries, fixed owners, modes and
 //!   times, pinned gzip), hashing while it writes;
-//! - `srctar`: the entries of kubernetes-src.tar.gz (the tree at its commit);
+//! - `srctar`: kubernetes-src.tar.gz (the tree at its commit, or as it is on disk);
+//! - `staged`: kubernetes-manifests.tar.gz and kubernetes.tar.gz, from the tree's own files;
 //! - `checksum`: one-pass hashing, sidecars, SHA256SUMS/SHA512SUMS;
 //! - `manifest`: manifest.json;
 //! - `bintree`: reading the bin/<os>/<arch>/ tree `kbuild package` is given;
@@ -20,6 +21,7 @@ pub mod extension;
 pub mod manifest;
 pub mod release;
 pub mod srctar;
+pub mod staged;
 pub mod tarball;
 pub mod verify;
 

@@ -1,7 +1,9 @@
-//! release-tars: the upstream-named tarballs from a `bin/<os>/<arch>/` tree, their
-//! checksums and the manifest. The source tarball and the client tarballs are written
-//! first, then the node and server tarballs (which contain the source tarball), each
-//! phase on every core, one tarball per thread.
+//! release-tars: the upstream-named tarballs from a `bin/<os>/<arch>/` tree and the source
+//! tree, their checksums and the manifest. In upstream's phases
+//! (kube::release::package_tarballs): the source, client and manifests tarballs first,
+//! then the node and server tarballs (which contain the source tarball) and
+//! kubernetes.tar.gz (which contains the manifests tarball), each phase on every core, one
+//! tarball per thread. What upstream writes and kbuild does not is named in the notes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,10 +12,13 @@ use std::time::{Duration, Instant};
 
 use super::checksum::{self, Digests};
 use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
+use super::srctar::Excluded;
 use super::tarball::{self, Entry, Written, MODE_EXEC, MODE_FILE};
-use super::{srctar, Control};
+use super::{srctar, staged, Control};
 use crate::error::{Error, Kind, Result};
-use crate::kube::release::{Layout, TarballKind, LICENSES, SRC_TARBALL, TOP};
+use crate::kube::release::{
+    Layout, TarballKind, FINAL_TARBALL, LEFT_OUT, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL, TOP,
+};
 use crate::kube::Platform;
 use crate::outputs;
 use crate::source::SourceInfo;
@@ -25,10 +30,7 @@ pub struct Input<'a> {
     /// The release-tars directory to write (`<--out>/release-tars`).
     pub out: &'a Path,
     /// The output directory's path relative to the tree, when it lies inside it (it is
-    /// then git-ignored): the source tarball must not hold it.
-    // Not read yet: ignored paths are already left out of git's listings; srctar's own
-    // exclusion list is to take it.
-    #[allow(dead_code)]
+    /// then git-ignored): no tarball holds it.
     pub out_in_tree: Option<&'a Path>,
     pub info: &'a SourceInfo,
     pub layouts: Vec<Layout>,
@@ -52,10 +54,12 @@ fn bin_file(bin: &Path, platform: Platform, file: &str) -> PathBuf {
 /// Files kbuild writes in release-tars (removed first, as upstream empties the directory,
 /// without touching anything else a user keeps there).
 fn is_ours(name: &str) -> bool {
-    (name.starts_with("kubernetes-")
-        && (name.ends_with(".tar.gz")
-            || name.ends_with(".tar.gz.sha256")
-            || name.ends_with(".tar.gz.sha512")))
+    let tarball = name
+        .strip_suffix(".sha256")
+        .or_else(|| name.strip_suffix(".sha512"))
+        .unwrap_or(name);
+    (tarball.starts_with("kubernetes-") && tarball.ends_with(".tar.gz"))
+        || tarball == FINAL_TARBALL
         || name == "SHA256SUMS"
         || name == "SHA512SUMS"
         || name == manifest::FILE_NAME
@@ -242,6 +246,25 @@ fn run_parallel<T: Send>(
     }
 }
 
+/// A staged tarball (manifests, final), written to `out/<file>`, as a task for `run_parallel`.
+fn staged_task<'a>(
+    file: &'static str,
+    kind: TarballKind,
+    contents: staged::Staged,
+    out: &Path,
+    epoch: u64,
+    cancel: &'a Control,
+) -> Task<'a, Artifact> {
+    let dest = out.join(file);
+    // The final tarball carries the tree's cluster/ and LICENSES/: thousands of entries in
+    // a real tree, so it is counted, not listed, like the source tarball.
+    let list = kind != TarballKind::Final;
+    Box::new(move || {
+        let written = contents.write_to(&dest, epoch, list, cancel)?;
+        Ok(artifact(file, kind, None, written))
+    })
+}
+
 fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Written) -> Artifact {
     Artifact {
         file: file.to_string(),
@@ -352,20 +375,30 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
             "the tree has no {LICENSES} directory, so the node and server tarballs carry none (upstream copies {LICENSES}/ into them)"
         ));
     }
-    if input.layouts.iter().any(|l| l.kind == TarballKind::Server) {
-        notes.push("no container images: kbuild builds none, so kubernetes/server/bin holds no <binary>.tar or .docker_tag files (upstream's server tarballs do)".to_string());
-    }
+    notes.extend(LEFT_OUT.iter().map(|s| s.to_string()));
     let src_path = out.join(SRC_TARBALL);
+    let root = input.info.root.as_path();
+    // Never package kbuild's own outputs: the output directory and the staging one in it.
+    let mut exclude = vec![out.to_path_buf()];
+    exclude.extend(input.out_in_tree.map(|rel| root.join(rel)));
+    let excluded = Excluded::new(root, &exclude);
 
-    // Phase 1: the source tarball and the client tarballs.
-    let mut first: Vec<Task<'_, Artifact>> = Vec::new();
+    // Phase 1: the source tarball, the client tarballs and the manifests tarball.
     let info = input.info;
     let src_dest = src_path.clone();
     let src_content = Mutex::new(None);
     let src_content_ref = &src_content;
+    let exclude_ref = &exclude;
+    let mut first: Vec<Task<'_, Artifact>> = Vec::new();
     first.push(Box::new(move || {
-        let (written, content) =
-            srctar::write(&info.root, info.tree_state, &src_dest, epoch, cancel)?;
+        let (written, content) = srctar::write(
+            &info.root,
+            info.tree_state,
+            exclude_ref,
+            &src_dest,
+            epoch,
+            cancel,
+        )?;
         *src_content_ref.lock().expect("src content") = Some(content);
         Ok(artifact(SRC_TARBALL, TarballKind::Src, None, written))
     }));
@@ -379,10 +412,42 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         tarball_task(layout, out.join(layout.file_name()), entries, epoch, cancel)
     };
     first.extend(clients.into_iter().map(task));
+    let manifests = staged::manifests(root, &excluded)?;
+    match &manifests {
+        Some(m) => notes.extend(staged::missing_note(MANIFESTS_TARBALL, &m.missing)),
+        None => notes.push(staged::no_manifests_note()),
+    }
+    let manifests_path = manifests.is_some().then(|| out.join(MANIFESTS_TARBALL));
+    if let Some(m) = manifests {
+        first.push(staged_task(
+            MANIFESTS_TARBALL,
+            TarballKind::Manifests,
+            m,
+            out,
+            epoch,
+            cancel,
+        ));
+    }
     let mut artifacts = run_parallel(first, threads, cancel)?;
 
-    // Phase 2: node and server tarballs, which contain the source tarball.
-    let second: Vec<Task<'_, Artifact>> = rest.into_iter().map(task).collect();
+    // Phase 2: node and server tarballs, which contain the source tarball, and
+    // kubernetes.tar.gz, which contains the manifests tarball.
+    let final_tarball = staged::final_tarball(
+        root,
+        &excluded,
+        &input.info.version.git_version,
+        manifests_path.as_deref(),
+    )?;
+    notes.extend(staged::missing_note(FINAL_TARBALL, &final_tarball.missing));
+    let mut second: Vec<Task<'_, Artifact>> = rest.into_iter().map(task).collect();
+    second.push(staged_task(
+        FINAL_TARBALL,
+        TarballKind::Final,
+        final_tarball,
+        out,
+        epoch,
+        cancel,
+    ));
     artifacts.extend(run_parallel(second, threads, cancel)?);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
 
@@ -409,7 +474,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         .expect("src content")
         .map(|c| c.as_str().to_string());
     if source.tree_state == "dirty" {
-        notes.push("the tree is dirty: kubernetes-src.tar.gz holds the working tree as built (uncommitted changes and untracked files git does not ignore), not the commit".to_string());
+        notes.push("the tree is dirty: kubernetes-src.tar.gz holds the working tree as it is on disk under kubernetes/ (every file, ignored ones too, but top-level _*, .git*, .config*, .gsutil* and kbuild's output directory), as upstream tars a tree that is not clean, not the commit".to_string());
     }
     let manifest = Manifest {
         schema_version: manifest::SCHEMA_VERSION,
@@ -445,6 +510,9 @@ mod tests {
     fn only_kbuild_files_are_cleaned() {
         assert!(is_ours("kubernetes-client-linux-amd64.tar.gz"));
         assert!(is_ours("kubernetes-src.tar.gz.sha512"));
+        assert!(is_ours("kubernetes.tar.gz"));
+        assert!(is_ours("kubernetes.tar.gz.sha256"));
+        assert!(!is_ours("kubernetes.tar"));
         assert!(is_ours("SHA256SUMS"));
         assert!(is_ours("manifest.json"));
         assert!(!is_ours("notes.txt"));

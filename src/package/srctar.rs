@@ -1,14 +1,17 @@
-//! kubernetes-src.tar.gz: the source that was built, under `kubernetes/`, written through
-//! the same deterministic writer as every other tarball.
+//! kubernetes-src.tar.gz exactly as upstream's kube::release::package_src_tarball writes
+//! it, through the same deterministic writer as every other tarball:
 //!
-//! - clean git tree: `git archive HEAD` (so export-ignore and export-subst apply, as in
-//!   upstream's clean case), re-packed entry by entry; git emits entries in path order,
-//!   which is the writer's order, so nothing is buffered;
-//! - dirty git tree: the working tree as built, i.e. tracked files with their uncommitted
-//!   changes plus untracked files git does not ignore, minus top-level `_*` (upstream tars
-//!   the working tree minus `_*` and `.git*` when the tree is dirty); the manifest says so;
-//! - not a git checkout: the directory minus top-level `_*`, `.git*`, `.config*`, `.gsutil*`
-//!   (upstream's exclusions).
+//! - clean git tree: `git archive HEAD`, entries at the top level (no `kubernetes/`
+//!   prefix; export-ignore and export-subst apply), re-packed entry by entry; git emits
+//!   entries in path order, which is the writer's order, so nothing is buffered. The pax
+//!   comment git puts first (the commit id) is not copied: manifest.json records the commit;
+//! - any other tree (dirty, or not a git checkout): every top-level entry but those
+//!   `kube::release::src_excludes_top` names (`_*`, `.git*`, `.config*`, `.gsutil*`), with
+//!   everything under it as it is on disk (ignored files too, as upstream's find and tar
+//!   take them), under `kubernetes/` and with no entry for `kubernetes/` itself.
+//!
+//! Paths given in `exclude` (kbuild's output directory, when it lies inside the tree) are
+//! never included.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,10 +20,8 @@ use std::process::{Command, Stdio};
 use super::tarball::{self, Content, Entry, TarGz, Written, MODE_EXEC, MODE_FILE};
 use super::Control;
 use crate::error::{Error, Result};
+use crate::kube::release::{src_excludes_top, SRC_TREE_PREFIX};
 use crate::source::TreeState;
-
-/// Every path in the source tarball starts with this directory, as upstream's does.
-pub const PREFIX: &str = "kubernetes";
 
 /// What the source tarball holds, for the manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -44,63 +45,146 @@ impl SrcContent {
     }
 }
 
-/// Writes the source tarball of `root` to `dest`.
+/// Writes the source tarball of `root` to `dest`, leaving out every path in `exclude`
+/// that lies inside `root`.
 pub fn write(
     root: &Path,
     state: TreeState,
+    exclude: &[PathBuf],
     dest: &Path,
     mtime: u64,
     cancel: &Control,
 ) -> Result<(Written, SrcContent)> {
-    match state {
-        TreeState::Clean => Ok((
-            from_git_archive(root, dest, mtime, cancel)?,
-            SrcContent::Commit,
-        )),
-        TreeState::Dirty => {
-            let files = git_ls_files(root)?;
-            let entries = entries_for(root, files.into_iter().filter(|p| !excluded_dirty(p)))?;
-            Ok((
-                tarball::write(dest, mtime, entries, false, cancel)?,
-                SrcContent::WorkingTree,
-            ))
-        }
-        TreeState::Archive => {
-            let files = walk(root)?;
-            let entries = entries_for(root, files.into_iter().filter(|p| !excluded_archive(p)))?;
-            Ok((
-                tarball::write(dest, mtime, entries, false, cancel)?,
-                SrcContent::Directory,
-            ))
-        }
+    let excluded = Excluded::new(root, exclude);
+    if state == TreeState::Clean {
+        let written = from_git_archive(root, &excluded, dest, mtime, cancel)?;
+        return Ok((written, SrcContent::Commit));
+    }
+    let skip = |rel: &str| (!rel.contains('/') && src_excludes_top(rel)) || excluded.covers(rel);
+    let entries = tree_entries(root, "", SRC_TREE_PREFIX, &skip)?;
+    let content = if state == TreeState::Dirty {
+        SrcContent::WorkingTree
+    } else {
+        SrcContent::Directory
+    };
+    Ok((
+        tarball::write(dest, mtime, entries, false, cancel)?,
+        content,
+    ))
+}
+
+/// Paths inside the tree that are never packaged, relative to the tree.
+pub struct Excluded {
+    rel: Vec<String>,
+}
+
+impl Excluded {
+    /// The paths of `exclude` that lie inside `root` (compared after resolving symlinks).
+    pub fn new(root: &Path, exclude: &[PathBuf]) -> Excluded {
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let rel = exclude
+            .iter()
+            .filter_map(|p| {
+                let abs = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+                let inside = abs.strip_prefix(&root).ok()?;
+                let rel = inside.to_string_lossy().trim_matches('/').to_string();
+                (!rel.is_empty()).then_some(rel)
+            })
+            .collect();
+        Excluded { rel }
+    }
+
+    /// Whether `rel` (relative to the tree) is an excluded path or lies under one.
+    pub fn covers(&self, rel: &str) -> bool {
+        self.rel.iter().any(|ex| {
+            rel == ex
+                || rel
+                    .strip_prefix(ex.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
+        })
     }
 }
 
-fn top(path: &str) -> &str {
-    path.split('/').next().unwrap_or(path)
+/// Entries under `prefix/` for `root/from` and everything below it, as `cp -R` or `tar`
+/// takes them: directories (empty ones too), files with their executable bit, symlinks as
+/// symlinks. `skip` (given paths relative to the root) prunes an entry and all under it.
+/// `from` itself gets no entry.
+pub fn tree_entries(
+    root: &Path,
+    from: &str,
+    prefix: &str,
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Entry>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut entries = Vec::new();
+    let mut stack = vec![from.to_string()];
+    while let Some(rel_dir) = stack.pop() {
+        let dir = root.join(&rel_dir);
+        for child in std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))? {
+            let child = child.map_err(|e| Error::io("cannot read", &dir, e))?;
+            let name = child.file_name().to_string_lossy().into_owned();
+            let rel = if rel_dir.is_empty() {
+                name
+            } else {
+                format!("{rel_dir}/{name}")
+            };
+            if skip(&rel) {
+                continue;
+            }
+            let src = child.path();
+            let meta =
+                std::fs::symlink_metadata(&src).map_err(|e| Error::io("cannot read", &src, e))?;
+            let inside = format!("{prefix}/{}", rel_from(&rel, from));
+            let content = if meta.file_type().is_symlink() {
+                let target =
+                    std::fs::read_link(&src).map_err(|e| Error::io("cannot read", &src, e))?;
+                Content::Symlink {
+                    target: target.to_string_lossy().into_owned(),
+                }
+            } else if meta.is_dir() {
+                stack.push(rel);
+                Content::Dir
+            } else if meta.is_file() {
+                let mode = if meta.permissions().mode() & 0o111 != 0 {
+                    MODE_EXEC
+                } else {
+                    MODE_FILE
+                };
+                Content::File { src, mode }
+            } else {
+                // Sockets and fifos: GNU tar skips them too.
+                continue;
+            };
+            entries.push(Entry {
+                path: inside,
+                content,
+            });
+        }
+    }
+    Ok(entries)
 }
 
-/// Upstream excludes top-level `_*` (build outputs) from a dirty tree's source tarball.
-fn excluded_dirty(path: &str) -> bool {
-    top(path).starts_with('_')
+/// `rel` relative to `from` (both relative to the tree root).
+fn rel_from<'a>(rel: &'a str, from: &str) -> &'a str {
+    if from.is_empty() {
+        rel
+    } else {
+        rel.strip_prefix(from)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(rel)
+    }
 }
 
-/// ... and `.git*`, `.config*` and `.gsutil*` too when it tars a directory.
-fn excluded_archive(path: &str) -> bool {
-    let t = top(path);
-    ["_", ".git", ".config", ".gsutil"]
-        .iter()
-        .any(|p| t.starts_with(p))
-}
-
-fn from_git_archive(root: &Path, dest: &Path, mtime: u64, cancel: &Control) -> Result<Written> {
+fn from_git_archive(
+    root: &Path,
+    excluded: &Excluded,
+    dest: &Path,
+    mtime: u64,
+    cancel: &Control,
+) -> Result<Written> {
+    // upstream: `git archive -o kubernetes-src.tar.gz HEAD`, so no --prefix.
     let mut child = Command::new("git")
-        .args([
-            "archive",
-            "--format=tar",
-            &format!("--prefix={PREFIX}/"),
-            "HEAD",
-        ])
+        .args(["archive", "--format=tar", "HEAD"])
         .current_dir(root)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdout(Stdio::piped())
@@ -111,7 +195,7 @@ fn from_git_archive(root: &Path, dest: &Path, mtime: u64, cancel: &Control) -> R
                 .with_hint("install git and make sure it is on PATH")
         })?;
     let stdout = child.stdout.take().expect("piped");
-    let result = repack(stdout, dest, mtime, cancel);
+    let result = repack(stdout, excluded, dest, mtime, cancel);
     // On an early error, stop git before waiting for it.
     if result.is_err() {
         let _ = child.kill();
@@ -137,7 +221,13 @@ fn from_git_archive(root: &Path, dest: &Path, mtime: u64, cancel: &Control) -> R
 }
 
 /// Re-packs a tar stream (git archive's) through the deterministic writer.
-fn repack(stream: impl Read, dest: &Path, mtime: u64, cancel: &Control) -> Result<Written> {
+fn repack(
+    stream: impl Read,
+    excluded: &Excluded,
+    dest: &Path,
+    mtime: u64,
+    cancel: &Control,
+) -> Result<Written> {
     let mut out = TarGz::create(dest, mtime, false, cancel)?;
     let mut archive = tar::Archive::new(stream);
     let bad = |e: std::io::Error| Error::source(format!("cannot read git archive's output: {e}"));
@@ -150,6 +240,9 @@ fn repack(stream: impl Read, dest: &Path, mtime: u64, cancel: &Control) -> Resul
             .to_string_lossy()
             .trim_end_matches('/')
             .to_string();
+        if excluded.covers(&path) {
+            continue;
+        }
         match kind {
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             tar::EntryType::Directory => out.dir(&path)?,
@@ -183,141 +276,133 @@ fn repack(stream: impl Read, dest: &Path, mtime: u64, cancel: &Control) -> Resul
     out.finish()
 }
 
-/// Tracked files (with their working-tree content) and untracked files git does not ignore.
-fn git_ls_files(root: &Path) -> Result<Vec<String>> {
-    let out = Command::new("git")
-        .args([
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ])
-        .current_dir(root)
-        .output()
-        .map_err(|e| Error::source(format!("cannot run git ls-files: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::source(format!(
-            "git ls-files failed in {}: {}",
-            root.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let mut files: Vec<String> = out
-        .stdout
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
-    files.sort();
-    files.dedup();
-    Ok(files)
-}
-
-/// Every file and symlink under `root`, relative, skipping `.git`.
-fn walk(root: &Path) -> Result<Vec<String>> {
-    let mut found = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("cannot read", &dir, e))? {
-            let entry = entry.map_err(|e| Error::io("cannot read", &dir, e))?;
-            let child = rel.join(entry.file_name());
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::io("cannot read", &entry.path(), e))?;
-            if kind.is_dir() {
-                stack.push(child);
-            } else {
-                found.push(child.to_string_lossy().into_owned());
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// Entries under `kubernetes/` for files (relative to `root`), with every parent directory.
-/// Missing files (deleted but still tracked) and directories (submodules) are skipped.
-fn entries_for(root: &Path, files: impl Iterator<Item = String>) -> Result<Vec<Entry>> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut dirs = std::collections::BTreeSet::new();
-    dirs.insert(PREFIX.to_string());
-    let mut entries = Vec::new();
-    for rel in files {
-        let src = root.join(&rel);
-        let Ok(meta) = std::fs::symlink_metadata(&src) else {
-            continue;
-        };
-        let path = format!("{PREFIX}/{rel}");
-        let content = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&src).map_err(|e| Error::io("cannot read", &src, e))?;
-            Content::Symlink {
-                target: target.to_string_lossy().into_owned(),
-            }
-        } else if meta.is_file() {
-            let mode = if meta.permissions().mode() & 0o111 != 0 {
-                MODE_EXEC
-            } else {
-                MODE_FILE
-            };
-            Content::File { src, mode }
-        } else {
-            continue;
-        };
-        let mut parent = Path::new(&path).parent();
-        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
-            if !dirs.insert(p.to_string_lossy().into_owned()) {
-                break;
-            }
-            parent = p.parent();
-        }
-        entries.push(Entry { path, content });
-    }
-    entries.extend(dirs.into_iter().map(Entry::dir));
-    Ok(entries)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn exclusions_follow_upstream() {
-        assert!(excluded_dirty("_output/bin/kubectl"));
-        assert!(!excluded_dirty(".gitignore"));
-        assert!(!excluded_dirty("cmd/_x/main.go"));
-        assert!(excluded_archive(".git/config"));
-        assert!(excluded_archive(".gsutil/x"));
-        assert!(!excluded_archive("cmd/kubectl/main.go"));
+    fn keys(mut entries: Vec<Entry>) -> Vec<String> {
+        tarball::sort(&mut entries);
+        entries.iter().map(|e| e.key()).collect()
     }
 
     #[test]
-    fn parents_are_added_once() {
+    fn a_tree_that_is_not_clean_is_its_top_level_entries_under_kubernetes() {
+        // Upstream's find | tar --transform on such a tree, listed by GNU tar (tar 1.34):
+        // kubernetes/.go-version, kubernetes/cmd/, kubernetes/cmd/kubectl/main.go, ...;
+        // no kubernetes/ entry, no _output, .git, .gitignore, .config or .gsutil.
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("cmd/kubectl")).unwrap();
-        std::fs::write(dir.path().join("cmd/kubectl/main.go"), "package main").unwrap();
-        std::fs::write(dir.path().join("go.mod"), "module k8s.io/kubernetes").unwrap();
-        let mut entries = entries_for(
-            dir.path(),
-            [
-                "cmd/kubectl/main.go".to_string(),
-                "go.mod".to_string(),
-                "gone.txt".to_string(),
-            ]
-            .into_iter(),
-        )
-        .unwrap();
-        tarball::sort(&mut entries);
-        let keys: Vec<String> = entries.iter().map(|e| e.key()).collect();
+        let root = dir.path();
+        for d in [
+            "cmd/kubectl",
+            "_output/bin",
+            ".git",
+            ".config",
+            ".gsutil",
+            "out/x",
+            "empty",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "cmd/kubectl/main.go",
+            "cmd/.gitignore",
+            "_output/bin/kubectl",
+            ".git/HEAD",
+            ".gitignore",
+            ".go-version",
+            "go.mod",
+            "out/x/kubectl",
+        ] {
+            std::fs::write(root.join(f), "x").unwrap();
+        }
+        let out = root.join("out");
+        let dest = dir.path().join("src.tar.gz");
+        let excluded = Excluded::new(root, &[out, dest.clone()]);
+        let skip =
+            |rel: &str| (!rel.contains('/') && src_excludes_top(rel)) || excluded.covers(rel);
+        let entries = tree_entries(root, "", SRC_TREE_PREFIX, &skip).unwrap();
         assert_eq!(
-            keys,
+            keys(entries),
             [
-                "kubernetes/",
+                "kubernetes/.go-version",
                 "kubernetes/cmd/",
+                "kubernetes/cmd/.gitignore",
                 "kubernetes/cmd/kubectl/",
                 "kubernetes/cmd/kubectl/main.go",
-                "kubernetes/go.mod"
+                "kubernetes/empty/",
+                "kubernetes/go.mod",
             ]
         );
+    }
+
+    fn listing(tarball: &Path) -> Vec<String> {
+        let file = std::fs::File::open(tarball).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                match e.header().entry_type() {
+                    tar::EntryType::Directory => format!("{}/", path.trim_end_matches('/')),
+                    _ => path,
+                }
+            })
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn a_clean_tree_is_git_archive_head_at_the_top_level_without_excluded_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("kube");
+        for f in ["cmd/kubectl/main.go", "go.mod", "out/kept-by-mistake"] {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), f).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+                .args(args)
+                .current_dir(&root)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "x"]);
+        let dest = dir.path().join("src.tar.gz");
+        let (_, content) = write(
+            &root,
+            TreeState::Clean,
+            &[root.join("out")],
+            &dest,
+            0,
+            &Control::default(),
+        )
+        .unwrap();
+        assert_eq!(content, SrcContent::Commit);
+        // `git archive HEAD` lists cmd/, cmd/kubectl/, cmd/kubectl/main.go, go.mod, out/, ...
+        assert_eq!(
+            listing(&dest),
+            ["cmd/", "cmd/kubectl/", "cmd/kubectl/main.go", "go.mod"]
+        );
+    }
+
+    #[test]
+    fn excluded_paths_are_matched_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("out")).unwrap();
+        let ex = Excluded::new(dir.path(), &[dir.path().join("out"), "/elsewhere".into()]);
+        assert!(ex.covers("out"));
+        assert!(ex.covers("out/release-tars/x"));
+        assert!(!ex.covers("output"));
+        assert!(!ex.covers("cmd/out"));
+        assert_eq!(ex.rel, ["out"], "paths outside the tree are ignored");
     }
 }

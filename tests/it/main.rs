@@ -18,4 +18,5 @@ mod robust;
 mod sharing;
 mod source;
 mod ssh;
+mod version;
 mod words;

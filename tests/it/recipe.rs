@@ -204,11 +204,15 @@ fn on_a_terminal_the_progress_spinners_draw() {
 
 #[test]
 fn running_the_mini_kube_recipe_produces_its_artifacts() {
-    // The recipe the demo runs, into a directory of the test's own (flags after -- win).
+    // The recipe the demo runs, on a tagged git copy of the fixture as the demo makes one,
+    // into a directory of the test's own (flags after -- win).
+    let repo = KubeRepo::tagged("v1.34.0");
     let out = tempfile::tempdir().unwrap();
     let (code, _, stderr) = run(kbuild()
         .current_dir(repo_root())
-        .args(["run", "recipes/mini-kube.toml", "--", "--out"])
+        .args(["run", "recipes/mini-kube.toml", "--", "--kube-root"])
+        .arg(repo.path())
+        .arg("--out")
         .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
     let tars = out.path().join("release-tars");
@@ -225,7 +229,12 @@ fn running_the_mini_kube_recipe_produces_its_artifacts() {
         assert!(tars.join(name).is_file(), "{name} missing:\n{stderr}");
     }
     let kubectl = out.path().join("bin/linux/amd64/kubectl");
-    assert!(run_binary(&kubectl, &["version"]).contains("v1.34.0-demo"));
+    // Real version facts: the tag, the commit and its date (not $Format:%H$ and 1970).
+    let v = version_json(&kubectl);
+    assert_eq!(v["gitVersion"], "v1.34.0");
+    assert_eq!(v["gitCommit"], repo.commit());
+    assert_eq!(v["buildDate"], "2023-11-14T22:13:20Z");
+    assert!(!run_binary(&kubectl, &["version"]).contains("$Format"));
     let (code, _, stderr) = run(kbuild().arg("verify").arg(&tars));
     assert_eq!(code, 0, "{stderr}");
 }

@@ -152,14 +152,71 @@ fn quick_release(repo: &Path, out: &Path, image: &str, platforms: &[&str]) -> St
 const TARBALLS: &[&str] = &[
     "kubernetes-client-darwin-arm64.tar.gz",
     "kubernetes-client-linux-amd64.tar.gz",
+    "kubernetes-manifests.tar.gz",
     "kubernetes-node-linux-amd64.tar.gz",
     "kubernetes-server-linux-amd64.tar.gz",
     "kubernetes-src.tar.gz",
+    "kubernetes.tar.gz",
 ];
+
+/// mini-kube tagged `tag`, plus a few of the files upstream's manifests and final tarballs
+/// are made from (cluster/, docs/, LICENSES/), committed with the tag moved onto them.
+fn repo_with_cluster_files(tag: &str) -> KubeRepo {
+    let repo = KubeRepo::tagged(tag);
+    for (path, text) in [
+        (
+            "cluster/gce/manifests/kube-apiserver.manifest",
+            "apiVersion: v1\n",
+        ),
+        ("cluster/gce/gci/configure-helper.sh", "#!/bin/bash\n"),
+        ("cluster/addons/dns/coredns.yaml.in", "kind: Deployment\n"),
+        ("cluster/addons/dns/demo-pod.yaml", "kind: Pod\n"),
+        ("cluster/addons/dns/README.md", "dns\n"),
+        ("cluster/get-kube-binaries.sh", "#!/bin/bash\n"),
+        ("cluster/notes.txt~", "editor backup\n"),
+        ("docs/README.md", "docs\n"),
+        ("LICENSES/LICENSE", "Apache-2.0\n"),
+    ] {
+        let file = repo.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        if path.ends_with(".sh") {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    commit_all(repo.path(), "cluster files");
+    git(repo.path(), &["tag", "-f", "-a", tag, "-m", tag]);
+    repo
+}
+
+/// `tar tf` of a tar stream on stdin, sorted.
+fn tar_list_of(bytes: &[u8]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new("tar")
+        .args(["tf", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let mut list: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    list.sort();
+    list
+}
+
+fn sorted(mut list: Vec<String>) -> Vec<String> {
+    list.sort();
+    list
+}
 
 #[test]
 fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manifest() {
-    let repo = KubeRepo::tagged("v1.34.0");
+    let repo = repo_with_cluster_files("v1.34.0");
     let work = tempfile::tempdir().unwrap();
     let out1 = work.path().join("out1");
     let stderr = quick_release(
@@ -179,6 +236,11 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
     );
     assert!(
         stderr.contains("no server binaries or tarball for darwin/arm64"),
+        "{stderr}"
+    );
+    // What upstream's quick-release writes and kbuild does not is said in the summary too.
+    assert!(
+        stderr.contains("kubernetes-test-portable.tar.gz") && stderr.contains("server images"),
         "{stderr}"
     );
 
@@ -214,6 +276,8 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
         gnu_tar_list(&tars.join("kubernetes-node-linux-amd64.tar.gz")),
         [
             "kubernetes/",
+            "kubernetes/LICENSES/",
+            "kubernetes/LICENSES/LICENSE",
             "kubernetes/kubernetes-src.tar.gz",
             "kubernetes/node/",
             "kubernetes/node/bin/",
@@ -227,6 +291,8 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
         gnu_tar_list(&tars.join("kubernetes-server-linux-amd64.tar.gz")),
         [
             "kubernetes/",
+            "kubernetes/LICENSES/",
+            "kubernetes/LICENSES/LICENSE",
             "kubernetes/addons/",
             "kubernetes/kubernetes-src.tar.gz",
             "kubernetes/server/",
@@ -240,26 +306,105 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
             "kubernetes/server/bin/kubelet",
         ]
     );
+    // package_kube_manifests_tarball: the gce manifests and helpers under gci-trusty/ (the
+    // helper renamed), the add-on manifests with their paths, no demo, no README.
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes-manifests.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/gci-trusty/",
+            "kubernetes/gci-trusty/dns/",
+            "kubernetes/gci-trusty/dns/coredns.yaml.in",
+            "kubernetes/gci-trusty/gci-configure-helper.sh",
+            "kubernetes/gci-trusty/kube-apiserver.manifest",
+        ]
+    );
+    assert!(
+        stderr.contains(
+            "kubernetes-manifests.tar.gz holds no cluster/gce/manifests/kube-proxy.manifest"
+        ),
+        "what the tree lacks is said: {stderr}"
+    );
+    // package_final_tarball: cluster/, hack/lib, docs/, README.md, LICENSES/, the manifests
+    // tarball, the two READMEs and the version; no binaries, no cruft.
+    assert_eq!(
+        gnu_tar_list(&tars.join("kubernetes.tar.gz")),
+        [
+            "kubernetes/",
+            "kubernetes/LICENSES/",
+            "kubernetes/LICENSES/LICENSE",
+            "kubernetes/README.md",
+            "kubernetes/client/",
+            "kubernetes/client/README",
+            "kubernetes/cluster/",
+            "kubernetes/cluster/addons/",
+            "kubernetes/cluster/addons/dns/",
+            "kubernetes/cluster/addons/dns/README.md",
+            "kubernetes/cluster/addons/dns/coredns.yaml.in",
+            "kubernetes/cluster/addons/dns/demo-pod.yaml",
+            "kubernetes/cluster/gce/",
+            "kubernetes/cluster/gce/gci/",
+            "kubernetes/cluster/gce/gci/configure-helper.sh",
+            "kubernetes/cluster/gce/manifests/",
+            "kubernetes/cluster/gce/manifests/kube-apiserver.manifest",
+            "kubernetes/cluster/get-kube-binaries.sh",
+            "kubernetes/docs/",
+            "kubernetes/docs/README.md",
+            "kubernetes/hack/",
+            "kubernetes/hack/lib/",
+            "kubernetes/hack/lib/golang.sh",
+            "kubernetes/hack/lib/init.sh",
+            "kubernetes/hack/lib/logging.sh",
+            "kubernetes/hack/lib/version.sh",
+            "kubernetes/server/",
+            "kubernetes/server/README",
+            "kubernetes/server/kubernetes-manifests.tar.gz",
+            "kubernetes/version",
+        ]
+    );
+    let full = work.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    let (code, text) = shell(
+        &full,
+        &format!("tar xzf {}", s(&tars.join("kubernetes.tar.gz"))),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(full.join("kubernetes/version")).unwrap(),
+        "v1.34.0\n"
+    );
+    assert_eq!(
+        std::fs::read(full.join("kubernetes/server/kubernetes-manifests.tar.gz")).unwrap(),
+        std::fs::read(tars.join("kubernetes-manifests.tar.gz")).unwrap()
+    );
+    // package_src_tarball, clean tree: exactly what `git archive HEAD` holds, at the top
+    // level (no kubernetes/ prefix).
+    let archive = Command::new("git")
+        .args(["archive", "HEAD"])
+        .current_dir(repo.path())
+        .output()
+        .unwrap();
     let src = gnu_tar_list(&tars.join("kubernetes-src.tar.gz"));
-    assert_eq!(src[0], "kubernetes/");
+    assert_eq!(sorted(src.clone()), tar_list_of(&archive.stdout));
     for want in [
-        "kubernetes/go.mod",
-        "kubernetes/Makefile",
-        "kubernetes/cmd/kubectl/main.go",
-        "kubernetes/hack/make-rules/build.sh",
+        "go.mod",
+        ".gitignore",
+        "cmd/kubectl/main.go",
+        "hack/make-rules/build.sh",
     ] {
         assert!(src.iter().any(|p| p == want), "{want} missing from {src:?}");
     }
     assert!(
-        !src.iter().any(|p| p.contains("_output")),
-        "no build outputs in the source tarball"
+        !src.iter()
+            .any(|p| p.starts_with("kubernetes/") || p.contains("_output")),
+        "{src:?}"
     );
     // Owners and modes: 0/0, 0755 for directories and executables, 0644 for other files.
     for (mode, owner, path) in gnu_tar_verbose(&tars.join("kubernetes-server-linux-amd64.tar.gz")) {
         assert_eq!(owner, "0/0", "{path}");
         let want = if path.ends_with('/') {
             "drwxr-xr-x"
-        } else if path.ends_with(".tar.gz") {
+        } else if path.ends_with(".tar.gz") || path.contains("/LICENSES/") {
             "-rw-r--r--"
         } else {
             "-rwxr-xr-x"
@@ -269,7 +414,7 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
     for (mode, _, path) in gnu_tar_verbose(&tars.join("kubernetes-src.tar.gz")) {
         if path.ends_with("build.sh") {
             assert_eq!(mode, "-rwxr-xr-x", "git's executable bit kept: {path}");
-        } else if path == "kubernetes/go.mod" {
+        } else if path == "go.mod" {
             assert_eq!(mode, "-rw-r--r--");
         }
     }
@@ -320,6 +465,12 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
     assert_eq!(m["source"]["treeState"], "clean");
     assert_eq!(m["source"]["sourceDateEpoch"], COMMIT_EPOCH);
     assert_eq!(m["toolchain"]["builderImage"], BUILDER_IMAGE);
+    let notes = m["notes"].to_string();
+    assert!(
+        notes.contains("kubernetes-test-portable.tar.gz") && notes.contains("no test targets"),
+        "{notes}"
+    );
+    assert!(notes.contains("builds no container images"), "{notes}");
     assert!(m["toolchain"]["builderImageId"]
         .as_str()
         .unwrap()
@@ -366,7 +517,7 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
     // Second run: another copy of the same commit (another path), a cold Go cache (a new
     // image id means a new, empty cache volume), no previous outputs.
     let fresh = FreshImage::new();
-    let repo2 = KubeRepo::tagged("v1.34.0");
+    let repo2 = repo_with_cluster_files("v1.34.0");
     assert_eq!(repo2.commit(), repo.commit());
     let out2 = work.path().join("out2");
     quick_release(
@@ -411,10 +562,31 @@ fn package_alone_then_verify_names_tampered_and_missing_artifacts() {
     let built = work.path().join("built");
     build_clients(repo.path(), &built);
 
-    // A CI pipeline packages elsewhere, from a copied bin tree, a dirty tree at that.
+    // A CI pipeline packages from a copied bin tree, a dirty tree at that, into an
+    // output directory inside the tree that git ignores.
     std::fs::write(repo.path().join("README.md"), "changed after the commit\n").unwrap();
     std::fs::write(repo.path().join("NOTES.txt"), "untracked\n").unwrap();
-    let dist = work.path().join("dist");
+    std::fs::write(repo.path().join("local.env"), "ignored\n").unwrap();
+    std::fs::write(
+        repo.path().join(".git/info/exclude"),
+        "/dist/\n/local.env\n",
+    )
+    .unwrap();
+    // What upstream's package_src_tarball makes of a tree that is not clean: every
+    // top-level entry but _*, .git*, .config*, .gsutil*, all that is under each (ignored
+    // files too), under kubernetes/ and with no kubernetes/ entry; listed by GNU tar.
+    let reference = work.path().join("reference-src.tar.gz");
+    let (code, text) = shell(
+        repo.path(),
+        &format!(
+            "tar czf {} --transform 's,^,kubernetes/,' $(ls -A | grep -Ev '^(_|[.]git|[.]config|[.]gsutil)')",
+            s(&reference)
+        ),
+    );
+    assert_eq!(code, 0, "{text}");
+    let want_src = sorted(gnu_tar_list(&reference));
+    assert!(want_src.contains(&"kubernetes/local.env".to_string()));
+    let dist = repo.path().join("dist");
     let (code, _, stderr) = run(kbuild().args([
         "package",
         "--bin",
@@ -446,6 +618,11 @@ fn package_alone_then_verify_names_tampered_and_missing_artifacts() {
             .unwrap();
     assert_eq!(m["source"]["treeState"], "dirty");
     assert_eq!(m["source"]["srcContent"], "working-tree");
+    // Exactly upstream's entries; the output directory inside the tree is not among them.
+    assert_eq!(
+        sorted(gnu_tar_list(&tars.join("kubernetes-src.tar.gz"))),
+        want_src
+    );
     assert!(m["toolchain"]["builderImage"].is_null());
     // The dirty tree's source tarball holds the working tree as built.
     let unpack = work.path().join("src");

@@ -37,7 +37,7 @@ fn a_build_package_and_verify_speak_in_counts_that_agree() {
         .arg("--out")
         .arg(out.path()));
     assert_eq!(code, 0, "{stderr}");
-    assert!(summary(&stderr).contains("packaged 2 tarballs"), "{stderr}");
+    assert!(summary(&stderr).contains("packaged 3 tarballs"), "{stderr}");
 
     // One artifact gone: one problem, said in the singular.
     let tars = out.path().join("release-tars");

@@ -4,12 +4,13 @@
 //!
 //!   cargo xtask builder-image [--force]   make the local builder image (Debian trixie + Go 1.24)
 //!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`
-//!   cargo xtask demo                      builder-image, then a quick-release of the fixture (recipes/mini-kube.toml)
+//!   cargo xtask demo                      builder-image, then a quick-release of a tagged git copy of the fixture (recipes/mini-kube.toml)
 //!   cargo xtask bench                     benchmarks against the upstream way -> bench/results.md
 //!   cargo xtask ci [ARGS...]              fmt --check, clippy -D warnings, then `test ARGS...`
 
 mod bench;
 mod builder_image;
+mod demo;
 mod packages;
 mod util;
 
@@ -25,8 +26,9 @@ tasks:
   builder-image [--force]  make the local builder image from Debian packages (no registry needed);
                            does nothing when it is present, unless --force
   test [ARGS...]           builder-image, then `cargo test --workspace ARGS...`
-  demo                     builder-image, then `kbuild run recipes/mini-kube.toml` (a quick-release of
-                           the mini-kube fixture for linux/amd64, darwin/arm64, windows/amd64) and
+  demo                     builder-image, a git copy of the mini-kube fixture tagged v1.34.0 in
+                           target/demo/mini-kube, then `kbuild run recipes/mini-kube.toml` (a
+                           quick-release of it for linux/amd64, darwin/arm64, windows/amd64) and
                            `kbuild verify`; results in out/mini-kube
   bench                    kbuild against the upstream way, side by side; writes bench/results.md
   lint                     cargo fmt --check and cargo clippy --all-targets -D warnings
@@ -91,7 +93,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             if let Some(arg) = rest.first() {
                 return Err(usage_error(format!("demo takes no arguments, got {arg:?}")));
             }
-            demo(&root)
+            demo::run_demo(&root)
         }
         "ci" => ci(&root, rest),
         "lint" => lint(),
@@ -117,39 +119,6 @@ fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
     let mut cmd = cargo();
     cmd.arg("test").arg("--workspace").args(extra);
     run(&mut cmd)
-}
-
-fn demo(root: &Path) -> Result<(), Failure> {
-    builder_image::ensure(root, false)?;
-    // kbuild's main job on the bundled tree: recipes/mini-kube.toml is a quick-release of
-    // tests/fixtures/mini-kube for linux/amd64, darwin/arm64 and windows/amd64 in the local
-    // builder image, packaged as upstream-named tarballs with checksums and a manifest.
-    let out = Path::new("out/mini-kube");
-    util::step("kbuild run recipes/mini-kube.toml");
-    run(cargo()
-        .args(["run", "--release", "--bin", "kbuild", "--"])
-        .args(["run", "recipes/mini-kube.toml"]))?;
-    util::step("kbuild verify out/mini-kube");
-    run(cargo()
-        .args(["run", "--release", "--bin", "kbuild", "--"])
-        .args(["verify", "out/mini-kube"]))?;
-
-    util::step(&format!("files in {}", out.display()));
-    let mut files = Vec::new();
-    util::walk_files(&root.join(out), &mut files)
-        .map_err(|e| Failure::new(format!("cannot list {}: {e}", out.display())))?;
-    files.sort();
-    if files.is_empty() {
-        return Err(Failure::new(format!(
-            "kbuild succeeded but {} is empty",
-            out.display()
-        )));
-    }
-    for (path, size) in files {
-        let shown = path.strip_prefix(root).unwrap_or(&path);
-        println!("{size:>12}  {}", shown.display());
-    }
-    Ok(())
 }
 
 /// The gates before the tests: formatting and lints.

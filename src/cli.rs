@@ -169,6 +169,8 @@ pub enum RecipeCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
+    #[command(flatten)]
+    pub context: ContextArg,
     /// The output directory to remove
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
@@ -232,6 +234,8 @@ pub struct SourceArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
+    #[command(flatten)]
+    pub context: ContextArg,
     /// Builder image [default: the kube-cross image named by build/build-image/cross/VERSION]
     #[arg(long, value_name = "IMAGE", env = "KBUILD_IMAGE")]
     pub image: Option<String>,
@@ -266,6 +270,15 @@ pub struct EngineArgs {
     pub min_disk: Option<String>,
 }
 
+/// Which Docker engine, as `docker --context` names it (engine commands, doctor, clean).
+#[derive(Args, Debug, Clone)]
+pub struct ContextArg {
+    /// Docker context whose engine to use, as `docker --context` [default: DOCKER_HOST, else
+    /// DOCKER_CONTEXT, else currentContext in $DOCKER_CONFIG/config.json, else the default socket]
+    #[arg(long = "context", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
 /// Where builds run.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -297,6 +310,8 @@ pub struct SourceCmdArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct DoctorArgs {
+    #[command(flatten)]
+    pub context: ContextArg,
     /// What the thresholds are sized for
     #[arg(long = "for", value_enum, default_value = "build")]
     pub profile: crate::checks::Profile,

@@ -62,6 +62,18 @@ fn main() {
     }
 }
 
+/// The `--context` of a command that talks to the engine.
+fn context_flag(command: &Command) -> Option<String> {
+    match command {
+        Command::Build(a) => a.engine.context.name.clone(),
+        Command::QuickRelease(a) => a.engine.context.name.clone(),
+        Command::Extension(a) => a.engine.context.name.clone(),
+        Command::Doctor(a) => a.context.name.clone(),
+        Command::Clean(a) => a.context.name.clone(),
+        _ => None,
+    }
+}
+
 /// A recipe whose values the command line parser refuses (e.g. components for a command
 /// that takes none).
 fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
@@ -77,6 +89,13 @@ fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
 }
 
 async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    // A recipe's own command makes the choice, with its --context.
+    if !matches!(command, Command::Run(_)) {
+        engine::endpoint::choose(
+            context_flag(&command),
+            engine::endpoint::EnvSnapshot::capture(),
+        );
+    }
     match command {
         Command::Build(args) => {
             let plan = plan::resolve_build(&args)?;

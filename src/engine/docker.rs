@@ -13,6 +13,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use super::endpoint::{self, Endpoint};
 use super::guard::ContainerGuard;
 use super::{BuildJob, CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH, LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
@@ -25,55 +26,118 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Requests after the first may legitimately take long (image pulls, waits).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
-/// The engine endpoint kbuild talks to, as the Docker CLI would pick it, fit to show
-/// (a password in it is replaced with `***`).
+/// The engine endpoint kbuild talks to, as the docker CLI would pick it, fit to show
+/// (a password in it is replaced with `***`), with why it was chosen.
 pub fn endpoint() -> String {
-    super::ssh::redact(&raw_endpoint())
+    match endpoint::current() {
+        Ok(chosen) => format!("{} (from {})", chosen.shown(), chosen.why()),
+        Err(e) => e.message,
+    }
 }
 
-fn raw_endpoint() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+/// No engine answers at the chosen endpoint: say which one and why it was chosen, and name
+/// the engine sockets that do exist here.
+fn unreachable(chosen: &Endpoint, detail: impl std::fmt::Display) -> Error {
+    let whose = match &chosen.context {
+        Some(name) if name != endpoint::DEFAULT_CONTEXT => format!("docker context \"{name}\", "),
+        _ => String::new(),
+    };
+    let mut hint = match &chosen.context {
+        Some(name) if name != endpoint::DEFAULT_CONTEXT => format!(
+            "start the engine of docker context \"{name}\" or fix the context (`docker context inspect {name}`), or choose another with --context NAME or DOCKER_HOST"
+        ),
+        _ => "start Docker (e.g. `systemctl start docker`, or open Docker Desktop), or point DOCKER_HOST (or --context) at a running engine".to_string(),
+    };
+    let found = endpoint::other_sockets_here(endpoint::env(), &chosen.host);
+    if !found.is_empty() {
+        let list: Vec<String> = found
+            .iter()
+            .map(|(whose, host)| format!("{whose} at {host}"))
+            .collect();
+        hint.push_str(&format!(
+            "; engine sockets found here: {} (e.g. DOCKER_HOST={})",
+            list.join(", "),
+            found[0].1
+        ));
+    }
+    hint.push_str("; `--engine host` builds with the local Go instead");
+    Error::engine(format!(
+        "no Docker engine answers at {} ({whose}from {}): {detail}",
+        chosen.shown(),
+        chosen.why()
+    ))
+    .with_hint(hint)
 }
 
-fn unreachable(detail: impl std::fmt::Display) -> Error {
-    Error::engine(format!("no Docker engine answers at {}: {detail}", endpoint())).with_hint(
-        "start Docker (e.g. `systemctl start docker`, or open Docker Desktop), or point DOCKER_HOST at a running engine; `--engine host` builds with the local Go instead",
-    )
+/// A client for the endpoint's scheme (no request made yet).
+fn client_for(chosen: &Endpoint) -> Result<Docker> {
+    let host = chosen.host.as_str();
+    let timeout = REQUEST_TIMEOUT.as_secs();
+    let unsupported = |why: &str| {
+        Error::usage(format!(
+            "the engine endpoint {} ({}) {why}",
+            chosen.shown(),
+            chosen.why()
+        ))
+        .with_hint("use a unix://, tcp:// or ssh:// endpoint (kbuild supports no TLS engines yet: reach a TLS engine over ssh://, or through its unix socket)")
+    };
+    if host.starts_with("unix://") {
+        Docker::connect_with_unix(host, timeout, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| unreachable(chosen, e))
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        if chosen.tls.is_some() {
+            return Err(unsupported(
+                "has TLS certificates, and kbuild does not speak TLS to engines",
+            ));
+        }
+        Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| unreachable(chosen, e))
+    } else if host.starts_with("https://") {
+        Err(unsupported(
+            "is https://, and kbuild does not speak TLS to engines",
+        ))
+    } else {
+        Err(unsupported("has a scheme kbuild cannot use"))
+    }
 }
 
-/// Connects to the engine named by DOCKER_HOST, fails within seconds when nothing answers,
+/// Connects to the endpoint chosen as the docker CLI would (--context, DOCKER_HOST,
+/// DOCKER_CONTEXT, config.json, default socket), fails within seconds when nothing answers,
 /// and negotiates the API version (older engines such as 20.10 speak 1.41).
 pub async fn connect_client() -> Result<Docker> {
-    let host = raw_endpoint();
-    if host.starts_with("ssh://") {
+    let chosen = endpoint::current()?;
+    if chosen.host.starts_with("ssh://") {
         // The ssh client's ConnectTimeout makes a dead host fail fast; the first answer
         // also waits for the handshake and the docker CLI starting on the remote.
-        return super::ssh::connect(&host, REQUEST_TIMEOUT).await;
+        return super::ssh::connect(&chosen.host, REQUEST_TIMEOUT).await;
     }
-    let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+    let docker = client_for(&chosen)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
         Err(_) => {
-            return Err(unreachable(format!(
-                "no answer within {:.1} seconds",
-                CONNECT_TIMEOUT.as_secs_f64()
-            )))
+            return Err(unreachable(
+                &chosen,
+                format!(
+                    "no answer within {:.1} seconds",
+                    CONNECT_TIMEOUT.as_secs_f64()
+                ),
+            ))
         }
-        Ok(Err(e)) => return Err(unreachable(e)),
+        Ok(Err(e)) => return Err(unreachable(&chosen, e)),
         Ok(Ok(_)) => {}
     }
     let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
         .await
         .map_err(|_| {
-            unreachable(format!(
-                "no answer to the version request within {:.1} seconds",
-                CONNECT_TIMEOUT.as_secs_f64()
-            ))
+            unreachable(
+                &chosen,
+                format!(
+                    "no answer to the version request within {:.1} seconds",
+                    CONNECT_TIMEOUT.as_secs_f64()
+                ),
+            )
         })?
-        .map_err(unreachable)?;
-    Ok(docker.with_timeout(REQUEST_TIMEOUT))
+        .map_err(|e| unreachable(&chosen, e))?;
+    Ok(docker)
 }
 
 /// Runs an engine clean-up to completion from a `Drop`, which cannot await: on a thread of
@@ -103,7 +167,12 @@ where
 /// What kbuild needs to know about the engine, read once.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EngineInfo {
+    /// The endpoint, fit to show.
     pub endpoint: String,
+    /// What chose it (`--context ci`, `DOCKER_HOST`, ...).
+    pub endpoint_why: String,
+    /// The docker context it came from, if one was named.
+    pub context: Option<String>,
     pub server_version: String,
     pub os: String,
     /// Go's name for the engine's architecture (amd64, arm64).
@@ -140,8 +209,9 @@ pub struct RunOptions<'a> {
 
 impl DockerEngine {
     pub async fn connect() -> Result<DockerEngine> {
+        let chosen = endpoint::current()?;
         let docker = connect_client().await?;
-        let info = docker.info().await.map_err(unreachable)?;
+        let info = docker.info().await.map_err(|e| unreachable(&chosen, e))?;
         let arch = match info.architecture.as_deref().unwrap_or("") {
             "x86_64" => "amd64".to_string(),
             "aarch64" => "arm64".to_string(),
@@ -153,7 +223,9 @@ impl DockerEngine {
             .iter()
             .any(|o| o.contains("name=rootless"));
         let info = EngineInfo {
-            endpoint: endpoint(),
+            endpoint: chosen.shown(),
+            endpoint_why: chosen.why(),
+            context: chosen.context.clone(),
             server_version: info.server_version.unwrap_or_default(),
             os: info.operating_system.unwrap_or_default(),
             arch,

@@ -3,6 +3,7 @@
 //! Engines report through `ui::Ui`; they never draw anything themselves.
 
 pub mod docker;
+pub mod endpoint;
 pub mod guard;
 pub mod hermetic;
 pub mod host;

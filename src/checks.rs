@@ -321,7 +321,8 @@ pub fn engine(connected: &Result<DockerEngine>, endpoint: &str) -> Check {
         Ok(engine) => Check::pass(
             "engine",
             format!(
-                "Docker {} ({}, {}) answers at {} (from {})",
+                "{} {} ({}, {}) answers at {} (from {})",
+                engine.info.product,
                 engine.info.server_version,
                 engine.info.os,
                 engine.info.arch,

@@ -167,6 +167,8 @@ where
 /// What kbuild needs to know about the engine, read once.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EngineInfo {
+    /// Whose engine answers: "Docker", or "Podman" (which serves the same API).
+    pub product: &'static str,
     /// The endpoint, fit to show.
     pub endpoint: String,
     /// What chose it (`--context ci`, `DOCKER_HOST`, ...).
@@ -182,6 +184,21 @@ pub struct EngineInfo {
     pub rootless: bool,
     /// Where the engine keeps images and volumes (on the engine's machine).
     pub root_dir: Option<String>,
+}
+
+/// "Podman" when the engine's version names a Podman component, else "Docker".
+async fn product(docker: &Docker) -> &'static str {
+    let podman = docker.version().await.ok().is_some_and(|v| {
+        v.components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.starts_with("Podman"))
+    });
+    if podman {
+        "Podman"
+    } else {
+        "Docker"
+    }
 }
 
 /// A connected Docker engine.
@@ -223,6 +240,7 @@ impl DockerEngine {
             .iter()
             .any(|o| o.contains("name=rootless"));
         let info = EngineInfo {
+            product: product(&docker).await,
             endpoint: chosen.shown(),
             endpoint_why: chosen.why(),
             context: chosen.context.clone(),

@@ -7,6 +7,7 @@ mod common;
 mod build;
 mod cache;
 mod cli;
+mod contexts;
 mod doctor;
 mod host;
 mod recipe;

@@ -169,8 +169,6 @@ pub enum RecipeCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
-    #[command(flatten)]
-    pub context: ContextArg,
     /// The output directory to remove
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
@@ -183,6 +181,8 @@ pub struct CleanArgs {
     /// The tree whose _output intermediates --all removes
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub kube_root: PathBuf,
+    #[command(flatten)]
+    pub context: ContextArg,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -234,8 +234,6 @@ pub struct SourceArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    #[command(flatten)]
-    pub context: ContextArg,
     /// Builder image [default: the kube-cross image named by build/build-image/cross/VERSION]
     #[arg(long, value_name = "IMAGE", env = "KBUILD_IMAGE")]
     pub image: Option<String>,
@@ -250,7 +248,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub network: bool,
     /// How the build container sees the source: bind-mount it, or copy it into a volume and
-    /// copy the outputs back through the API [default: copy when DOCKER_HOST is tcp:// or ssh://, else bind]
+    /// copy the outputs back through the API [default: copy when the engine endpoint is tcp:// or ssh://, else bind]
     #[arg(long, value_enum, value_name = "MODE")]
     pub transfer: Option<crate::engine::transfer::Transfer>,
     /// Rebuild even when the inputs did not change since the last build into the same --out
@@ -259,6 +257,8 @@ pub struct EngineArgs {
     /// Where builds run: in a container (docker) or with this machine's Go and make (host)
     #[arg(long, value_enum, default_value = "docker")]
     pub engine: EngineKind,
+    #[command(flatten)]
+    pub context: ContextArg,
     /// Skip one prerequisite check (repeatable); `kbuild doctor` lists their names
     #[arg(long = "skip-check", value_name = "NAME")]
     pub skip_checks: Vec<String>,
@@ -283,7 +283,7 @@ pub struct ContextArg {
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
-    /// A build container on the Docker engine (DOCKER_HOST)
+    /// A build container on the Docker (or Podman) engine, chosen as the docker CLI does (see --context)
     Docker,
     /// This machine's Go and make; needs a Go satisfying the tree's .go-version
     Host,
@@ -310,8 +310,6 @@ pub struct SourceCmdArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct DoctorArgs {
-    #[command(flatten)]
-    pub context: ContextArg,
     /// What the thresholds are sized for
     #[arg(long = "for", value_enum, default_value = "build")]
     pub profile: crate::checks::Profile,
@@ -327,6 +325,8 @@ pub struct DoctorArgs {
     /// Check for builds in a container (docker) or with this machine's Go (host)
     #[arg(long, value_enum, default_value = "docker")]
     pub engine: EngineKind,
+    #[command(flatten)]
+    pub context: ContextArg,
     /// Engine memory required [default: 2g for a build, 8g for a quick-release]
     #[arg(long, value_name = "SIZE")]
     pub min_memory: Option<String>,

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use bollard::models::SystemVersion;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
 };
-use bollard::Docker;
+use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 
 use super::endpoint::{self, Endpoint};
@@ -23,6 +24,8 @@ use crate::ui::Ui;
 
 /// How long an engine may take to answer its first ping before we call it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// An engine that answered its ping may take this long to report its version.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests after the first may legitimately take long (image pulls, waits).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
@@ -70,7 +73,7 @@ fn unreachable(chosen: &Endpoint, detail: impl std::fmt::Display) -> Error {
 }
 
 /// A client for the endpoint's scheme (no request made yet).
-fn client_for(chosen: &Endpoint) -> Result<Docker> {
+fn client_for(chosen: &Endpoint, api: &ClientVersion) -> Result<Docker> {
     let host = chosen.host.as_str();
     let timeout = REQUEST_TIMEOUT.as_secs();
     let unsupported = |why: &str| {
@@ -82,16 +85,14 @@ fn client_for(chosen: &Endpoint) -> Result<Docker> {
         .with_hint("use a unix://, tcp:// or ssh:// endpoint (kbuild supports no TLS engines yet: reach a TLS engine over ssh://, or through its unix socket)")
     };
     if host.starts_with("unix://") {
-        Docker::connect_with_unix(host, timeout, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| unreachable(chosen, e))
+        Docker::connect_with_unix(host, timeout, api).map_err(|e| unreachable(chosen, e))
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
         if chosen.tls.is_some() {
             return Err(unsupported(
                 "has TLS certificates, and kbuild does not speak TLS to engines",
             ));
         }
-        Docker::connect_with_http(host, timeout, bollard::API_DEFAULT_VERSION)
-            .map_err(|e| unreachable(chosen, e))
+        Docker::connect_with_http(host, timeout, api).map_err(|e| unreachable(chosen, e))
     } else if host.starts_with("https://") {
         Err(unsupported(
             "is https://, and kbuild does not speak TLS to engines",
@@ -105,13 +106,24 @@ fn client_for(chosen: &Endpoint) -> Result<Docker> {
 /// DOCKER_CONTEXT, config.json, default socket), fails within seconds when nothing answers,
 /// and negotiates the API version (older engines such as 20.10 speak 1.41).
 pub async fn connect_client() -> Result<Docker> {
+    Ok(connect_versioned().await?.0)
+}
+
+/// As `connect_client`, with the engine's version report (asked once: Podman's takes a
+/// second or more, as it runs its runtime and conmon to say their versions).
+async fn connect_versioned() -> Result<(Docker, SystemVersion)> {
     let chosen = endpoint::current()?;
     if chosen.host.starts_with("ssh://") {
         // The ssh client's ConnectTimeout makes a dead host fail fast; the first answer
         // also waits for the handshake and the docker CLI starting on the remote.
-        return super::ssh::connect(&chosen.host, REQUEST_TIMEOUT).await;
+        let docker = super::ssh::connect(&chosen.host, REQUEST_TIMEOUT).await?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| unreachable(&chosen, e))?;
+        return Ok((docker, version));
     }
-    let docker = client_for(&chosen)?;
+    let docker = client_for(&chosen, API_DEFAULT_VERSION)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
         Err(_) => {
             return Err(unreachable(
@@ -125,19 +137,41 @@ pub async fn connect_client() -> Result<Docker> {
         Ok(Err(e)) => return Err(unreachable(&chosen, e)),
         Ok(Ok(_)) => {}
     }
-    let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+    // It answered, so it is there: its version report may take longer.
+    let version = tokio::time::timeout(VERSION_TIMEOUT, docker.version())
         .await
         .map_err(|_| {
             unreachable(
                 &chosen,
                 format!(
-                    "no answer to the version request within {:.1} seconds",
-                    CONNECT_TIMEOUT.as_secs_f64()
+                    "no answer to the version request within {} seconds",
+                    VERSION_TIMEOUT.as_secs()
                 ),
             )
         })?
         .map_err(|e| unreachable(&chosen, e))?;
-    Ok(docker)
+    let api = negotiated(version.api_version.as_deref());
+    Ok((client_for(&chosen, &api)?, version))
+}
+
+/// The API version to speak: the engine's when older than bollard's, else bollard's
+/// (as bollard's `negotiate_version`, without asking the engine a second time).
+fn negotiated(engine_api: Option<&str>) -> ClientVersion {
+    let ours = (
+        API_DEFAULT_VERSION.major_version,
+        API_DEFAULT_VERSION.minor_version,
+    );
+    let theirs = engine_api
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+    let (major_version, minor_version) = match theirs {
+        Some(theirs) if theirs < ours => theirs,
+        _ => ours,
+    };
+    ClientVersion {
+        major_version,
+        minor_version,
+    }
 }
 
 /// Runs an engine clean-up to completion from a `Drop`, which cannot await: on a thread of
@@ -186,15 +220,10 @@ pub struct EngineInfo {
     pub root_dir: Option<String>,
 }
 
-/// "Podman" when the engine's version names a Podman component, else "Docker".
-async fn product(docker: &Docker) -> &'static str {
-    let podman = docker.version().await.ok().is_some_and(|v| {
-        v.components
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.name.starts_with("Podman"))
-    });
-    if podman {
+/// "Podman" when the engine's version report names a Podman component, else "Docker".
+fn product(version: &SystemVersion) -> &'static str {
+    let components = version.components.as_deref().unwrap_or_default();
+    if components.iter().any(|c| c.name.starts_with("Podman")) {
         "Podman"
     } else {
         "Docker"
@@ -227,7 +256,7 @@ pub struct RunOptions<'a> {
 impl DockerEngine {
     pub async fn connect() -> Result<DockerEngine> {
         let chosen = endpoint::current()?;
-        let docker = connect_client().await?;
+        let (docker, version) = connect_versioned().await?;
         let info = docker.info().await.map_err(|e| unreachable(&chosen, e))?;
         let arch = match info.architecture.as_deref().unwrap_or("") {
             "x86_64" => "amd64".to_string(),
@@ -240,7 +269,7 @@ impl DockerEngine {
             .iter()
             .any(|o| o.contains("name=rootless"));
         let info = EngineInfo {
-            product: product(&docker).await,
+            product: product(&version),
             endpoint: chosen.shown(),
             endpoint_why: chosen.why(),
             context: chosen.context.clone(),
@@ -355,7 +384,7 @@ impl DockerEngine {
                 body,
             )
             .await
-            .map_err(|e| Error::engine(format!("cannot create the build container: {e}")))?;
+            .map_err(|e| refused("cannot create the build container", e))?;
         let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
         let outcome = tokio::select! {
             r = self.drive(&created.id, job, options, log, ui) => r,
@@ -462,7 +491,7 @@ impl DockerEngine {
                 }),
             )
             .await
-            .map_err(|e| Error::engine(format!("cannot attach to the build container: {e}")))?;
+            .map_err(|e| refused("cannot attach to the build container", e))?;
         let mut stream = attached.output;
         if let Err(e) = self
             .docker
@@ -475,9 +504,7 @@ impl DockerEngine {
             if text.contains("OOM") || text.contains("memory limit too low") {
                 return Err(self.out_of_memory(job, options, log));
             }
-            return Err(Error::engine(format!(
-                "cannot start the build container: {text}"
-            )));
+            return Err(refused("cannot start the build container", text));
         }
         let follow = async {
             let mut pending = Vec::new();
@@ -573,7 +600,10 @@ impl DockerEngine {
         if code == 0 {
             return Ok(());
         }
-        if oom || (code == 137 && options.memory_limit.is_some()) {
+        // Podman sends no `oom` event when the kernel kills a compiler rather than the
+        // container's first process: under a memory limit, a killed process means the same.
+        let killed = killed_in(&log.tail());
+        if oom || (options.memory_limit.is_some() && (code == 137 || killed)) {
             return Err(self.out_of_memory(job, options, log));
         }
         let mut err = Error::build(format!(
@@ -582,7 +612,7 @@ impl DockerEngine {
         ))
         .with_hint(format!("the whole log is {}", log.path().display()))
         .with_details(log.tail());
-        if log.tail().iter().any(|l| l.contains("signal: killed")) {
+        if killed {
             err = err.with_hint(format!(
                 "a compiler or linker was killed, most likely for lack of memory: give the engine at least 8 GiB (it has {}); the whole log is {}",
                 human_bytes(self.info.memory_bytes),
@@ -607,6 +637,17 @@ impl DockerEngine {
             log.path().display()
         ))
         .with_details(log.tail())
+    }
+}
+
+/// The engine refused to create, attach to or start the build container; a runtime failure
+/// with a known cause (Podman's defaults) gets its fix as the hint.
+fn refused(what: &str, e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let err = Error::engine(format!("{what}: {text}"));
+    match super::podman::runtime_hint(&text) {
+        Some(hint) => err.with_hint(hint),
+        None => err,
     }
 }
 
@@ -643,6 +684,16 @@ fn unix_seconds(text: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
+/// Whether a build log's tail shows a process killed by SIGKILL: Go's `signal: killed`,
+/// bash's `Killed` job report, or make's `Error 137` (128 + 9).
+fn killed_in(tail: &[String]) -> bool {
+    tail.iter().any(|l| {
+        l.contains("signal: killed")
+            || l.trim_end().ends_with("Error 137")
+            || l.split_whitespace().any(|w| w == "Killed")
+    })
 }
 
 /// The engine stopped answering in the middle of a build.
@@ -720,6 +771,40 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(unix_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn killed_processes_are_seen_in_the_log() {
+        let tail = |l: &str| {
+            vec![
+                "    k8s.io/kubernetes/cmd/kubectl (static)".to_string(),
+                l.to_string(),
+            ]
+        };
+        assert!(killed_in(&tail("make: *** [Makefile:31: all] Error 137")));
+        assert!(killed_in(&tail(
+            "golang.sh: line 166:    52 Killed                  ( cd ..."
+        )));
+        assert!(killed_in(&tail(
+            "/usr/local/go/pkg/tool/linux_amd64/link: signal: killed"
+        )));
+        assert!(!killed_in(&tail("make: *** [Makefile:31: all] Error 2")));
+    }
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_two() {
+        let v = negotiated(Some("1.41"));
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        let v = negotiated(Some("9.99"));
+        assert_eq!(
+            (v.major_version, v.minor_version),
+            (
+                API_DEFAULT_VERSION.major_version,
+                API_DEFAULT_VERSION.minor_version
+            )
+        );
+        let v = negotiated(None);
+        assert_eq!(v.major_version, API_DEFAULT_VERSION.major_version);
     }
 
     #[test]

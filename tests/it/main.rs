@@ -10,6 +10,7 @@ mod cli;
 mod contexts;
 mod doctor;
 mod host;
+mod podman;
 mod recipe;
 mod release;
 mod robust;

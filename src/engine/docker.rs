@@ -76,30 +76,60 @@ fn unreachable(chosen: &Endpoint, detail: impl std::fmt::Display) -> Error {
 fn client_for(chosen: &Endpoint, api: &ClientVersion) -> Result<Docker> {
     let host = chosen.host.as_str();
     let timeout = REQUEST_TIMEOUT.as_secs();
-    let unsupported = |why: &str| {
+    let refused = |why: &str, hint: &str| {
         Error::usage(format!(
-            "the engine endpoint {} ({}) {why}",
+            "the engine endpoint {} (from {}) {why}",
             chosen.shown(),
             chosen.why()
         ))
-        .with_hint("use a unix://, tcp:// or ssh:// endpoint (kbuild supports no TLS engines yet: reach a TLS engine over ssh://, or through its unix socket)")
+        .with_hint(hint.to_string())
     };
     if host.starts_with("unix://") {
-        Docker::connect_with_unix(host, timeout, api).map_err(|e| unreachable(chosen, e))
-    } else if host.starts_with("tcp://") || host.starts_with("http://") {
-        if chosen.tls.is_some() {
-            return Err(unsupported(
-                "has TLS certificates, and kbuild does not speak TLS to engines",
+        return Docker::connect_with_unix(host, timeout, api).map_err(|e| unreachable(chosen, e));
+    }
+    if !(host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://"))
+    {
+        return Err(refused(
+            "has a scheme kbuild cannot use",
+            "use a unix://, tcp:// or ssh:// endpoint",
+        ));
+    }
+    let Some(tls) = &chosen.tls else {
+        if host.starts_with("https://") {
+            return Err(refused(
+                "is https:// but has no TLS certificates",
+                "give the context the engine's ca.pem, cert.pem and key.pem (docker context update NAME --docker host=...,ca=...,cert=...,key=...), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH",
             ));
         }
-        Docker::connect_with_http(host, timeout, api).map_err(|e| unreachable(chosen, e))
-    } else if host.starts_with("https://") {
-        Err(unsupported(
-            "is https://, and kbuild does not speak TLS to engines",
-        ))
-    } else {
-        Err(unsupported("has a scheme kbuild cannot use"))
+        return Docker::connect_with_http(host, timeout, api).map_err(|e| unreachable(chosen, e));
+    };
+    if chosen.skip_tls_verify {
+        return Err(refused(
+            "asks to skip TLS verification (SkipTLSVerify), which kbuild does not do",
+            "give the context the engine's CA instead (docker context update NAME --docker host=...,ca=...,cert=...,key=...)",
+        ));
     }
+    let (Some(ca), Some(cert), Some(key)) = (&tls.ca, &tls.cert, &tls.key) else {
+        let missing: Vec<&str> = [
+            ("ca.pem", &tls.ca),
+            ("cert.pem", &tls.cert),
+            ("key.pem", &tls.key),
+        ]
+        .iter()
+        .filter(|(_, file)| file.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+        return Err(refused(
+            &format!(
+                "is reached over TLS, but {} has no {}",
+                tls.dir.display(),
+                missing.join(", ")
+            ),
+            "kbuild connects to TLS engines with a client certificate: give it ca.pem, cert.pem and key.pem (docker context update NAME --docker host=...,ca=...,cert=...,key=...)",
+        ));
+    };
+    let host = host.replacen("http://", "tcp://", 1);
+    Docker::connect_with_ssl(&host, key, cert, ca, timeout, api).map_err(|e| unreachable(chosen, e))
 }
 
 /// Connects to the endpoint chosen as the docker CLI would (--context, DOCKER_HOST,

@@ -26,6 +26,9 @@ pub struct EnvSnapshot {
     pub docker_config: Option<PathBuf>,
     pub home: Option<PathBuf>,
     pub xdg_runtime_dir: Option<PathBuf>,
+    /// DOCKER_TLS_VERIFY: a DOCKER_HOST engine is reached over TLS.
+    pub docker_tls_verify: bool,
+    pub docker_cert_path: Option<PathBuf>,
 }
 
 impl EnvSnapshot {
@@ -38,6 +41,8 @@ impl EnvSnapshot {
             docker_config: var("DOCKER_CONFIG").map(PathBuf::from),
             home: var("HOME").map(PathBuf::from),
             xdg_runtime_dir: var("XDG_RUNTIME_DIR").map(PathBuf::from),
+            docker_tls_verify: var("DOCKER_TLS_VERIFY").is_some(),
+            docker_cert_path: var("DOCKER_CERT_PATH").map(PathBuf::from),
         }
     }
 
@@ -69,6 +74,8 @@ pub enum Source {
 /// TLS material a context carries (`contexts/tls/<id>/docker/{ca,cert,key}.pem`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
+    /// Where they are (or were looked for).
+    pub dir: PathBuf,
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -200,7 +207,7 @@ pub fn resolve(flag: Option<&str>, env: &EnvSnapshot) -> Result<Endpoint> {
             source,
             context: named.then(|| DEFAULT_CONTEXT.to_string()),
             config_file,
-            tls: None,
+            tls: default_tls(env),
             skip_tls_verify: false,
         });
     }
@@ -302,13 +309,34 @@ fn tls_files(dir: &Path, name: &str) -> Option<TlsFiles> {
         .join("contexts/tls")
         .join(context_id(name))
         .join("docker");
-    let file = |n: &str| Some(base.join(n)).filter(|p| p.is_file());
+    tls_in(&base)
+}
+
+/// `{ca,cert,key}.pem` in `dir`, if any of them is there.
+fn tls_in(dir: &Path) -> Option<TlsFiles> {
+    let file = |n: &str| Some(dir.join(n)).filter(|p| p.is_file());
     let files = TlsFiles {
+        dir: dir.to_path_buf(),
         ca: file("ca.pem"),
         cert: file("cert.pem"),
         key: file("key.pem"),
     };
     (files.ca.is_some() || files.cert.is_some() || files.key.is_some()).then_some(files)
+}
+
+/// The default context's TLS: with DOCKER_TLS_VERIFY set, `{ca,cert,key}.pem` in
+/// DOCKER_CERT_PATH, else in the config directory (as the docker CLI reads them).
+fn default_tls(env: &EnvSnapshot) -> Option<TlsFiles> {
+    if !env.docker_tls_verify {
+        return None;
+    }
+    let dir = env.docker_cert_path.clone().or_else(|| env.config_dir())?;
+    Some(tls_in(&dir).unwrap_or(TlsFiles {
+        dir,
+        ca: None,
+        cert: None,
+        key: None,
+    }))
 }
 
 /// The names of the contexts in the store, sorted.
@@ -569,6 +597,20 @@ mod tests {
         let files = e.tls.unwrap();
         assert_eq!(files.ca, Some(tls.join("ca.pem")));
         assert_eq!(files.key, None);
+    }
+
+    #[test]
+    fn docker_tls_verify_reads_docker_cert_path() {
+        let store = Store::new("tlsenv");
+        std::fs::write(store.0.join("ca.pem"), "x").unwrap();
+        let mut env = store.env();
+        env.docker_host = Some("tcp://10.0.0.4:2376".into());
+        assert_eq!(resolve(None, &env).unwrap().tls, None);
+        env.docker_tls_verify = true;
+        env.docker_cert_path = Some(store.0.clone());
+        let tls = resolve(None, &env).unwrap().tls.unwrap();
+        assert_eq!(tls.ca, Some(store.0.join("ca.pem")));
+        assert_eq!(tls.cert, None);
     }
 
     #[test]

@@ -315,3 +315,196 @@ fn when_nothing_answers_the_engine_sockets_found_here_are_named() {
     let want = format!("colima at unix://{}/docker.sock", colima.display());
     assert!(stdout.contains(&want), "{stdout}");
 }
+
+/// A TLS engine: stunnel in front of the local engine's socket, requiring a client
+/// certificate signed by a CA made for the test (as `dockerd --tlsverify` does).
+struct TlsEngine {
+    dir: tempfile::TempDir,
+    port: u16,
+    stunnel: std::process::Child,
+}
+
+impl TlsEngine {
+    fn start() -> TlsEngine {
+        let dir = tempfile::Builder::new()
+            .prefix("kbuild-tls-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &key[..],
+                &[
+                    "-keyout",
+                    "ca-key.pem",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=kbuild-test-ca",
+                ],
+            ]
+            .concat(),
+        );
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            std::fs::write(d.join(format!("{name}.ext")), ext).unwrap();
+            let (keyout, csr, ext, out) = (
+                format!("{name}-key.pem"),
+                format!("{name}.csr"),
+                format!("{name}.ext"),
+                format!("{name}.pem"),
+            );
+            openssl(
+                &[
+                    &["req"],
+                    &key[..],
+                    &[
+                        "-keyout",
+                        &keyout,
+                        "-out",
+                        &csr,
+                        "-subj",
+                        &format!("/CN={name}"),
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &out,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = format!(
+            "foreground = yes\npid =\n[engine]\naccept = 127.0.0.1:{port}\nconnect = {}\ncert = {}\nkey = {}\nCAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
+            local_socket().display(),
+            d.join("server.pem").display(),
+            d.join("server-key.pem").display(),
+            d.join("ca.pem").display(),
+        );
+        std::fs::write(d.join("stunnel.conf"), conf).unwrap();
+        let log = std::fs::File::create(d.join("stunnel.log")).unwrap();
+        let stunnel = Command::new("stunnel")
+            .arg(d.join("stunnel.conf"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("stunnel starts (apt-get install stunnel4)");
+        let engine = TlsEngine { dir, port, stunnel };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "stunnel did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        engine
+    }
+
+    fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// Gives the context `name` in `config` the client's TLS material, as
+    /// `docker context create --docker host=...,ca=...,cert=...,key=...` stores it.
+    fn give_tls(&self, config: &Path, name: &str, files: &[&str]) {
+        let id: String = Sha256::digest(name.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let dir = config.join("contexts/tls").join(id).join("docker");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, from) in [
+            ("ca.pem", "ca.pem"),
+            ("cert.pem", "client.pem"),
+            ("key.pem", "client-key.pem"),
+        ] {
+            if files.contains(&file) {
+                std::fs::copy(self.dir.path().join(from), dir.join(file)).unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for TlsEngine {
+    fn drop(&mut self) {
+        let _ = self.stunnel.kill();
+        let _ = self.stunnel.wait();
+    }
+}
+
+#[test]
+fn a_context_with_tls_material_reaches_a_tls_engine() {
+    let engine = TlsEngine::start();
+    let config = DockerConfig::new();
+    config.context("tls", &engine.host());
+    engine.give_tls(config.path(), "tls", &["ca.pem", "cert.pem", "key.pem"]);
+    let (code, stdout, stderr) = run(&mut doctor(config.path(), &["--context", "tls"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let line = engine_line(&stdout);
+    assert!(line.trim_start().starts_with("pass"), "{stdout}");
+    assert!(
+        line.contains(&engine.host()) && line.contains("--context tls"),
+        "{stdout}"
+    );
+
+    // Without the client key kbuild says what is missing, before connecting.
+    config.context("half", &engine.host());
+    engine.give_tls(config.path(), "half", &["ca.pem", "cert.pem"]);
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = build_cmd(repo.path(), out.path(), &["kubectl"], &[]);
+    let (code, _, stderr) = run(clean_env(&mut cmd)
+        .env("DOCKER_CONFIG", config.path())
+        .args(["--context", "half"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("key.pem") && stderr.contains("--context half"),
+        "{stderr}"
+    );
+}

@@ -62,15 +62,18 @@ fn main() {
     }
 }
 
-/// The `--context` of a command that talks to the engine.
-fn context_flag(command: &Command) -> Option<String> {
+/// The `--context` of a command that talks to the engine, and whether it needs the engine
+/// (the doctor reports a bad choice as its engine check instead).
+fn context_flag(command: &Command) -> (Option<String>, bool) {
+    let docker =
+        |e: &cli::EngineArgs| (e.context.name.clone(), e.engine == cli::EngineKind::Docker);
     match command {
-        Command::Build(a) => a.engine.context.name.clone(),
-        Command::QuickRelease(a) => a.engine.context.name.clone(),
-        Command::Extension(a) => a.engine.context.name.clone(),
-        Command::Doctor(a) => a.context.name.clone(),
-        Command::Clean(a) => a.context.name.clone(),
-        _ => None,
+        Command::Build(a) => docker(&a.engine),
+        Command::QuickRelease(a) => docker(&a.engine),
+        Command::Extension(a) => docker(&a.engine),
+        Command::Doctor(a) => (a.context.name.clone(), false),
+        Command::Clean(a) => (a.context.name.clone(), true),
+        _ => (None, false),
     }
 }
 
@@ -91,10 +94,12 @@ fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
 async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     // A recipe's own command makes the choice, with its --context.
     if !matches!(command, Command::Run(_)) {
-        engine::endpoint::choose(
-            context_flag(&command),
-            engine::endpoint::EnvSnapshot::capture(),
-        );
+        let (flag, needs_engine) = context_flag(&command);
+        engine::endpoint::choose(flag, engine::endpoint::EnvSnapshot::capture());
+        // A context that does not exist is bad input: refused before anything is made.
+        if needs_engine {
+            engine::endpoint::current()?;
+        }
     }
     match command {
         Command::Build(args) => {

@@ -267,11 +267,13 @@ fn a_context_naming_a_dead_socket_fails_fast_naming_the_context_and_the_socket()
     );
 
     // A context that does not exist is bad input (exit 2), naming the ones that do.
-    let mut cmd = build_cmd(repo.path(), &out.path().join("out"), &["kubectl"], &[]);
+    let bad_out = out.path().join("bad-input");
+    let mut cmd = build_cmd(repo.path(), &bad_out, &["kubectl"], &[]);
     let (code, _, stderr) = run(clean_env(&mut cmd)
         .env("DOCKER_CONFIG", config.path())
         .args(["--context", "nope"]));
     assert_eq!(code, 2, "{stderr}");
+    assert!(!bad_out.exists(), "bad input leaves nothing behind");
     assert!(
         stderr.contains("\"nope\"") && stderr.contains("does not exist"),
         "{stderr}"

@@ -146,7 +146,15 @@ async fn connect_versioned() -> Result<(Docker, SystemVersion)> {
     if chosen.host.starts_with("ssh://") {
         // The ssh client's ConnectTimeout makes a dead host fail fast; the first answer
         // also waits for the handshake and the docker CLI starting on the remote.
-        let docker = super::ssh::connect(&chosen.host, REQUEST_TIMEOUT).await?;
+        let docker = super::ssh::connect(&chosen.host, REQUEST_TIMEOUT)
+            .await
+            .map_err(|mut e| {
+                // The ssh errors speak of DOCKER_HOST; say where the endpoint really came from.
+                if chosen.source != endpoint::Source::DockerHost {
+                    e.message = format!("{} (the endpoint is from {})", e.message, chosen.why());
+                }
+                e
+            })?;
         let version = docker
             .version()
             .await

@@ -116,7 +116,9 @@ impl Podman {
             None => podman,
         };
         let log = std::fs::File::create(self.path().join(format!("{conf}.service.log"))).unwrap();
+        // conmon leaves files (e.g. `oom`) in the service's working directory: keep them here.
         let child = cmd
+            .current_dir(self.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

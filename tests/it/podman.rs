@@ -21,12 +21,16 @@ const DEFAULT_ULIMITS_CONF: &str =
     "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n";
 /// A hard open-files limit below podman's default, as on the machine the problem was seen.
 const LOW_NOFILE: u64 = 20_000;
+/// The one file root's podman writes outside its --root: a cache of blob facts for `load`.
+const BLOB_INFO_CACHE: &str = "/var/lib/containers/cache/blob-info-cache-v1.boltdb";
 
 /// A private podman: its storage, run directory, configuration and API socket all live in
 /// one temporary directory.
 struct Podman {
     dir: tempfile::TempDir,
     service: Option<Child>,
+    /// Whether the blob info cache was there before: if not, the test removes it.
+    had_blob_info_cache: bool,
 }
 
 impl Podman {
@@ -41,7 +45,11 @@ impl Podman {
             DEFAULT_ULIMITS_CONF,
         )
         .unwrap();
-        Podman { dir, service: None }
+        Podman {
+            dir,
+            service: None,
+            had_blob_info_cache: Path::new(BLOB_INFO_CACHE).exists(),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -212,6 +220,13 @@ impl Drop for Podman {
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for mount in mounts {
             let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        }
+        if !self.had_blob_info_cache {
+            let cache = Path::new(BLOB_INFO_CACHE);
+            let _ = std::fs::remove_file(cache);
+            // Only when empty: the directories may hold others' files.
+            let _ = std::fs::remove_dir(cache.parent().unwrap());
+            let _ = std::fs::remove_dir(cache.parent().unwrap().parent().unwrap());
         }
     }
 }

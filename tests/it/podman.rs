@@ -232,7 +232,7 @@ impl Drop for Podman {
 }
 
 #[test]
-fn podman_builds_the_fixture_and_its_rlimit_failure_names_the_fix() {
+fn podman_builds_the_fixture_by_bind_and_copy_and_its_rlimit_failure_names_the_fix() {
     let mut podman = Podman::new();
     podman.load_builder_image();
     let repo = KubeRepo::tagged("v1.34.0");
@@ -284,6 +284,22 @@ fn podman_builds_the_fixture_and_its_rlimit_failure_names_the_fix() {
     assert!(is_elf_amd64(&header(&kubectl)), "{}", kubectl.display());
     let version = run_binary(&kubectl, &["version"]);
     assert!(version.contains("v1.34.0"), "{version}");
+    assert_eq!(
+        podman.containers(),
+        Vec::<String>::new(),
+        "no container is left"
+    );
+
+    // Copy transfer (what remote podman gets by default) uploads into the volume podman
+    // mounts, and gives the same bytes.
+    let copied = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = podman.build(repo.path(), copied.path(), &["--transfer", "copy"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        std::fs::read(copied.path().join("bin/linux/amd64/kubectl")).unwrap(),
+        std::fs::read(&kubectl).unwrap(),
+        "copy and bind transfer give the same binary"
+    );
     assert_eq!(
         podman.containers(),
         Vec::<String>::new(),

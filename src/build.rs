@@ -87,9 +87,11 @@ impl Builder {
         ui.phase(
             "engine",
             &format!(
-                "Docker {} at {} ({} CPUs, {})",
+                "{} {} at {} (from {}; {} CPUs, {})",
+                engine.info.product,
                 engine.info.server_version,
                 engine.info.endpoint,
+                engine.info.endpoint_why,
                 engine.info.cpus,
                 human_bytes(engine.info.memory_bytes)
             ),

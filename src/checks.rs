@@ -19,7 +19,10 @@ use crate::ui::{Mode, Ui};
 /// Every check, in the order they run, with what it looks at.
 pub const NAMES: &[(&str, &str)] = &[
     ("git", "the git CLI, to get and describe the source"),
-    ("engine", "the Docker engine answers (DOCKER_HOST)"),
+    (
+        "engine",
+        "the Docker engine answers (--context, DOCKER_HOST, DOCKER_CONTEXT, config.json)",
+    ),
     (
         "memory",
         "memory of the engine (or of this machine for --engine host)",
@@ -318,15 +321,27 @@ pub fn engine(connected: &Result<DockerEngine>, endpoint: &str) -> Check {
         Ok(engine) => Check::pass(
             "engine",
             format!(
-                "Docker {} ({}, {}) answers at {}",
-                engine.info.server_version, engine.info.os, engine.info.arch, engine.info.endpoint
+                "{} {} ({}, {}) answers at {} (from {})",
+                engine.info.product,
+                engine.info.server_version,
+                engine.info.os,
+                engine.info.arch,
+                engine.info.endpoint,
+                engine.info.endpoint_why
             ),
         ),
         Err(err) => Check::fail(
             "engine",
-            format!("{} (endpoint tried: {endpoint})", err.message),
+            // The connection's errors name the endpoint and its source; others get them added.
+            if err.message.contains("no Docker engine answers at")
+                || err.message.contains("context")
+            {
+                err.message.clone()
+            } else {
+                format!("{} (endpoint tried: {endpoint})", err.message)
+            },
             err.hint.clone().unwrap_or_else(|| {
-                "start Docker, or point DOCKER_HOST at a running engine".to_string()
+                "start Docker, or point DOCKER_HOST (or --context) at a running engine".to_string()
             }),
         ),
     }

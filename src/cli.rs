@@ -224,6 +224,8 @@ pub struct CleanArgs {
     /// The tree whose _output intermediates --all removes
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub kube_root: PathBuf,
+    #[command(flatten)]
+    pub context: ContextArg,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -291,7 +293,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub network: bool,
     /// How the build container sees the source: bind-mount it, or copy it into a volume and
-    /// copy the outputs back through the API [default: copy when DOCKER_HOST is tcp:// or ssh://, else bind]
+    /// copy the outputs back through the API [default: copy when the engine endpoint is tcp:// or ssh://, else bind]
     #[arg(long, value_enum, value_name = "MODE")]
     pub transfer: Option<crate::engine::transfer::Transfer>,
     /// Rebuild even when the inputs did not change since the last build into the same --out
@@ -300,6 +302,8 @@ pub struct EngineArgs {
     /// Where builds run: in a container (docker) or with this machine's Go and make (host)
     #[arg(long, value_enum, default_value = "docker")]
     pub engine: EngineKind,
+    #[command(flatten)]
+    pub context: ContextArg,
     /// Skip one prerequisite check (repeatable); `kbuild doctor` lists their names
     #[arg(long = "skip-check", value_name = "NAME")]
     pub skip_checks: Vec<String>,
@@ -311,11 +315,20 @@ pub struct EngineArgs {
     pub min_disk: Option<String>,
 }
 
+/// Which Docker engine, as `docker --context` names it (engine commands, doctor, clean).
+#[derive(Args, Debug, Clone)]
+pub struct ContextArg {
+    /// Docker context whose engine to use, as `docker --context` [default: DOCKER_HOST, else
+    /// DOCKER_CONTEXT, else currentContext in $DOCKER_CONFIG/config.json, else the default socket]
+    #[arg(long = "context", value_name = "NAME")]
+    pub name: Option<String>,
+}
+
 /// Where builds run.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
-    /// A build container on the Docker engine (DOCKER_HOST)
+    /// A build container on the Docker (or Podman) engine, chosen as the docker CLI does (see --context)
     Docker,
     /// This machine's Go and make; needs a Go satisfying the tree's .go-version
     Host,
@@ -357,6 +370,8 @@ pub struct DoctorArgs {
     /// Check for builds in a container (docker) or with this machine's Go (host)
     #[arg(long, value_enum, default_value = "docker")]
     pub engine: EngineKind,
+    #[command(flatten)]
+    pub context: ContextArg,
     /// Engine memory required [default: 2g for a build, 8g for a quick-release]
     #[arg(long, value_name = "SIZE")]
     pub min_memory: Option<String>,

@@ -137,6 +137,10 @@ pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
         EngineKind::Docker => "docker",
         EngineKind::Host => "host",
     };
+    let chosen = match args.engine {
+        EngineKind::Docker => crate::engine::endpoint::current().ok(),
+        EngineKind::Host => None,
+    };
     let header = format!(
         "kbuild doctor: {} with the {engine_name} engine (memory >= {}, disk >= {} free)",
         args.profile.label(),
@@ -152,6 +156,7 @@ pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
             "min_memory": plan.min_memory,
             "min_disk": plan.min_disk,
             "warn_disk": plan.warn_disk,
+            "endpoint": chosen.as_ref().map(|c| c.to_json()),
         }),
         &results,
     );

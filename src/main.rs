@@ -63,6 +63,21 @@ fn main() {
     }
 }
 
+/// The `--context` of a command that talks to the engine, and whether it needs the engine
+/// (the doctor reports a bad choice as its engine check instead).
+fn context_flag(command: &Command) -> (Option<String>, bool) {
+    let docker =
+        |e: &cli::EngineArgs| (e.context.name.clone(), e.engine == cli::EngineKind::Docker);
+    match command {
+        Command::Build(a) => docker(&a.engine),
+        Command::QuickRelease(a) => docker(&a.engine),
+        Command::Extension(a) => docker(&a.engine),
+        Command::Doctor(a) => (a.context.name.clone(), false),
+        Command::Clean(a) => (a.context.name.clone(), true),
+        _ => (None, false),
+    }
+}
+
 /// A recipe whose values the command line parser refuses (e.g. components for a command
 /// that takes none).
 fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
@@ -91,6 +106,15 @@ fn lock_policy(args: &cli::LockArgs) {
 }
 
 async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    // A recipe's own command makes the choice, with its --context.
+    if !matches!(command, Command::Run(_)) {
+        let (flag, needs_engine) = context_flag(&command);
+        engine::endpoint::choose(flag, engine::endpoint::EnvSnapshot::capture());
+        // A context that does not exist is bad input: refused before anything is made.
+        if needs_engine {
+            engine::endpoint::current()?;
+        }
+    }
     match command {
         Command::Build(args) => {
             lock_policy(&args.lock);

@@ -6,13 +6,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use bollard::models::SystemVersion;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
 };
-use bollard::Docker;
+use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 
+use super::endpoint::{self, Endpoint};
 use super::guard::ContainerGuard;
 use super::{BuildJob, CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH, LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
@@ -22,58 +24,192 @@ use crate::ui::Ui;
 
 /// How long an engine may take to answer its first ping before we call it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// An engine that answered its ping may take this long to report its version.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests after the first may legitimately take long (image pulls, waits).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
-/// The engine endpoint kbuild talks to, as the Docker CLI would pick it, fit to show
-/// (a password in it is replaced with `***`).
+/// The engine endpoint kbuild talks to, as the docker CLI would pick it, fit to show
+/// (a password in it is replaced with `***`), with why it was chosen.
 pub fn endpoint() -> String {
-    super::ssh::redact(&raw_endpoint())
+    match endpoint::current() {
+        Ok(chosen) => format!("{} (from {})", chosen.shown(), chosen.why()),
+        Err(e) => e.message,
+    }
 }
 
-fn raw_endpoint() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+/// No engine answers at the chosen endpoint: say which one and why it was chosen, and name
+/// the engine sockets that do exist here.
+fn unreachable(chosen: &Endpoint, detail: impl std::fmt::Display) -> Error {
+    let whose = match &chosen.context {
+        Some(name) if name != endpoint::DEFAULT_CONTEXT => format!("docker context \"{name}\", "),
+        _ => String::new(),
+    };
+    let mut hint = match &chosen.context {
+        Some(name) if name != endpoint::DEFAULT_CONTEXT => format!(
+            "start the engine of docker context \"{name}\" or fix the context (`docker context inspect {name}`), or choose another with --context NAME or DOCKER_HOST"
+        ),
+        _ => "start Docker (e.g. `systemctl start docker`, or open Docker Desktop), or point DOCKER_HOST (or --context) at a running engine".to_string(),
+    };
+    let found = endpoint::other_sockets_here(endpoint::env(), &chosen.host);
+    if !found.is_empty() {
+        let list: Vec<String> = found
+            .iter()
+            .map(|(whose, host)| format!("{whose} at {host}"))
+            .collect();
+        hint.push_str(&format!(
+            "; engine sockets found here: {} (e.g. DOCKER_HOST={})",
+            list.join(", "),
+            found[0].1
+        ));
+    }
+    hint.push_str("; `--engine host` builds with the local Go instead");
+    Error::engine(format!(
+        "no Docker engine answers at {} ({whose}from {}): {detail}",
+        chosen.shown(),
+        chosen.why()
+    ))
+    .with_hint(hint)
 }
 
-fn unreachable(detail: impl std::fmt::Display) -> Error {
-    Error::engine(format!("no Docker engine answers at {}: {detail}", endpoint())).with_hint(
-        "start Docker (e.g. `systemctl start docker`, or open Docker Desktop), or point DOCKER_HOST at a running engine; `--engine host` builds with the local Go instead",
-    )
+/// A client for the endpoint's scheme (no request made yet).
+fn client_for(chosen: &Endpoint, api: &ClientVersion) -> Result<Docker> {
+    let host = chosen.host.as_str();
+    let timeout = REQUEST_TIMEOUT.as_secs();
+    let refused = |why: &str, hint: &str| {
+        Error::usage(format!(
+            "the engine endpoint {} (from {}) {why}",
+            chosen.shown(),
+            chosen.why()
+        ))
+        .with_hint(hint.to_string())
+    };
+    if host.starts_with("unix://") {
+        return Docker::connect_with_unix(host, timeout, api).map_err(|e| unreachable(chosen, e));
+    }
+    if !(host.starts_with("tcp://") || host.starts_with("http://") || host.starts_with("https://"))
+    {
+        return Err(refused(
+            "has a scheme kbuild cannot use",
+            "use a unix://, tcp:// or ssh:// endpoint",
+        ));
+    }
+    let Some(tls) = &chosen.tls else {
+        if host.starts_with("https://") {
+            return Err(refused(
+                "is https:// but has no TLS certificates",
+                "give the context the engine's ca.pem, cert.pem and key.pem (docker context update NAME --docker host=...,ca=...,cert=...,key=...), or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH",
+            ));
+        }
+        return Docker::connect_with_http(host, timeout, api).map_err(|e| unreachable(chosen, e));
+    };
+    if chosen.skip_tls_verify {
+        return Err(refused(
+            "asks to skip TLS verification (SkipTLSVerify), which kbuild does not do",
+            "give the context the engine's CA instead (docker context update NAME --docker host=...,ca=...,cert=...,key=...)",
+        ));
+    }
+    let (Some(ca), Some(cert), Some(key)) = (&tls.ca, &tls.cert, &tls.key) else {
+        let missing: Vec<&str> = [
+            ("ca.pem", &tls.ca),
+            ("cert.pem", &tls.cert),
+            ("key.pem", &tls.key),
+        ]
+        .iter()
+        .filter(|(_, file)| file.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+        return Err(refused(
+            &format!(
+                "is reached over TLS, but {} has no {}",
+                tls.dir.display(),
+                missing.join(", ")
+            ),
+            "kbuild connects to TLS engines with a client certificate: give it ca.pem, cert.pem and key.pem (docker context update NAME --docker host=...,ca=...,cert=...,key=...)",
+        ));
+    };
+    let host = host.replacen("http://", "tcp://", 1);
+    Docker::connect_with_ssl(&host, key, cert, ca, timeout, api).map_err(|e| unreachable(chosen, e))
 }
 
-/// Connects to the engine named by DOCKER_HOST, fails within seconds when nothing answers,
+/// Connects to the endpoint chosen as the docker CLI would (--context, DOCKER_HOST,
+/// DOCKER_CONTEXT, config.json, default socket), fails within seconds when nothing answers,
 /// and negotiates the API version (older engines such as 20.10 speak 1.41).
 pub async fn connect_client() -> Result<Docker> {
-    let host = raw_endpoint();
-    if host.starts_with("ssh://") {
+    Ok(connect_versioned().await?.0)
+}
+
+/// As `connect_client`, with the engine's version report (asked once: Podman's takes a
+/// second or more, as it runs its runtime and conmon to say their versions).
+async fn connect_versioned() -> Result<(Docker, SystemVersion)> {
+    let chosen = endpoint::current()?;
+    if chosen.host.starts_with("ssh://") {
         // The ssh client's ConnectTimeout makes a dead host fail fast; the first answer
         // also waits for the handshake and the docker CLI starting on the remote.
-        return super::ssh::connect(&host, REQUEST_TIMEOUT).await;
+        let docker = super::ssh::connect(&chosen.host, REQUEST_TIMEOUT)
+            .await
+            .map_err(|mut e| {
+                // The ssh errors speak of DOCKER_HOST; say where the endpoint really came from.
+                if chosen.source != endpoint::Source::DockerHost {
+                    e.message = format!("{} (the endpoint is from {})", e.message, chosen.why());
+                }
+                e
+            })?;
+        let version = docker
+            .version()
+            .await
+            .map_err(|e| unreachable(&chosen, e))?;
+        return Ok((docker, version));
     }
-    let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+    let docker = client_for(&chosen, API_DEFAULT_VERSION)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
         Err(_) => {
-            return Err(unreachable(format!(
-                "no answer within {:.1} seconds",
-                CONNECT_TIMEOUT.as_secs_f64()
-            )))
+            return Err(unreachable(
+                &chosen,
+                format!(
+                    "no answer within {:.1} seconds",
+                    CONNECT_TIMEOUT.as_secs_f64()
+                ),
+            ))
         }
-        Ok(Err(e)) => return Err(unreachable(e)),
+        Ok(Err(e)) => return Err(unreachable(&chosen, e)),
         Ok(Ok(_)) => {}
     }
-    let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+    // It answered, so it is there: its version report may take longer.
+    let version = tokio::time::timeout(VERSION_TIMEOUT, docker.version())
         .await
         .map_err(|_| {
-            unreachable(format!(
-                "no answer to the version request within {:.1} seconds",
-                CONNECT_TIMEOUT.as_secs_f64()
-            ))
+            unreachable(
+                &chosen,
+                format!(
+                    "no answer to the version request within {} seconds",
+                    VERSION_TIMEOUT.as_secs()
+                ),
+            )
         })?
-        .map_err(unreachable)?;
-    Ok(docker.with_timeout(REQUEST_TIMEOUT))
+        .map_err(|e| unreachable(&chosen, e))?;
+    let api = negotiated(version.api_version.as_deref());
+    Ok((client_for(&chosen, &api)?, version))
+}
+
+/// The API version to speak: the engine's when older than bollard's, else bollard's
+/// (as bollard's `negotiate_version`, without asking the engine a second time).
+fn negotiated(engine_api: Option<&str>) -> ClientVersion {
+    let ours = (
+        API_DEFAULT_VERSION.major_version,
+        API_DEFAULT_VERSION.minor_version,
+    );
+    let theirs = engine_api
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)));
+    let (major_version, minor_version) = match theirs {
+        Some(theirs) if theirs < ours => theirs,
+        _ => ours,
+    };
+    ClientVersion {
+        major_version,
+        minor_version,
+    }
 }
 
 /// Runs an engine clean-up to completion from a `Drop`, which cannot await: on a thread of
@@ -103,7 +239,14 @@ where
 /// What kbuild needs to know about the engine, read once.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EngineInfo {
+    /// Whose engine answers: "Docker", or "Podman" (which serves the same API).
+    pub product: &'static str,
+    /// The endpoint, fit to show.
     pub endpoint: String,
+    /// What chose it (`--context ci`, `DOCKER_HOST`, ...).
+    pub endpoint_why: String,
+    /// The docker context it came from, if one was named.
+    pub context: Option<String>,
     pub server_version: String,
     pub os: String,
     /// Go's name for the engine's architecture (amd64, arm64).
@@ -113,6 +256,16 @@ pub struct EngineInfo {
     pub rootless: bool,
     /// Where the engine keeps images and volumes (on the engine's machine).
     pub root_dir: Option<String>,
+}
+
+/// "Podman" when the engine's version report names a Podman component, else "Docker".
+fn product(version: &SystemVersion) -> &'static str {
+    let components = version.components.as_deref().unwrap_or_default();
+    if components.iter().any(|c| c.name.starts_with("Podman")) {
+        "Podman"
+    } else {
+        "Docker"
+    }
 }
 
 /// A connected Docker engine.
@@ -140,8 +293,9 @@ pub struct RunOptions<'a> {
 
 impl DockerEngine {
     pub async fn connect() -> Result<DockerEngine> {
-        let docker = connect_client().await?;
-        let info = docker.info().await.map_err(unreachable)?;
+        let chosen = endpoint::current()?;
+        let (docker, version) = connect_versioned().await?;
+        let info = docker.info().await.map_err(|e| unreachable(&chosen, e))?;
         let arch = match info.architecture.as_deref().unwrap_or("") {
             "x86_64" => "amd64".to_string(),
             "aarch64" => "arm64".to_string(),
@@ -153,7 +307,10 @@ impl DockerEngine {
             .iter()
             .any(|o| o.contains("name=rootless"));
         let info = EngineInfo {
-            endpoint: endpoint(),
+            product: product(&version),
+            endpoint: chosen.shown(),
+            endpoint_why: chosen.why(),
+            context: chosen.context.clone(),
             server_version: info.server_version.unwrap_or_default(),
             os: info.operating_system.unwrap_or_default(),
             arch,
@@ -265,7 +422,7 @@ impl DockerEngine {
                 body,
             )
             .await
-            .map_err(|e| Error::engine(format!("cannot create the build container: {e}")))?;
+            .map_err(|e| refused("cannot create the build container", e))?;
         let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
         let outcome = tokio::select! {
             r = self.drive(&created.id, job, options, log, ui) => r,
@@ -373,7 +530,7 @@ impl DockerEngine {
                 }),
             )
             .await
-            .map_err(|e| Error::engine(format!("cannot attach to the build container: {e}")))?;
+            .map_err(|e| refused("cannot attach to the build container", e))?;
         let mut stream = attached.output;
         if let Err(e) = self
             .docker
@@ -386,9 +543,7 @@ impl DockerEngine {
             if text.contains("OOM") || text.contains("memory limit too low") {
                 return Err(self.out_of_memory(job, options, log));
             }
-            return Err(Error::engine(format!(
-                "cannot start the build container: {text}"
-            )));
+            return Err(refused("cannot start the build container", text));
         }
         let follow = async {
             let mut pending = Vec::new();
@@ -484,7 +639,10 @@ impl DockerEngine {
         if code == 0 {
             return Ok(());
         }
-        if oom || (code == 137 && options.memory_limit.is_some()) {
+        // Podman sends no `oom` event when the kernel kills a compiler rather than the
+        // container's first process: under a memory limit, a killed process means the same.
+        let killed = killed_in(&log.tail());
+        if oom || (options.memory_limit.is_some() && (code == 137 || killed)) {
             return Err(self.out_of_memory(job, options, log));
         }
         let mut err = Error::build(format!(
@@ -493,7 +651,7 @@ impl DockerEngine {
         ))
         .with_hint(format!("the whole log is {}", log.path().display()))
         .with_details(log.tail());
-        if log.tail().iter().any(|l| l.contains("signal: killed")) {
+        if killed {
             err = err.with_hint(format!(
                 "a compiler or linker was killed, most likely for lack of memory: give the engine at least 8 GiB (it has {}); the whole log is {}",
                 human_bytes(self.info.memory_bytes),
@@ -518,6 +676,17 @@ impl DockerEngine {
             log.path().display()
         ))
         .with_details(log.tail())
+    }
+}
+
+/// The engine refused to create, attach to or start the build container; a runtime failure
+/// with a known cause (Podman's defaults) gets its fix as the hint.
+fn refused(what: &str, e: impl std::fmt::Display) -> Error {
+    let text = e.to_string();
+    let err = Error::engine(format!("{what}: {text}"));
+    match super::podman::runtime_hint(&text) {
+        Some(hint) => err.with_hint(hint),
+        None => err,
     }
 }
 
@@ -554,6 +723,16 @@ fn unix_seconds(text: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
+/// Whether a build log's tail shows a process killed by SIGKILL: Go's `signal: killed`,
+/// bash's `Killed` job report, or make's `Error 137` (128 + 9).
+fn killed_in(tail: &[String]) -> bool {
+    tail.iter().any(|l| {
+        l.contains("signal: killed")
+            || l.trim_end().ends_with("Error 137")
+            || l.split_whitespace().any(|w| w == "Killed")
+    })
 }
 
 /// The engine stopped answering in the middle of a build.
@@ -729,6 +908,40 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(unix_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn killed_processes_are_seen_in_the_log() {
+        let tail = |l: &str| {
+            vec![
+                "    k8s.io/kubernetes/cmd/kubectl (static)".to_string(),
+                l.to_string(),
+            ]
+        };
+        assert!(killed_in(&tail("make: *** [Makefile:31: all] Error 137")));
+        assert!(killed_in(&tail(
+            "golang.sh: line 166:    52 Killed                  ( cd ..."
+        )));
+        assert!(killed_in(&tail(
+            "/usr/local/go/pkg/tool/linux_amd64/link: signal: killed"
+        )));
+        assert!(!killed_in(&tail("make: *** [Makefile:31: all] Error 2")));
+    }
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_two() {
+        let v = negotiated(Some("1.41"));
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        let v = negotiated(Some("9.99"));
+        assert_eq!(
+            (v.major_version, v.minor_version),
+            (
+                API_DEFAULT_VERSION.major_version,
+                API_DEFAULT_VERSION.minor_version
+            )
+        );
+        let v = negotiated(None);
+        assert_eq!(v.major_version, API_DEFAULT_VERSION.major_version);
     }
 
     #[test]

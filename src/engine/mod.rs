@@ -3,9 +3,11 @@
 //! Engines report through `ui::Ui`; they never draw anything themselves.
 
 pub mod docker;
+pub mod endpoint;
 pub mod guard;
 pub mod hermetic;
 pub mod host;
+pub mod podman;
 pub mod ssh;
 pub mod transfer;
 

@@ -100,20 +100,31 @@ impl SourceVolume {
         let (uid, gid) = user.unwrap_or((0, 0));
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let tree = root.to_path_buf();
-        let writer = tokio::task::spawn_blocking(move || write_tree_tar(&tree, uid, gid, tx));
+        // Podman writes an archive into a volume only for paths inside its mount: one aimed
+        // at the mount point's parent lands in the helper container's own filesystem.
+        let layout = if engine.info.product == "Podman" {
+            Layout::IntoMount
+        } else {
+            Layout::MountPointEntry
+        };
+        let writer =
+            tokio::task::spawn_blocking(move || write_tree_tar(&tree, uid, gid, layout, tx));
         let body = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk, rx))
         });
-        // The archive's top entry is the mount point itself, so its owner becomes the build user.
-        let parent = Path::new(CONTAINER_SRC)
-            .parent()
-            .expect("CONTAINER_SRC has a parent")
-            .display()
-            .to_string();
+        let path = match layout {
+            // The archive's top entry is the mount point itself, so its owner becomes the build user.
+            Layout::MountPointEntry => Path::new(CONTAINER_SRC)
+                .parent()
+                .expect("CONTAINER_SRC has a parent")
+                .display()
+                .to_string(),
+            Layout::IntoMount => CONTAINER_SRC.to_string(),
+        };
         let upload = engine.docker.upload_to_container(
             &helper.id,
             Some(UploadToContainerOptions {
-                path: parent,
+                path,
                 ..Default::default()
             }),
             bollard::body_stream(body),
@@ -281,16 +292,30 @@ fn short_hash(root: &Path) -> String {
 /// Writes the tree at `root` as a tar stream into `tx`: top entry `kubernetes/` (the mount
 /// point), entries sorted, owned by uid:gid, writable by that owner, nothing for others to
 /// write; symbolic links kept as links, special files left out.
+/// How the source archive maps onto the volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Docker: unpacked into the mount point's parent, with the mount point as top entry.
+    MountPointEntry,
+    /// Podman: unpacked into the mount point. Its owner stays root, so the archive also
+    /// holds an empty `_output`, owned by the build user, for the build to write into.
+    IntoMount,
+}
+
 fn write_tree_tar(
     root: &Path,
     uid: u32,
     gid: u32,
+    layout: Layout,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<u64> {
-    let top = Path::new(CONTAINER_SRC)
-        .file_name()
-        .expect("CONTAINER_SRC has a name")
-        .to_owned();
+    let top = match layout {
+        Layout::MountPointEntry => Path::new(CONTAINER_SRC)
+            .file_name()
+            .expect("CONTAINER_SRC has a name")
+            .to_owned(),
+        Layout::IntoMount => std::ffi::OsString::from("."),
+    };
     let sink = ChannelWriter {
         tx,
         buf: Vec::with_capacity(CHUNK),
@@ -319,6 +344,12 @@ fn write_tree_tar(
     builder
         .append_data(&mut h, Path::new(&top), std::io::empty())
         .map_err(|e| io(root, e))?;
+    if layout == Layout::IntoMount {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
+        builder
+            .append_data(&mut h, Path::new("_output"), std::io::empty())
+            .map_err(|e| io(root, e))?;
+    }
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = root.join(&rel);
@@ -485,7 +516,7 @@ mod tests {
         std::fs::write(dir.join("cmd/kubectl/main.go"), "package main").unwrap();
         std::os::unix::fs::symlink("cmd", dir.join("link")).unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        write_tree_tar(&dir, 1234, 5678, tx).unwrap();
+        write_tree_tar(&dir, 1234, 5678, Layout::MountPointEntry, tx).unwrap();
         let mut bytes = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
             bytes.extend_from_slice(&chunk);
@@ -508,6 +539,30 @@ mod tests {
                 "kubernetes/cmd/kubectl/main.go"
             ]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn for_podman_the_archive_unpacks_into_the_mount_with_a_writable_output_dir() {
+        let dir = std::env::temp_dir().join(format!("kbuild-srctar-pm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("_output/bin")).unwrap();
+        std::fs::write(dir.join("_output/bin/old"), "x").unwrap();
+        std::fs::write(dir.join("Makefile"), "all:").unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        write_tree_tar(&dir, 1234, 5678, Layout::IntoMount, tx).unwrap();
+        let mut bytes = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            bytes.extend_from_slice(&chunk);
+        }
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            assert_eq!(entry.header().uid().unwrap(), 1234);
+            names.push(entry.path().unwrap().display().to_string());
+        }
+        assert_eq!(names, [".", "_output", "Makefile"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

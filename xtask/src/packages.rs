@@ -1,6 +1,8 @@
 //! The Debian packages the tests need, installed by `cargo xtask test` itself so that the
 //! README's one test command is all the set-up a fresh machine needs: git and make for the
-//! fixture, openssh-server for the ssh:// engine tests, and a host Go for the
+//! fixture, openssh-server for the ssh:// engine tests, podman (with runc, which its test
+//! configures: crun refuses hybrid cgroup hosts) for the podman test, openssl and stunnel4
+//! (a TLS engine in front of the local one) for the TLS context test, and a host Go for the
 //! `--engine host` tests. Debian bookworm's own Go is older than upstream's go1.22 floor, so
 //! golang-1.23-go comes from bookworm-backports (added to the apt sources when missing; no
 //! other suite is mixed into the host).
@@ -12,7 +14,15 @@ use crate::util::{self, run, step, Failure};
 
 /// Where golang-1.23-go puts its go binary; the host-engine tests look there.
 pub const HOST_GO_DIR: &str = "/usr/lib/go-1.23/bin";
-const PACKAGES: &[&str] = &["git", "make", "openssh-server"];
+const PACKAGES: &[&str] = &[
+    "git",
+    "make",
+    "openssh-server",
+    "podman",
+    "runc",
+    "openssl",
+    "stunnel4",
+];
 const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
 
 fn installed(package: &str) -> bool {

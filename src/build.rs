@@ -337,6 +337,8 @@ impl Builder {
 pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let overrides = Overrides::from_env(plan.git_version.clone())?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
+    // A precious --out is refused before anything (even a lock) is written.
+    outdir::check_not_precious(&plan.out, Some(plan.source.dir()))?;
     let _tree_lock = crate::lock::acquire_source(&plan.source, ui, interrupt).await?;
     let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
     outdir::claim(&plan.out, &info.root)?;

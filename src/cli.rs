@@ -336,6 +336,8 @@ pub enum EngineKind {
 
 #[derive(Args, Debug, Clone)]
 pub struct SourceCmdArgs {
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// The repository to clone or update
     #[arg(long, value_name = "URL", default_value = crate::source::checkout::DEFAULT_REPO)]
     pub repo: String,

@@ -112,10 +112,7 @@ pub async fn acquire_source(
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<Lock> {
-    match spec {
-        crate::source::SourceSpec::Tree(root) => acquire_tree(root, ui, interrupt).await,
-        crate::source::SourceSpec::Git { dir, .. } => acquire_tree(dir, ui, interrupt).await,
-    }
+    acquire_tree(spec.dir(), ui, interrupt).await
 }
 
 /// `<cache>/kbuild/locks`, or a directory of this user's under the temporary directory when

@@ -123,6 +123,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             build::run(&plan, ui, interrupt).await
         }
         Command::Source(args) => {
+            lock_policy(&args.lock);
             // The checkout is shared with --ref builds: take turns (lock.rs).
             let dir = match &args.dir {
                 Some(dir) => dir.clone(),

@@ -42,6 +42,14 @@ fn get_source(args: &SourceArgs, engine: Option<&plan::EnginePlan>, ui: &Ui) -> 
 }
 
 /// Repository, ref and commit facts for the manifest.
+/// The source the args name, once `out` is known not to be precious for it (before anything,
+/// even a lock, is written).
+fn source_checked_against(args: &SourceArgs, out: &Path) -> Result<crate::source::SourceSpec> {
+    let spec = plan::resolve_source(args)?;
+    outdir::check_not_precious(out, Some(spec.dir()))?;
+    Ok(spec)
+}
+
 fn source_record(info: &SourceInfo) -> SourceRecord {
     let git = |args: &[&str]| {
         (info.tree_state != TreeState::Archive)
@@ -255,8 +263,12 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
-    let _tree_lock =
-        crate::lock::acquire_source(&plan::resolve_source(&args.source)?, ui, interrupt).await?;
+    let _tree_lock = crate::lock::acquire_source(
+        &source_checked_against(&args.source, &args.out)?,
+        ui,
+        interrupt,
+    )
+    .await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     let outdir = outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
@@ -358,8 +370,12 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
     }
     // The tree first, then the output directory (lock.rs: that order everywhere).
-    let _tree_lock =
-        crate::lock::acquire_source(&plan::resolve_source(&args.source)?, ui, interrupt).await?;
+    let _tree_lock = crate::lock::acquire_source(
+        &source_checked_against(&args.source, &args.out)?,
+        ui,
+        interrupt,
+    )
+    .await?;
     let info = get_source(&args.source, None, ui)?;
     let outdir = outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
@@ -463,8 +479,12 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
     let (components, platforms) = extension_inputs(args)?;
     let engine = plan::resolve_engine(&args.engine)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
-    let _tree_lock =
-        crate::lock::acquire_source(&plan::resolve_source(&args.source)?, ui, interrupt).await?;
+    let _tree_lock = crate::lock::acquire_source(
+        &source_checked_against(&args.source, &args.out)?,
+        ui,
+        interrupt,
+    )
+    .await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;

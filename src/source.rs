@@ -23,6 +23,16 @@ pub enum SourceSpec {
     },
 }
 
+impl SourceSpec {
+    /// The directory the tree is (or will be) in.
+    pub fn dir(&self) -> &Path {
+        match self {
+            SourceSpec::Tree(root) => root,
+            SourceSpec::Git { dir, .. } => dir,
+        }
+    }
+}
+
 /// Gets the source `spec` names (cloning or updating a checkout for `--ref`) and computes
 /// its facts. A checkout with local changes is never switched here: `kbuild source --force`
 /// is the deliberate way to do that.

@@ -427,8 +427,8 @@ fn a_ref_checkout_is_not_switched_while_a_build_uses_it() {
     // Another run on the same checkout at another ref: refused with --no-wait...
     let (code, _, stderr) = run(kbuild()
         .args([
-            "--no-wait",
             "source",
+            "--no-wait",
             "--repo",
             &url,
             "--ref",

@@ -152,14 +152,20 @@ fn package_help_says_what_its_source_and_platform_flags_choose() {
 
 #[test]
 fn lock_flags_are_on_the_commands_that_lock_and_only_there() {
-    for command in ["build", "quick-release", "extension", "package", "run"] {
+    for command in [
+        "build",
+        "quick-release",
+        "extension",
+        "package",
+        "run",
+        "source",
+    ] {
         let text = help(&[command]);
         assert!(text.contains("--no-wait"), "{command}:\n{text}");
         assert!(text.contains("--lock-timeout"), "{command}:\n{text}");
     }
     for command in [
         vec!["verify"],
-        vec!["source"],
         vec!["doctor"],
         vec!["clean"],
         vec!["plan"],

@@ -45,7 +45,8 @@ pub struct BuildInfo {
 }
 
 /// The version string in the blob that starts at `blob` (`go1.24.4`), if it is inline.
-pub fn parse(blob: &[u8]) -> Option<String> {
+#[cfg(test)]
+fn parse(blob: &[u8]) -> Option<String> {
     strings(blob).map(|(version, _)| version)
 }
 
@@ -103,7 +104,7 @@ fn parse_modinfo(text: &str, info: &mut BuildInfo) {
 
 /// The module text inside its sentinels, as `debug/buildinfo` strips them.
 fn strip_sentinels(raw: &[u8]) -> &[u8] {
-    if raw.len() >= 2 * SENTINEL_LEN + 1 && raw[raw.len() - SENTINEL_LEN - 1] == b'\n' {
+    if raw.len() > 2 * SENTINEL_LEN && raw[raw.len() - SENTINEL_LEN - 1] == b'\n' {
         &raw[SENTINEL_LEN..raw.len() - SENTINEL_LEN]
     } else {
         raw

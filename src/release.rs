@@ -164,6 +164,8 @@ struct Packaging<'a> {
     layouts: Vec<Layout>,
     toolchain: Toolchain,
     notes: Vec<String>,
+    /// When the command began, for the provenance.
+    started: std::time::SystemTime,
 }
 
 /// Packages the layouts into `<out>/release-tars` and reports the artifacts.
@@ -175,6 +177,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         layouts,
         toolchain,
         notes,
+        started,
     } = what;
     let tars = out.join(RELEASE_TARS);
     ui.phase(
@@ -204,6 +207,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 layouts,
                 source,
                 toolchain,
+                started,
             },
             notes,
             &cancel,
@@ -241,6 +245,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
 
 /// `kbuild quick-release`.
 pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let started = std::time::SystemTime::now();
     let platforms = plan::resolve_platforms(&args.target)?;
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
@@ -312,12 +317,14 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
         layouts,
         toolchain,
         notes,
+        started,
     };
     package_release(what, ui, interrupt).await
 }
 
 /// `kbuild package`.
 pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let started = std::time::SystemTime::now();
     let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
     if !bin.is_dir() {
         return Err(Error::usage(format!(
@@ -405,6 +412,7 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         layouts,
         toolchain,
         notes,
+        started,
     };
     package_release(what, ui, interrupt).await
 }

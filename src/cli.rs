@@ -92,6 +92,17 @@ Examples:
   kbuild verify out              # checks out/release-tars and out/extension"
     )]
     Verify(VerifyArgs),
+    /// Sign SHA256SUMS, the SBOM and the provenance of a packaged set with an SSH key (as ssh-keygen -Y sign -n file)
+    #[command(
+        after_help = "Writes <file>.sig beside each signed file: SSHSIG signatures in namespace `file`, which \
+`ssh-keygen -Y verify -f allowed_signers -I ID -n file -s FILE.sig < FILE` and \
+`kbuild verify --allowed-signers allowed_signers` check.
+
+Examples:
+  kbuild sign --key ~/.ssh/release_ed25519                   # signs out/release-tars (and out/extension)
+  kbuild sign --key release_ed25519 dist/release-tars"
+    )]
+    Sign(SignArgs),
     /// Clone or update the Kubernetes source at a tag, branch or commit, and print its version facts
     #[command(after_help = "Examples:
   kbuild source --ref v1.34.2                      # shallow clone into the cache directory
@@ -334,6 +345,9 @@ pub struct QuickReleaseArgs {
     /// Output directory: binaries in <out>/bin/, tarballs in <out>/release-tars/, logs in <out>/logs/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -351,6 +365,9 @@ pub struct ExtensionArgs {
     /// Output directory: the layout goes to <out>/extension/, binaries to <out>/bin/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -365,10 +382,26 @@ pub struct PackageArgs {
     /// Output directory: tarballs go to <out>/release-tars/
     #[arg(long, default_value = "out", value_name = "DIR")]
     pub out: PathBuf,
+    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct VerifyArgs {
+    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
+    #[arg(value_name = "DIR", default_value = "out")]
+    pub dir: PathBuf,
+    /// Also check the SSH signatures of SHA256SUMS, the SBOM and the provenance against this allowed_signers file
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SignArgs {
+    /// The OpenSSH private key to sign with (Ed25519 or ECDSA P-256, without a passphrase)
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
     /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
     #[arg(value_name = "DIR", default_value = "out")]
     pub dir: PathBuf,

@@ -34,6 +34,7 @@ use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 fn main() {
+    attest::mark_run_started();
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose);
     lock::set_policy(match (cli.global.no_wait, cli.global.lock_timeout) {
@@ -90,6 +91,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         Command::Extension(args) => release::extension(&args, ui, interrupt).await,
         Command::Package(args) => release::package(&args, ui, interrupt).await,
         Command::Verify(args) => release::verify(&args, ui, interrupt).await,
+        Command::Sign(args) => attest::command::sign(&args, ui),
         Command::Run(args) => {
             let loaded = recipe::load(&args.recipe)?;
             let argv = loaded.recipe.to_args(&args.overrides);

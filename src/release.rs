@@ -164,8 +164,6 @@ struct Packaging<'a> {
     layouts: Vec<Layout>,
     toolchain: Toolchain,
     notes: Vec<String>,
-    /// When the command began, for the provenance.
-    started: std::time::SystemTime,
 }
 
 /// Packages the layouts into `<out>/release-tars` and reports the artifacts.
@@ -177,7 +175,6 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         layouts,
         toolchain,
         notes,
-        started,
     } = what;
     let tars = out.join(RELEASE_TARS);
     ui.phase(
@@ -207,7 +204,6 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 layouts,
                 source,
                 toolchain,
-                started,
             },
             notes,
             &cancel,
@@ -245,7 +241,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
 
 /// `kbuild quick-release`.
 pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let started = std::time::SystemTime::now();
+    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
     let platforms = plan::resolve_platforms(&args.target)?;
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
@@ -317,14 +313,14 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
         layouts,
         toolchain,
         notes,
-        started,
     };
-    package_release(what, ui, interrupt).await
+    package_release(what, ui, interrupt).await?;
+    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
 }
 
 /// `kbuild package`.
 pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let started = std::time::SystemTime::now();
+    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
     let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
     if !bin.is_dir() {
         return Err(Error::usage(format!(
@@ -412,9 +408,9 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         layouts,
         toolchain,
         notes,
-        started,
     };
-    package_release(what, ui, interrupt).await
+    package_release(what, ui, interrupt).await?;
+    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
 }
 
 /// `--component` (default kubectl) and `--platform` (default every host on both arches).
@@ -447,6 +443,7 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
 /// `kbuild extension`.
 pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
+    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
     let engine = plan::resolve_engine(&args.engine)?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
@@ -498,7 +495,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
         ui.warn(w);
     }
     report_extension(&manifest, &args.out, ui);
-    Ok(())
+    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
 }
 
 fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
@@ -521,7 +518,7 @@ fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
 
 /// The directories `kbuild verify DIR` checks: DIR itself when it holds checksums or a
 /// manifest, else its release-tars/ and extension/ subdirectories that do.
-fn verify_targets(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn verify_targets(dir: &Path) -> Vec<PathBuf> {
     let holds = |d: &Path| {
         ["SHA256SUMS", "SHA512SUMS", package::manifest::FILE_NAME]
             .iter()
@@ -539,6 +536,11 @@ fn verify_targets(dir: &Path) -> Vec<PathBuf> {
 
 /// `kbuild verify`.
 pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let signers = args
+        .allowed_signers
+        .as_deref()
+        .map(crate::attest::sign::load_allowed_signers)
+        .transpose()?;
     let targets = verify_targets(&args.dir);
     if targets.is_empty() {
         return Err(Error::usage(format!(
@@ -567,6 +569,13 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
             ui.warn(&shown);
             problems.push(shown);
         }
+        if let Some(signers) = &signers {
+            for (file, what) in crate::attest::command::check_signatures(&dir, signers, ui) {
+                let shown = format!("{}: {what}", dir.join(file).display());
+                ui.warn(&shown);
+                problems.push(shown);
+            }
+        }
     }
     if interrupt.fired() {
         return Err(interrupt.wait().await);
@@ -578,8 +587,13 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
         )
         .with_hint("these files are not what kbuild wrote: download or package them again, and check what else touched them"));
     }
+    let signed = if signers.is_some() {
+        ", and every signature is good"
+    } else {
+        ""
+    };
     ui.finished(&format!(
-        "verified {checked} artifacts: every checksum, sidecar and manifest entry matches"
+        "verified {checked} artifacts: every checksum, sidecar and manifest entry matches{signed}"
     ));
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! The SBOM and provenance are written into the set's staging directory before its
 //! checksums and manifest, so SHA256SUMS and manifest.json list them like any artifact.
 
+pub mod command;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;
@@ -63,6 +64,24 @@ pub fn is_ours(name: &str) -> bool {
     }
 }
 
+/// The binaries of a set that ships them bare (the extension layout): each artifact with an
+/// os and arch is a binary, at `<dir>/<file>`.
+pub fn bare_binaries(dir: &Path, artifacts: &[Artifact]) -> Vec<Binary> {
+    artifacts
+        .iter()
+        .filter_map(|a| {
+            Some(Binary {
+                name: a.file.rsplit('/').next().unwrap_or(&a.file).to_string(),
+                os: a.os.clone()?,
+                arch: a.arch.clone()?,
+                path: dir.join(&a.file),
+                carried_by: Vec::new(),
+                is_artifact: Some(a.file.clone()),
+            })
+        })
+        .collect()
+}
+
 /// The binaries of release tarballs: each `bin/<os>/<arch>/<file>` once, with the
 /// tarballs that carry it.
 pub fn release_binaries(bin: &Path, layouts: &[Layout]) -> Vec<Binary> {
@@ -113,8 +132,18 @@ pub struct Input<'a> {
     pub binaries: Vec<Binary>,
     pub source: &'a SourceRecord,
     pub toolchain: &'a Toolchain,
-    /// When the run began (the provenance's startedOn).
-    pub started: SystemTime,
+}
+
+/// When this kbuild process began: the provenance's startedOn.
+static RUN_STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+/// Records the start of the run; main calls it first thing.
+pub fn mark_run_started() {
+    RUN_STARTED.get_or_init(SystemTime::now);
+}
+
+fn run_started() -> SystemTime {
+    *RUN_STARTED.get_or_init(SystemTime::now)
 }
 
 /// The note the manifest carries about the provenance's only run-specific fields.
@@ -134,7 +163,7 @@ pub fn write(input: &Input<'_>) -> Result<Vec<Artifact>> {
         .collect();
     subjects.push((sbom.file.clone(), sbom.sha256.clone()));
     subjects.sort();
-    let statement = provenance::statement(input, &subjects, SystemTime::now());
+    let statement = provenance::statement(input, &subjects, run_started(), SystemTime::now());
     let provenance = write_json(
         input.dir,
         &input.set.provenance_file(),

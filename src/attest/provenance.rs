@@ -21,7 +21,12 @@ pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 pub const BUILD_TYPE: &str = "https://kbuild.invalid/slsa/buildtypes/release-set/v1";
 
 /// The in-toto Statement for `input`, whose artifacts are `subjects` (name, sha256).
-pub fn statement(input: &Input<'_>, subjects: &[(String, String)], finished: SystemTime) -> Value {
+pub fn statement(
+    input: &Input<'_>,
+    subjects: &[(String, String)],
+    started: SystemTime,
+    finished: SystemTime,
+) -> Value {
     let source = input.source;
     let toolchain = input.toolchain;
     let repo = source.repo.as_deref().map(redact_url);
@@ -52,7 +57,13 @@ pub fn statement(input: &Input<'_>, subjects: &[(String, String)], finished: Sys
     });
     let mut dependencies = Vec::new();
     if let Some(repo) = &repo {
-        let mut dep = json!({ "uri": format!("git+{repo}") });
+        // A local tree is named by a file:// URL, a remote by its own.
+        let url = if repo.starts_with('/') {
+            format!("file://{repo}")
+        } else {
+            repo.clone()
+        };
+        let mut dep = json!({ "uri": format!("git+{url}") });
         if let Some(commit) = &source.commit {
             dep["digest"] = json!({ "gitCommit": commit });
         }
@@ -98,7 +109,7 @@ pub fn statement(input: &Input<'_>, subjects: &[(String, String)], finished: Sys
                     "version": { "kbuild": env!("CARGO_PKG_VERSION") },
                 },
                 "metadata": {
-                    "startedOn": rfc3339(input.started),
+                    "startedOn": rfc3339(started),
                     "finishedOn": rfc3339(finished),
                 },
             },

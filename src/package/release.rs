@@ -28,8 +28,6 @@ pub struct Input<'a> {
     pub layouts: Vec<Layout>,
     pub source: SourceRecord,
     pub toolchain: Toolchain,
-    /// When the run began, for the provenance.
-    pub started: std::time::SystemTime,
 }
 
 /// What packaging wrote.
@@ -390,7 +388,6 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         binaries: crate::attest::release_binaries(input.bin, &input.layouts),
         source: &input.source,
         toolchain: &input.toolchain,
-        started: input.started,
     })?;
     sums.extend(attested.iter().map(digests));
     artifacts.extend(attested);

@@ -550,6 +550,7 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
         .with_hint("point kbuild verify at a directory kbuild packaged, e.g. out/release-tars"));
     }
     let mut problems = Vec::new();
+    let mut signature_problems = false;
     let mut checked = 0;
     for dir in targets {
         ui.phase("verify", &dir.display().to_string());
@@ -571,6 +572,7 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
         }
         if let Some(signers) = &signers {
             for (file, what) in crate::attest::command::check_signatures(&dir, signers, ui) {
+                signature_problems = true;
                 let shown = format!("{}: {what}", dir.join(file).display());
                 ui.warn(&shown);
                 problems.push(shown);
@@ -581,11 +583,20 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
         return Err(interrupt.wait().await);
     }
     if !problems.is_empty() {
+        let hint = if signature_problems {
+            "a signature that is missing, made by a key the allowed signers file does not list, or that does not match its file means the set is not the one that was signed: get the set and its .sig files again from the release, and check that --allowed-signers lists the release key"
+        } else {
+            "these files are not what kbuild wrote: download or package them again, and check what else touched them"
+        };
         return Err(Error::new(
             Kind::Verify,
-            format!("verification failed ({} problems):\n  {}", problems.len(), problems.join("\n  ")),
+            format!(
+                "verification failed ({} problems):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ),
         )
-        .with_hint("these files are not what kbuild wrote: download or package them again, and check what else touched them"));
+        .with_hint(hint));
     }
     let signed = if signers.is_some() {
         ", and every signature is good"

@@ -295,6 +295,7 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
         },
     ) in &go
     {
+        assert!(!modules.is_empty(), "{name}: go version -m shows modules");
         let (id, package) = by_file(&format!("linux/amd64/{name}"));
         assert_eq!(
             checksum_of(&package, "SHA256").unwrap(),

@@ -231,8 +231,13 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         tars.display()
     ));
     ui.finished(&format!(
-        "packaged {} tarballs ({}, {} compression threads) with SHA256SUMS, SHA512SUMS and manifest.json",
-        packaged.manifest.artifacts.len(),
+        "packaged {} tarballs ({}, {} compression threads) with SHA256SUMS, SHA512SUMS, manifest.json, an SPDX SBOM and SLSA provenance",
+        packaged
+            .manifest
+            .artifacts
+            .iter()
+            .filter(|a| a.file.ends_with(".tar.gz"))
+            .count(),
         crate::engine::docker::human_bytes(written),
         packaged.threads,
     ));

@@ -551,3 +551,81 @@ fn signatures_verify_with_ssh_keygen_and_verify_rejects_tampering_and_other_keys
         "{stderr}"
     );
 }
+
+#[test]
+fn extension_layout_carries_its_own_sbom_and_provenance_and_signs_with_sign_key() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let (key, allowed) = keypair(work.path(), "release", "release@example.com");
+    let (code, _, stderr) = run(kbuild()
+        .args([
+            "extension",
+            "--kube-root",
+            s(repo.path()),
+            "--image",
+            BUILDER_IMAGE,
+        ])
+        .args([
+            "--platform",
+            "linux/amd64",
+            "--platform",
+            "darwin/arm64",
+            "--out",
+            s(&out),
+        ])
+        .arg("--sign-key")
+        .arg(&key));
+    assert_eq!(code, 0, "kbuild extension failed:\n{stderr}");
+    let ext = out.join("extension");
+    let sbom = ext.join("kubernetes-extension.spdx.json");
+    let check = Command::new(venv_tool("pyspdxtools"))
+        .arg("-i")
+        .arg(&sbom)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "pyspdxtools refuses the extension SBOM: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // The document describes the binaries themselves (the layout ships them bare), with
+    // the digests SHA256SUMS gives, and each names its modules.
+    let (packages, relationships) = spdx(&json_file(&sbom));
+    let sums = sums(&ext);
+    for file in ["amd64/linux/kubectl", "arm64/darwin/kubectl"] {
+        let (id, package) = packages
+            .iter()
+            .find(|(_, p)| {
+                checksum_of(p, "SHA256").as_deref() == sums.get(file).map(String::as_str)
+            })
+            .unwrap_or_else(|| panic!("no package with {file}'s digest"));
+        assert!(
+            relationships.contains(&("SPDXRef-DOCUMENT".into(), "DESCRIBES".into(), id.clone())),
+            "{file}"
+        );
+        assert!(
+            relationships
+                .iter()
+                .any(|(f, k, _)| f == id && k == "DEPENDS_ON"),
+            "{file}: {package}"
+        );
+    }
+    let provenance = parse_provenance(&ext.join("kubernetes-extension.intoto.jsonl"));
+    let subjects: BTreeMap<String, String> =
+        serde_json::from_value(provenance["subjects"].clone()).unwrap();
+    let mut expected = sums.clone();
+    expected.remove("kubernetes-extension.intoto.jsonl");
+    assert_eq!(subjects, expected);
+    // The arch directories still hold nothing but the binaries.
+    for arch in ["amd64", "arm64"] {
+        let entries: Vec<_> = std::fs::read_dir(ext.join(arch)).unwrap().collect();
+        assert_eq!(entries.len(), 1, "{arch}/ holds only its os directory");
+    }
+    let (ok, text) = ssh_keygen_verify(&ext, "SHA256SUMS", &allowed, "release@example.com");
+    assert!(ok, "{text}");
+    let (code, _, stderr) =
+        run(kbuild().args(["verify", s(&out), "--allowed-signers", s(&allowed)]));
+    assert_eq!(code, 0, "{stderr}");
+}

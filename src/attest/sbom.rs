@@ -134,7 +134,13 @@ fn module_package(id: &str, m: &Module, source_info: Option<&str>) -> Value {
 /// The SPDX document for `input`.
 pub fn document(input: &Input<'_>) -> Result<Value> {
     let source = input.source;
-    let repo = source.repo.as_deref().map(redact_url);
+    // A remote repository is named; a local tree's path is not (it means nothing to the
+    // SBOM's readers, and another checkout of the same commit must give the same SBOM).
+    let repo = source
+        .repo
+        .as_deref()
+        .filter(|r| !r.starts_with('/') && !r.starts_with('.'))
+        .map(redact_url);
     let source_info = match (&repo, &source.commit) {
         (Some(r), Some(c)) => format!("built from {r} at commit {c} ({})", source.tree_state),
         (Some(r), None) => format!("built from {r} ({})", source.tree_state),

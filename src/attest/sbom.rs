@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use super::{epoch_time, redact_url, rfc3339, Binary, Input};
 use crate::error::{Error, Result};
 use crate::kube::buildinfo::{self, Module};
-use crate::package::checksum;
+use crate::package::checksum::{self, Digests};
+use crate::package::manifest::{Artifact, SourceRecord};
 
 pub const SUFFIX: &str = ".spdx.json";
 const DOCUMENT: &str = "SPDXRef-DOCUMENT";
@@ -131,145 +132,190 @@ fn module_package(id: &str, m: &Module, source_info: Option<&str>) -> Value {
     package
 }
 
-/// The SPDX document for `input`.
-pub fn document(input: &Input<'_>) -> Result<Value> {
-    let source = input.source;
-    // A remote repository is named; a local tree's path is not (it means nothing to the
-    // SBOM's readers, and another checkout of the same commit must give the same SBOM).
+/// How the SBOM says where everything was built from. A remote repository is named; a
+/// local tree's path is not (it means nothing to the SBOM's readers, and another checkout
+/// of the same commit must give the same SBOM).
+fn source_info(source: &SourceRecord) -> String {
     let repo = source
         .repo
         .as_deref()
         .filter(|r| !r.starts_with('/') && !r.starts_with('.'))
         .map(redact_url);
-    let source_info = match (&repo, &source.commit) {
-        (Some(r), Some(c)) => format!("built from {r} at commit {c} ({})", source.tree_state),
-        (Some(r), None) => format!("built from {r} ({})", source.tree_state),
-        _ => format!("built from a {} tree", source.tree_state),
-    };
-    let mut ids = Ids::default();
-    let mut packages = Vec::new();
-    let mut relationships: BTreeSet<(String, &str, String)> = BTreeSet::new();
-
-    // Artifacts (tarballs; the extension's bare binaries are described as binaries below).
-    let bare: BTreeMap<&str, &Binary> = input
-        .binaries
-        .iter()
-        .filter_map(|b| b.is_artifact.as_deref().map(|a| (a, b)))
-        .collect();
-    let mut artifact_ids = BTreeMap::new();
-    for a in input.artifacts {
-        if bare.contains_key(a.file.as_str()) {
-            continue;
-        }
-        let id = ids.unique("Artifact", &a.file);
-        artifact_ids.insert(a.file.clone(), id.clone());
-        packages.push(json!({
-            "SPDXID": id,
-            "name": a.file,
-            "packageFileName": a.file,
-            "versionInfo": source.git_version,
-            "downloadLocation": NOASSERTION,
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": if a.kind == "src" { "SOURCE" } else { "ARCHIVE" },
-            "checksums": [
-                { "algorithm": "SHA256", "checksumValue": a.sha256 },
-                { "algorithm": "SHA512", "checksumValue": a.sha512 },
-            ],
-            "sourceInfo": source_info,
-        }));
-        relationships.insert((DOCUMENT.to_string(), "DESCRIBES", id));
+    let state = &source.tree_state;
+    match (repo, &source.commit) {
+        (Some(r), Some(c)) => format!("built from {r} at commit {c} ({state})"),
+        (None, Some(c)) => format!("built from commit {c} ({state})"),
+        (Some(r), None) => format!("built from {r} ({state})"),
+        (None, None) => format!("built from a {state} tree"),
     }
-    // An artifact that carries another one (the node and server tarballs hold the source tarball).
-    for a in input.artifacts {
-        let Some(outer) = artifact_ids.get(&a.file) else {
-            continue;
-        };
-        for entry in a.contents.iter().flatten() {
-            let inner = entry.path.rsplit('/').next().unwrap_or_default();
-            if let Some(inner_id) = artifact_ids.get(inner).filter(|_| inner != a.file) {
-                relationships.insert((outer.clone(), "CONTAINS", inner_id.clone()));
-            }
+}
+
+/// A module's identity in the SBOM: path, version, the sum of what was used, the replacement.
+type ModuleKey = (String, String, Option<String>, Option<String>);
+
+/// The document's packages and relationships as they are collected.
+struct Builder<'a> {
+    source: &'a SourceRecord,
+    source_info: String,
+    ids: Ids,
+    packages: Vec<Value>,
+    module_packages: Vec<Value>,
+    modules: BTreeMap<ModuleKey, String>,
+    /// Artifact file -> its SPDX id.
+    artifact_ids: BTreeMap<String, String>,
+    relationships: BTreeSet<(String, &'static str, String)>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(source: &'a SourceRecord) -> Self {
+        Builder {
+            source,
+            source_info: source_info(source),
+            ids: Ids::default(),
+            packages: Vec::new(),
+            module_packages: Vec::new(),
+            modules: BTreeMap::new(),
+            artifact_ids: BTreeMap::new(),
+            relationships: BTreeSet::new(),
         }
     }
 
-    // Binaries, and the modules their build information names.
-    let mut binaries: Vec<&Binary> = input.binaries.iter().collect();
-    binaries.sort_by(|a, b| (&a.os, &a.arch, &a.name).cmp(&(&b.os, &b.arch, &b.name)));
-    let mut modules: BTreeMap<(String, String, Option<String>, Option<String>), String> =
-        BTreeMap::new();
-    let mut module_packages = Vec::new();
-    for b in binaries {
-        let (_, digests) = std::fs::File::open(&b.path)
-            .and_then(checksum::hash_reader)
-            .map_err(|e| Error::io("cannot read", &b.path, e))?;
-        let info = buildinfo::read(&b.path).map_err(|e| Error::io("cannot read", &b.path, e))?;
-        let id = ids.unique("Binary", &format!("{}-{}-{}", b.os, b.arch, b.name));
-        let mut package = json!({
+    fn relate(&mut self, from: &str, kind: &'static str, to: &str) {
+        self.relationships
+            .insert((from.to_string(), kind, to.to_string()));
+    }
+
+    /// A package for an artifact or a binary: name, file, version, digests, source.
+    fn package(&self, id: &str, name: &str, file: &str, purpose: &str, digests: &Digests) -> Value {
+        json!({
             "SPDXID": id,
-            "name": b.name,
-            "packageFileName": format!("{}/{}/{}", b.os, b.arch, b.name),
-            "versionInfo": source.git_version,
+            "name": name,
+            "packageFileName": file,
+            "versionInfo": self.source.git_version,
             "downloadLocation": NOASSERTION,
             "filesAnalyzed": false,
-            "primaryPackagePurpose": "APPLICATION",
+            "primaryPackagePurpose": purpose,
             "checksums": [
                 { "algorithm": "SHA256", "checksumValue": digests.sha256 },
                 { "algorithm": "SHA512", "checksumValue": digests.sha512 },
             ],
-            "sourceInfo": source_info,
-        });
-        match &info {
-            Some(i) => {
-                package["comment"] = json!(format!(
-                    "{}/{} binary of Go package {}, linked with {}",
-                    b.os,
-                    b.arch,
-                    i.path.as_deref().unwrap_or("(unknown)"),
-                    i.go_version
-                ))
-            }
-            None => {
-                package["comment"] =
-                    json!("the binary carries no Go build information: no modules are listed")
-            }
-        }
-        packages.push(package);
-        if let Some(artifact) = &b.is_artifact {
-            relationships.insert((DOCUMENT.to_string(), "DESCRIBES", id.clone()));
-            artifact_ids.insert(artifact.clone(), id.clone());
-        }
-        for carrier in &b.carried_by {
-            if let Some(outer) = artifact_ids.get(carrier) {
-                relationships.insert((outer.clone(), "CONTAINS", id.clone()));
-            }
-        }
-        let Some(info) = info else { continue };
-        let main = info.main.iter().map(|m| (m, "GENERATED_FROM"));
-        for (m, relation) in main.chain(info.deps.iter().map(|m| (m, "DEPENDS_ON"))) {
-            let used = effective(m);
-            let key = (
-                m.path.clone(),
-                m.version.clone(),
-                used.sum.clone(),
-                m.replace.as_ref().map(|r| module_line(r)),
-            );
-            let module_id = match modules.get(&key) {
-                Some(existing) => existing.clone(),
-                None => {
-                    let module_id = ids.unique("GoModule", &format!("{}-{}", m.path, m.version));
-                    let is_main = relation == "GENERATED_FROM";
-                    module_packages.push(module_package(
-                        &module_id,
-                        m,
-                        is_main.then_some(source_info.as_str()),
-                    ));
-                    modules.insert(key, module_id.clone());
-                    module_id
-                }
+            "sourceInfo": self.source_info,
+        })
+    }
+
+    /// The artifacts that are archives, which the document DESCRIBES, and which of them
+    /// CONTAINS another (the node and server tarballs hold the source tarball).
+    fn add_archives(&mut self, artifacts: &[Artifact], bare: &BTreeSet<&str>) {
+        for a in artifacts.iter().filter(|a| !bare.contains(a.file.as_str())) {
+            let id = self.ids.unique("Artifact", &a.file);
+            let purpose = if a.kind == "src" { "SOURCE" } else { "ARCHIVE" };
+            let digests = Digests {
+                sha256: a.sha256.clone(),
+                sha512: a.sha512.clone(),
             };
-            relationships.insert((id.clone(), relation, module_id));
+            self.packages
+                .push(self.package(&id, &a.file, &a.file, purpose, &digests));
+            self.relate(DOCUMENT, "DESCRIBES", &id);
+            self.artifact_ids.insert(a.file.clone(), id);
+        }
+        for a in artifacts {
+            let Some(outer) = self.artifact_ids.get(&a.file).cloned() else {
+                continue;
+            };
+            for entry in a.contents.iter().flatten() {
+                let inner = entry.path.rsplit('/').next().unwrap_or_default();
+                if let Some(inner_id) = self.artifact_ids.get(inner).cloned() {
+                    if inner != a.file {
+                        self.relate(&outer, "CONTAINS", &inner_id);
+                    }
+                }
+            }
         }
     }
+
+    /// A binary, what carries it (or that it is an artifact itself), and its modules.
+    fn add_binary(&mut self, b: &Binary) -> Result<()> {
+        let (_, digests) = std::fs::File::open(&b.path)
+            .and_then(checksum::hash_reader)
+            .map_err(|e| Error::io("cannot read", &b.path, e))?;
+        let info = buildinfo::read(&b.path).map_err(|e| Error::io("cannot read", &b.path, e))?;
+        let id = self
+            .ids
+            .unique("Binary", &format!("{}-{}-{}", b.os, b.arch, b.name));
+        let file = format!("{}/{}/{}", b.os, b.arch, b.name);
+        let mut package = self.package(&id, &b.name, &file, "APPLICATION", &digests);
+        package["comment"] = json!(match &info {
+            Some(i) => format!(
+                "{}/{} binary of Go package {}, linked with {}",
+                b.os,
+                b.arch,
+                i.path.as_deref().unwrap_or("(unknown)"),
+                i.go_version
+            ),
+            None => "the binary carries no Go build information: no modules are listed".to_string(),
+        });
+        self.packages.push(package);
+        if b.is_artifact.is_some() {
+            self.relate(DOCUMENT, "DESCRIBES", &id);
+        }
+        for carrier in &b.carried_by {
+            if let Some(outer) = self.artifact_ids.get(carrier).cloned() {
+                self.relate(&outer, "CONTAINS", &id);
+            }
+        }
+        let Some(info) = info else { return Ok(()) };
+        let main = info.main.iter().map(|m| (m, "GENERATED_FROM"));
+        for (m, relation) in main.chain(info.deps.iter().map(|m| (m, "DEPENDS_ON"))) {
+            let module_id = self.module(m, relation == "GENERATED_FROM");
+            self.relate(&id, relation, &module_id);
+        }
+        Ok(())
+    }
+
+    /// The id of the module's package, made the first time a binary names it.
+    fn module(&mut self, m: &Module, is_main: bool) -> String {
+        let key = (
+            m.path.clone(),
+            m.version.clone(),
+            effective(m).sum.clone(),
+            m.replace.as_deref().map(module_line),
+        );
+        if let Some(id) = self.modules.get(&key) {
+            return id.clone();
+        }
+        let id = self
+            .ids
+            .unique("GoModule", &format!("{}-{}", m.path, m.version));
+        let source_info = is_main.then_some(self.source_info.as_str());
+        self.module_packages
+            .push(module_package(&id, m, source_info));
+        self.modules.insert(key, id.clone());
+        id
+    }
+}
+
+/// The SPDX document for `input`.
+pub fn document(input: &Input<'_>) -> Result<Value> {
+    let source = input.source;
+    let mut builder = Builder::new(source);
+    // The extension's bare binaries are described as binaries, not as archives.
+    let bare: BTreeSet<&str> = input
+        .binaries
+        .iter()
+        .filter_map(|b| b.is_artifact.as_deref())
+        .collect();
+    builder.add_archives(input.artifacts, &bare);
+    let mut binaries: Vec<&Binary> = input.binaries.iter().collect();
+    binaries.sort_by(|a, b| (&a.os, &a.arch, &a.name).cmp(&(&b.os, &b.arch, &b.name)));
+    for b in binaries {
+        builder.add_binary(b)?;
+    }
+    let Builder {
+        mut packages,
+        module_packages,
+        relationships,
+        ..
+    } = builder;
     packages.extend(module_packages);
 
     let name = format!("kubernetes-{}-{}", input.set.name(), source.git_version);

@@ -123,6 +123,17 @@ Examples:
   kbuild verify out              # checks out/release-tars and out/extension"
     )]
     Verify(VerifyArgs),
+    /// Sign SHA256SUMS, the SBOM and the provenance of a packaged set with an SSH key (as ssh-keygen -Y sign -n file)
+    #[command(
+        after_help = "Writes <file>.sig beside each signed file: SSHSIG signatures in namespace `file`, which \
+`ssh-keygen -Y verify -f allowed_signers -I ID -n file -s FILE.sig < FILE` and \
+`kbuild verify --allowed-signers allowed_signers` check.
+
+Examples:
+  kbuild sign --key ~/.ssh/release_ed25519                   # signs out/release-tars (and out/extension)
+  kbuild sign --key release_ed25519 dist/release-tars"
+    )]
+    Sign(SignArgs),
     /// Clone or update the Kubernetes source at a tag, branch or commit, and print its version facts
     #[command(after_help = "Examples:
   kbuild source --ref v1.34.2                      # shallow clone into the cache directory
@@ -398,6 +409,9 @@ pub struct QuickReleaseArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -417,6 +431,9 @@ pub struct ExtensionArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -433,10 +450,26 @@ pub struct PackageArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct VerifyArgs {
+    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
+    #[arg(value_name = "DIR", default_value_os_t = default_out())]
+    pub dir: PathBuf,
+    /// Also check the SSH signatures of SHA256SUMS, the SBOM and the provenance against this allowed_signers file
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SignArgs {
+    /// The OpenSSH private key to sign with (Ed25519 or ECDSA P-256, without a passphrase)
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
     /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
     #[arg(value_name = "DIR", default_value_os_t = default_out())]
     pub dir: PathBuf,

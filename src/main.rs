@@ -1,5 +1,6 @@
 //! kbuild: parse the command line, run the command, map errors to exit codes.
 
+mod attest;
 mod build;
 mod cache;
 mod checks;
@@ -37,6 +38,7 @@ use crate::ui::Ui;
 
 fn main() {
     ui::quiet_on_closed_stdout();
+    attest::mark_run_started();
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose)
         .with_progress_interval(std::time::Duration::from_secs(cli.global.progress_interval));
@@ -157,6 +159,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             plan::check_verify_dir(&args.dir)?;
             release::verify(&args, ui, interrupt).await
         }
+        Command::Sign(args) => attest::command::sign(&args, ui),
         Command::Run(args) => {
             lock_policy(&args.lock);
             let loaded = recipe::load(&args.recipe)?;

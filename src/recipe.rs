@@ -79,6 +79,8 @@ pub struct ChecksSection {
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
     pub dir: Option<Spanned<PathBuf>>,
+    /// The SSH private key that signs the set (`--sign-key`).
+    pub sign_key: Option<Spanned<PathBuf>>,
 }
 
 /// The keys each table accepts, for "did you mean" on unknown keys.
@@ -103,6 +105,7 @@ const KEYS: &[&str] = &[
     "min_memory",
     "min_disk",
     "skip",
+    "sign_key",
 ];
 
 /// A recipe read from a file.
@@ -302,6 +305,12 @@ impl Recipe {
         );
         out.extend(self.checks.skip.iter().map(|v| text("checks.skip", v)));
         out.extend(self.output.dir.iter().map(|v| path("output.dir", v)));
+        out.extend(
+            self.output
+                .sign_key
+                .iter()
+                .map(|v| path("output.sign_key", v)),
+        );
         out
     }
 }
@@ -434,6 +443,9 @@ impl Recipe {
         if let Some(dir) = &self.output.dir {
             push("--out", path(dir));
         }
+        if let Some(key) = &self.output.sign_key {
+            push("--sign-key", path(key));
+        }
         if self.engine.network == Some(true) && !user_sets("--network") {
             args.push("--network".to_string());
         }
@@ -508,6 +520,28 @@ mod tests {
                 "linux/arm64"
             ]
         );
+    }
+
+    #[test]
+    fn a_sign_key_signs_the_set() {
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"quick-release\"\n[output]\ndir = \"o\"\nsign_key = \"keys/release\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            r.to_args(&[]),
+            [
+                "kbuild",
+                "quick-release",
+                "--out",
+                "o",
+                "--sign-key",
+                "keys/release"
+            ]
+        );
+        let e = err("command = \"quick-release\"\n[output]\nsign_key = \"-k\"\n");
+        assert!(e.message.starts_with("r.toml:3:12:"), "{}", e.message);
     }
 
     #[test]

@@ -245,8 +245,17 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         tars.display()
     ));
     ui.finished(&format!(
-        "packaged {} ({}, {}) with SHA256SUMS, SHA512SUMS and manifest.json",
-        crate::ui::count(packaged.manifest.artifacts.len(), "tarball", "tarballs"),
+        "packaged {} ({}, {}) with SHA256SUMS, SHA512SUMS, manifest.json, an SPDX SBOM and SLSA provenance",
+        crate::ui::count(
+            packaged
+                .manifest
+                .artifacts
+                .iter()
+                .filter(|a| a.file.ends_with(".tar.gz"))
+                .count(),
+            "tarball",
+            "tarballs"
+        ),
         crate::engine::docker::human_bytes(written),
         crate::ui::count(
             packaged.threads,
@@ -259,6 +268,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
 
 /// `kbuild quick-release`.
 pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
     let platforms = plan::resolve_platforms(&args.target)?;
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
@@ -340,13 +350,15 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
         toolchain,
         notes,
     };
-    package_release(what, ui, interrupt).await
+    package_release(what, ui, interrupt).await?;
+    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
 }
 
 /// `kbuild package`.
 pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     // `--out /` must be refused before its bin/ (then /bin) is scanned or read.
     outdir::check_not_precious(&args.out, None)?;
+    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
     let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
     if !bin.is_dir() {
         return Err(Error::usage(format!(
@@ -444,7 +456,8 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         toolchain,
         notes,
     };
-    package_release(what, ui, interrupt).await
+    package_release(what, ui, interrupt).await?;
+    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
 }
 
 /// `--component` (default kubectl) and `--platform` (default every host on both arches).
@@ -477,6 +490,7 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
 /// `kbuild extension`.
 pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
+    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
     let engine = plan::resolve_engine(&args.engine)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
     let _tree_lock = crate::lock::acquire_source(
@@ -536,7 +550,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
         ui.warn(w);
     }
     report_extension(&manifest, &args.out, ui);
-    Ok(())
+    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
 }
 
 fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
@@ -559,7 +573,7 @@ fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
 
 /// The directories `kbuild verify DIR` checks: DIR itself when it holds checksums or a
 /// manifest, else its release-tars/ and extension/ subdirectories that do.
-fn verify_targets(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn verify_targets(dir: &Path) -> Vec<PathBuf> {
     let holds = |d: &Path| {
         ["SHA256SUMS", "SHA512SUMS", package::manifest::FILE_NAME]
             .iter()
@@ -577,6 +591,11 @@ fn verify_targets(dir: &Path) -> Vec<PathBuf> {
 
 /// `kbuild verify`.
 pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let signers = args
+        .allowed_signers
+        .as_deref()
+        .map(crate::attest::sign::load_allowed_signers)
+        .transpose()?;
     let targets = verify_targets(&args.dir);
     if targets.is_empty() {
         return Err(Error::usage(format!(
@@ -586,6 +605,7 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
         .with_hint("point kbuild verify at a directory kbuild packaged, e.g. out/release-tars"));
     }
     let mut problems = Vec::new();
+    let mut signature_problems = false;
     let mut checked = 0;
     for dir in targets {
         ui.phase("verify", &dir.display().to_string());
@@ -605,19 +625,41 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
             ui.warn(&shown);
             problems.push(shown);
         }
+        if let Some(signers) = &signers {
+            for (file, what) in crate::attest::command::check_signatures(&dir, signers, ui) {
+                signature_problems = true;
+                let shown = format!("{}: {what}", dir.join(file).display());
+                ui.warn(&shown);
+                problems.push(shown);
+            }
+        }
     }
     if interrupt.fired() {
         return Err(interrupt.wait().await);
     }
     if !problems.is_empty() {
+        let hint = if signature_problems {
+            "a signature that is missing, made by a key the allowed signers file does not list, or that does not match its file means the set is not the one that was signed: get the set and its .sig files again from the release, and check that --allowed-signers lists the release key"
+        } else {
+            "these files are not what kbuild wrote: download or package them again, and check what else touched them"
+        };
         return Err(Error::new(
             Kind::Verify,
-            format!("verification failed ({}):\n  {}", crate::ui::count(problems.len(), "problem", "problems"), problems.join("\n  ")),
+            format!(
+                "verification failed ({}):\n  {}",
+                crate::ui::count(problems.len(), "problem", "problems"),
+                problems.join("\n  ")
+            ),
         )
-        .with_hint("these files are not what kbuild wrote: download or package them again, and check what else touched them"));
+        .with_hint(hint));
     }
+    let signed = if signers.is_some() {
+        ", and every signature is good"
+    } else {
+        ""
+    };
     ui.finished(&format!(
-        "verified {}: every checksum, sidecar and manifest entry matches",
+        "verified {}: every checksum, sidecar and manifest entry matches{signed}",
         crate::ui::count(checked, "artifact", "artifacts")
     ));
     Ok(())

@@ -1,24 +1,114 @@
-//! The Go version a binary was linked with, read from the build information Go embeds in
-//! every executable (the `.go.buildinfo` blob `go version <file>` reads): the magic
-//! `\xff Go buildinf:`, a pointer-size byte, a flags byte and, since Go 1.18 (flag 0x2),
-//! the version as a varint-length string at offset 32. Works for ELF, Mach-O and PE alike.
+//! The build information Go embeds in every executable (the `.go.buildinfo` blob that
+//! `go version -m <file>` reads): the magic `\xff Go buildinf:`, a pointer-size byte, a
+//! flags byte and, since Go 1.18 (flag 0x2), two varint-length strings from offset 32: the
+//! Go version, then the module information (`path`, `mod`, `dep`, `=>` and `build` lines
+//! between two 16-byte sentinels). Works for ELF, Mach-O and PE alike.
+//!
+//! Mirrors Go's `debug/buildinfo.Read` (readRawBuildInfo, decodeString) for the blob and
+//! `runtime/debug.ParseBuildInfo` for the module lines; older binaries, whose strings are
+//! pointers instead of inline, are not read.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 const FLAG_INLINE_STRINGS: u8 = 0x2;
+/// The module information is wrapped in 16 bytes of sentinel on each side
+/// (cmd/go's modload infoStart/infoEnd), which `debug/buildinfo` strips.
+const SENTINEL_LEN: usize = 16;
+/// The module information is read up to this size: Kubernetes' binaries carry about 20 KiB.
+const MAX_MODINFO: u64 = 4 << 20;
+
+/// One module as `go version -m` shows it: `dep <path> <version> <sum>`, perhaps followed
+/// by `=> <path> <version> <sum>` when go.mod replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    pub path: String,
+    /// `v1.2.3`, or `(devel)` for the main module and local replacements.
+    pub version: String,
+    /// The `h1:` checksum; None for the main module and local replacements.
+    pub sum: Option<String>,
+    pub replace: Option<Box<Module>>,
+}
+
+/// What a Go binary says about how it was built.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildInfo {
+    /// `go1.24.4`.
+    pub go_version: String,
+    /// The main package (`k8s.io/kubernetes/cmd/kubectl`).
+    pub path: Option<String>,
+    /// The module holding the main package.
+    pub main: Option<Module>,
+    /// Every other module linked in, in the binary's order.
+    pub deps: Vec<Module>,
+}
 
 /// The version string in the blob that starts at `blob` (`go1.24.4`), if it is inline.
-pub fn parse(blob: &[u8]) -> Option<String> {
+#[cfg(test)]
+fn parse(blob: &[u8]) -> Option<String> {
+    strings(blob).map(|(version, _)| version)
+}
+
+/// The version and where the module information string lies in the blob (start, length).
+fn strings(blob: &[u8]) -> Option<(String, Option<(usize, u64)>)> {
     if blob.len() < 33 || &blob[..14] != MAGIC || blob[15] & FLAG_INLINE_STRINGS == 0 {
         return None;
     }
     let (len, used) = uvarint(&blob[32..])?;
     let start = 32 + used;
-    let version = blob.get(start..start.checked_add(len as usize)?)?;
-    let text = std::str::from_utf8(version).ok()?;
-    text.starts_with("go").then(|| text.to_string())
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    let text = std::str::from_utf8(blob.get(start..end)?).ok()?;
+    if !text.starts_with("go") {
+        return None;
+    }
+    let modinfo = uvarint(blob.get(end..)?).map(|(len, used)| (end + used, len));
+    Some((text.to_string(), modinfo))
+}
+
+/// Parses the module lines (`runtime/debug.ParseBuildInfo`'s format, sentinels stripped).
+fn parse_modinfo(text: &str, info: &mut BuildInfo) {
+    let mut last_dep = false;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let module = |f: &[&str]| Module {
+            path: f.first().copied().unwrap_or_default().to_string(),
+            version: f.get(1).copied().unwrap_or_default().to_string(),
+            sum: f.get(2).filter(|s| !s.is_empty()).map(|s| s.to_string()),
+            replace: None,
+        };
+        match fields.first().copied() {
+            Some("path") => info.path = fields.get(1).map(|s| s.to_string()),
+            Some("mod") => info.main = Some(module(&fields[1..])),
+            Some("dep") => {
+                info.deps.push(module(&fields[1..]));
+                last_dep = true;
+                continue;
+            }
+            Some("=>") => {
+                let replaced = module(&fields[1..]);
+                let target = if last_dep {
+                    info.deps.last_mut()
+                } else {
+                    info.main.as_mut()
+                };
+                if let Some(m) = target {
+                    m.replace = Some(Box::new(replaced));
+                }
+            }
+            _ => {}
+        }
+        last_dep = false;
+    }
+}
+
+/// The module text inside its sentinels, as `debug/buildinfo` strips them.
+fn strip_sentinels(raw: &[u8]) -> &[u8] {
+    if raw.len() > 2 * SENTINEL_LEN && raw[raw.len() - SENTINEL_LEN - 1] == b'\n' {
+        &raw[SENTINEL_LEN..raw.len() - SENTINEL_LEN]
+    } else {
+        raw
+    }
 }
 
 fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
@@ -32,8 +122,14 @@ fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// Scans `path` for the build information and returns the Go version in it.
+/// The Go version `path` was linked with, from its build information.
 pub fn go_version(path: &Path) -> std::io::Result<Option<String>> {
+    Ok(read(path)?.map(|info| info.go_version))
+}
+
+/// Scans `path` for the build information: the Go version and the modules linked in.
+/// None when the file carries none (not a Go binary, or one older than Go 1.18).
+pub fn read(path: &Path) -> std::io::Result<Option<BuildInfo>> {
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut carry = 0usize;
@@ -45,15 +141,27 @@ pub fn go_version(path: &Path) -> std::io::Result<Option<String>> {
         }
         let filled = carry + n;
         if let Some(at) = buf[..filled].windows(MAGIC.len()).position(|w| w == MAGIC) {
+            let blob_at = offset + at as u64;
             let mut blob = vec![0u8; 64 + 256];
-            file.seek(SeekFrom::Start(offset + at as u64))?;
+            file.seek(SeekFrom::Start(blob_at))?;
             let got = read_up_to(&mut file, &mut blob)?;
-            if let Some(v) = parse(&blob[..got]) {
-                return Ok(Some(v));
+            if let Some((go_version, modinfo)) = strings(&blob[..got]) {
+                let mut info = BuildInfo {
+                    go_version,
+                    ..BuildInfo::default()
+                };
+                if let Some((start, len)) = modinfo.filter(|(_, len)| *len <= MAX_MODINFO) {
+                    let mut raw = vec![0u8; len as usize];
+                    file.seek(SeekFrom::Start(blob_at + start as u64))?;
+                    let got = read_up_to(&mut file, &mut raw)?;
+                    let text = String::from_utf8_lossy(strip_sentinels(&raw[..got]));
+                    parse_modinfo(&text, &mut info);
+                }
+                return Ok(Some(info));
             }
             // Not a usable blob: keep scanning after it.
-            file.seek(SeekFrom::Start(offset + at as u64 + 1))?;
-            offset += at as u64 + 1;
+            file.seek(SeekFrom::Start(blob_at + 1))?;
+            offset = blob_at + 1;
             carry = 0;
             continue;
         }
@@ -109,5 +217,40 @@ mod tests {
         assert_eq!(go_version(&path).unwrap().as_deref(), Some("go1.24.4"));
         std::fs::write(&path, b"no build info here").unwrap();
         assert_eq!(go_version(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn reads_modules_as_go_version_m_shows_them() {
+        let modinfo = "path\tk8s.io/kubernetes/cmd/kubectl\n\
+                       mod\tk8s.io/kubernetes\t(devel)\t\n\
+                       dep\tgithub.com/spf13/pflag\tv1.0.6\th1:abc=\n\
+                       dep\tk8s.io/component-base\tv0.0.0\n\
+                       =>\t./staging/src/k8s.io/component-base\t(devel)\t\n\
+                       build\tGOOS=linux\n";
+        let mut wrapped = vec![b'0'; SENTINEL_LEN];
+        wrapped.extend_from_slice(modinfo.as_bytes());
+        wrapped.extend_from_slice(&[b'1'; SENTINEL_LEN]);
+        let mut bytes = vec![9u8; 4096];
+        bytes.extend_from_slice(&blob("go1.24.4"));
+        bytes.push(0x80 | (wrapped.len() & 0x7f) as u8);
+        bytes.push((wrapped.len() >> 7) as u8);
+        bytes.extend_from_slice(&wrapped);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin");
+        std::fs::write(&path, bytes).unwrap();
+        let info = read(&path).unwrap().unwrap();
+        assert_eq!(info.go_version, "go1.24.4");
+        assert_eq!(info.path.as_deref(), Some("k8s.io/kubernetes/cmd/kubectl"));
+        let main = info.main.unwrap();
+        assert_eq!(
+            (main.path.as_str(), main.version.as_str()),
+            ("k8s.io/kubernetes", "(devel)")
+        );
+        assert_eq!(main.sum, None);
+        assert_eq!(info.deps.len(), 2);
+        assert_eq!(info.deps[0].sum.as_deref(), Some("h1:abc="));
+        let replace = info.deps[1].replace.as_deref().unwrap();
+        assert_eq!(replace.path, "./staging/src/k8s.io/component-base");
+        assert_eq!(info.deps[0].replace, None);
     }
 }

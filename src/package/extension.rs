@@ -250,6 +250,19 @@ pub fn write(
     fragment_text.push('\n');
     write_text(&staging_dir.join(METADATA_FRAGMENT), &fragment_text)?;
     write_text(&staging_dir.join(DOCKERFILE_SNIPPET), &dockerfile_snippet())?;
+    // The SBOM and provenance describe the binaries and are listed beside them.
+    let attested = crate::attest::write(&crate::attest::Input {
+        set: crate::attest::Set::Extension,
+        dir: &staging_dir,
+        artifacts: &artifacts,
+        binaries: crate::attest::bare_binaries(&staging_dir, &artifacts),
+        source: &source,
+        toolchain: &toolchain,
+    })?;
+    artifacts.extend(attested);
+    artifacts.sort_by(|a, b| a.file.cmp(&b.file));
+    let mut notes = warnings.clone();
+    notes.push(crate::attest::RUN_TIMES_NOTE.to_string());
     let sums: Vec<(String, Digests)> = artifacts
         .iter()
         .map(|a| {
@@ -270,7 +283,7 @@ pub fn write(
         source,
         toolchain,
         artifacts,
-        notes: warnings.clone(),
+        notes,
     };
     manifest.write(&staging_dir)?;
 

@@ -64,6 +64,7 @@ fn is_ours(name: &str) -> bool {
         || name == "SHA512SUMS"
         || name == manifest::FILE_NAME
         || name.ends_with(super::TMP_SUFFIX)
+        || crate::attest::is_ours(name)
 }
 
 /// Checks every binary the layouts need, before anything is written: each must be a
@@ -451,21 +452,32 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
     artifacts.extend(run_parallel(second, threads, cancel)?);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
 
-    let sums: Vec<(String, Digests)> = artifacts
-        .iter()
-        .map(|a| {
-            (
-                a.file.clone(),
-                Digests {
-                    sha256: a.sha256.clone(),
-                    sha512: a.sha512.clone(),
-                },
-            )
-        })
-        .collect();
+    let digests = |a: &Artifact| {
+        (
+            a.file.clone(),
+            Digests {
+                sha256: a.sha256.clone(),
+                sha512: a.sha512.clone(),
+            },
+        )
+    };
+    let mut sums: Vec<(String, Digests)> = artifacts.iter().map(digests).collect();
     for (name, digests) in &sums {
         checksum::write_sidecars(out, name, digests)?;
     }
+    // The SBOM and provenance describe the tarballs and are listed beside them.
+    let attested = crate::attest::write(&crate::attest::Input {
+        set: crate::attest::Set::Release,
+        dir: out,
+        artifacts: &artifacts,
+        binaries: crate::attest::release_binaries(input.bin, &input.layouts),
+        source: &input.source,
+        toolchain: &input.toolchain,
+    })?;
+    sums.extend(attested.iter().map(digests));
+    artifacts.extend(attested);
+    artifacts.sort_by(|a, b| a.file.cmp(&b.file));
+    notes.push(crate::attest::RUN_TIMES_NOTE.to_string());
     checksum::write_sums(out, &sums)?;
 
     let mut source = input.source;

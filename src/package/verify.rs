@@ -153,9 +153,12 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
         let sidecar_of = name
             .strip_suffix(".sha256")
             .or_else(|| name.strip_suffix(".sha512"));
+        // `<file>.sig`: an SSH signature of a listed file, checked by --allowed-signers.
+        let signature_of = name.strip_suffix(crate::attest::sign::SUFFIX);
         if listed.contains(&name)
             || LISTS.contains(&name.as_str())
             || sidecar_of.is_some_and(|base| listed.contains(base))
+            || signature_of.is_some_and(|base| listed.contains(base) || LISTS.contains(&base))
             || name.ends_with(super::TMP_SUFFIX)
         {
             continue;

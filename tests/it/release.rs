@@ -158,6 +158,20 @@ const TARBALLS: &[&str] = &[
     "kubernetes-src.tar.gz",
     "kubernetes.tar.gz",
 ];
+/// The SBOM and provenance listed beside the tarballs (tests/it/attest.rs checks them).
+const ATTESTATIONS: &[&str] = &[
+    "kubernetes-release.intoto.jsonl",
+    "kubernetes-release.spdx.json",
+];
+
+/// A checksum list without the provenance's line: the provenance states the run's times.
+fn without_provenance(sums: &[u8]) -> String {
+    String::from_utf8_lossy(sums)
+        .lines()
+        .filter(|l| !l.ends_with(ATTESTATIONS[0]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// mini-kube tagged `tag`, plus a few of the files upstream's manifests and final tarballs
 /// are made from (cluster/, docs/, LICENSES/), committed with the tag moved onto them.
@@ -436,7 +450,11 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
     // Checksums: sha256sum -c, sha512sum -c, and the dl.k8s.io sidecar recipe.
     let (code, text) = shell(&tars, "sha256sum -c SHA256SUMS && sha512sum -c SHA512SUMS");
     assert_eq!(code, 0, "{text}");
-    assert_eq!(text.matches(": OK").count(), 2 * TARBALLS.len(), "{text}");
+    assert_eq!(
+        text.matches(": OK").count(),
+        2 * (TARBALLS.len() + ATTESTATIONS.len()),
+        "{text}"
+    );
     for name in TARBALLS {
         let (code, text) = shell(
             &tars,
@@ -451,7 +469,9 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
     }
     let sums = std::fs::read_to_string(tars.join("SHA256SUMS")).unwrap();
     let listed: Vec<&str> = sums.lines().map(|l| &l[66..]).collect();
-    assert_eq!(listed, TARBALLS, "SHA256SUMS is sorted by name");
+    let mut expected: Vec<&str> = TARBALLS.iter().chain(ATTESTATIONS).copied().collect();
+    expected.sort();
+    assert_eq!(listed, expected, "SHA256SUMS is sorted by name");
 
     // The manifest.
     let m: serde_json::Value =
@@ -484,7 +504,7 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
         m["toolchain"]
     );
     let artifacts = m["artifacts"].as_array().unwrap();
-    assert_eq!(artifacts.len(), TARBALLS.len());
+    assert_eq!(artifacts.len(), TARBALLS.len() + ATTESTATIONS.len());
     let server = artifacts
         .iter()
         .find(|a| a["file"] == "kubernetes-server-linux-amd64.tar.gz")
@@ -526,10 +546,19 @@ fn quick_release_writes_upstream_tarballs_reproducibly_with_checksums_and_manife
         &fresh.tag,
         &["linux/amd64", "darwin/arm64"],
     );
-    for name in TARBALLS.iter().chain(["SHA256SUMS", "SHA512SUMS"].iter()) {
+    for name in TARBALLS.iter().chain(&[ATTESTATIONS[1]]) {
         let a = std::fs::read(tars.join(name)).unwrap();
         let b = std::fs::read(out2.join("release-tars").join(name)).unwrap();
         assert!(a == b, "{name} differs between two runs at the same commit");
+    }
+    for name in ["SHA256SUMS", "SHA512SUMS"] {
+        let a = std::fs::read(tars.join(name)).unwrap();
+        let b = std::fs::read(out2.join("release-tars").join(name)).unwrap();
+        assert_eq!(
+            without_provenance(&a),
+            without_provenance(&b),
+            "{name} differs between two runs at the same commit"
+        );
     }
     drop(fresh);
     assert_no_containers_left(repo.path());

@@ -114,6 +114,7 @@ fn usage_error(message: String) -> Failure {
 /// image by its constant, `kbuild-builder:go1.24-trixie`).
 fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
     packages::ensure()?;
+    packages::ensure_pypi()?;
     builder_image::ensure(root, false)?;
     util::step("cargo test --workspace");
     let mut cmd = cargo();

@@ -85,3 +85,56 @@ fn backports_configured() -> bool {
     }
     sources.iter().any(|s| s.contains("bookworm-backports"))
 }
+
+/// The PyPI tools the supply-chain tests validate kbuild's output with: the SPDX validator
+/// (`pyspdxtools`) and the in-toto attestation bindings. Pinned, in a venv under target/ so
+/// that the system's Python stays as it is; tests/it/attest.rs looks for them there.
+pub const PYPI_VENV: &str = "target/attest-venv";
+const PYPI_PACKAGES: &[&str] = &["spdx-tools==0.8.5", "in-toto-attestation==0.9.3"];
+/// Debian's python3 makes venvs only with python3-venv (it carries ensurepip).
+const PYTHON_DEBIAN: &[&str] = &["python3", "python3-venv"];
+
+/// Creates the venv and installs the PyPI packages, unless they are there already.
+pub fn ensure_pypi() -> Result<(), Failure> {
+    let venv = Path::new(PYPI_VENV);
+    let python = venv.join("bin/python");
+    let ready = python.is_file()
+        && venv.join("bin/pyspdxtools").is_file()
+        && util::output(
+            Command::new(&python).args(["-c", "import in_toto_attestation.v1.statement"]),
+        )
+        .is_some();
+    if ready {
+        return Ok(());
+    }
+    if !venv.join("bin/pip").is_file() {
+        step(&format!("python3 -m venv {PYPI_VENV}"));
+        let made = util::output(Command::new("python3").args(["-m", "venv", PYPI_VENV])).is_some();
+        if !made {
+            let missing: Vec<&str> = PYTHON_DEBIAN
+                .iter()
+                .copied()
+                .filter(|p| !installed(p))
+                .collect();
+            if missing.is_empty() || util::effective_uid() != Some(0) {
+                return Err(Failure::new(format!(
+                    "cannot make a Python venv in {PYPI_VENV}; install python3 and python3-venv \
+                     (sudo apt-get install {}) and run `cargo xtask test` again",
+                    PYTHON_DEBIAN.join(" ")
+                )));
+            }
+            step(&format!("apt-get install {}", missing.join(" ")));
+            run(Command::new("apt-get").args(["update", "-qq"]))?;
+            run(apt_install().args(&missing))?;
+            let _ = std::fs::remove_dir_all(venv);
+            run(Command::new("python3").args(["-m", "venv", PYPI_VENV]))?;
+        }
+    }
+    step(&format!(
+        "pip install {} (into {PYPI_VENV})",
+        PYPI_PACKAGES.join(" ")
+    ));
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check"])
+        .args(PYPI_PACKAGES))
+}

@@ -8,8 +8,10 @@ mod cli;
 mod doctor;
 mod engine;
 mod error;
+mod extension_image;
 mod extract;
 mod fingerprint;
+mod imageref;
 mod input;
 mod joblog;
 mod kube;
@@ -19,9 +21,11 @@ mod package;
 mod plan;
 mod progress;
 mod recipe;
+mod registry;
 mod release;
 mod show;
 mod signals;
+mod smoke;
 mod source;
 mod suggest;
 mod ui;
@@ -89,6 +93,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         Command::Doctor(args) => doctor::run(&args, ui).await,
         Command::QuickRelease(args) => release::quick_release(&args, ui, interrupt).await,
         Command::Extension(args) => release::extension(&args, ui, interrupt).await,
+        Command::Smoke(args) => smoke::run(&args, ui).await,
         Command::Package(args) => release::package(&args, ui, interrupt).await,
         Command::Verify(args) => release::verify(&args, ui, interrupt).await,
         Command::Run(args) => {

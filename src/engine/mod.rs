@@ -6,6 +6,7 @@ pub mod docker;
 pub mod guard;
 pub mod hermetic;
 pub mod host;
+pub mod load;
 pub mod ssh;
 pub mod transfer;
 

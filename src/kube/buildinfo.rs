@@ -32,8 +32,79 @@ fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
+/// The module info's start and end sentinels (Go's `runtime/debug` modinfo framing).
+const MODINFO_START: usize = 16;
+const MODINFO_END: usize = 16;
+
+/// The Go version and the `build` settings (GOOS, GOARCH, CGO_ENABLED, ...) a binary
+/// embeds, as `go version -m` prints them (cmd/go `version.go`, runtime/debug
+/// `ParseBuildInfo`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub go_version: String,
+    pub settings: Vec<(String, String)>,
+}
+
+impl BuildInfo {
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the version and the module info that follows it in an inline blob.
+pub fn parse_full(blob: &[u8]) -> Option<BuildInfo> {
+    let go_version = parse(blob)?;
+    let (len, used) = uvarint(&blob[32..])?;
+    let at = 32 + used + len as usize;
+    let (mlen, mused) = uvarint(blob.get(at..)?)?;
+    let start = at + mused;
+    let modinfo = blob.get(start..start.checked_add(mlen as usize)?)?;
+    let text = if modinfo.len() >= MODINFO_START + MODINFO_END {
+        &modinfo[MODINFO_START..modinfo.len() - MODINFO_END]
+    } else {
+        &[][..]
+    };
+    let settings = String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|l| l.strip_prefix("build\t"))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Some(BuildInfo {
+        go_version,
+        settings,
+    })
+}
+
+/// Reads the whole build information of `path` (modinfo can be tens of kilobytes).
+pub fn read(path: &Path) -> std::io::Result<Option<BuildInfo>> {
+    let Some(at) = find(path)? else {
+        return Ok(None);
+    };
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(at))?;
+    let mut blob = vec![0u8; 1 << 20];
+    let got = read_up_to(&mut file, &mut blob)?;
+    Ok(parse_full(&blob[..got]))
+}
+
 /// Scans `path` for the build information and returns the Go version in it.
 pub fn go_version(path: &Path) -> std::io::Result<Option<String>> {
+    let Some(at) = find(path)? else {
+        return Ok(None);
+    };
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(at))?;
+    let mut blob = vec![0u8; 64 + 256];
+    let got = read_up_to(&mut file, &mut blob)?;
+    Ok(parse(&blob[..got]))
+}
+
+/// The file offset of the first usable build information blob.
+fn find(path: &Path) -> std::io::Result<Option<u64>> {
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut carry = 0usize;
@@ -48,8 +119,8 @@ pub fn go_version(path: &Path) -> std::io::Result<Option<String>> {
             let mut blob = vec![0u8; 64 + 256];
             file.seek(SeekFrom::Start(offset + at as u64))?;
             let got = read_up_to(&mut file, &mut blob)?;
-            if let Some(v) = parse(&blob[..got]) {
-                return Ok(Some(v));
+            if parse(&blob[..got]).is_some() {
+                return Ok(Some(offset + at as u64));
             }
             // Not a usable blob: keep scanning after it.
             file.seek(SeekFrom::Start(offset + at as u64 + 1))?;

@@ -187,7 +187,7 @@ fn contains(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
             return Ok(false);
         }
         let filled = carry + n;
-        if buf[..filled].windows(needle.len()).any(|w| w == needle) {
+        if memchr::memmem::find(&buf[..filled], needle).is_some() {
             return Ok(true);
         }
         let keep = (needle.len() - 1).min(filled);

@@ -71,6 +71,12 @@ pub struct Image {
     pub archive: PathBuf,
 }
 
+/// Whether `name` (relative to the extension directory) belongs to the image, which
+/// vouches for itself: every blob is named by its digest (`kbuild verify` skips them).
+pub fn is_image_file(name: &str) -> bool {
+    name == ARCHIVE || name.starts_with(&format!("{LAYOUT_DIR}/"))
+}
+
 /// The blob path of `digest` in a layout.
 pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
     layout

@@ -157,6 +157,7 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
             || LISTS.contains(&name.as_str())
             || sidecar_of.is_some_and(|base| listed.contains(base))
             || name.ends_with(super::TMP_SUFFIX)
+            || super::ociimage::is_image_file(&name)
         {
             continue;
         }

@@ -229,6 +229,27 @@ fn check_foreign(path: &Path, platform: Platform, stamp: Option<&Stamp>) -> Vec<
     problems
 }
 
+/// Problems with where a binary sits: the OS and architecture directories on its path
+/// (bin/<os>/<arch>/, extension/<arch>/<os>/, an image's /<os>/) and the `.exe` suffix
+/// must name the platform its header says.
+fn check_place(rel: &Path, platform: Platform) -> Vec<String> {
+    let mut problems = Vec::new();
+    let all = Platform::all();
+    for c in rel.iter().filter_map(|c| c.to_str()) {
+        if all.iter().any(|p| p.os == c) && c != platform.os {
+            problems.push(format!("it sits under {c}/ but is a {platform} binary"));
+        }
+        if all.iter().any(|p| p.arch == c) && c != platform.arch {
+            problems.push(format!("it sits under {c}/ but is a {platform} binary"));
+        }
+    }
+    let exe = rel.extension().is_some_and(|e| e == "exe");
+    if exe != (platform.os == "windows") {
+        problems.push(format!("its name does not fit a {platform} binary"));
+    }
+    problems
+}
+
 /// Values of kubeconfig keys that hold secrets, to be masked in anything shown.
 fn secrets(kubeconfig: &str) -> Vec<String> {
     const KEYS: &[&str] = &[
@@ -378,7 +399,12 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
     for path in &binaries {
         match binary::detect_file(path) {
             Ok(Some((os, arch))) => match Platform::parse(&format!("{os}/{arch}")) {
-                Ok(p) => placed.push((path.clone(), p)),
+                Ok(p) => {
+                    let rel = path.strip_prefix(&args.dir).unwrap_or(path);
+                    let misplaced = check_place(rel, p);
+                    problems.extend(misplaced.iter().map(|m| format!("{}: {m}", path.display())));
+                    placed.push((path.clone(), p));
+                }
                 Err(_) => problems.push(format!(
                     "{}: {os}/{arch} is not a Kubernetes platform",
                     path.display()
@@ -477,6 +503,22 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_binary_must_sit_where_its_platform_goes() {
+        let p = |t: &str| Platform::parse(t).unwrap();
+        assert!(check_place(Path::new("bin/darwin/arm64/kubectl"), p("darwin/arm64")).is_empty());
+        assert!(check_place(Path::new("arm64/windows/kubectl.exe"), p("windows/arm64")).is_empty());
+        assert!(check_place(Path::new("linux/kubectl"), p("linux/amd64")).is_empty());
+        assert_eq!(
+            check_place(
+                Path::new("bin/windows/amd64/kubectl.exe"),
+                p("darwin/arm64")
+            )
+            .len(),
+            3
+        );
+    }
 
     #[test]
     fn secret_values_of_a_kubeconfig_are_masked() {

@@ -343,7 +343,8 @@ async fn kubeconfig_calls(
     for call in extension_calls(context) {
         let args: Vec<&str> = call.iter().map(String::as_str).collect();
         let shown = format!("kubectl {}", call.join(" "));
-        let first_line = |s: &str| mask(s.trim().lines().next().unwrap_or(""), &hidden);
+        // kubectl's last line is its summary ("The connection to the server ... was refused").
+        let last_line = |s: &str| mask(s.trim().lines().last().unwrap_or(""), &hidden);
         match run_bounded(bin, &args, Some(kubeconfig)).await? {
             None => {
                 let msg = format!(
@@ -357,15 +358,15 @@ async fn kubeconfig_calls(
                 let what = if args[0] == "config" {
                     "ok (contexts listed)".to_string()
                 } else {
-                    format!("reachable: {}", first_line(&stdout))
+                    format!("reachable: {}", last_line(&stdout))
                 };
                 ui.info(&format!("{shown}: {what}"));
             }
             Some((false, _, stderr)) if says_unreachable(&stderr) => {
-                ui.info(&format!("{shown}: unreachable: {}", first_line(&stderr)));
+                ui.info(&format!("{shown}: unreachable: {}", last_line(&stderr)));
             }
             Some((false, _, stderr)) => {
-                let msg = format!("{shown}: failed: {}", first_line(&stderr));
+                let msg = format!("{shown}: failed: {}", last_line(&stderr));
                 ui.warn(&msg);
                 failures.push(msg);
             }
@@ -419,13 +420,14 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
     }
     // The host's binary runs, and what it reports is what the others must carry.
     let mut stamp = recorded.clone();
+    let mut calls_failed = Vec::new();
     let host_bin = placed
         .iter()
         .find(|(_, p)| *p == host)
         .map(|(b, _)| b.clone());
     if let Some(bin) = &host_bin {
         ui.phase(
-            "smoke",
+            "run",
             &format!("{} version --client -o json", bin.display()),
         );
         match host_stamp(bin).await {
@@ -450,7 +452,7 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
         ));
     }
     ui.phase(
-        "smoke",
+        "inspect",
         "the other platforms' binaries, without running them",
     );
     for (path, platform) in placed.iter().filter(|(_, p)| *p != host) {
@@ -469,16 +471,22 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
     }
     if let (Some(k), Some(bin)) = (&args.kubeconfig, &host_bin) {
         ui.phase(
-            "smoke",
+            "kubeconfig",
             &format!("the extension's calls with --context {}", args.context),
         );
-        problems.extend(kubeconfig_calls(bin, k, &args.context, ui).await?);
+        calls_failed = kubeconfig_calls(bin, k, &args.context, ui).await?;
     } else if args.kubeconfig.is_some() {
         problems.push(format!(
             "--kubeconfig needs a {host} kubectl to run, and {} has none",
             args.dir.display()
         ));
     }
+    let hint = if problems.is_empty() {
+        "the kubectl must answer the calls an extension makes; check --context and the kubeconfig, and that it is a full kubectl"
+    } else {
+        "rebuild the binaries (kbuild extension), and check the version stamping of the tree"
+    };
+    problems.extend(calls_failed);
     if !problems.is_empty() {
         return Err(Error::new(
             Kind::Verify,
@@ -488,9 +496,7 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
                 problems.join("\n  ")
             ),
         )
-        .with_hint(
-            "rebuild the binaries (kbuild extension), and check the version stamping of the tree",
-        ));
+        .with_hint(hint));
     }
     ui.finished(&format!(
         "smoke-tested {} kubectl binaries in {}",

@@ -142,7 +142,10 @@ pub async fn run(
     ));
     if plan.load {
         ui.phase("load", &format!("{} into the engine", plan.reference));
-        let arch = crate::engine::load::load(&image, &plan.reference).await?;
+        let arch = tokio::select! {
+            loaded = crate::engine::load::load(&image, &plan.reference) => loaded?,
+            err = interrupt.wait() => return Err(err),
+        };
         ui.info(&format!(
             "loaded {} (linux/{arch}) into the engine",
             plan.reference
@@ -150,7 +153,11 @@ pub async fn run(
     }
     if plan.push {
         ui.phase("push", &plan.reference.to_string());
-        crate::registry::push(&image, &plan.reference, plan.insecure_registry, ui).await?;
+        // Stopping mid-push leaves only unreferenced blobs: the tag moves last.
+        tokio::select! {
+            pushed = crate::registry::push(&image, &plan.reference, plan.insecure_registry, ui) => pushed?,
+            err = interrupt.wait() => return Err(err),
+        }
         ui.info(&format!(
             "pushed {}@{} (linux/amd64, linux/arm64)",
             plan.reference, image.index.digest

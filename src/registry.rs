@@ -129,8 +129,23 @@ fn credentials(registry: &str) -> Result<RegistryAuth> {
     Ok(RegistryAuth::Anonymous)
 }
 
-fn push_failed(reference: &ImageRef, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::engine(format!("cannot push {what} of {reference}: {e}")).with_hint(format!(
+/// An error with its causes ("error sending request" alone does not say why).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Registry failures exit 5, as engine failures do: a service kbuild talks to refused.
+fn push_failed(reference: &ImageRef, what: &str, e: &dyn std::error::Error) -> Error {
+    Error::engine(format!("cannot push {reference} ({what}): {}", chain(e))).with_hint(format!(
         "check that the registry {} answers and that you may push there (`docker login {}`, or {ENV_USERNAME}/{ENV_PASSWORD}); a registry on another host that speaks plain http needs --insecure-registry",
         reference.registry, reference.registry
     ))
@@ -150,7 +165,7 @@ async fn push_blob(
     client
         .push_blob(target, bytes, &d.digest)
         .await
-        .map_err(|e| push_failed(reference, &format!("blob {}", d.digest), e))?;
+        .map_err(|e| push_failed(reference, &format!("blob {}", d.digest), &e))?;
     Ok(())
 }
 
@@ -169,7 +184,7 @@ async fn push_manifest(
     client
         .push_manifest_raw(target, bytes, content_type)
         .await
-        .map_err(|e| push_failed(reference, &format!("the manifest {}", d.digest), e))?;
+        .map_err(|e| push_failed(reference, &format!("manifest {}", d.digest), &e))?;
     Ok(())
 }
 
@@ -196,7 +211,7 @@ pub async fn push(image: &Image, reference: &ImageRef, insecure: bool, ui: &Ui) 
     client
         .auth(&tagged, &auth, RegistryOperation::Push)
         .await
-        .map_err(|e| push_failed(reference, "(signing in)", e))?;
+        .map_err(|e| push_failed(reference, "signing in", &e))?;
     for v in &image.variants {
         ui.detail(&format!("pushing linux/{} {}", v.arch, v.manifest.digest));
         push_blob(&client, &tagged, &image.layout, &v.layer, reference).await?;

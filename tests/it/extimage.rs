@@ -450,6 +450,40 @@ fn extension_push_sends_both_platforms_to_a_registry_with_the_same_digest_twice(
         stderr.contains(&format!("sha256:{}", digest(&index))),
         "the digest is reported:\n{stderr}"
     );
+
+    // A registry that does not answer: exit 5, a hint, and the credentials never shown.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let password = "kbuild-push-password-93b1";
+    let (code, _, stderr) = run(kbuild()
+        .args([
+            "extension",
+            "--kube-root",
+            s(repo.path()),
+            "--image",
+            BUILDER_IMAGE,
+            "--out",
+            s(out.path()),
+        ])
+        .args([
+            "--tag",
+            &format!("127.0.0.1:{closed}/me/kubectl-ext:1.0"),
+            "--push",
+        ])
+        .env("KBUILD_REGISTRY_USERNAME", "me")
+        .env("KBUILD_REGISTRY_PASSWORD", password));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(
+        stderr.contains("cannot push") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(password),
+        "the password was printed:\n{stderr}"
+    );
     assert_no_containers_left(repo.path());
 }
 

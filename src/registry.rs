@@ -96,9 +96,14 @@ fn credentials(registry: &str) -> Result<RegistryAuth> {
     if let (Some(user), Some(password)) = (env(ENV_USERNAME), env(ENV_PASSWORD)) {
         return Ok(RegistryAuth::Basic(user, password));
     }
-    let Some(config) = docker_config() else {
-        return Ok(RegistryAuth::Anonymous);
-    };
+    match docker_config() {
+        Some(config) => from_config(&config, registry),
+        None => Ok(RegistryAuth::Anonymous),
+    }
+}
+
+/// The credentials a docker config.json holds for `registry`.
+fn from_config(config: &serde_json::Value, registry: &str) -> Result<RegistryAuth> {
     let keys = config_keys(registry);
     for key in &keys {
         if let Some(helper) = config["credHelpers"][key.as_str()].as_str() {
@@ -240,6 +245,28 @@ mod tests {
         assert!(!plain_http(&r("10.0.0.1:5000/a:1"), false));
         assert!(!plain_http(&r("ghcr.io/a:1"), false));
         assert!(plain_http(&r("10.0.0.1:5000/a:1"), true));
+    }
+
+    #[test]
+    fn reads_docker_login_credentials_from_the_config() {
+        let auth = base64::engine::general_purpose::STANDARD.encode("me:s3cret");
+        let config = serde_json::json!({"auths": {
+            "127.0.0.1:5000": {"auth": auth},
+            "https://index.docker.io/v1/": {"auth": base64::engine::general_purpose::STANDARD.encode("hub:pw")}
+        }});
+        let basic = |a: RegistryAuth| match a {
+            RegistryAuth::Basic(u, p) => format!("{u}:{p}"),
+            _ => "anonymous".to_string(),
+        };
+        assert_eq!(
+            basic(from_config(&config, "127.0.0.1:5000").unwrap()),
+            "me:s3cret"
+        );
+        assert_eq!(basic(from_config(&config, "docker.io").unwrap()), "hub:pw");
+        assert_eq!(basic(from_config(&config, "ghcr.io").unwrap()), "anonymous");
+        let broken = serde_json::json!({"auths": {"ghcr.io": {"auth": "not base64!"}}});
+        let e = from_config(&broken, "ghcr.io").unwrap_err();
+        assert!(e.to_string().contains("ghcr.io"), "{e}");
     }
 
     #[test]

@@ -45,6 +45,15 @@ pub fn prepare(args: &ExtensionImageArgs) -> Result<Option<Plan>> {
     };
     // Labels are checked now too (their defaults need the source, so these are stand-ins).
     extmeta::labels(&plan.labels, &facts(&plan, "v0.0.0", None, "", &[]))?;
+    // And metadata.json: it must be a JSON object before the build is worth starting.
+    let no_binaries = serde_json::json!({ "host": { "binaries": [] } });
+    extmeta::metadata(
+        plan.extras.metadata.as_deref(),
+        &no_binaries,
+        None,
+        false,
+        "",
+    )?;
     Ok(Some(plan))
 }
 

@@ -291,6 +291,9 @@ fn extension_image_inputs_are_checked_before_anything_is_built() {
         ]);
         c
     };
+    let bad_json_file = out.path().join("metadata.json");
+    std::fs::write(&bad_json_file, "{\"ui\": ").unwrap();
+    let bad_json = bad_json_file.to_str().unwrap().to_string();
     let cases: &[(&[&str], &str)] = &[
         (&["--tag", "Me/Ext:1.0"], "not an image name"),
         (
@@ -299,6 +302,10 @@ fn extension_image_inputs_are_checked_before_anything_is_built() {
         ),
         (&["--tag", "me/ext:1.0", "--label", "novalue"], "KEY=VALUE"),
         (&["--push"], "--tag"),
+        (
+            &["--tag", "me/ext:1.0", "--metadata", &bad_json],
+            "not JSON",
+        ),
     ];
     for (args, needle) in cases {
         let (code, _, stderr) = run(base().args(*args));

@@ -540,3 +540,40 @@ fn extension_load_puts_the_engines_variant_into_the_engine_with_its_labels() {
     );
     assert_no_containers_left(repo.path());
 }
+
+#[test]
+fn a_recipe_carries_the_extension_image_keys_and_only_for_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = dir.path().join("ext.toml");
+    std::fs::write(
+        &recipe,
+        "command = \"extension\"\n\n[extension]\ntag = \"me/kubectl-ext:1.0\"\nmetadata = \"metadata.json\"\n\
+         icon = \"icon.svg\"\nui = \"ui\"\nlabels = [\"org.opencontainers.image.vendor=Me\"]\npush = true\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(kbuild().args(["plan", s(&recipe)]));
+    assert_eq!(code, 0, "{stderr}");
+    for part in [
+        "--tag me/kubectl-ext:1.0",
+        "--metadata metadata.json",
+        "--icon icon.svg",
+        "--ui ui",
+        "--label org.opencontainers.image.vendor=Me",
+        "--push",
+    ] {
+        assert!(stdout.contains(part), "{part} is planned:\n{stdout}");
+    }
+    let wrong = dir.path().join("build.toml");
+    std::fs::write(
+        &wrong,
+        "command = \"build\"\ncomponents = [\"kubectl\"]\n\n[extension]\npush = true\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(kbuild().args(["recipe", "check", s(&wrong)]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("build.toml:1:") && stderr.contains("[extension]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+}

@@ -1,8 +1,8 @@
 //! The Debian packages the tests need, installed by `cargo xtask test` itself so that the
 //! README's one test command is all the set-up a fresh machine needs: git and make for the
-//! fixture, openssh-server for the ssh:// engine tests, skopeo, umoci and docker-registry
-//! for the extension image tests, and a host Go for the
-//! `--engine host` tests. Debian bookworm's own Go is older than upstream's go1.22 floor, so
+//! fixture, openssh-server for the ssh:// engine tests, skopeo, umoci, docker-registry and
+//! file for the extension image tests, and a host Go for the `--engine host` tests.
+//! Debian bookworm's own Go is older than upstream's go1.22 floor, so
 //! golang-1.23-go comes from bookworm-backports (added to the apt sources when missing; no
 //! other suite is mixed into the host).
 

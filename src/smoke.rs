@@ -499,8 +499,11 @@ pub async fn run(args: &SmokeArgs, ui: &Ui) -> Result<()> {
         .with_hint(hint));
     }
     ui.finished(&format!(
-        "smoke-tested {} kubectl binaries in {}",
-        placed.len(),
+        "smoke-tested {} in {}",
+        match placed.len() {
+            1 => "1 kubectl binary".to_string(),
+            n => format!("{n} kubectl binaries"),
+        },
         args.dir.display()
     ));
     Ok(())

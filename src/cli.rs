@@ -95,13 +95,23 @@ Examples:
         after_help = "Writes <out>/extension/<amd64|arm64>/<darwin|linux|windows>/kubectl[.exe], \
 host-binaries.json (the metadata.json host.binaries fragment) and Dockerfile.snippet (ARG TARGETARCH; \
 COPY extension/${TARGETARCH}/ /), so one `docker buildx build --platform linux/amd64,linux/arm64` gives each \
-image variant its own binaries.
+image variant its own binaries. With --tag NAME:TAG it also writes the image itself, no buildx needed: <out>/extension/image/ (OCI layout: an index of linux/amd64 and linux/arm64), image.oci.tar.gz and metadata.json; --load puts the engine's variant into the engine, --push sends both to the registry.
 
 Examples:
   kbuild extension --kube-root ~/src/kubernetes
+  kbuild extension --tag me/kubectl-ext:1.0 --metadata metadata.json --icon icon.svg --ui ui --push
   kbuild extension --component kubectl --platform darwin/arm64 --platform windows/amd64 --out out"
     )]
     Extension(ExtensionArgs),
+    /// Run the built kubectl as an extension would: the host's binary for real, the others by format and build info
+    #[command(
+        after_help = "Exits 7 when a binary is not what its place says (format, GOOS/GOARCH, stamped version).
+
+Examples:
+  kbuild smoke out
+  kbuild smoke out/extension --kubeconfig ~/.kube/config --context docker-desktop"
+    )]
+    Smoke(SmokeArgs),
     /// Package an existing bin/<os>/<arch>/ tree into release tarballs, checksums and a manifest
     #[command(
         // The source and platform flags are shared with the building commands; here they
@@ -434,6 +444,58 @@ pub struct ExtensionArgs {
     /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub image: ExtensionImageArgs,
+}
+
+/// The extension image (`--tag` and what goes with it).
+#[derive(Args, Debug, Clone)]
+pub struct ExtensionImageArgs {
+    /// Also write the multi-arch extension image (linux/amd64 + linux/arm64), named as with
+    /// `docker build -t`, to <out>/extension/image/ (OCI layout) and image.oci.tar.gz
+    #[arg(long = "tag", value_name = "NAME:TAG")]
+    pub tag: Option<String>,
+    /// The extension's metadata.json; kbuild fills in host.binaries [default: {}]
+    #[arg(long, value_name = "FILE", requires = "tag")]
+    pub metadata: Option<PathBuf>,
+    /// The extension icon (.svg, .png, .jpg), put at the image root and named in metadata.json
+    #[arg(long, value_name = "FILE", requires = "tag")]
+    pub icon: Option<PathBuf>,
+    /// The extension's static UI directory, put at /ui in the image
+    #[arg(long, value_name = "DIR", requires = "tag")]
+    pub ui: Option<PathBuf>,
+    /// An image label KEY=VALUE (repeatable), over kbuild's defaults
+    #[arg(long = "label", value_name = "KEY=VALUE", requires = "tag")]
+    pub labels: Vec<String>,
+    /// Load the variant of the engine's architecture into the Docker engine (docker image load)
+    #[arg(long, requires = "tag")]
+    pub load: bool,
+    /// Push the image index and both manifests to the registry the tag names
+    #[arg(long, requires = "tag")]
+    pub push: bool,
+    /// Let --push speak plain http to a registry that is not on localhost or 127.0.0.0/8
+    #[arg(long, requires = "push")]
+    pub insecure_registry: bool,
+}
+
+/// `kbuild smoke`.
+#[derive(Args, Debug, Clone)]
+pub struct SmokeArgs {
+    /// Where the built kubectl binaries are: an output directory (bin/<os>/<arch>/), an
+    /// extension layout, or an unpacked image variant
+    #[arg(value_name = "DIR", default_value_os_t = default_out())]
+    pub dir: PathBuf,
+    /// Also run the calls an extension makes with this kubeconfig (cluster-info, config view, get namespaces)
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context the calls use
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "docker-desktop",
+        requires = "kubeconfig"
+    )]
+    pub context: String,
 }
 
 #[derive(Args, Debug, Clone)]

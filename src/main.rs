@@ -9,8 +9,10 @@ mod cli;
 mod doctor;
 mod engine;
 mod error;
+mod extension_image;
 mod extract;
 mod fingerprint;
+mod imageref;
 mod input;
 mod joblog;
 mod kube;
@@ -22,9 +24,11 @@ mod plan;
 mod progress;
 mod recipe;
 mod redact;
+mod registry;
 mod release;
 mod show;
 mod signals;
+mod smoke;
 mod source;
 mod suggest;
 mod ui;
@@ -160,6 +164,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             release::verify(&args, ui, interrupt).await
         }
         Command::Sign(args) => attest::command::sign(&args, ui),
+        Command::Smoke(args) => smoke::run(&args, ui).await,
         Command::Run(args) => {
             lock_policy(&args.lock);
             let loaded = recipe::load(&args.recipe)?;

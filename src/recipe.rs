@@ -37,6 +37,8 @@ pub struct Recipe {
     pub checks: ChecksSection,
     #[serde(default)]
     pub output: OutputSection,
+    #[serde(default)]
+    pub extension: ExtensionSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +85,36 @@ pub struct OutputSection {
     pub sign_key: Option<Spanned<PathBuf>>,
 }
 
+/// `kbuild extension --tag` and what goes with it (command = "extension" only).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionSection {
+    /// The extension image, NAME:TAG.
+    pub tag: Option<Spanned<String>>,
+    pub metadata: Option<Spanned<PathBuf>>,
+    pub icon: Option<Spanned<PathBuf>>,
+    pub ui: Option<Spanned<PathBuf>>,
+    /// KEY=VALUE image labels.
+    #[serde(default)]
+    pub labels: Vec<Spanned<String>>,
+    pub load: Option<bool>,
+    pub push: Option<bool>,
+    pub insecure_registry: Option<bool>,
+}
+
+impl ExtensionSection {
+    fn is_empty(&self) -> bool {
+        self.tag.is_none()
+            && self.metadata.is_none()
+            && self.icon.is_none()
+            && self.ui.is_none()
+            && self.labels.is_empty()
+            && self.load.is_none()
+            && self.push.is_none()
+            && self.insecure_registry.is_none()
+    }
+}
+
 /// The keys each table accepts, for "did you mean" on unknown keys.
 const KEYS: &[&str] = &[
     "command",
@@ -106,6 +138,15 @@ const KEYS: &[&str] = &[
     "min_disk",
     "skip",
     "sign_key",
+    "extension",
+    "tag",
+    "metadata",
+    "icon",
+    "ui",
+    "labels",
+    "load",
+    "push",
+    "insecure_registry",
 ];
 
 /// A recipe read from a file.
@@ -233,6 +274,13 @@ fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
             return Err(at(version.span(), e.message, e.hint.unwrap_or_default()));
         }
     }
+    if command != "extension" && !recipe.extension.is_empty() {
+        return Err(at(
+            recipe.command.span(),
+            format!("[extension] is for command = \"extension\", not \"{command}\""),
+            "remove the [extension] table, or make the recipe an extension recipe".to_string(),
+        ));
+    }
     if let (Some(_), Some(git_ref)) = (&recipe.source.kube_root, &recipe.source.git_ref) {
         return Err(at(
             git_ref.span(),
@@ -311,6 +359,12 @@ impl Recipe {
                 .iter()
                 .map(|v| path("output.sign_key", v)),
         );
+        let ext = &self.extension;
+        out.extend(ext.tag.iter().map(|v| text("extension.tag", v)));
+        out.extend(ext.metadata.iter().map(|v| path("extension.metadata", v)));
+        out.extend(ext.icon.iter().map(|v| path("extension.icon", v)));
+        out.extend(ext.ui.iter().map(|v| path("extension.ui", v)));
+        out.extend(ext.labels.iter().map(|v| text("extension.labels", v)));
         out
     }
 }
@@ -446,8 +500,34 @@ impl Recipe {
         if let Some(key) = &self.output.sign_key {
             push("--sign-key", path(key));
         }
+        let ext = &self.extension;
+        if let Some(tag) = &ext.tag {
+            push("--tag", tag.get_ref().clone());
+        }
+        for (flag, file) in [
+            ("--metadata", &ext.metadata),
+            ("--icon", &ext.icon),
+            ("--ui", &ext.ui),
+        ] {
+            if let Some(file) = file {
+                push(flag, path(file));
+            }
+        }
+        for label in &ext.labels {
+            push("--label", label.get_ref().clone());
+        }
         if self.engine.network == Some(true) && !user_sets("--network") {
             args.push("--network".to_string());
+        }
+        let ext = &self.extension;
+        for (flag, on) in [
+            ("--load", ext.load),
+            ("--push", ext.push),
+            ("--insecure-registry", ext.insecure_registry),
+        ] {
+            if on == Some(true) && !user_sets(flag) {
+                args.push(flag.to_string());
+            }
         }
         if command == "build" {
             let positional: Vec<String> = self

@@ -108,7 +108,7 @@ fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf])
 /// Runs blocking packaging work, showing the input bytes it has packaged against `total`
 /// (a bar on a terminal), cancelling it on Ctrl-C/SIGTERM and waiting until it has
 /// removed its temporary files.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     ui: &Ui,
     label: &str,
     total: u64,
@@ -491,6 +491,7 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
 pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
     let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
+    let image = crate::extension_image::prepare(&args.image)?;
     let engine = plan::resolve_engine(&args.engine)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
     let _tree_lock = crate::lock::acquire_source(
@@ -534,6 +535,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
         &format!("extension layout in {}", out.join(extension::DIR).display()),
     );
     let total = total_size(binaries.iter().cloned());
+    let (components_kept, platforms_kept) = (components.clone(), platforms.clone());
     let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
         extension::write(
             &bin,
@@ -548,6 +550,10 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
     .await?;
     for w in &warnings {
         ui.warn(w);
+    }
+    if let Some(plan) = image {
+        let (info, c, p) = (&builder.info, &components_kept, &platforms_kept);
+        crate::extension_image::run(plan, &args.out, info, c, p, ui, interrupt).await?;
     }
     report_extension(&manifest, &args.out, ui);
     crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)

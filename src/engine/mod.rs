@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod guard;
 pub mod hermetic;
 pub mod host;
+pub mod load;
 pub mod podman;
 pub mod ssh;
 pub mod transfer;

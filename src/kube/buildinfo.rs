@@ -42,6 +42,18 @@ pub struct BuildInfo {
     pub main: Option<Module>,
     /// Every other module linked in, in the binary's order.
     pub deps: Vec<Module>,
+    /// The `build` settings (GOOS, GOARCH, CGO_ENABLED, -ldflags, ...), in the binary's order.
+    pub settings: Vec<(String, String)>,
+}
+
+impl BuildInfo {
+    /// The value of one `build` setting, e.g. `GOOS`.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The version string in the blob that starts at `blob` (`go1.24.4`), if it is inline.
@@ -79,6 +91,11 @@ fn parse_modinfo(text: &str, info: &mut BuildInfo) {
         };
         match fields.first().copied() {
             Some("path") => info.path = fields.get(1).map(|s| s.to_string()),
+            Some("build") => {
+                if let Some((key, value)) = fields.get(1).and_then(|kv| kv.split_once('=')) {
+                    info.settings.push((key.to_string(), value.to_string()));
+                }
+            }
             Some("mod") => info.main = Some(module(&fields[1..])),
             Some("dep") => {
                 info.deps.push(module(&fields[1..]));

@@ -10,6 +10,7 @@
 //! - `bintree`: reading the bin/<os>/<arch>/ tree `kbuild package` is given;
 //! - `release`: release-tars from a bin/<os>/<arch>/ tree;
 //! - `extension`: extension/<image arch>/<os>/<binary> and its metadata fragment;
+//! - `extimage`, `extmeta`, `ociimage`: the extension image as an OCI layout (no build step);
 //! - `verify`: re-hashing a directory against every claim made about it.
 //!
 //! Nothing here talks to an engine; everything writes through `AtomicFile`, so an
@@ -18,7 +19,10 @@
 pub mod bintree;
 pub mod checksum;
 pub mod extension;
+pub mod extimage;
+pub mod extmeta;
 pub mod manifest;
+pub mod ociimage;
 pub mod release;
 pub mod srctar;
 pub mod staged;

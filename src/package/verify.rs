@@ -160,6 +160,7 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
             || sidecar_of.is_some_and(|base| listed.contains(base))
             || signature_of.is_some_and(|base| listed.contains(base) || LISTS.contains(&base))
             || name.ends_with(super::TMP_SUFFIX)
+            || super::ociimage::is_image_file(&name)
         {
             continue;
         }

@@ -2,7 +2,8 @@
 //! README's one test command is all the set-up a fresh machine needs: git and make for the
 //! fixture, openssh-server for the ssh:// engine tests, podman (with runc, which its test
 //! configures: crun refuses hybrid cgroup hosts) for the podman test, openssl and stunnel4
-//! (a TLS engine in front of the local one) for the TLS context test, and a host Go for the
+//! (a TLS engine in front of the local one) for the TLS context test, skopeo, umoci,
+//! docker-registry and file for the extension image tests, and a host Go for the
 //! `--engine host` tests. Debian bookworm's own Go is older than upstream's go1.22 floor, so
 //! golang-1.23-go comes from bookworm-backports (added to the apt sources when missing; no
 //! other suite is mixed into the host).
@@ -23,6 +24,15 @@ const PACKAGES: &[&str] = &[
     "openssl",
     "stunnel4",
 ];
+/// The extension image tests (tests/it/extimage.rs) read the OCI layout with skopeo and
+/// umoci, push to Debian's docker-registry (the CNCF distribution server, started by the
+/// test on 127.0.0.1) and check the binaries inside with `file`.
+const IMAGE_TOOLS: &[&str] = &["skopeo", "umoci", "docker-registry", "file"];
+
+/// Every package the tests need.
+fn wanted() -> impl Iterator<Item = &'static str> {
+    PACKAGES.iter().chain(IMAGE_TOOLS).copied()
+}
 const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/bookworm-backports.sources";
 
 fn installed(package: &str) -> bool {
@@ -32,7 +42,7 @@ fn installed(package: &str) -> bool {
 
 /// Installs what is missing (apt-get update only when something is).
 pub fn ensure() -> Result<(), Failure> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = wanted().filter(|p| !installed(p)).collect();
     let need_go = !Path::new(HOST_GO_DIR).join("go").is_file();
     if missing.is_empty() && !need_go {
         return Ok(());

@@ -3,6 +3,7 @@
 //!
 //! - `tarball`: the deterministic tar.gz writer (sorted entries, fixed owners, modes and
 //!   times, pinned gzip), hashing while it writes;
+//! - `pgzip`: one gzip stream compressed on every core, pigz-style, reproducibly;
 //! - `srctar`: the entries of kubernetes-src.tar.gz (the tree at its commit);
 //! - `checksum`: one-pass hashing, sidecars, SHA256SUMS/SHA512SUMS;
 //! - `manifest`: manifest.json;
@@ -18,6 +19,7 @@ pub mod bintree;
 pub mod checksum;
 pub mod extension;
 pub mod manifest;
+pub mod pgzip;
 pub mod release;
 pub mod srctar;
 pub mod tarball;

@@ -8,6 +8,7 @@ mod build;
 mod cache;
 mod cli;
 mod doctor;
+mod gzip;
 mod host;
 mod inputs;
 mod recipe;

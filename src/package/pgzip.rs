@@ -8,8 +8,9 @@
 //! The bytes are a function of the input alone: block boundaries fall every `BLOCK` bytes
 //! whatever sizes the writes come in, each block is deflated in one call by a new
 //! compressor, and which thread compresses a block does not enter into it. So 1, 2 or 8
-//! threads write the same file. Memory is bounded by the threads, not the input: at most
-//! `threads` blocks queued for a compressor and `2 × threads` awaiting the writer.
+//! threads write the same file. Threads and memory are bounded by the cores, not by the
+//! input or the number of tarballs: every stream shares one `Pool` of a thread per core,
+//! which lets at most 4 blocks per thread be in flight (each 128 KiB in, about as much out).
 //!
 //! Written here on flate2's zlib-rs backend (`Compress::set_dictionary`, `Crc::combine`)
 //! after looking at the crates (issue 13):
@@ -27,7 +28,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
@@ -52,6 +53,7 @@ pub fn default_threads() -> usize {
 
 /// One block to compress, and where its result goes.
 struct Job {
+    level: Compression,
     dict: Option<Arc<Vec<u8>>>,
     data: Arc<Vec<u8>>,
     last: bool,
@@ -63,48 +65,128 @@ struct Compressed {
     crc: Crc,
 }
 
-/// A parallel gzip writer over `W`; `finish` ends the stream and returns `W`. Dropped
-/// unfinished (an error, a cancel), it stops its threads and writes nothing more.
-pub struct ParGz<W: Write> {
-    inner: Option<W>,
-    block: Vec<u8>,
-    /// The previous block's input, whose tail primes the next block.
-    previous: Option<Arc<Vec<u8>>>,
+/// Compression threads and a limit on the blocks in flight, shared by the streams that
+/// use it: kbuild writes several tarballs at once, and each gets every core without the
+/// threads or the memory growing with the number of tarballs.
+pub struct Pool {
     jobs: Option<SyncSender<Job>>,
-    /// Results in stream order, each a one-shot channel.
-    pending: VecDeque<Receiver<io::Result<Compressed>>>,
-    max_pending: usize,
     workers: Vec<JoinHandle<()>>,
-    crc: Crc,
+    /// Blocks that may be in flight (queued, compressing, or awaiting their writer).
+    permits: Mutex<usize>,
+    freed: Condvar,
+    threads: usize,
 }
 
-impl<W: Write> ParGz<W> {
-    pub fn new(mut inner: W, level: u32, threads: usize) -> io::Result<Self> {
+impl Pool {
+    /// `threads` compression threads, and at most 4 × `threads` blocks in flight.
+    pub fn new(threads: usize) -> Arc<Pool> {
         let threads = threads.max(1);
-        let level = Compression::new(level);
         let (jobs, queue) = mpsc::sync_channel::<Job>(threads);
         let queue = Arc::new(Mutex::new(queue));
         let workers = (0..threads)
             .map(|_| {
                 let queue = queue.clone();
-                std::thread::spawn(move || work(&queue, level))
+                std::thread::spawn(move || work(&queue))
             })
             .collect();
+        Arc::new(Pool {
+            jobs: Some(jobs),
+            workers,
+            permits: Mutex::new(4 * threads),
+            freed: Condvar::new(),
+            threads,
+        })
+    }
+
+    /// The process's pool: one thread per core, started on first use.
+    pub fn shared() -> Arc<Pool> {
+        static SHARED: OnceLock<Arc<Pool>> = OnceLock::new();
+        SHARED.get_or_init(|| Pool::new(default_threads())).clone()
+    }
+
+    fn try_acquire(&self) -> bool {
+        let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        if *permits == 0 {
+            return false;
+        }
+        *permits -= 1;
+        true
+    }
+
+    fn acquire(&self) {
+        let mut permits = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        while *permits == 0 {
+            permits = self.freed.wait(permits).unwrap_or_else(|e| e.into_inner());
+        }
+        *permits -= 1;
+    }
+
+    fn release(&self, n: usize) {
+        if n > 0 {
+            *self.permits.lock().unwrap_or_else(|e| e.into_inner()) += n;
+            self.freed.notify_all();
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// Closes the queue and waits for the threads (a private pool; the shared one lives on).
+    fn drop(&mut self) {
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// A parallel gzip writer over `W`; `finish` ends the stream and returns `W`. Dropped
+/// unfinished (an error, a cancel), it writes nothing more.
+pub struct ParGz<W: Write> {
+    inner: Option<W>,
+    level: Compression,
+    pool: Arc<Pool>,
+    block: Vec<u8>,
+    /// The previous block's input, whose tail primes the next block.
+    previous: Option<Arc<Vec<u8>>>,
+    /// Results in stream order, each a one-shot channel; each holds one of the pool's permits.
+    pending: VecDeque<Receiver<io::Result<Compressed>>>,
+    crc: Crc,
+}
+
+impl<W: Write> ParGz<W> {
+    /// A stream compressed by `pool` (`Pool::shared()` in kbuild; the bytes do not depend on it).
+    pub fn new(mut inner: W, level: u32, pool: Arc<Pool>) -> io::Result<Self> {
         inner.write_all(&HEADER)?;
         Ok(ParGz {
             inner: Some(inner),
+            level: Compression::new(level),
+            pool,
             block: Vec::with_capacity(BLOCK),
             previous: None,
-            jobs: Some(jobs),
             pending: VecDeque::new(),
-            max_pending: 2 * threads,
-            workers,
             crc: Crc::new(),
         })
     }
 
+    /// Takes a permit for one more block in flight. While there is none, this stream writes
+    /// its own finished blocks (which frees permits); a stream that waits holds none, so
+    /// the streams sharing a pool cannot wait on each other for ever.
+    fn reserve(&mut self) -> io::Result<()> {
+        loop {
+            if self.pool.try_acquire() {
+                return Ok(());
+            }
+            if self.pending.is_empty() {
+                self.pool.acquire();
+                return Ok(());
+            }
+            self.write_next()?;
+        }
+    }
+
     /// Hands the current block to the compressors.
     fn send(&mut self, last: bool) -> io::Result<()> {
+        self.reserve()?;
         let data = Arc::new(std::mem::replace(
             &mut self.block,
             Vec::with_capacity(if last { 0 } else { BLOCK }),
@@ -112,15 +194,20 @@ impl<W: Write> ParGz<W> {
         let dict = self.previous.replace(data.clone());
         let (done, result) = mpsc::sync_channel(1);
         let job = Job {
+            level: self.level,
             dict,
             data,
             last,
             done,
         };
-        let jobs = self.jobs.as_ref().expect("not finished");
-        jobs.send(job).map_err(|_| stopped())?;
+        let jobs = self.pool.jobs.as_ref().expect("the pool is open");
+        if jobs.send(job).is_err() {
+            self.pool.release(1);
+            return Err(stopped());
+        }
         self.pending.push_back(result);
-        while self.pending.len() > self.max_pending {
+        // Enough to keep every thread busy; more would only hold memory.
+        while self.pending.len() > 2 * self.pool.threads {
             self.write_next()?;
         }
         Ok(())
@@ -131,7 +218,9 @@ impl<W: Write> ParGz<W> {
         let Some(result) = self.pending.pop_front() else {
             return Ok(());
         };
-        let block = result.recv().map_err(|_| stopped())??;
+        let received = result.recv();
+        self.pool.release(1);
+        let block = received.map_err(|_| stopped())??;
         self.crc.combine(&block.crc);
         self.out().write_all(&block.deflated)
     }
@@ -147,21 +236,11 @@ impl<W: Write> ParGz<W> {
         trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
         trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
         self.out().write_all(&trailer)?;
-        self.stop();
         Ok(self.inner.take().expect("finished once"))
     }
 
     fn out(&mut self) -> &mut W {
         self.inner.as_mut().expect("not finished")
-    }
-
-    /// Closes the queue, drops the results not written, and waits for the threads.
-    fn stop(&mut self) {
-        self.jobs = None;
-        self.pending.clear();
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
     }
 }
 
@@ -183,8 +262,10 @@ impl<W: Write> Write for ParGz<W> {
 }
 
 impl<W: Write> Drop for ParGz<W> {
+    /// Gives back the permits of blocks never written (their results are dropped unread).
     fn drop(&mut self) {
-        self.stop();
+        self.pool.release(self.pending.len());
+        self.pending.clear();
     }
 }
 
@@ -193,7 +274,7 @@ fn stopped() -> io::Error {
 }
 
 /// A compression thread: takes blocks off the queue until it is closed.
-fn work(queue: &Mutex<Receiver<Job>>, level: Compression) {
+fn work(queue: &Mutex<Receiver<Job>>) {
     loop {
         let job = match queue.lock() {
             Ok(queue) => match queue.recv() {
@@ -202,7 +283,7 @@ fn work(queue: &Mutex<Receiver<Job>>, level: Compression) {
             },
             Err(_) => return,
         };
-        let result = compress_block(level, &job);
+        let result = compress_block(&job);
         // The writer is gone when the stream was abandoned: nothing to do.
         let _ = job.done.send(result);
     }
@@ -212,8 +293,8 @@ fn work(queue: &Mutex<Receiver<Job>>, level: Compression) {
 /// zlib-rs's `reset` leaves state behind that changes the next block's bytes (measured:
 /// the same input compressed differently depending on which blocks a thread had done
 /// before), and a new one costs a few hundred KiB of zeroing against 128 KiB to deflate.
-fn compress_block(level: Compression, job: &Job) -> io::Result<Compressed> {
-    let mut deflate = Compress::new(level, false);
+fn compress_block(job: &Job) -> io::Result<Compressed> {
+    let mut deflate = Compress::new(job.level, false);
     if let Some(dict) = &job.dict {
         deflate
             .set_dictionary(&dict[dict.len() - DICT..])
@@ -267,7 +348,7 @@ mod tests {
     }
 
     fn compress(data: &[u8], threads: usize, piece: usize) -> Vec<u8> {
-        let mut gz = ParGz::new(Vec::new(), 6, threads).unwrap();
+        let mut gz = ParGz::new(Vec::new(), 6, Pool::new(threads)).unwrap();
         for chunk in data.chunks(piece) {
             gz.write_all(chunk).unwrap();
         }
@@ -292,6 +373,43 @@ mod tests {
                 "{threads} threads, writes of {piece}: different bytes"
             );
         }
+    }
+
+    #[test]
+    fn streams_sharing_a_small_pool_all_finish_with_their_own_bytes() {
+        let data: Vec<Vec<u8>> = (0..6).map(|i| sample(3 * BLOCK + i * 1000)).collect();
+        let expected: Vec<Vec<u8>> = data.iter().map(|d| compress(d, 1, 65536)).collect();
+        let pool = Pool::new(2);
+        // A stream dropped half-way gives its permits back.
+        let mut dropped = ParGz::new(Vec::new(), 6, pool.clone()).unwrap();
+        dropped.write_all(&sample(6 * BLOCK)).unwrap();
+        drop(dropped);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = data
+                .iter()
+                .map(|d| {
+                    let pool = pool.clone();
+                    scope.spawn(move || {
+                        let mut gz = ParGz::new(Vec::new(), 6, pool).unwrap();
+                        for chunk in d.chunks(10_000) {
+                            gz.write_all(chunk).unwrap();
+                        }
+                        gz.finish().unwrap()
+                    })
+                })
+                .collect();
+            for (handle, want) in handles.into_iter().zip(&expected) {
+                assert!(
+                    handle.join().unwrap() == *want,
+                    "a shared pool changed the bytes"
+                );
+            }
+        });
+        assert_eq!(
+            *pool.permits.lock().unwrap(),
+            4 * 2,
+            "every permit came back"
+        );
     }
 
     #[test]

@@ -16,11 +16,12 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tar::{EntryType, Header};
 
 use super::checksum::{Digests, HashingWriter};
-use super::pgzip::{self, ParGz};
+use super::pgzip::{ParGz, Pool};
 use super::{AtomicFile, Control};
 use crate::error::{Error, Kind, Result};
 
@@ -140,21 +141,22 @@ pub struct TarGz {
 }
 
 impl TarGz {
-    /// Starts `dest` (written as `dest.kbuild-tmp` until `finish`), compressed on every core.
+    /// Starts `dest` (written as `dest.kbuild-tmp` until `finish`), compressed on every
+    /// core by the process's shared compression pool.
     pub fn create(dest: &Path, mtime: u64, list_contents: bool, cancel: &Control) -> Result<TarGz> {
-        Self::with_threads(dest, mtime, list_contents, cancel, pgzip::default_threads())
+        Self::with_pool(dest, mtime, list_contents, cancel, Pool::shared())
     }
 
-    /// `create` with `threads` compression threads (the bytes are the same for any count).
-    pub fn with_threads(
+    /// `create` compressing on `pool` (the bytes are the same for any pool).
+    pub fn with_pool(
         dest: &Path,
         mtime: u64,
         list_contents: bool,
         cancel: &Control,
-        threads: usize,
+        pool: Arc<Pool>,
     ) -> Result<TarGz> {
         let file = AtomicFile::create(dest)?;
-        let out = ParGz::new(HashingWriter::new(file), GZIP_LEVEL, threads)
+        let out = ParGz::new(HashingWriter::new(file), GZIP_LEVEL, pool)
             .map_err(|e| Error::io("cannot write", dest, e))?;
         Ok(TarGz {
             out,
@@ -489,7 +491,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Several compression blocks of binary-like bytes.
         let mut x = 7u32;
-        let data: Vec<u8> = (0..9 * pgzip::BLOCK as u32 + 100)
+        let data: Vec<u8> = (0..9 * crate::package::pgzip::BLOCK as u32 + 100)
             .map(|i| {
                 x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 if i % 3 == 0 {
@@ -502,7 +504,8 @@ mod tests {
         let write = |threads: usize| {
             let dest = dir.path().join(format!("t{threads}.tar.gz"));
             let cancel = Control::default();
-            let mut tar = TarGz::with_threads(&dest, 1, false, &cancel, threads).unwrap();
+            let pool = Pool::new(threads);
+            let mut tar = TarGz::with_pool(&dest, 1, false, &cancel, pool).unwrap();
             tar.file(
                 "kubernetes/bin",
                 MODE_EXEC,

@@ -17,13 +17,14 @@
 //! - `gzp` 2.0 (pigz-style, on flate2) primes blocks with a dictionary only with its
 //!   `any_zlib` feature, which compiles only against a C zlib (`libz-sys`, for adler32
 //!   even when writing gzip) and would mean a second deflate implementation; without it
-//!   every block starts with no history. Its writer also panics in `Drop` when the final
-//!   write fails, and kbuild drops unfinished tarballs on every error and Ctrl-C.
+//!   every block starts with no history. It reuses one compressor per thread through
+//!   `reset`, which with zlib-rs makes the bytes depend on the thread schedule (see
+//!   `compress_block`). Its writer panics in `Drop` when the final write fails, and
+//!   kbuild drops unfinished tarballs on every error and Ctrl-C. And it starts threads
+//!   per stream, where kbuild writes several tarballs at once.
 //! - `libdeflater` compresses whole buffers into final blocks and takes no preset
 //!   dictionary, so it cannot write one pigz-style stream; gzp uses it only for its
 //!   multi-member formats (BGZF, mgzip).
-//! - and gzp reuses one compressor per thread through `reset`, which with zlib-rs makes
-//!   the bytes depend on the thread schedule (see `compress_block`).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};

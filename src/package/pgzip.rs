@@ -22,9 +22,14 @@
 //!   `compress_block`). Its writer panics in `Drop` when the final write fails, and
 //!   kbuild drops unfinished tarballs on every error and Ctrl-C. And it starts threads
 //!   per stream, where kbuild writes several tarballs at once.
-//! - `libdeflater` compresses whole buffers into final blocks and takes no preset
-//!   dictionary, so it cannot write one pigz-style stream; gzp uses it only for its
-//!   multi-member formats (BGZF, mgzip).
+//! - `libdeflater` is faster: measured side by side in one run on a 57 MB kubectl at
+//!   level 6, one core, libdeflate deflated 94-107 MB/s against zlib-rs's 70-73 MB/s,
+//!   and its output in independent 128 KiB pieces was 0.4 % smaller than zlib-rs's one
+//!   stream. But it compresses whole buffers into final blocks that end mid-byte and takes
+//!   no preset dictionary, so it cannot write one pigz-style stream: only a series of gzip
+//!   members, one per block (what gzp does with it for BGZF and mgzip). gzip, tar, Python
+//!   and Go read those too, but it is not one stream, and `gzip -l` misreports its size.
+//!   If a multi-member file were acceptable, this is the faster way to go.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};

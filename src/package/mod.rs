@@ -3,6 +3,7 @@
 //!
 //! - `tarball`: the deterministic tar.gz writer (sorted entries, fixed owners, modes and
 //!   times, pinned gzip), hashing while it writes;
+//! - `pgzip`: one gzip stream compressed on every core, pigz-style, reproducibly;
 //! - `srctar`: kubernetes-src.tar.gz (the tree at its commit, or as it is on disk);
 //! - `staged`: kubernetes-manifests.tar.gz and kubernetes.tar.gz, from the tree's own files;
 //! - `checksum`: one-pass hashing, sidecars, SHA256SUMS/SHA512SUMS;
@@ -23,6 +24,7 @@ pub mod extimage;
 pub mod extmeta;
 pub mod manifest;
 pub mod ociimage;
+pub mod pgzip;
 pub mod release;
 pub mod srctar;
 pub mod staged;

@@ -11,6 +11,7 @@ mod cli;
 mod contexts;
 mod doctor;
 mod extimage;
+mod gzip;
 mod host;
 mod inputs;
 mod outdir;

@@ -2,14 +2,18 @@
 //! machine, written as medians and ratios to bench/results.md (which the README quotes) and
 //! bench/results.json. It reports figures; it asserts nothing about time.
 //!
-//!   a. packaging six client tarballs of a real >= 15 MB Go binary (plus the source tarball):
-//!      `kbuild package` against `tar czf --owner=0 --group=0` per tarball, then sha256sum
-//!      and sha512sum;
+//!   a. packaging, two scenarios against the upstream way and pigz, with the lower bound
+//!      this machine's single-core rates imply and kbuild's peak memory (`packaging`);
 //!   b. a no-op rebuild: `kbuild build` again with nothing changed, against a raw warm
 //!      `docker run ... make all WHAT=cmd/kubectl`;
 //!   c. a cold build: kbuild's first build against a raw `docker run` from empty caches;
-//!   d. a one-file change: rebuild after editing one Go file, kbuild against raw, warm;
-//!   e. kbuild's peak memory while packaging.
+//!   d. a one-file change: rebuild after editing one Go file, kbuild against raw, warm.
+//!
+//! `cargo xtask bench --quick` runs the packaging scenarios once each and prints them
+//! (written to target/bench-quick.md, not bench/): a check that the benchmark works, not
+//! figures to quote.
+
+mod packaging;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,17 +25,10 @@ use crate::util::{self, cargo, run, step, Failure};
 
 /// How often each cheap measurement is repeated (the median is reported).
 const RUNS: usize = 5;
+/// How often each packaging scenario runs each way (tens of seconds a run on two cores).
+const PACKAGING_RUNS: usize = 3;
 /// How often each expensive (cold or rebuilding) measurement is repeated.
 const BUILD_RUNS: usize = 3;
-/// The client platforms the packaging comparison makes tarballs for.
-const PLATFORMS: [(&str, &str); 6] = [
-    ("linux", "amd64"),
-    ("linux", "arm64"),
-    ("darwin", "amd64"),
-    ("darwin", "arm64"),
-    ("windows", "amd64"),
-    ("windows", "arm64"),
-];
 /// The version stamped in every build of the benchmark.
 const VERSION: &str = "v1.34.0";
 
@@ -45,11 +42,30 @@ struct Figure {
     upstream_cmd: String,
 }
 
-pub fn run_bench(root: &Path) -> Result<(), Failure> {
+pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        [other, ..] => {
+            return Err(Failure::with_code(
+                format!("bench: unknown option {other:?} (the only one is --quick)"),
+                2,
+            ))
+        }
+    };
     crate::builder_image::ensure(root, false)?;
-    step("cargo build --release --bin kbuild");
-    run(cargo().args(["build", "--release", "--bin", "kbuild"]))?;
+    packaging::ensure_pigz()?;
+    step("cargo build --release --bin kbuild --example pack-limits");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--bin",
+        "kbuild",
+        "--example",
+        "pack-limits",
+    ]))?;
     let kbuild = root.join("target/release/kbuild");
+    let limits = root.join("target/release/examples/pack-limits");
     let work = root.join("target/bench");
     remove_dir(&work);
     std::fs::create_dir_all(&work)
@@ -57,13 +73,27 @@ pub fn run_bench(root: &Path) -> Result<(), Failure> {
     let tree = work.join("tree");
     make_tree(root, &tree)?;
 
-    let mut figures = Vec::new();
-    let mut notes = Vec::new();
-    figures.push(packaging(&kbuild, &tree, &work, &mut notes)?);
-    figures.extend(builds(&kbuild, &tree, &work)?);
-    figures.push(peak_memory(&kbuild, &tree, &work)?);
-
-    write_results(root, &figures, &notes)?;
+    let runs = if quick { 1 } else { PACKAGING_RUNS };
+    let mut packed = Vec::new();
+    for scenario in packaging::scenarios(&work)? {
+        packed.push(packaging::measure(
+            &scenario, &kbuild, &limits, &tree, &work, runs,
+        )?);
+    }
+    if quick {
+        let md = format!(
+            "# kbuild packaging benchmark, quick check (one run each: not figures to quote)\n\n{}",
+            packaging::markdown(&packed, runs)
+        );
+        print!("{md}");
+        let path = root.join("target/bench-quick.md");
+        std::fs::write(&path, md).map_err(|e| Failure::new(e.to_string()))?;
+        println!("written to {}", path.display());
+        remove_dir(&work);
+        return Ok(());
+    }
+    let figures = builds(&kbuild, &tree, &work)?;
+    write_results(root, &packed, &figures)?;
     remove_dir(&work);
     Ok(())
 }
@@ -164,128 +194,9 @@ fn chown_volume(volume: &str) -> Result<(), Failure> {
         .stdout(Stdio::null()))
 }
 
-/// a. Packaging: six client tarballs of a real Go binary, checksums, manifest.
-fn packaging(
-    kbuild: &Path,
-    tree: &Path,
-    work: &Path,
-    notes: &mut Vec<String>,
-) -> Result<Figure, Failure> {
-    step("bench a: packaging six client tarballs");
-    // The go command itself, built for each of the six platforms in the builder image: a real
-    // Go binary of 15-20 MB (kbuild checks each binary's format against its directory).
-    let mut script = String::from("set -e; cd /usr/lib/go-1.24/src/cmd/go; ");
-    for (os, arch) in PLATFORMS {
-        let exe = if os == "windows" { ".exe" } else { "" };
-        let _ = write!(
-            script,
-            "mkdir -p /out/{os}/{arch}; GOOS={os} GOARCH={arch} CGO_ENABLED=0 go build -trimpath -o /out/{os}/{arch}/kubectl{exe} .; "
-        );
-    }
-    let bin = work.join("bin");
-    std::fs::create_dir_all(&bin).map_err(|e| Failure::new(e.to_string()))?;
-    chown_volume("kbuild-bench-gobuild")?;
-    run(docker_run_as_user()
-        .args(["-e", "GOCACHE=/gocache"])
-        // Compiling cmd/go for six platforms from cold takes minutes on two cores: keep that
-        // cache between benchmark runs in a volume of its own (kbuild's caches are not used).
-        .args(["-v", "kbuild-bench-gobuild:/gocache"])
-        .arg("-v")
-        .arg(format!("{}:/out", bin.display()))
-        .args([IMAGE, "sh", "-c", &script]))?;
-    let size = std::fs::metadata(bin.join("linux/amd64/kubectl"))
-        .map_err(|e| Failure::new(e.to_string()))?
-        .len();
-    notes.push(format!(
-        "packaged binaries: the `go` command of go1.24.4 built for each platform (linux/amd64: {:.1} MB), as kubectl",
-        size as f64 / 1e6
-    ));
-
-    let out = work.join("pkg-kbuild");
-    let kbuild_cmd = format!(
-        "kbuild package --bin {} --kube-root {} --out {}",
-        bin.display(),
-        tree.display(),
-        out.display()
-    );
-    let mut kbuild_times = Vec::new();
-    for _ in 0..RUNS {
-        remove_dir(&out);
-        kbuild_times.push(time(
-            Command::new(kbuild)
-                .args(["--quiet", "package", "--bin"])
-                .arg(&bin)
-                .arg("--kube-root")
-                .arg(tree)
-                .arg("--out")
-                .arg(&out),
-        )?);
-    }
-
-    // The upstream way: build/lib/release.sh stages each tarball's tree and runs
-    // `tar czf --owner=0 --group=0`; kubernetes/release then hashes the files.
-    let up = work.join("pkg-upstream");
-    let mut staging = String::new();
-    for (os, arch) in PLATFORMS {
-        let name = if os == "windows" {
-            "kubectl.exe"
-        } else {
-            "kubectl"
-        };
-        let _ = write!(
-            staging,
-            "mkdir -p stage/{os}-{arch}/kubernetes/client/bin && cp {bin}/{os}/{arch}/{name} stage/{os}-{arch}/kubernetes/client/bin/ && \
-             tar czf release-tars/kubernetes-client-{os}-{arch}.tar.gz --owner=0 --group=0 -C stage/{os}-{arch} kubernetes && ",
-            bin = bin.display()
-        );
-    }
-    let upstream_script = format!(
-        "rm -rf {up} && mkdir -p {up}/release-tars && cd {up} && {staging}\
-         git -C {tree} archive --format=tar --prefix=kubernetes/ HEAD | gzip > release-tars/kubernetes-src.tar.gz && \
-         cd release-tars && sha256sum *.tar.gz > SHA256SUMS && sha512sum *.tar.gz > SHA512SUMS && \
-         for f in *.tar.gz; do sha256sum $f | cut -d' ' -f1 > $f.sha256; sha512sum $f | cut -d' ' -f1 > $f.sha512; done",
-        up = up.display(),
-        tree = tree.display()
-    );
-    let mut upstream_times = Vec::new();
-    for _ in 0..RUNS {
-        upstream_times.push(time(&mut sh(&upstream_script))?);
-    }
-    let kbuild_size = dir_bytes(&out.join("release-tars"), ".tar.gz");
-    let upstream_size = dir_bytes(&up.join("release-tars"), ".tar.gz");
-    notes.push(format!(
-        "compressed size: kbuild {:.1} MB, upstream tar czf {:.1} MB ({:+.1} %)",
-        kbuild_size as f64 / 1e6,
-        upstream_size as f64 / 1e6,
-        (kbuild_size as f64 / upstream_size as f64 - 1.0) * 100.0
-    ));
-    Ok(Figure {
-        name: "a. packaging (6 client tarballs + src, sha256 + sha512)",
-        kbuild: median(kbuild_times),
-        upstream: median(upstream_times),
-        unit: "s",
-        target: "<= 0.30",
-        kbuild_cmd,
-        upstream_cmd: "per tarball: tar czf --owner=0 --group=0; then sha256sum, sha512sum (SUMS and sidecars)".into(),
-    })
-}
-
-/// Total size of the files in `dir` whose name ends with `suffix`.
-fn dir_bytes(dir: &Path, suffix: &str) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// b, c, d: builds of kubectl for linux/amd64.
 fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<[Figure; 4], Failure> {
+    step("bench b-d: builds");
     let out = work.join("build-out");
     let kbuild_build = |extra: &[&str]| {
         let mut cmd = Command::new(kbuild);
@@ -441,62 +352,11 @@ fn builds(kbuild: &Path, tree: &Path, work: &Path) -> Result<[Figure; 4], Failur
     ])
 }
 
-/// e. kbuild's peak resident memory while packaging, against the same for `tar czf`.
-fn peak_memory(kbuild: &Path, tree: &Path, work: &Path) -> Result<Figure, Failure> {
-    step("bench e: peak memory while packaging");
-    if !Path::new("/usr/bin/time").exists() {
-        run(Command::new("apt-get").args(["install", "-y", "-qq", "time"]))?;
-    }
-    let out = work.join("pkg-mem");
-    remove_dir(&out);
-    let report = work.join("time.txt");
-    let status = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&report)
-        .arg(kbuild)
-        .args(["--quiet", "package", "--bin"])
-        .arg(work.join("bin"))
-        .arg("--kube-root")
-        .arg(tree)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .map_err(|e| Failure::new(format!("cannot run /usr/bin/time: {e}")))?;
-    if !status.success() {
-        return Err(Failure::new("kbuild package failed under /usr/bin/time"));
-    }
-    let kib = |path: &Path| -> f64 {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.lines().last().and_then(|l| l.trim().parse::<f64>().ok()))
-            .unwrap_or(0.0)
-    };
-    let kbuild_mb = kib(&report) / 1024.0;
-    let tar_report = work.join("time-tar.txt");
-    let binary = work.join("bin/linux/amd64/kubectl");
-    Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&tar_report)
-        .args(["tar", "czf", "/dev/null", "--owner=0", "--group=0"])
-        .arg(&binary)
-        .status()
-        .map_err(|e| Failure::new(e.to_string()))?;
-    Ok(Figure {
-        name: "e. peak memory while packaging",
-        kbuild: kbuild_mb,
-        upstream: kib(&tar_report) / 1024.0,
-        unit: "MB",
-        target: "kbuild <= 64 MB",
-        kbuild_cmd: "/usr/bin/time -f %M kbuild package ...".into(),
-        upstream_cmd: "/usr/bin/time -f %M tar czf (one tarball)".into(),
-    })
-}
-
-fn write_results(root: &Path, figures: &[Figure], notes: &[String]) -> Result<(), Failure> {
+fn write_results(
+    root: &Path,
+    packed: &[packaging::Measured],
+    figures: &[Figure],
+) -> Result<(), Failure> {
     let machine = format!(
         "{} CPUs, {}",
         std::thread::available_parallelism()
@@ -512,7 +372,10 @@ fn write_results(root: &Path, figures: &[Figure], notes: &[String]) -> Result<()
     );
     let mut md = String::new();
     let _ = writeln!(md, "# kbuild benchmark results\n");
-    let _ = writeln!(md, "Written by `cargo xtask bench` on {machine}; medians of {RUNS} runs ({BUILD_RUNS} for builds), all in one run.\n");
+    let _ = writeln!(md, "Written by `cargo xtask bench` on {machine}; medians of {PACKAGING_RUNS} runs for packaging, {RUNS} for no-op rebuilds, {BUILD_RUNS} for other builds, all in one run.\n");
+    let _ = writeln!(md, "## a. Packaging\n");
+    md.push_str(&packaging::markdown(packed, PACKAGING_RUNS));
+    let _ = writeln!(md, "\n## b-d. Builds\n");
     let _ = writeln!(
         md,
         "| comparison | kbuild | upstream way | ratio | target |"
@@ -531,10 +394,6 @@ fn write_results(root: &Path, figures: &[Figure], notes: &[String]) -> Result<()
             f.target
         );
     }
-    let _ = writeln!(md, "\nNotes:\n");
-    for n in notes {
-        let _ = writeln!(md, "- {n}");
-    }
     let _ = writeln!(md, "\nCommands:\n");
     for f in figures {
         let _ = writeln!(
@@ -543,7 +402,23 @@ fn write_results(root: &Path, figures: &[Figure], notes: &[String]) -> Result<()
             f.name, f.kbuild_cmd, f.upstream_cmd
         );
     }
-    let mut json = String::from("{\n  \"figures\": [\n");
+    let mut json = String::from("{\n  \"packaging\": [\n");
+    for (i, m) in packed.iter().enumerate() {
+        let _ = writeln!(
+            json,
+            "    {{\"name\": {:?}, \"kbuild_s\": {:.4}, \"upstream_s\": {:.4}, \"pigz_s\": {:.4}, \"lower_bound_s\": {:.4}, \"kbuild_bytes\": {}, \"upstream_bytes\": {}, \"peak_rss_mb\": {:.1}}}{}",
+            m.name,
+            m.kbuild,
+            m.upstream,
+            m.pigz,
+            m.limit,
+            m.kbuild_bytes,
+            m.upstream_bytes,
+            m.peak_rss_mb,
+            if i + 1 < packed.len() { "," } else { "" }
+        );
+    }
+    json.push_str("  ],\n  \"figures\": [\n");
     for (i, f) in figures.iter().enumerate() {
         let _ = writeln!(
             json,

@@ -5,7 +5,7 @@
 //!   cargo xtask builder-image [--force]   make the local builder image (Debian trixie + Go 1.24)
 //!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`
 //!   cargo xtask demo                      builder-image, then a quick-release of a tagged git copy of the fixture (recipes/mini-kube.toml)
-//!   cargo xtask bench                     benchmarks against the upstream way -> bench/results.md
+//!   cargo xtask bench [--quick]           benchmarks against the upstream way -> bench/results.md
 //!   cargo xtask ci [ARGS...]              fmt --check, clippy -D warnings, then `test ARGS...`
 
 mod bench;
@@ -30,7 +30,8 @@ tasks:
                            target/demo/mini-kube, then `kbuild run recipes/mini-kube.toml` (a
                            quick-release of it for linux/amd64, darwin/arm64, windows/amd64) and
                            `kbuild verify`; results in out/mini-kube
-  bench                    kbuild against the upstream way, side by side; writes bench/results.md
+  bench [--quick]          kbuild against the upstream way, side by side; writes bench/results.md
+                           (--quick: the packaging scenarios once each, to target/bench-quick.md)
   lint                     cargo fmt --check and cargo clippy --all-targets -D warnings
   ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`
   help                     this text
@@ -81,14 +82,7 @@ fn dispatch(args: &[String]) -> Result<(), Failure> {
             builder_image::ensure(&root, force)
         }
         "test" => test(&root, rest),
-        "bench" => {
-            if let Some(arg) = rest.first() {
-                return Err(usage_error(format!(
-                    "bench takes no arguments, got {arg:?}"
-                )));
-            }
-            bench::run_bench(&root)
-        }
+        "bench" => bench::run_bench(&root, rest),
         "demo" => {
             if let Some(arg) = rest.first() {
                 return Err(usage_error(format!("demo takes no arguments, got {arg:?}")));

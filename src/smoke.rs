@@ -304,6 +304,38 @@ fn says_unreachable(text: &str) -> bool {
     .any(|n| t.contains(n))
 }
 
+/// The first line of `cluster-info`, without its colours: kubectl's
+/// ClusterInfoOptions.Run (kubectl/pkg/cmd/clusterinfo) paints the name and URL, and ends
+/// with a hint about `cluster-info dump`, so the last line says nothing.
+fn control_plane(stdout: &str) -> String {
+    let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut plain = String::with_capacity(first.len());
+    let mut chars = first.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // ESC [ parameters, ended by a letter (SGR colours end in 'm').
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.trim().to_string()
+}
+
+/// The names `get namespaces --no-headers -o custom-columns=:metadata.name` printed, one a line.
+fn namespaces(stdout: &str) -> String {
+    let names: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if names.is_empty() {
+        "(none)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// The calls an extension makes, with the context given.
 fn extension_calls(context: &str) -> Vec<Vec<String>> {
     let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
@@ -355,10 +387,13 @@ async fn kubeconfig_calls(
                 failures.push(msg);
             }
             Some((true, stdout, _)) => {
-                let what = if args[0] == "config" {
-                    "ok (contexts listed)".to_string()
-                } else {
-                    format!("reachable: {}", last_line(&stdout))
+                let what = match args[0] {
+                    "config" => "ok (contexts listed)".to_string(),
+                    "get" => format!(
+                        "reachable: namespaces {}",
+                        mask(&namespaces(&stdout), &hidden)
+                    ),
+                    _ => format!("reachable: {}", mask(&control_plane(&stdout), &hidden)),
                 };
                 ui.info(&format!("{shown}: {what}"));
             }
@@ -538,6 +573,17 @@ mod tests {
             mask("bad token abcdef123456 and S3CR3TKEY", &s),
             "bad token *** and ***"
         );
+    }
+
+    #[test]
+    fn reports_where_the_control_plane_runs_and_which_namespaces_exist() {
+        let real = "\x1b[0;32mKubernetes control plane\x1b[0m is running at \x1b[0;33mhttps://127.0.0.1:6443\x1b[0m\n\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n";
+        assert_eq!(
+            control_plane(real),
+            "Kubernetes control plane is running at https://127.0.0.1:6443"
+        );
+        assert_eq!(namespaces("default\nkube-system\n"), "default, kube-system");
+        assert_eq!(namespaces("\n"), "(none)");
     }
 
     #[test]

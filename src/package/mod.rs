@@ -55,7 +55,8 @@ impl AtomicFile {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(TMP_SUFFIX);
         let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        // A new file that no planted link or leftover can redirect (O_EXCL, O_NOFOLLOW).
+        let file = crate::outdir::create_file(&tmp, 0o644)?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
             tmp,

@@ -153,4 +153,18 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+
+    #[test]
+    fn a_link_planted_at_the_temporary_name_is_refused_and_its_target_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let path = dir.path().join("SHA256SUMS.sig");
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(TMP_SUFFIX);
+        std::os::unix::fs::symlink(&victim, PathBuf::from(tmp)).unwrap();
+        let err = AtomicFile::create(&path).err().expect("a link is refused");
+        assert_eq!(err.exit_code(), 8, "{}", err.message);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    }
 }

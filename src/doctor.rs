@@ -3,12 +3,13 @@
 
 use crate::checks::{self, CheckPlan, Checker, Status};
 use crate::cli::{DoctorArgs, EngineKind};
-use crate::engine::docker::{self, human_bytes, DockerEngine};
+use crate::engine::docker::{self, DockerEngine};
 use crate::engine::host;
 use crate::error::{Error, Result};
 use crate::plan::parse_size;
 use crate::source::{self, Overrides, SourceInfo};
 use crate::ui::Ui;
+use crate::units::human_bytes;
 
 pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
     let plan = CheckPlan::new(

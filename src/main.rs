@@ -32,6 +32,7 @@ mod smoke;
 mod source;
 mod suggest;
 mod ui;
+mod units;
 
 use clap::Parser;
 

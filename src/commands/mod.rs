@@ -264,7 +264,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
             "tarball",
             "tarballs"
         ),
-        crate::engine::docker::human_bytes(written),
+        crate::units::human_bytes(written),
         crate::ui::count(
             packaged.threads,
             "compression thread",

@@ -12,7 +12,7 @@ use crate::ui::Ui;
 
 /// The directories under `dir` that hold a packaged set (they have SHA256SUMS).
 fn signable(dir: &Path) -> Vec<PathBuf> {
-    crate::commands::verify_targets(dir)
+    crate::package::verify::verify_targets(dir)
         .into_iter()
         .filter(|d| d.join("SHA256SUMS").is_file())
         .collect()

@@ -15,25 +15,22 @@ pub use extension::extension;
 pub use package::package;
 pub use quick_release::quick_release;
 pub use source::source;
-pub(crate) use verify::{verify, verify_targets};
+pub use verify::verify;
 
 use std::path::{Path, PathBuf};
 
 use crate::build::{self, Builder};
 use crate::cli::SourceArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kube::buildinfo;
-use crate::kube::release::Layout;
+use crate::kube::release::{Layout, RELEASE_TARS};
 use crate::outdir;
 use crate::package::manifest::{SourceRecord, Toolchain};
-use crate::package::Control;
+use crate::package::worker::blocking;
 use crate::plan;
 use crate::signals::Interrupt;
 use crate::source::{Overrides, SourceInfo, TreeState};
 use crate::ui::Ui;
-
-/// Where release tarballs go under the output directory (upstream: _output/release-tars).
-pub const RELEASE_TARS: &str = "release-tars";
 
 /// The tree `--kube-root`, or `--ref` fetched into a checkout, with its facts reported.
 fn get_source(args: &SourceArgs, engine: Option<&plan::EnginePlan>, ui: &Ui) -> Result<SourceInfo> {
@@ -111,37 +108,6 @@ fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf])
         compressor: Toolchain::compressor(),
         gzip_level: Toolchain::gzip_level(),
     }
-}
-
-/// Runs blocking packaging work, showing the input bytes it has packaged against `total`
-/// (a bar on a terminal), cancelling it on Ctrl-C/SIGTERM and waiting until it has
-/// removed its temporary files.
-pub(crate) async fn blocking<T: Send + 'static>(
-    ui: &Ui,
-    label: &str,
-    total: u64,
-    interrupt: &Interrupt,
-    work: impl FnOnce(Control) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let control = Control::default();
-    let task_control = control.clone();
-    let bar = ui.bytes(label, total);
-    let mut task = tokio::task::spawn_blocking(move || work(task_control));
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    let joined = loop {
-        tokio::select! {
-            joined = &mut task => break joined,
-            _ = tick.tick() => bar.set_position(control.progress().min(total)),
-            err = interrupt.wait() => {
-                control.cancel();
-                let _ = task.await;
-                bar.finish_and_clear();
-                return Err(err);
-            }
-        }
-    };
-    bar.finish_and_clear();
-    joined.map_err(|e| Error::internal(format!("packaging thread failed: {e}")))?
 }
 
 /// The total size of the files at `paths` (those that exist).

@@ -3,17 +3,16 @@
 use crate::cli::PackageArgs;
 use crate::error::{Error, Result};
 use crate::kube::component::Component;
-use crate::kube::release::{self as layout, TarballKind};
+use crate::kube::release::{self as layout, TarballKind, RELEASE_TARS};
 use crate::kube::TargetSet;
 use crate::outdir;
-use crate::package::{self};
+use crate::package;
 use crate::plan;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 use super::{
     get_source, package_release, sample_binaries, source_checked_against, toolchain, Packaging,
-    RELEASE_TARS,
 };
 
 /// `kbuild package`.

@@ -4,7 +4,7 @@ use crate::build::Builder;
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
 use crate::kube::component::Component;
-use crate::kube::release::{self as layout};
+use crate::kube::release::{self as layout, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
 use crate::outdir;
 use crate::plan;
@@ -13,7 +13,6 @@ use crate::ui::Ui;
 
 use super::{
     get_source, package_release, sample_binaries, source_checked_against, toolchain, Packaging,
-    RELEASE_TARS,
 };
 
 /// `kbuild quick-release`.

@@ -1,32 +1,13 @@
 //! `kbuild verify`: re-hash what was packaged.
 
-use std::path::{Path, PathBuf};
-
 use crate::cli::VerifyArgs;
 use crate::error::{Error, Kind, Result};
-use crate::package::{self, extension};
+use crate::package::{self};
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
-use super::{blocking, RELEASE_TARS};
-
-/// The directories `kbuild verify DIR` checks: DIR itself when it holds checksums or a
-/// manifest, else its release-tars/ and extension/ subdirectories that do.
-pub(crate) fn verify_targets(dir: &Path) -> Vec<PathBuf> {
-    let holds = |d: &Path| {
-        ["SHA256SUMS", "SHA512SUMS", package::manifest::FILE_NAME]
-            .iter()
-            .any(|f| d.join(f).exists())
-    };
-    if holds(dir) {
-        return vec![dir.to_path_buf()];
-    }
-    [RELEASE_TARS, extension::DIR]
-        .iter()
-        .map(|sub| dir.join(sub))
-        .filter(|d| holds(d))
-        .collect()
-}
+use crate::package::verify::verify_targets;
+use crate::package::worker::blocking;
 
 /// `kbuild verify`.
 pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {

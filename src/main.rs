@@ -164,7 +164,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             plan::check_verify_dir(&args.dir)?;
             commands::verify(&args, ui, interrupt).await
         }
-        Command::Sign(args) => attest::command::sign(&args, ui),
+        Command::Sign(args) => commands::sign(&args, ui),
         Command::Smoke(args) => smoke::run(&args, ui).await,
         Command::Run(args) => {
             lock_policy(&args.lock);

@@ -47,7 +47,7 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
 /// `kbuild extension`.
 pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
-    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
+    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
     let image = crate::extension_image::prepare(&args.image)?;
     let engine = plan::resolve_engine(&args.engine)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
@@ -113,7 +113,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
         crate::extension_image::run(plan, &args.out, info, c, p, ui, interrupt).await?;
     }
     report_extension(&manifest, &args.out, ui);
-    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
+    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
 }
 
 fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {

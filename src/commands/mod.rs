@@ -1,6 +1,7 @@
-//! The packaging commands, one file each: `kbuild quick-release`, `kbuild extension`,
-//! `kbuild package` and `kbuild verify`; `kbuild source` too. This module holds what they
-//! share.
+//! Command entry points, one file each: `kbuild quick-release`, `kbuild extension`,
+//! `kbuild package`, `kbuild verify`, `kbuild sign` and `kbuild source`. This module holds
+//! what the packaging ones share. Commands call down into source, checks, engine, package
+//! and attest; nothing below calls up into them.
 //!
 //! Building goes through `build::Builder`; writing goes through `package`, on blocking
 //! threads that stop (and remove their temporary files) on Ctrl-C or SIGTERM.
@@ -8,12 +9,14 @@
 mod extension;
 mod package;
 mod quick_release;
+mod sign;
 mod source;
 mod verify;
 
 pub use extension::extension;
 pub use package::package;
 pub use quick_release::quick_release;
+pub use sign::sign;
 pub use source::source;
 pub use verify::verify;
 

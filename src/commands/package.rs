@@ -19,7 +19,7 @@ use super::{
 pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
     // `--out /` must be refused before its bin/ (then /bin) is scanned or read.
     outdir::check_not_precious(&args.out, None)?;
-    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
+    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
     let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
     if !bin.is_dir() {
         return Err(Error::usage(format!(
@@ -118,5 +118,5 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         notes,
     };
     package_release(what, ui, interrupt).await?;
-    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
+    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
 }

@@ -17,7 +17,7 @@ use super::{
 
 /// `kbuild quick-release`.
 pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let sign_key = crate::attest::command::load_sign_key(args.sign_key.as_deref())?;
+    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
     let platforms = plan::resolve_platforms(&args.target)?;
     // Sized for a quick-release: upstream documents 8 GB for building every set.
     let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
@@ -100,5 +100,5 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
         notes,
     };
     package_release(what, ui, interrupt).await?;
-    crate::attest::command::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
+    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
 }

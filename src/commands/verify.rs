@@ -46,7 +46,7 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
             problems.push(shown);
         }
         if let Some(signers) = &signers {
-            for (file, what) in crate::attest::command::check_signatures(&dir, signers, ui) {
+            for (file, what) in super::sign::check_signatures(&dir, signers, ui) {
                 signature_problems = true;
                 let shown = format!("{}: {what}", dir.join(file).display());
                 ui.warn(&shown);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{HashAlg, PrivateKey};
 
-use super::sign::{self, Signer};
+use crate::attest::sign::{self, Signer};
 use crate::cli::SignArgs;
 use crate::error::{Error, Result};
 use crate::ui::Ui;

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cache;
 use crate::checks::{self, Checker};
 use crate::cli::EngineKind;
-use crate::engine::docker::{human_bytes, DockerEngine, RunOptions};
+use crate::engine::cache_volume;
+use crate::engine::docker::{DockerEngine, RunOptions};
 use crate::engine::host::{self, HostEngine};
 use crate::engine::transfer::{self, SourceVolume, Transfer};
 use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH};
@@ -21,6 +21,7 @@ use crate::plan::{BuildPlan, EnginePlan};
 use crate::signals::Interrupt;
 use crate::source::{self, Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
+use crate::units::human_bytes;
 
 /// What one build job produced.
 #[derive(Debug, Clone)]
@@ -142,7 +143,8 @@ impl Builder {
             checker.record(checks::arch(&engine, &image, arch.as_deref()))?;
         }
         let volume =
-            cache::ensure_volume(&engine, &image, &image_id, engine.build_user(), ui).await?;
+            cache_volume::ensure_volume(&engine, &image, &image_id, engine.build_user(), ui)
+                .await?;
         ui.detail(&format!("Go caches in volume {volume}"));
         let source = match transfer::choose(plan.transfer, &engine.info.endpoint) {
             Transfer::Bind => None,

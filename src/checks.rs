@@ -11,10 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::docker::{human_bytes, DockerEngine};
+use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Result};
 use crate::suggest;
 use crate::ui::{Mode, Ui};
+use crate::units::human_bytes;
 
 /// Every check, in the order they run, with what it looks at.
 pub const NAMES: &[(&str, &str)] = &[

@@ -14,11 +14,12 @@ use bollard::query_parameters::{
 };
 
 use crate::cache::LABEL_CACHE;
-use crate::engine::docker::{human_bytes, DockerEngine};
+use crate::engine::docker::DockerEngine;
 use crate::engine::LABEL_MANAGED;
 use crate::error::{Error, Result};
 use crate::outdir;
 use crate::ui::Ui;
+use crate::units::human_bytes;
 
 pub struct CleanPlan<'a> {
     pub out: &'a Path,

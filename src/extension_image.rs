@@ -132,7 +132,7 @@ pub async fn run(
     let extras = plan.extras.clone();
     let mtime = info.source_date_epoch;
     let ext2 = ext.clone();
-    let image = crate::release::blocking(ui, "image", 0, interrupt, move |cancel| {
+    let image = crate::package::worker::blocking(ui, "image", 0, interrupt, move |cancel| {
         extimage::write(&ext2, &tag, &extras, &metadata, &labels, mtime, &cancel)
     })
     .await?;

@@ -6,6 +6,7 @@ mod cache;
 mod checks;
 mod clean;
 mod cli;
+mod commands;
 mod doctor;
 mod engine;
 mod error;
@@ -25,13 +26,13 @@ mod progress;
 mod recipe;
 mod redact;
 mod registry;
-mod release;
 mod show;
 mod signals;
 mod smoke;
 mod source;
 mod suggest;
 mod ui;
+mod units;
 
 use clap::Parser;
 
@@ -136,7 +137,7 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
                 None => source::checkout::default_dir(&args.repo)?,
             };
             let _lock = lock::acquire_tree(&dir, ui, interrupt).await?;
-            doctor::source(&args, ui)
+            commands::source(&args, ui)
         }
         Command::Doctor(args) => {
             if let Some(image) = args.image.as_deref().filter(|i| !i.is_empty()) {
@@ -147,23 +148,23 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
         Command::QuickRelease(args) => {
             lock_policy(&args.lock);
             plan::check_out_dir(&args.out)?;
-            release::quick_release(&args, ui, interrupt).await
+            commands::quick_release(&args, ui, interrupt).await
         }
         Command::Extension(args) => {
             lock_policy(&args.lock);
             plan::check_out_dir(&args.out)?;
-            release::extension(&args, ui, interrupt).await
+            commands::extension(&args, ui, interrupt).await
         }
         Command::Package(args) => {
             lock_policy(&args.lock);
             plan::check_out_dir(&args.out)?;
-            release::package(&args, ui, interrupt).await
+            commands::package(&args, ui, interrupt).await
         }
         Command::Verify(args) => {
             plan::check_verify_dir(&args.dir)?;
-            release::verify(&args, ui, interrupt).await
+            commands::verify(&args, ui, interrupt).await
         }
-        Command::Sign(args) => attest::command::sign(&args, ui),
+        Command::Sign(args) => commands::sign(&args, ui),
         Command::Smoke(args) => smoke::run(&args, ui).await,
         Command::Run(args) => {
             lock_policy(&args.lock);

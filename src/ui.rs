@@ -422,7 +422,7 @@ impl Ui {
             .unwrap_or_default();
         self.line(&format!(
             "    {path:<56} {:>10}{digest}",
-            crate::engine::docker::human_bytes(size)
+            crate::units::human_bytes(size)
         ));
     }
 

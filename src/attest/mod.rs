@@ -10,7 +10,6 @@
 //! The SBOM and provenance are written into the set's staging directory before its
 //! checksums and manifest, so SHA256SUMS and manifest.json list them like any artifact.
 
-pub mod command;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::joblog::JobLog;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
+use crate::units::human_bytes;
 
 /// How long an engine may take to answer its first ping before we call it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -804,22 +805,6 @@ pub fn split_reference(image: &str) -> (&str, &str) {
     (repo, digest.unwrap_or(tag))
 }
 
-/// 8.0 GiB, 512.0 MiB, ...
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -942,11 +927,5 @@ mod tests {
         );
         let v = negotiated(None);
         assert_eq!(v.major_version, API_DEFAULT_VERSION.major_version);
-    }
-
-    #[test]
-    fn formats_sizes() {
-        assert_eq!(human_bytes(8 * 1024 * 1024 * 1024), "8.0 GiB");
-        assert_eq!(human_bytes(512), "512 B");
     }
 }

@@ -2,6 +2,7 @@
 //! through the Engine API; the host engine runs the local Go and make.
 //! Engines report through `ui::Ui`; they never draw anything themselves.
 
+pub mod cache_volume;
 pub mod docker;
 pub mod endpoint;
 pub mod guard;

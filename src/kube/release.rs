@@ -36,6 +36,9 @@ impl TarballKind {
     }
 }
 
+/// Where release tarballs go under the output directory (upstream: _output/release-tars).
+pub const RELEASE_TARS: &str = "release-tars";
+
 /// The top directory of every release tarball but the clean source one
 /// (kube::release::create_tarball tars `<stage>/kubernetes`).
 pub const TOP: &str = "kubernetes";

@@ -12,7 +12,8 @@
 //! - `release`: release-tars from a bin/<os>/<arch>/ tree;
 //! - `extension`: extension/<image arch>/<os>/<binary> and its metadata fragment;
 //! - `extimage`, `extmeta`, `ociimage`: the extension image as an OCI layout (no build step);
-//! - `verify`: re-hashing a directory against every claim made about it.
+//! - `verify`: re-hashing a directory against every claim made about it;
+//! - `worker`: running that work on a blocking thread, with progress and Ctrl-C.
 //!
 //! Nothing here talks to an engine; everything writes through `AtomicFile`, so an
 //! artifact either exists complete or not at all.
@@ -30,6 +31,7 @@ pub mod srctar;
 pub mod staged;
 pub mod tarball;
 pub mod verify;
+pub mod worker;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

@@ -6,12 +6,13 @@
 //! verify vouches for the whole directory, not only for what the lists name.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component as PathPart, Path};
+use std::path::{Component as PathPart, Path, PathBuf};
 
 use super::checksum::{self, Digests};
 use super::manifest::{self, Manifest};
 use super::{extension, Control};
 use crate::input::{self, InputError, Links};
+use crate::kube::release::RELEASE_TARS;
 
 /// The files that say what the directory holds, read (and so checked) by verify itself.
 const LISTS: &[&str] = &["SHA256SUMS", "SHA512SUMS", manifest::FILE_NAME];
@@ -178,6 +179,24 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
         problems.push(Problem { file: name, what });
     }
     problems
+}
+
+/// The directories `kbuild verify DIR` checks: DIR itself when it holds checksums or a
+/// manifest, else its release-tars/ and extension/ subdirectories that do.
+pub fn verify_targets(dir: &Path) -> Vec<PathBuf> {
+    let holds = |d: &Path| {
+        ["SHA256SUMS", "SHA512SUMS", manifest::FILE_NAME]
+            .iter()
+            .any(|f| d.join(f).exists())
+    };
+    if holds(dir) {
+        return vec![dir.to_path_buf()];
+    }
+    [RELEASE_TARS, extension::DIR]
+        .iter()
+        .map(|sub| dir.join(sub))
+        .filter(|d| holds(d))
+        .collect()
 }
 
 /// Verifies `dir`. Returns None when it holds nothing to verify against.

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{HashAlg, PrivateKey};
 
-use super::sign::{self, Signer};
+use crate::attest::sign::{self, Signer};
 use crate::cli::SignArgs;
 use crate::error::{Error, Result};
 use crate::ui::Ui;
 
 /// The directories under `dir` that hold a packaged set (they have SHA256SUMS).
 fn signable(dir: &Path) -> Vec<PathBuf> {
-    crate::release::verify_targets(dir)
+    crate::package::verify::verify_targets(dir)
         .into_iter()
         .filter(|d| d.join("SHA256SUMS").is_file())
         .collect()

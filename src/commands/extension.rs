@@ -1,0 +1,135 @@
+//! `kbuild extension`: build client binaries for every Docker Desktop host and lay them
+//! out per image architecture.
+
+use std::path::{Path, PathBuf};
+
+use crate::build::Builder;
+use crate::cli::{ExtensionArgs, TargetArgs};
+use crate::error::{Error, Result};
+use crate::kube::component::{self, Component};
+use crate::kube::Platform;
+use crate::outdir;
+use crate::package::extension;
+use crate::package::manifest::Manifest;
+use crate::plan;
+use crate::signals::Interrupt;
+use crate::ui::Ui;
+
+use super::{blocking, get_source, source_checked_against, source_record, toolchain, total_size};
+
+/// `--component` (default kubectl) and `--platform` (default every host on both arches).
+fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Vec<Platform>)> {
+    let mut components: Vec<&'static Component> = Vec::new();
+    let names = if args.components.is_empty() {
+        vec!["kubectl".to_string()]
+    } else {
+        args.components.clone()
+    };
+    for name in &names {
+        let c = Component::parse(name)?;
+        if !components.contains(&c) {
+            components.push(c);
+        }
+    }
+    extension::check_components(&components)?;
+    let platforms = if args.platforms.is_empty() {
+        extension::default_platforms()
+    } else {
+        plan::resolve_platforms(&TargetArgs {
+            platforms: args.platforms.clone(),
+        })?
+    };
+    extension::check_platforms(&platforms)?;
+    component::check_pairs(&components, &platforms)?;
+    Ok((components, platforms))
+}
+
+/// `kbuild extension`.
+pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let (components, platforms) = extension_inputs(args)?;
+    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
+    let image = crate::extension_image::prepare(&args.image)?;
+    let engine = plan::resolve_engine(&args.engine)?;
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock = crate::lock::acquire_source(
+        &source_checked_against(&args.source, &args.out)?,
+        ui,
+        interrupt,
+    )
+    .await?;
+    let info = get_source(&args.source, Some(&engine), ui)?;
+    outdir::claim(&args.out, &info.root)?;
+    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+    for c in &components {
+        if !c.exists_in(&info.root) {
+            return Err(Error::usage(format!(
+                "{} has no {} ({}/ is missing)",
+                info.root.display(),
+                c.name,
+                c.target
+            ))
+            .with_hint("choose a component the tree has with --component"));
+        }
+    }
+    let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
+    let built = builder
+        .build(
+            "extension",
+            &components,
+            &platforms,
+            &args.out,
+            ui,
+            interrupt,
+        )
+        .await?;
+    let binaries: Vec<PathBuf> = built.binaries.iter().map(|(p, _)| p.clone()).collect();
+    let toolchain = toolchain(&builder.info, Some(&builder), &binaries);
+    let source = source_record(&builder.info);
+    let bin = args.out.join("bin");
+    let out = args.out.clone();
+    ui.phase(
+        "package",
+        &format!("extension layout in {}", out.join(extension::DIR).display()),
+    );
+    let total = total_size(binaries.iter().cloned());
+    let (components_kept, platforms_kept) = (components.clone(), platforms.clone());
+    let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
+        extension::write(
+            &bin,
+            &out,
+            &components,
+            &platforms,
+            source,
+            toolchain,
+            &cancel,
+        )
+    })
+    .await?;
+    for w in &warnings {
+        ui.warn(w);
+    }
+    if let Some(plan) = image {
+        let (info, c, p) = (&builder.info, &components_kept, &platforms_kept);
+        crate::extension_image::run(plan, &args.out, info, c, p, ui, interrupt).await?;
+    }
+    report_extension(&manifest, &args.out, ui);
+    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
+}
+
+fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {
+    for a in &manifest.artifacts {
+        ui.artifact_digest(
+            &format!("{}/{}", extension::DIR, a.file),
+            a.size,
+            Some(&a.sha256),
+        );
+    }
+    let dir = out.join(extension::DIR);
+    ui.finished(&format!(
+        "laid out {} in {}; metadata.json fragment: {}, Dockerfile lines: {}",
+        crate::ui::count(manifest.artifacts.len(), "binary", "binaries"),
+        dir.display(),
+        dir.join(extension::METADATA_FRAGMENT).display(),
+        dir.join(extension::DOCKERFILE_SNIPPET).display()
+    ));
+}

@@ -1,0 +1,244 @@
+//! Command entry points, one file each: `kbuild quick-release`, `kbuild extension`,
+//! `kbuild package`, `kbuild verify`, `kbuild sign` and `kbuild source`. This module holds
+//! what the packaging ones share. Commands call down into source, checks, engine, package
+//! and attest; nothing below calls up into them.
+//!
+//! Building goes through `build::Builder`; writing goes through `package`, on blocking
+//! threads that stop (and remove their temporary files) on Ctrl-C or SIGTERM.
+
+mod extension;
+mod package;
+mod quick_release;
+mod sign;
+mod source;
+mod verify;
+
+pub use extension::extension;
+pub use package::package;
+pub use quick_release::quick_release;
+pub use sign::sign;
+pub use source::source;
+pub use verify::verify;
+
+use std::path::{Path, PathBuf};
+
+use crate::build::{self, Builder};
+use crate::cli::SourceArgs;
+use crate::error::Result;
+use crate::kube::buildinfo;
+use crate::kube::release::{Layout, RELEASE_TARS};
+use crate::outdir;
+use crate::package::manifest::{SourceRecord, Toolchain};
+use crate::package::worker::blocking;
+use crate::plan;
+use crate::signals::Interrupt;
+use crate::source::{Overrides, SourceInfo, TreeState};
+use crate::ui::Ui;
+
+/// The tree `--kube-root`, or `--ref` fetched into a checkout, with its facts reported.
+fn get_source(args: &SourceArgs, engine: Option<&plan::EnginePlan>, ui: &Ui) -> Result<SourceInfo> {
+    let spec = plan::resolve_source(args)?;
+    let overrides = Overrides::from_env(args.git_version.clone())?;
+    match engine {
+        Some(engine) => build::get_source(&spec, &overrides, engine, ui),
+        None => {
+            let info = crate::source::obtain(&spec, &overrides, ui)?;
+            build::report_source(&info, ui);
+            Ok(info)
+        }
+    }
+}
+
+/// Repository, ref and commit facts for the manifest.
+/// The source the args name, once `out` is known not to be precious for it (before anything,
+/// even a lock, is written).
+fn source_checked_against(args: &SourceArgs, out: &Path) -> Result<crate::source::SourceSpec> {
+    let spec = plan::resolve_source(args)?;
+    outdir::check_not_precious(out, Some(spec.dir()))?;
+    Ok(spec)
+}
+
+fn source_record(info: &SourceInfo) -> SourceRecord {
+    let git = |args: &[&str]| {
+        (info.tree_state != TreeState::Archive)
+            .then(|| crate::source::git(&info.root, args).ok())
+            .flatten()
+            .filter(|s| !s.is_empty())
+    };
+    // What --ref/--repo asked for; else the origin remote (or the path) and the tag at
+    // HEAD (or the branch checked out).
+    let origin = info.origin.as_ref();
+    let repo = origin
+        .map(|o| o.repo.clone())
+        .or_else(|| git(&["config", "--get", "remote.origin.url"]))
+        .map(|url| crate::redact::url(&url))
+        .or_else(|| Some(info.root.display().to_string()));
+    let git_ref = origin
+        .map(|o| o.git_ref.clone())
+        .or_else(|| git(&["describe", "--tags", "--exact-match", "HEAD"]))
+        .or_else(|| git(&["symbolic-ref", "-q", "--short", "HEAD"]));
+    SourceRecord {
+        repo,
+        git_ref,
+        commit: info.commit.clone(),
+        git_version: info.version.git_version.clone(),
+        tree_state: info.tree_state.as_str().to_string(),
+        source_date_epoch: info.source_date_epoch,
+        src_content: None,
+    }
+}
+
+/// The Go version(s) the binaries were linked with, from their embedded build info.
+fn go_version_of(paths: &[PathBuf]) -> Option<String> {
+    let mut versions: Vec<String> = paths
+        .iter()
+        .filter_map(|p| buildinfo::go_version(p).ok().flatten())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    (!versions.is_empty()).then(|| versions.join(", "))
+}
+
+fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf]) -> Toolchain {
+    Toolchain {
+        builder_image: builder.map(|b| b.image.clone()),
+        builder_image_id: builder.map(|b| b.image_id.clone()),
+        go_version: go_version_of(binaries),
+        go_version_from:
+            "the Go build information embedded in the binaries (what `go version <binary>` reads)"
+                .to_string(),
+        go_version_pinned: info.go_version.clone(),
+        compressor: Toolchain::compressor(),
+        gzip_level: Toolchain::gzip_level(),
+    }
+}
+
+/// The total size of the files at `paths` (those that exist).
+fn total_size(paths: impl Iterator<Item = PathBuf>) -> u64 {
+    paths
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One binary per (layout platform, component), to read the Go version from.
+fn sample_binaries(bin: &Path, layouts: &[Layout]) -> Vec<PathBuf> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for l in layouts {
+        if seen.contains(&l.platform) {
+            continue;
+        }
+        seen.push(l.platform);
+        if let Some(c) = l.components.first() {
+            out.push(
+                bin.join(l.platform.os)
+                    .join(l.platform.arch)
+                    .join(c.file_name(l.platform)),
+            );
+        }
+    }
+    out
+}
+
+/// What `package_release` packages.
+struct Packaging<'a> {
+    /// The bin/<os>/<arch>/ tree.
+    bin: PathBuf,
+    /// The output directory; tarballs go to its release-tars/.
+    out: &'a Path,
+    /// The output directory relative to the tree, when it is inside it (git-ignored).
+    out_in_tree: Option<PathBuf>,
+    info: &'a SourceInfo,
+    layouts: Vec<Layout>,
+    toolchain: Toolchain,
+    notes: Vec<String>,
+}
+
+/// Packages the layouts into `<out>/release-tars` and reports the artifacts.
+async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    let Packaging {
+        bin,
+        out,
+        out_in_tree,
+        info,
+        layouts,
+        toolchain,
+        notes,
+    } = what;
+    let tars = out.join(RELEASE_TARS);
+    ui.phase(
+        "package",
+        &format!(
+            "{} plus the source and final tarballs into {}",
+            crate::ui::count(layouts.len(), "binary tarball", "binary tarballs"),
+            tars.display()
+        ),
+    );
+    let source = source_record(info);
+    let info = info.clone();
+    let dest = tars.clone();
+    let total = total_size(layouts.iter().flat_map(|l| {
+        l.binaries().into_iter().map(|(_, c)| {
+            bin.join(l.platform.os)
+                .join(l.platform.arch)
+                .join(c.file_name(l.platform))
+        })
+    }));
+    let packaged = blocking(ui, "package", total, interrupt, move |cancel| {
+        crate::package::release::package(
+            crate::package::release::Input {
+                bin: &bin,
+                out: &dest,
+                out_in_tree: out_in_tree.as_deref(),
+                info: &info,
+                layouts,
+                source,
+                toolchain,
+            },
+            notes,
+            &cancel,
+        )
+    })
+    .await?;
+    let mut written = 0;
+    for a in &packaged.manifest.artifacts {
+        written += a.size;
+        ui.artifact_digest(
+            &format!("{RELEASE_TARS}/{}", a.file),
+            a.size,
+            Some(&a.sha256),
+        );
+    }
+    for note in &packaged.manifest.notes {
+        ui.info(&format!("note: {note}"));
+    }
+    ui.detail(&format!(
+        "packaging took {:.2}s",
+        packaged.elapsed.as_secs_f64()
+    ));
+    ui.info(&format!(
+        "check them with: kbuild verify {}",
+        tars.display()
+    ));
+    ui.finished(&format!(
+        "packaged {} ({}, {}) with SHA256SUMS, SHA512SUMS, manifest.json, an SPDX SBOM and SLSA provenance",
+        crate::ui::count(
+            packaged
+                .manifest
+                .artifacts
+                .iter()
+                .filter(|a| a.file.ends_with(".tar.gz"))
+                .count(),
+            "tarball",
+            "tarballs"
+        ),
+        crate::units::human_bytes(written),
+        crate::ui::count(
+            packaged.threads,
+            "compression thread",
+            "compression threads"
+        ),
+    ));
+    Ok(())
+}

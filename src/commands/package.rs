@@ -1,0 +1,122 @@
+//! `kbuild package`: package an existing bin/<os>/<arch>/ tree.
+
+use crate::cli::PackageArgs;
+use crate::error::{Error, Result};
+use crate::kube::component::Component;
+use crate::kube::release::{self as layout, TarballKind, RELEASE_TARS};
+use crate::kube::TargetSet;
+use crate::outdir;
+use crate::package;
+use crate::plan;
+use crate::signals::Interrupt;
+use crate::ui::Ui;
+
+use super::{
+    get_source, package_release, sample_binaries, source_checked_against, toolchain, Packaging,
+};
+
+/// `kbuild package`.
+pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+    // `--out /` must be refused before its bin/ (then /bin) is scanned or read.
+    outdir::check_not_precious(&args.out, None)?;
+    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
+    let bin = args.bin.clone().unwrap_or_else(|| args.out.join("bin"));
+    if !bin.is_dir() {
+        return Err(Error::usage(format!(
+            "{} is not a directory of built binaries",
+            bin.display()
+        ))
+        .with_hint("name the bin/<os>/<arch>/ tree with --bin (kbuild build writes <out>/bin)"));
+    }
+    // Links and special files are refused here, before anything is read or written.
+    let found = package::bintree::scan(&bin)?;
+    let platforms = if args.target.platforms.is_empty() {
+        package::release::platforms_in(&bin)
+    } else {
+        plan::resolve_platforms(&args.target)?
+    };
+    if platforms.is_empty() {
+        return Err(Error::usage(format!(
+            "{} holds no <os>/<arch>/ directories",
+            bin.display()
+        ))
+        .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
+    }
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let _tree_lock = crate::lock::acquire_source(
+        &source_checked_against(&args.source, &args.out)?,
+        ui,
+        interrupt,
+    )
+    .await?;
+    let info = get_source(&args.source, None, ui)?;
+    let outdir = outdir::claim(&args.out, &info.root)?;
+    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+    let root = info.root.clone();
+    let has = |c: &Component| c.exists_in(&root);
+    let mut layouts = Vec::new();
+    for l in layout::layouts(&platforms, &has) {
+        // A tarball is made when its set's own binaries were built; the client binaries
+        // it also carries must then be there too (packaging says which are missing).
+        let set = match l.kind {
+            TarballKind::Client => TargetSet::Client,
+            TarballKind::Node => TargetSet::Node,
+            _ => TargetSet::Server,
+        };
+        let own_built = l
+            .components
+            .iter()
+            .filter(|c| c.sets.contains(&set))
+            .any(|c| {
+                bin.join(l.platform.os)
+                    .join(l.platform.arch)
+                    .join(c.file_name(l.platform))
+                    .is_file()
+            });
+        if own_built {
+            layouts.push(l);
+        } else {
+            ui.info(&format!(
+                "no {} binaries for {} in {}: no {}",
+                set.name(),
+                l.platform,
+                bin.display(),
+                l.file_name()
+            ));
+        }
+    }
+    if layouts.is_empty() {
+        return Err(
+            Error::usage(format!("nothing to package in {}", bin.display())).with_hint(
+                "build the client, node or server binaries first (kbuild build ... --out <dir>)",
+            ),
+        );
+    }
+    let mut notes = vec!["packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string()];
+    // Nothing the tree holds is dropped unsaid: a warning line and a manifest note each.
+    for (rel, why) in package::bintree::not_packaged(&found, &layouts, &platforms, &has) {
+        ui.warn(&format!(
+            "not packaged: {}: {why}",
+            bin.join(&rel).display()
+        ));
+        notes.push(format!("{rel} in the binary tree is not packaged: {why}"));
+    }
+    for (rel, mode) in package::bintree::not_executable(&found, &layouts) {
+        ui.warn(&format!(
+            "{} is not executable (mode {mode:04o}); its tarball entries get mode 0755, as upstream's binaries have",
+            bin.join(&rel).display()
+        ));
+    }
+    let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
+    let what = Packaging {
+        bin,
+        out: &args.out,
+        out_in_tree: outdir.in_tree,
+        info: &info,
+        layouts,
+        toolchain,
+        notes,
+    };
+    package_release(what, ui, interrupt).await?;
+    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
+}

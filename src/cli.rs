@@ -51,10 +51,21 @@ pub struct GlobalArgs {
         long,
         global = true,
         value_name = "SECONDS",
-        default_value_t = 15,
-        value_parser = clap::value_parser!(u64).range(1..)
+        default_value = "15",
+        value_parser = parse_interval
     )]
-    pub progress_interval: u64,
+    pub progress_interval: std::time::Duration,
+}
+
+/// Seconds, decimals allowed, at least a tenth of a second (a shorter interval would only
+/// flood the log).
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.1 => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds of at least 0.1"
+        )),
+    }
 }
 
 /// How long to wait for another run's lock on the output directory or the source tree: only

@@ -46,7 +46,7 @@ fn main() {
     attest::mark_run_started();
     let cli = Cli::parse();
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose)
-        .with_progress_interval(std::time::Duration::from_secs(cli.global.progress_interval));
+        .with_progress_interval(cli.global.progress_interval);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

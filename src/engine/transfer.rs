@@ -504,19 +504,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_source_archive_is_owned_by_the_build_user_and_excludes_git_and_outputs() {
-        let dir = std::env::temp_dir().join(format!("kbuild-srctar-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in [".git", "_output/bin", "cmd/kubectl"] {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        std::fs::write(dir.join(".git/HEAD"), "x").unwrap();
-        std::fs::write(dir.join("_output/bin/old"), "x").unwrap();
-        std::fs::write(dir.join("cmd/kubectl/main.go"), "package main").unwrap();
-        std::os::unix::fs::symlink("cmd", dir.join("link")).unwrap();
+    /// The entry names of `dir`'s source archive in `layout`, each checked to be owned by
+    /// the build user (uid 1234, gid 5678).
+    fn entry_names(dir: &std::path::Path, layout: Layout) -> Vec<String> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        write_tree_tar(&dir, 1234, 5678, Layout::MountPointEntry, tx).unwrap();
+        write_tree_tar(dir, 1234, 5678, layout, tx).unwrap();
         let mut bytes = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
             bytes.extend_from_slice(&chunk);
@@ -529,6 +521,21 @@ mod tests {
             assert_eq!(entry.header().gid().unwrap(), 5678);
             names.push(entry.path().unwrap().display().to_string());
         }
+        names
+    }
+
+    #[test]
+    fn the_source_archive_is_owned_by_the_build_user_and_excludes_git_and_outputs() {
+        let dir = std::env::temp_dir().join(format!("kbuild-srctar-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in [".git", "_output/bin", "cmd/kubectl"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::write(dir.join(".git/HEAD"), "x").unwrap();
+        std::fs::write(dir.join("_output/bin/old"), "x").unwrap();
+        std::fs::write(dir.join("cmd/kubectl/main.go"), "package main").unwrap();
+        std::os::unix::fs::symlink("cmd", dir.join("link")).unwrap();
+        let names = entry_names(&dir, Layout::MountPointEntry);
         assert_eq!(
             names,
             [
@@ -549,19 +556,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("_output/bin")).unwrap();
         std::fs::write(dir.join("_output/bin/old"), "x").unwrap();
         std::fs::write(dir.join("Makefile"), "all:").unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        write_tree_tar(&dir, 1234, 5678, Layout::IntoMount, tx).unwrap();
-        let mut bytes = Vec::new();
-        while let Ok(chunk) = rx.try_recv() {
-            bytes.extend_from_slice(&chunk);
-        }
-        let mut archive = tar::Archive::new(&bytes[..]);
-        let mut names = Vec::new();
-        for entry in archive.entries().unwrap() {
-            let entry = entry.unwrap();
-            assert_eq!(entry.header().uid().unwrap(), 1234);
-            names.push(entry.path().unwrap().display().to_string());
-        }
+        let names = entry_names(&dir, Layout::IntoMount);
         assert_eq!(names, [".", "_output", "Makefile"]);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -10,14 +10,16 @@ use crate::engine::cache_volume;
 use crate::engine::docker::{DockerEngine, RunOptions};
 use crate::engine::host::{self, HostEngine};
 use crate::engine::transfer::{self, SourceVolume, Transfer};
-use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH};
+use crate::engine::DOCKER_OUTPUT_SUBPATH;
 use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::joblog::JobLog;
 use crate::kube::{Component, Platform};
 use crate::outdir;
 use crate::outputs;
-use crate::plan::{BuildPlan, EnginePlan};
+use crate::plan::Job;
+use crate::resolve::jobs::{self, EngineFacts};
+use crate::resolve::{BuildRequest, EngineSettings};
 use crate::signals::Interrupt;
 use crate::source::{self, Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
@@ -38,7 +40,6 @@ pub struct Built {
 enum Runner {
     Docker {
         engine: DockerEngine,
-        volume: String,
         /// Copy transfer: the tree uploaded into a volume (removed when the Builder goes).
         source: Option<Box<SourceVolume>>,
     },
@@ -53,7 +54,9 @@ pub struct Builder {
     pub image: String,
     /// The image id, or the host Go's identity: part of every job's fingerprint.
     pub image_id: String,
-    plan: EnginePlan,
+    plan: EngineSettings,
+    /// What the plan's jobs are made from.
+    pub facts: EngineFacts,
 }
 
 impl Builder {
@@ -61,7 +64,7 @@ impl Builder {
     /// image and the cache volume exist (Docker), or finds the local Go (host).
     pub async fn prepare(
         info: SourceInfo,
-        plan: &EnginePlan,
+        plan: &EngineSettings,
         ui: &Ui,
         interrupt: &Interrupt,
     ) -> Result<Builder> {
@@ -73,7 +76,7 @@ impl Builder {
 
     async fn prepare_docker(
         info: SourceInfo,
-        plan: &EnginePlan,
+        plan: &EngineSettings,
         ui: &Ui,
         interrupt: &Interrupt,
     ) -> Result<Builder> {
@@ -146,7 +149,23 @@ impl Builder {
             cache_volume::ensure_volume(&engine, &image, &image_id, engine.build_user(), ui)
                 .await?;
         ui.detail(&format!("Go caches in volume {volume}"));
-        let source = match transfer::choose(plan.transfer, &engine.info.endpoint) {
+        let chosen_transfer = transfer::choose(plan.transfer, &engine.info.endpoint);
+        let facts = EngineFacts {
+            kind: crate::plan::EngineKind::Docker,
+            endpoint: engine.info.endpoint.clone(),
+            endpoint_from: engine.info.endpoint_why.clone(),
+            image: image.clone(),
+            image_id: Some(image_id.clone()),
+            transfer: Some(chosen_transfer),
+            user: engine.build_user(),
+        };
+        if facts.cache_volume().as_deref() != Some(volume.as_str()) {
+            return Err(Error::internal(format!(
+                "the Go cache volume {volume} is not the one the plan names ({:?})",
+                facts.cache_volume()
+            )));
+        }
+        let source = match chosen_transfer {
             Transfer::Bind => None,
             Transfer::Copy => {
                 ui.phase(
@@ -169,19 +188,16 @@ impl Builder {
             }
         };
         Ok(Builder {
-            runner: Runner::Docker {
-                engine,
-                volume,
-                source,
-            },
+            runner: Runner::Docker { engine, source },
             info,
             image,
             image_id,
             plan: plan.clone(),
+            facts,
         })
     }
 
-    fn prepare_host(info: SourceInfo, plan: &EnginePlan, ui: &Ui) -> Result<Builder> {
+    fn prepare_host(info: SourceInfo, plan: &EngineSettings, ui: &Ui) -> Result<Builder> {
         let mut checker = Checker::for_build(&plan.checks, ui);
         checker.run("go", || {
             host::go_check(info.go_version.as_deref(), Some(&info.root))
@@ -205,51 +221,39 @@ impl Builder {
                 checks::host_cpus()
             ),
         );
+        let facts = host_facts(&engine);
         Ok(Builder {
-            image: format!("host {}", engine.go_version),
-            image_id: format!("host:{}:{}", engine.go_version, engine.go.display()),
+            image: facts.image.clone(),
+            image_id: facts.image_id.clone().unwrap_or_default(),
             runner: Runner::Host(engine),
             info,
             plan: plan.clone(),
+            facts,
         })
     }
 
-    /// The output subpath make writes in the tree.
-    fn output_subpath(&self) -> &'static str {
-        match self.runner {
-            Runner::Docker { .. } => DOCKER_OUTPUT_SUBPATH,
-            Runner::Host(_) => HOST_OUTPUT_SUBPATH,
-        }
-    }
-
-    /// Runs `make all WHAT=<components> KUBE_BUILD_PLATFORMS=<platforms>` as job `name`
-    /// and installs the binaries under `<out>/bin/<os>/<arch>/`.
+    /// Runs the plan's `job` (make in a container made exactly from it, or on the host) and
+    /// installs its binaries under `<out>/bin/<os>/<arch>/`.
     pub async fn build(
         &self,
-        name: &str,
+        job: &Job,
         components: &[&'static Component],
         platforms: &[Platform],
         out: &Path,
         ui: &Ui,
         interrupt: &Interrupt,
     ) -> Result<Built> {
-        let job = BuildJob {
-            name: name.to_string(),
-            components: components.to_vec(),
-            platforms: platforms.to_vec(),
-            env: self.info.version_env(),
-        };
+        let name = job.name.as_str();
         ui.job_phase(
             "build",
             name,
             &format!(
-                "{name}: make {} KUBE_BUILD_PLATFORMS=\"{}\"",
-                job.command()[1..].join(" "),
-                job.platforms_value()
+                "{name}: {} KUBE_BUILD_PLATFORMS=\"{}\"",
+                job.command.join(" "),
+                job.platforms.join(" ")
             ),
         );
-        let subpath = self.output_subpath();
-        let fingerprint = fingerprint::compute(&self.info, &job, subpath, &self.image_id)?;
+        let fingerprint = fingerprint::compute(&self.info, job, &self.image_id)?;
         if !self.plan.force {
             if let Some(binaries) = fingerprint::up_to_date(out, name, &fingerprint) {
                 ui.info(&format!(
@@ -272,21 +276,12 @@ impl Builder {
         // Copy transfer: the outputs come down into a temporary directory under `out`.
         let mut downloaded = None;
         match &self.runner {
-            Runner::Docker {
-                engine,
-                volume,
-                source,
-            } => {
+            Runner::Docker { engine, source } => {
                 let options = RunOptions {
                     root: &self.info.root,
-                    image: &self.image,
                     stall_timeout: self.plan.stall_timeout,
-                    memory_limit: self.plan.memory_limit,
-                    network: self.plan.network,
-                    cache_volume: Some(volume),
-                    source_volume: source.as_ref().map(|s| s.name.as_str()),
                 };
-                engine.run(&job, &options, &mut log, ui, interrupt).await?;
+                engine.run(job, &options, &mut log, ui, interrupt).await?;
                 if let Some(source) = source {
                     let tmp = transfer::TempDir::new(out)?;
                     let bin = format!("{DOCKER_OUTPUT_SUBPATH}/bin");
@@ -299,14 +294,7 @@ impl Builder {
             }
             Runner::Host(engine) => {
                 engine
-                    .run(
-                        &job,
-                        &self.info.root,
-                        self.plan.stall_timeout,
-                        &mut log,
-                        ui,
-                        interrupt,
-                    )
+                    .run(job, self.plan.stall_timeout, &mut log, ui, interrupt)
                     .await?;
             }
         }
@@ -320,8 +308,9 @@ impl Builder {
             .as_ref()
             .map(|d| d.path())
             .unwrap_or(&self.info.root);
+        let made = built_root.join(&job.output_subpath).join("bin");
         let binaries = outputs::collect(
-            |c, p| BuildJob::built_path(built_root, subpath, c, p),
+            |c, p| made.join(p.os).join(p.arch).join(c.file_name(p)),
             components,
             platforms,
             out,
@@ -335,26 +324,192 @@ impl Builder {
     }
 }
 
-/// `kbuild build`.
-pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+fn host_facts(engine: &HostEngine) -> EngineFacts {
+    EngineFacts {
+        kind: crate::plan::EngineKind::Host,
+        endpoint: "host".to_string(),
+        endpoint_from: "--engine host".to_string(),
+        image: format!("host {}", engine.go_version),
+        image_id: Some(format!(
+            "host:{}:{}",
+            engine.go_version,
+            engine.go.display()
+        )),
+        transfer: None,
+        user: None,
+    }
+}
+
+/// What a plan needs from the engine, asked without changing anything (no pull, no volume,
+/// no container), with a note for each fact that stays unknown until the run.
+pub async fn plan_facts(
+    info: Option<&SourceInfo>,
+    settings: &EngineSettings,
+) -> Result<(EngineFacts, Vec<String>)> {
+    let mut notes = Vec::new();
+    if settings.kind == EngineKind::Host {
+        return match HostEngine::detect() {
+            Ok(engine) => Ok((host_facts(&engine), notes)),
+            Err(e) => {
+                notes.push(format!(
+                    "no local Go found ({}): the run will fail its go check",
+                    e.message
+                ));
+                Ok((
+                    EngineFacts {
+                        kind: crate::plan::EngineKind::Host,
+                        endpoint: "host".to_string(),
+                        endpoint_from: "--engine host".to_string(),
+                        image: "host (no Go found)".to_string(),
+                        image_id: None,
+                        transfer: None,
+                        user: None,
+                    },
+                    notes,
+                ))
+            }
+        };
+    }
+    let image = match info {
+        Some(info) => builder_image(settings, info)?,
+        None => settings.image.clone().unwrap_or_else(|| {
+            format!(
+                "{}:<the tag in the fetched tree's build/build-image/cross/VERSION>",
+                crate::engine::KUBE_CROSS_IMAGE
+            )
+        }),
+    };
+    let chosen = crate::engine::endpoint::current()?;
+    let facts = match DockerEngine::connect().await {
+        Ok(engine) => {
+            // An unfetched tree names no image yet: nothing to look up.
+            let image_known = info.is_some() || settings.image.is_some();
+            let image_id = match image_known {
+                true => engine.image_id(&image).await?,
+                false => None,
+            };
+            if image_id.is_none() {
+                notes.push(format!(
+                    "{image} is not on the engine: the run pulls it; its id and the Go cache volume are known after that"
+                ));
+            }
+            EngineFacts {
+                kind: crate::plan::EngineKind::Docker,
+                endpoint: engine.info.endpoint.clone(),
+                endpoint_from: engine.info.endpoint_why.clone(),
+                transfer: Some(transfer::choose(settings.transfer, &engine.info.endpoint)),
+                user: engine.build_user(),
+                image,
+                image_id,
+            }
+        }
+        Err(e) => {
+            notes.push(format!(
+                "the engine did not answer ({}): the image id, the build user and the Go cache volume are assumed or unknown",
+                e.message
+            ));
+            EngineFacts {
+                kind: crate::plan::EngineKind::Docker,
+                endpoint: chosen.shown(),
+                endpoint_from: chosen.why(),
+                transfer: Some(transfer::choose(settings.transfer, &chosen.shown())),
+                user: Some((
+                    rustix::process::getuid().as_raw(),
+                    rustix::process::getgid().as_raw(),
+                )),
+                image,
+                image_id: None,
+            }
+        }
+    };
+    Ok((facts, notes))
+}
+
+/// The plan of a `kbuild build`, from the source and engine facts.
+fn build_plan(
+    request: &BuildRequest,
+    inputs: Vec<crate::plan::Input>,
+    spec_info: (Option<&SourceInfo>, jobs::Tree<'_>),
+    facts: &EngineFacts,
+    notes: Vec<String>,
+) -> (crate::plan::Plan, Job) {
+    let (info, tree) = spec_info;
+    let name = crate::kube::component::build_job_name(&request.components);
+    let job = jobs::job(
+        name,
+        &request.components,
+        &request.platforms,
+        &tree,
+        &request.engine,
+        facts,
+    );
+    let mut plan = crate::plan::Plan::new(
+        crate::plan::CommandKind::Build,
+        inputs,
+        jobs::absolute(&request.out),
+    );
+    plan.source = Some(crate::commands::source_part(
+        &request.source,
+        info,
+        request.git_version.as_deref(),
+    ));
+    plan.engine = Some(jobs::engine_choice(&request.engine, facts));
+    plan.checks = jobs::check_steps(request.engine.kind, &request.engine.checks, true);
+    plan.jobs = vec![job.clone()];
+    plan.notes = notes;
+    (plan, job)
+}
+
+/// `kbuild build`: run it, print its plan, or run a saved plan.
+pub async fn run(
+    request: &BuildRequest,
+    invocation: &crate::commands::Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let plan = request;
     let overrides = Overrides::from_env(plan.git_version.clone())?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
     // A precious --out is refused before anything (even a lock) is written.
     outdir::check_not_precious(&plan.out, Some(plan.source.dir()))?;
+    if let Some(json) = invocation.planning() {
+        let (info, mut notes) = crate::commands::plan_source(&plan.source, &overrides)?;
+        let (facts, more) = plan_facts(info.as_ref(), &plan.engine).await?;
+        notes.extend(more);
+        let tree = match &info {
+            Some(info) => jobs::Tree::of(info),
+            None => jobs::Tree {
+                root: plan.source.dir(),
+                version_env: Vec::new(),
+            },
+        };
+        let (shown, _) = build_plan(
+            plan,
+            invocation.inputs.clone(),
+            (info.as_ref(), tree),
+            &facts,
+            notes,
+        );
+        return crate::show::print(&shown, json);
+    }
     let _tree_lock = crate::lock::acquire_source(&plan.source, ui, interrupt).await?;
     let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
+    invocation.check_commit(&info)?;
     outdir::claim(&plan.out, &info.root)?;
     let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;
     let builder = Builder::prepare(info, &plan.engine, ui, interrupt).await?;
-    let name = plan
-        .components
-        .iter()
-        .map(|c| c.name)
-        .collect::<Vec<_>>()
-        .join("+");
+    invocation.check_image(&builder.image_id)?;
+    let (planned, job) = build_plan(
+        plan,
+        invocation.inputs.clone(),
+        (Some(&builder.info), jobs::Tree::of(&builder.info)),
+        &builder.facts,
+        Vec::new(),
+    );
+    invocation.check(&planned)?;
     let built = builder
         .build(
-            &name,
+            &job,
             &plan.components,
             &plan.platforms,
             &plan.out,
@@ -385,7 +540,7 @@ pub async fn run(plan: &BuildPlan, ui: &Ui, interrupt: &Interrupt) -> Result<()>
 pub fn get_source(
     spec: &SourceSpec,
     overrides: &Overrides,
-    engine: &EnginePlan,
+    engine: &EngineSettings,
     ui: &Ui,
 ) -> Result<SourceInfo> {
     let needs_git = match spec {
@@ -419,7 +574,7 @@ pub fn report_source(info: &SourceInfo, ui: &Ui) {
 }
 
 /// `--image`, else the upstream kube-cross image the tree pins.
-pub fn builder_image(engine: &EnginePlan, info: &SourceInfo) -> Result<String> {
+pub fn builder_image(engine: &EngineSettings, info: &SourceInfo) -> Result<String> {
     engine
         .image
         .clone()

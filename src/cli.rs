@@ -171,17 +171,30 @@ Examples:
   kbuild doctor --engine host --json"
     )]
     Doctor(DoctorArgs),
-    /// Run a recipe (a TOML file, see recipes/); flags after `--` override it
-    #[command(after_help = "Examples:
+    /// Run a recipe (a TOML file, see recipes/; flags after `--` override it), or a saved plan (plan.json)
+    #[command(
+        after_help = "A saved plan (`kbuild plan --json ... > plan.json`) runs only while the tree is at the planned \
+commit, the engine has the planned image id, and the jobs come out the same; otherwise kbuild says what changed and exits 2.
+
+Examples:
   kbuild run recipes/quick-release.toml
   kbuild run recipes/kubectl-cross.toml -- --platform darwin/arm64 --out /tmp/k
-  kbuild --json run recipes/ci-release.toml -- --ref v1.34.2")]
+  kbuild --json run recipes/ci-release.toml -- --ref v1.34.2
+  kbuild plan --json quick-release --platform linux/arm64 > plan.json && kbuild run plan.json"
+    )]
     Run(RunArgs),
-    /// Print what a recipe would do (every job, image, mount, env, output) and run nothing
-    #[command(after_help = "Examples:
-  kbuild plan recipes/mini-kube.toml
-  kbuild plan recipes/kubectl-cross.toml -- --platform linux/arm64")]
-    Plan(RecipeRunArgs),
+    /// Print what a command or a recipe would do (source, engine, checks, every job's container, every artifact) and run nothing
+    #[command(
+        after_help = "The plan is what the run does: builds create their containers from it. \
+With --json it is printed as JSON, which `kbuild run plan.json` runs later.
+
+Examples:
+  kbuild plan quick-release --platform linux/amd64 --platform darwin/arm64
+  kbuild plan build kubectl --engine host
+  kbuild plan recipes/kubectl-cross.toml -- --platform linux/arm64
+  kbuild plan --json extension > plan.json"
+    )]
+    Plan(PlanArgs),
     /// Recipe tools
     #[command(
         subcommand,
@@ -211,8 +224,8 @@ Examples:
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// The recipe file
-    #[arg(value_name = "RECIPE")]
+    /// The recipe file, or a saved plan (.json)
+    #[arg(value_name = "RECIPE|PLAN")]
     pub recipe: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -222,13 +235,15 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct RecipeRunArgs {
-    /// The recipe file
-    #[arg(value_name = "RECIPE")]
-    pub recipe: PathBuf,
-    /// Flags that override the recipe, after `--`
-    #[arg(last = true, value_name = "FLAGS")]
-    pub overrides: Vec<String>,
+pub struct PlanArgs {
+    /// A command with its flags (build, quick-release, extension, package, doctor), or a recipe file and `--` flags
+    #[arg(
+        value_name = "COMMAND|RECIPE",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub what: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]

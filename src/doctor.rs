@@ -6,18 +6,36 @@ use crate::cli::{DoctorArgs, EngineKind};
 use crate::engine::docker::{self, DockerEngine};
 use crate::engine::host;
 use crate::error::{Error, Result};
-use crate::plan::parse_size;
+use crate::resolve::parse_size;
 use crate::source::{self, Overrides, SourceInfo};
 use crate::ui::Ui;
 use crate::units::human_bytes;
 
-pub async fn run(args: &DoctorArgs, ui: &Ui) -> Result<()> {
+pub async fn run(
+    args: &DoctorArgs,
+    invocation: &crate::commands::Invocation,
+    ui: &Ui,
+) -> Result<()> {
     let plan = CheckPlan::new(
         args.profile,
         args.min_memory.as_deref().map(parse_size).transpose()?,
         args.min_disk.as_deref().map(parse_size).transpose()?,
         &args.skip_checks,
     )?;
+    if let Some(json) = invocation.planning() {
+        let mut shown = crate::plan::Plan::new(
+            crate::plan::CommandKind::Doctor,
+            invocation.inputs.clone(),
+            crate::resolve::jobs::absolute(&args.out),
+        );
+        let tree = source::check_tree(&args.kube_root).ok();
+        shown.source = tree
+            .as_deref()
+            .and_then(|root| source::inspect(root, &Overrides::default()).ok())
+            .map(|info| crate::resolve::jobs::source_facts(&info));
+        shown.checks = crate::resolve::jobs::check_steps(args.engine, &plan, true);
+        return crate::show::print(&shown, json);
+    }
     let mut checker = Checker::for_doctor(&plan, ui);
     // What the tree pins, when there is one (the doctor also runs outside a tree).
     let tree = source::check_tree(&args.kube_root).ok();

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::BuildJob;
 use crate::error::{Error, Result};
 use crate::outdir;
+use crate::plan::Job;
 use crate::source::{git, SourceInfo};
 
 /// What was recorded after a successful build.
@@ -30,13 +30,9 @@ pub struct OutputStamp {
     pub mtime_ns: i128,
 }
 
-/// Hex sha256 over every input of `job` run on `image_id` against the tree in `info`.
-pub fn compute(
-    info: &SourceInfo,
-    job: &BuildJob,
-    output_subpath: &str,
-    image_id: &str,
-) -> Result<String> {
+/// Hex sha256 over every input of `job` (its image, command, variables and mounts) run on
+/// `image_id` against the tree in `info`.
+pub fn compute(info: &SourceInfo, job: &Job, image_id: &str) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         hasher.update(name.as_bytes());
@@ -44,10 +40,11 @@ pub fn compute(
         hasher.update(value);
     };
     field("image", image_id.as_bytes());
-    field("command", job.command().join("\0").as_bytes());
-    for (k, v) in job.make_env(output_subpath) {
-        field("env", format!("{k}={v}").as_bytes());
+    field("command", job.command.join("\0").as_bytes());
+    for pair in &job.env {
+        field("env", pair.as_bytes());
     }
+    field("output", job.output_subpath.as_bytes());
     field("tree", tree_digest(info)?.as_bytes());
     Ok(hex(&hasher.finalize()))
 }

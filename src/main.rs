@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod doctor;
 mod engine;
+mod env;
 mod error;
 mod extension_image;
 mod extract;
@@ -26,6 +27,7 @@ mod progress;
 mod recipe;
 mod redact;
 mod registry;
+mod resolve;
 mod show;
 mod signals;
 mod smoke;
@@ -34,17 +36,23 @@ mod suggest;
 mod ui;
 mod units;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
+use crate::commands::{Invocation, Mode};
 use crate::error::Result;
+use crate::plan::CommandKind;
+use crate::resolve::options::{self, Flags, Options};
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 fn main() {
     ui::quiet_on_closed_stdout();
     attest::mark_run_started();
-    let cli = Cli::parse();
+    // Read once, before anything else: everything below reads this snapshot.
+    let env = env::current();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose)
         .with_progress_interval(cli.global.progress_interval);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -60,7 +68,8 @@ fn main() {
     };
     let result = runtime.block_on(async {
         let interrupt = Interrupt::install();
-        run(cli.command, &ui, &interrupt).await
+        let sub = matches.subcommand().map(|(_, m)| m);
+        run(cli.command, sub, env, &ui, &interrupt).await
     });
     // Drop the runtime before exiting so that nothing is left running in the background.
     drop(runtime);
@@ -85,18 +94,110 @@ fn context_flag(command: &Command) -> (Option<String>, bool) {
     }
 }
 
-/// A recipe whose values the command line parser refuses (e.g. components for a command
-/// that takes none).
-fn recipe_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
+/// Flags after a recipe's `--` that the command line parser refuses.
+fn override_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
     let text = e.to_string();
     let first = text
         .lines()
         .next()
         .unwrap_or("")
         .trim_start_matches("error: ");
-    error::Error::usage(format!("{}: {first}", path.display())).with_hint(
-        "check the recipe against the schema in the README, or run `kbuild recipe check`",
+    error::Error::usage(format!("{} -- flags: {first}", path.display())).with_hint(
+        "flags after `--` are the recipe command's own flags; see `kbuild <command> --help`",
     )
+}
+
+/// The building, packaging and checking commands, which run from one resolved plan.
+fn planned_kind(command: &Command) -> Option<CommandKind> {
+    Some(match command {
+        Command::Build(_) => CommandKind::Build,
+        Command::QuickRelease(_) => CommandKind::QuickRelease,
+        Command::Extension(_) => CommandKind::Extension,
+        Command::Package(_) => CommandKind::Package,
+        Command::Doctor(_) => CommandKind::Doctor,
+        _ => return None,
+    })
+}
+
+fn kind_named(name: &str) -> Option<CommandKind> {
+    Some(match name {
+        "build" => CommandKind::Build,
+        "quick-release" => CommandKind::QuickRelease,
+        "extension" => CommandKind::Extension,
+        "package" => CommandKind::Package,
+        "doctor" => CommandKind::Doctor,
+        _ => return None,
+    })
+}
+
+/// The settings a parsed command line gave, with clap's record of which the user typed.
+fn flag_options(command: &Command, matches: &ArgMatches) -> Options {
+    let flags = Flags::new(matches);
+    match command {
+        Command::Build(a) => flags.build(a),
+        Command::QuickRelease(a) => flags.quick_release(a),
+        Command::Extension(a) => flags.extension(a),
+        Command::Package(a) => flags.package(a),
+        Command::Doctor(a) => flags.doctor(a),
+        _ => Options::default(),
+    }
+}
+
+fn lock_of(command: &Command) -> cli::LockArgs {
+    match command {
+        Command::Build(a) => a.lock.clone(),
+        Command::QuickRelease(a) => a.lock.clone(),
+        Command::Extension(a) => a.lock.clone(),
+        Command::Package(a) => a.lock.clone(),
+        _ => cli::LockArgs::default(),
+    }
+}
+
+/// A command resolved from its overlay (flags over the environment over a recipe), with
+/// its inputs for the plan.
+fn resolved(
+    kind: CommandKind,
+    overlay: Options,
+    lock: cli::LockArgs,
+    mode: Mode,
+) -> Result<(Command, Invocation)> {
+    let inputs = overlay.inputs();
+    let command = resolve::args::command(kind, overlay, lock)?;
+    Ok((command, Invocation { inputs, mode }))
+}
+
+/// A recipe with the flags after its `--`, resolved into its command.
+fn from_recipe(
+    path: &std::path::Path,
+    overrides: &[String],
+    env: &env::Env,
+    lock: cli::LockArgs,
+    mode: Mode,
+) -> Result<(Command, Invocation)> {
+    let loaded = recipe::load(path)?;
+    let name = loaded.recipe.command.get_ref().clone();
+    let kind = kind_named(&name).ok_or_else(|| {
+        error::Error::usage(format!("{}: unknown command \"{name}\"", path.display()))
+    })?;
+    let mut line = vec!["kbuild".to_string(), name.clone()];
+    line.extend(overrides.iter().cloned());
+    // The recipe gives the components: on the flag side they are optional.
+    let parser =
+        Cli::command().mut_subcommand("build", |s| s.mut_arg("components", |a| a.required(false)));
+    let matches = parser
+        .try_get_matches_from(&line)
+        .map_err(|e| override_flags_error(path, e))?;
+    let parsed = Cli::from_arg_matches(&matches).map_err(|e| override_flags_error(path, e))?;
+    let sub = matches.subcommand().map(|(_, m)| m).expect("a subcommand");
+    let flags = flag_options(&parsed.command, sub);
+    let mut lock_flags = lock_of(&parsed.command);
+    if !lock_flags.no_wait && lock_flags.lock_timeout.is_none() {
+        lock_flags = lock;
+    }
+    let overlay = flags
+        .over(options::from_env(env, kind))
+        .over(options::from_recipe(&loaded.recipe, &loaded.path));
+    resolved(kind, overlay, lock_flags, mode)
 }
 
 /// `--no-wait` / `--lock-timeout` of a command that locks its output directory. Set only when
@@ -112,22 +213,121 @@ fn lock_policy(args: &cli::LockArgs) {
     }
 }
 
-async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    // A recipe's own command makes the choice, with its --context.
-    if !matches!(command, Command::Run(_)) {
-        let (flag, needs_engine) = context_flag(&command);
-        engine::endpoint::choose(flag, engine::endpoint::EnvSnapshot::capture());
-        // A context that does not exist is bad input: refused before anything is made.
-        if needs_engine {
-            engine::endpoint::current()?;
+async fn run(
+    command: Command,
+    matches: Option<&ArgMatches>,
+    env: &env::Env,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    match command {
+        Command::Run(args) => {
+            let (command, invocation) = if commands::replay::is_plan_file(&args.recipe) {
+                let saved = commands::replay::load(&args.recipe)?;
+                ui.phase(
+                    "plan",
+                    &format!("{} ({})", args.recipe.display(), saved.command.name()),
+                );
+                let overlay = commands::replay::options(&saved, &args.recipe)?;
+                let inputs = saved.inputs.clone();
+                let command = resolve::args::command(saved.command, overlay, args.lock.clone())?;
+                let mode = Mode::Replay(Box::new(saved));
+                (command, Invocation { inputs, mode })
+            } else {
+                ui.phase("recipe", &args.recipe.display().to_string());
+                from_recipe(
+                    &args.recipe,
+                    &args.overrides,
+                    env,
+                    args.lock.clone(),
+                    Mode::Run,
+                )?
+            };
+            dispatch(command, invocation, ui, interrupt).await
         }
+        Command::Plan(args) => {
+            let json = ui.mode() == ui::Mode::Json;
+            let first = args.what[0].as_str();
+            let (command, invocation) = match kind_named(first) {
+                Some(kind) => {
+                    let mut line = vec!["kbuild".to_string()];
+                    line.extend(args.what.iter().cloned());
+                    let matches = Cli::command().try_get_matches_from(&line).map_err(|e| {
+                        error::Error::usage(format!(
+                            "kbuild plan {first}: {}",
+                            e.to_string()
+                                .lines()
+                                .next()
+                                .unwrap_or("")
+                                .trim_start_matches("error: ")
+                        ))
+                        .with_hint(format!("see `kbuild {first} --help`"))
+                    })?;
+                    let parsed = Cli::from_arg_matches(&matches)
+                        .map_err(|e| error::Error::usage(e.to_string()))?;
+                    let json = json || parsed.global.json;
+                    let sub = matches.subcommand().map(|(_, m)| m).expect("a subcommand");
+                    let overlay =
+                        flag_options(&parsed.command, sub).over(options::from_env(env, kind));
+                    resolved(kind, overlay, cli::LockArgs::default(), Mode::Plan { json })?
+                }
+                None => {
+                    let rest: Vec<String> = args.what[1..]
+                        .iter()
+                        .skip_while(|a| *a == "--")
+                        .cloned()
+                        .collect();
+                    from_recipe(
+                        std::path::Path::new(first),
+                        &rest,
+                        env,
+                        cli::LockArgs::default(),
+                        Mode::Plan { json },
+                    )?
+                }
+            };
+            dispatch(command, invocation, ui, interrupt).await
+        }
+        Command::Recipe(cli::RecipeCommand::Check { files }) => {
+            for file in &files {
+                let (command, _) =
+                    from_recipe(file, &[], env, cli::LockArgs::default(), Mode::Run)?;
+                let kind = planned_kind(&command).map(CommandKind::name).unwrap_or("?");
+                let line = format!("{}: ok ({kind})\n", file.display());
+                ui::write_stdout(line.as_bytes())?;
+            }
+            Ok(())
+        }
+        command => match (planned_kind(&command), matches) {
+            (Some(kind), Some(matches)) => {
+                let overlay = flag_options(&command, matches).over(options::from_env(env, kind));
+                let (command, invocation) = resolved(kind, overlay, lock_of(&command), Mode::Run)?;
+                dispatch(command, invocation, ui, interrupt).await
+            }
+            _ => dispatch(command, Invocation::run(Vec::new()), ui, interrupt).await,
+        },
+    }
+}
+
+/// Runs a resolved command.
+async fn dispatch(
+    command: Command,
+    invocation: Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let (flag, needs_engine) = context_flag(&command);
+    engine::endpoint::choose(flag, engine::endpoint::EnvSnapshot::capture());
+    // A context that does not exist is bad input: refused before anything is made.
+    if needs_engine {
+        engine::endpoint::current()?;
     }
     match command {
         Command::Build(args) => {
             lock_policy(&args.lock);
-            plan::check_out_dir(&args.out)?;
-            let plan = plan::resolve_build(&args)?;
-            build::run(&plan, ui, interrupt).await
+            resolve::check_out_dir(&args.out)?;
+            let request = resolve::resolve_build(&args)?;
+            build::run(&request, &invocation, ui, interrupt).await
         }
         Command::Source(args) => {
             lock_policy(&args.lock);
@@ -143,59 +343,32 @@ async fn run(command: Command, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
             if let Some(image) = args.image.as_deref().filter(|i| !i.is_empty()) {
                 engine::docker::check_reference(image)?;
             }
-            doctor::run(&args, ui).await
+            doctor::run(&args, &invocation, ui).await
         }
         Command::QuickRelease(args) => {
             lock_policy(&args.lock);
-            plan::check_out_dir(&args.out)?;
-            commands::quick_release(&args, ui, interrupt).await
+            resolve::check_out_dir(&args.out)?;
+            commands::quick_release(&args, &invocation, ui, interrupt).await
         }
         Command::Extension(args) => {
             lock_policy(&args.lock);
-            plan::check_out_dir(&args.out)?;
-            commands::extension(&args, ui, interrupt).await
+            resolve::check_out_dir(&args.out)?;
+            commands::extension(&args, &invocation, ui, interrupt).await
         }
         Command::Package(args) => {
             lock_policy(&args.lock);
-            plan::check_out_dir(&args.out)?;
-            commands::package(&args, ui, interrupt).await
+            resolve::check_out_dir(&args.out)?;
+            commands::package(&args, &invocation, ui, interrupt).await
         }
         Command::Verify(args) => {
-            plan::check_verify_dir(&args.dir)?;
+            resolve::check_verify_dir(&args.dir)?;
             commands::verify(&args, ui, interrupt).await
         }
         Command::Sign(args) => commands::sign(&args, ui),
         Command::Smoke(args) => smoke::run(&args, ui).await,
-        Command::Run(args) => {
-            lock_policy(&args.lock);
-            let loaded = recipe::load(&args.recipe)?;
-            let argv = loaded.recipe.to_args(&args.overrides);
-            ui.phase(
-                "recipe",
-                &format!("{}: {}", loaded.path.display(), argv[1..].join(" ")),
-            );
-            let parsed =
-                Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(&loaded.path, e))?;
-            Box::pin(run(parsed.command, ui, interrupt)).await
-        }
-        Command::Plan(args) => {
-            let loaded = recipe::load(&args.recipe)?;
-            let argv = loaded.recipe.to_args(&args.overrides);
-            let parsed =
-                Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(&loaded.path, e))?;
-            show::plan(&loaded.path, &argv, &parsed.command)
-        }
-        Command::Recipe(cli::RecipeCommand::Check { files }) => {
-            for file in &files {
-                let loaded = recipe::load(file)?;
-                let argv = loaded.recipe.to_args(&[]);
-                Cli::try_parse_from(&argv).map_err(|e| recipe_flags_error(file, e))?;
-                let shown = redact::text(&argv[1..].join(" "));
-                let line = format!("{}: ok ({shown})\n", file.display());
-                ui::write_stdout(line.as_bytes())?;
-            }
-            Ok(())
-        }
+        Command::Run(_) | Command::Plan(_) | Command::Recipe(_) => Err(error::Error::internal(
+            "a recipe or plan reaches dispatch only resolved",
+        )),
         Command::Clean(args) => {
             let tree = args
                 .all

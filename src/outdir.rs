@@ -134,7 +134,7 @@ pub fn check_not_precious(out: &Path, tree: Option<&Path>) -> Result<PathBuf> {
     if resolved == Path::new("/") {
         return Err(refuse("the root directory"));
     }
-    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+    if let Some(home) = crate::env::current().os("HOME") {
         if resolved == resolve(Path::new(&home)) {
             return Err(refuse("your home directory"));
         }

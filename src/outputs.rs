@@ -14,12 +14,6 @@ fn bin_dir(platform: Platform) -> PathBuf {
     Path::new("bin").join(platform.os).join(platform.arch)
 }
 
-/// `<out>/bin/<os>/<arch>/<file>`.
-pub fn bin_path(out: &Path, component: &Component, platform: Platform) -> PathBuf {
-    out.join(bin_dir(platform))
-        .join(component.file_name(platform))
-}
-
 /// Copies `src` to `dest` atomically (a new temp file, then a rename) with mode 0755.
 /// `dest`'s directory must have been made by `outdir::ensure_dir`.
 pub fn install_executable(src: &Path, dest: &Path) -> Result<u64> {

@@ -1,254 +1,183 @@
-//! Flags (and, later, recipes and the environment) resolved into one validated plan.
-//! Invalid input stops here, before anything is run.
+//! The plan: everything a command will do, resolved once before anything runs (`resolve`),
+//! printed by `kbuild plan`, saved as JSON, and executed exactly by the commands. Build
+//! containers are created from a job's fields and nothing else, so what the plan shows is
+//! what the engine is asked to run. This module is data only; it calls nothing.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::checks::{CheckPlan, Profile};
-use crate::cli::{BuildArgs, EngineArgs, EngineKind, SourceArgs, TargetArgs};
-use crate::engine::docker;
-use crate::error::{Error, Result};
-use crate::kube::component::{self, Component};
-use crate::kube::Platform;
-use crate::source::{checkout, SourceSpec};
+use serde::{Deserialize, Serialize};
 
-/// Engine settings shared by every command that builds.
-#[derive(Debug, Clone)]
-pub struct EnginePlan {
-    pub image: Option<String>,
-    pub stall_timeout: Option<Duration>,
+/// The plan file format `kbuild run` understands.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The plan file format (FORMAT).
+    pub format: u32,
+    /// The kbuild version that made the plan.
+    pub kbuild_version: String,
+    pub command: CommandKind,
+    /// Every option with its value and where it came from (flag, environment, recipe,
+    /// default); what manifest.json records as the run's inputs. Secrets are redacted.
+    pub inputs: Vec<Input>,
+    /// The tree and its facts; None for a doctor run outside a tree.
+    pub source: Option<SourceFacts>,
+    /// Where builds run; None when nothing is built (package).
+    pub engine: Option<EngineChoice>,
+    /// The prerequisite checks, in the order they run.
+    pub checks: Vec<CheckStep>,
+    /// The build jobs, in the order they run.
+    pub jobs: Vec<Job>,
+    /// What is written after the builds.
+    pub packaging: Vec<Artifact>,
+    /// The output directory.
+    pub out: PathBuf,
+    /// Things the user should know (targets the tree lacks, sets upstream skips).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandKind {
+    Build,
+    QuickRelease,
+    Extension,
+    Package,
+    Doctor,
+}
+
+impl CommandKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CommandKind::Build => "build",
+            CommandKind::QuickRelease => "quick-release",
+            CommandKind::Extension => "extension",
+            CommandKind::Package => "package",
+            CommandKind::Doctor => "doctor",
+        }
+    }
+}
+
+/// One resolved option.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// The flag's name without dashes (`platform`, `kube-root`, ...).
+    pub name: String,
+    pub value: serde_json::Value,
+    /// `flag`, `env KUBE_BUILD_PLATFORMS`, `recipe <path>` or `default`.
+    pub from: String,
+}
+
+/// The tree a run builds, with the facts its version stamping comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceFacts {
+    pub root: PathBuf,
+    /// `--ref` builds: the repository (without credentials) and the ref.
+    pub repo: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// The commit the run must find; None outside git.
+    pub commit: Option<String>,
+    pub tree_state: String,
+    pub git_version: String,
+    pub source_date_epoch: u64,
+    /// The Go version the tree pins in .go-version.
+    pub go_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Docker,
+    Host,
+}
+
+/// Where builds run, and the settings every job shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineChoice {
+    pub kind: EngineKind,
+    /// The Docker endpoint (password redacted), or `host`.
+    pub endpoint: String,
+    /// Why this endpoint: `--context ci`, `DOCKER_HOST`, the default socket, ...
+    pub endpoint_from: String,
+    /// The builder image as named, and its id when the engine has it.
+    pub image: String,
+    pub image_id: Option<String>,
+    /// `bind` or `copy` (Docker only).
+    pub transfer: Option<String>,
+    /// The uid:gid builds run as; None on a rootless engine (root there is the user).
+    pub user: Option<String>,
+    /// The Go cache volume (Docker only; named by the image id and the user).
+    pub cache_volume: Option<String>,
     pub memory_limit: Option<u64>,
     pub network: bool,
-    /// Bind-mount the tree or copy it through the API; None: decided by the engine endpoint.
-    pub transfer: Option<crate::engine::transfer::Transfer>,
-    /// Rebuild even when the fingerprint says the outputs are up to date.
+    pub stall_timeout_secs: Option<u64>,
+    /// Rebuild even when a job's inputs did not change.
     pub force: bool,
-    /// Docker (a build container) or host (the local Go and make).
-    pub kind: EngineKind,
-    /// Thresholds and skipped checks for the prerequisite checks.
-    pub checks: CheckPlan,
 }
 
-/// A validated `kbuild build`.
-#[derive(Debug, Clone)]
-pub struct BuildPlan {
-    pub components: Vec<&'static Component>,
-    pub platforms: Vec<Platform>,
-    pub source: SourceSpec,
-    pub git_version: Option<String>,
-    pub engine: EnginePlan,
-    pub out: PathBuf,
+/// One prerequisite check and what it requires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckStep {
+    pub name: String,
+    pub requires: Option<String>,
+    /// Left out with --skip-check.
+    pub skipped: bool,
 }
 
-pub fn resolve_build(args: &BuildArgs) -> Result<BuildPlan> {
-    let mut components: Vec<&'static Component> = Vec::new();
-    for name in &args.components {
-        let found = Component::parse(name)?;
-        if !components.contains(&found) {
-            components.push(found);
-        }
-    }
-    let platforms = resolve_platforms(&args.target)?;
-    component::check_pairs(&components, &platforms)?;
-    Ok(BuildPlan {
-        components,
-        platforms,
-        source: resolve_source(&args.source)?,
-        git_version: args.source.git_version.clone(),
-        engine: resolve_engine(&args.engine)?,
-        out: args.out.clone(),
-    })
+/// One make run: the container (or host process) exactly as it is started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// The job's name, from `kube` (e.g. `quick-release-server+node+client`).
+    pub name: String,
+    pub components: Vec<String>,
+    pub platforms: Vec<String>,
+    /// The image reference the container is created from (Docker), or `host goX`.
+    pub image: String,
+    pub command: Vec<String>,
+    pub workdir: String,
+    /// Every variable kbuild sets, `KEY=VALUE`, in order. Docker containers get these and
+    /// the image's own; host builds get these over the user's environment.
+    pub env: Vec<String>,
+    /// Docker binds, `source:target` (the tree or its source volume, the Go cache volume).
+    pub mounts: Vec<String>,
+    /// `none`, `bridge`, or `host` (host builds).
+    pub network: String,
+    pub user: Option<String>,
+    pub memory_limit: Option<u64>,
+    /// Where make leaves the binaries, relative to the tree.
+    pub output_subpath: String,
+    /// The files installed after the job, relative to the output directory.
+    pub outputs: Vec<String>,
 }
 
-/// Refuses an `--out` that cannot be a directory (a file, or a path under one) before
-/// anything is made, in words rather than the OS's "File exists".
-pub fn check_out_dir(out: &std::path::Path) -> Result<()> {
-    // The nearest part of the path that exists must be a directory.
-    let Some(existing) = out
-        .ancestors()
-        .find(|a| !a.as_os_str().is_empty() && a.exists())
-    else {
-        return Ok(());
-    };
-    if existing.is_dir() {
-        return Ok(());
-    }
-    let what = if existing == out {
-        format!("--out {} is not a directory", out.display())
-    } else {
-        format!(
-            "--out {} cannot be made: {} is not a directory",
-            out.display(),
-            existing.display()
-        )
-    };
-    Err(Error::usage(what).with_hint(
-        "--out names the directory kbuild writes into: give a directory, or a path that does not exist yet",
-    ))
+/// One file the packaging writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Relative to the output directory, e.g. `release-tars/kubernetes-client-linux-amd64.tar.gz`.
+    pub file: String,
+    /// `client`, `node`, `server`, `src`, `final`, `manifests`, `extension-binary`, `sums`, ...
+    pub kind: String,
+    pub platform: Option<String>,
+    /// What goes in it: paths inside a tarball, or what a listing covers.
+    pub members: Vec<String>,
 }
 
-/// Refuses a directory to read (`kbuild verify DIR`) that is missing or a file, saying which.
-pub fn check_verify_dir(dir: &std::path::Path) -> Result<()> {
-    let what = match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => "is not a directory",
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
-        Err(e) => return Err(Error::io("cannot open", dir, e)),
-    };
-    Err(Error::usage(format!("{} {what}", dir.display())).with_hint(
-        "point kbuild verify at a directory kbuild packaged, e.g. out/release-tars, or at the output directory holding it",
-    ))
-}
-
-/// `--platform` flags, else KUBE_BUILD_PLATFORMS, else upstream's fast-build platform.
-/// A list that names no platform (`--platform ""`, `","`, KUBE_BUILD_PLATFORMS=" ") is
-/// refused: upstream would build an empty set and install nothing. An empty
-/// KUBE_BUILD_PLATFORMS counts as unset, as upstream's `-n` test in
-/// kube::golang::setup_platforms (hack/lib/golang.sh) treats it.
-pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
-    let (texts, given): (Vec<String>, String) = if !args.platforms.is_empty() {
-        let texts = args
-            .platforms
-            .iter()
-            .flat_map(|p| p.split([',', ' ']).map(str::to_string).collect::<Vec<_>>())
-            .collect();
-        let shown: Vec<String> = args
-            .platforms
-            .iter()
-            .map(|p| format!("--platform \"{p}\""))
-            .collect();
-        (texts, shown.join(" "))
-    } else {
-        match std::env::var("KUBE_BUILD_PLATFORMS") {
-            Ok(env) if !env.is_empty() => (
-                env.split_whitespace().map(str::to_string).collect(),
-                format!("KUBE_BUILD_PLATFORMS=\"{env}\""),
-            ),
-            _ => return Ok(vec![Platform::fastbuild()]),
-        }
-    };
-    let mut platforms = Vec::new();
-    for text in texts.iter().filter(|t| !t.is_empty()) {
-        let platform = Platform::parse(text)?;
-        if !platforms.contains(&platform) {
-            platforms.push(platform);
-        }
-    }
-    if platforms.is_empty() {
-        return Err(Error::usage(format!("{given} names no platform")).with_hint(format!(
-            "name at least one os/arch (e.g. --platform {}), or leave it out for linux on this machine's architecture",
-            Platform::fastbuild()
-        )));
-    }
-    Ok(platforms)
-}
-
-/// `--kube-root DIR`, or `--ref REF [--repo URL] [--source-dir DIR]`.
-pub fn resolve_source(args: &SourceArgs) -> Result<SourceSpec> {
-    if let Some(version) = &args.git_version {
-        crate::source::given_version(version)?;
-    }
-    match args.git_ref.as_deref().map(str::trim) {
-        None => Ok(SourceSpec::Tree(args.kube_root.clone())),
-        Some("") => Err(Error::usage("--ref is empty")
-            .with_hint("name a tag (v1.34.2), a branch (master) or a commit id")),
-        Some(git_ref) => Ok(SourceSpec::Git {
-            repo: args.repo.clone(),
-            git_ref: git_ref.to_string(),
-            dir: match &args.source_dir {
-                Some(dir) => dir.clone(),
-                None => checkout::default_dir(&args.repo)?,
-            },
-        }),
-    }
-}
-
-/// Engine settings with the check thresholds of a `kbuild build`.
-pub fn resolve_engine(args: &EngineArgs) -> Result<EnginePlan> {
-    resolve_engine_for(args, Profile::Build)
-}
-
-/// Engine settings with the check thresholds sized for `profile` (a quick-release needs more).
-pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EnginePlan> {
-    let memory_limit = args.memory.as_deref().map(parse_size).transpose()?;
-    if let Some(bytes) = memory_limit {
-        docker::check_memory_limit(bytes, "--memory")?;
-    }
-    let image = args.image.clone().filter(|i| !i.is_empty());
-    if let Some(image) = &image {
-        docker::check_reference(image)?;
-    }
-    let checks = CheckPlan::new(
-        profile,
-        args.min_memory.as_deref().map(parse_size).transpose()?,
-        args.min_disk.as_deref().map(parse_size).transpose()?,
-        &args.skip_checks,
-    )?;
-    Ok(EnginePlan {
-        image,
-        stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
-        memory_limit,
-        network: args.network,
-        transfer: args.transfer,
-        force: args.force,
-        kind: args.engine,
-        checks,
-    })
-}
-
-/// `512m`, `6g`, `6GiB`, `1073741824` -> bytes.
-pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits_end);
-    let multiplier: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if multiplier > 0 && n > 0 => Ok(n * multiplier),
-        _ => Err(Error::usage(format!("\"{text}\" is not a size"))
-            .with_hint("write a size like 512m, 6g or 8GiB")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("0g").is_err());
-        assert!(parse_size("5x").is_err());
-    }
-
-    #[test]
-    fn platform_flags_accept_commas_and_dedupe() {
-        let args = TargetArgs {
-            platforms: vec!["linux/amd64,darwin/arm64".into(), "linux/amd64".into()],
-        };
-        let got = resolve_platforms(&args).unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[1].to_string(), "darwin/arm64");
-    }
-
-    #[test]
-    fn a_platform_list_naming_nothing_is_refused() {
-        for given in ["", ",", " ", " , "] {
-            let args = TargetArgs {
-                platforms: vec![given.into()],
-            };
-            let err = resolve_platforms(&args).unwrap_err();
-            assert_eq!(err.kind, crate::error::Kind::Usage, "{given:?}");
-            assert!(err.message.contains("names no platform"), "{}", err.message);
-            assert!(err.hint.unwrap().contains("--platform"));
+impl Plan {
+    /// An empty plan for `command`, to be filled in by the resolver.
+    pub fn new(command: CommandKind, inputs: Vec<Input>, out: PathBuf) -> Plan {
+        Plan {
+            format: FORMAT,
+            kbuild_version: env!("CARGO_PKG_VERSION").to_string(),
+            command,
+            inputs,
+            source: None,
+            engine: None,
+            checks: Vec::new(),
+            jobs: Vec::new(),
+            packaging: Vec::new(),
+            out,
+            notes: Vec::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Recipes: TOML files that say what `kbuild run` does, so a team keeps its build the way
-//! GoReleaser users keep a .goreleaser.yaml. A recipe is turned into the same command line a
-//! user would type, so recipes and flags share one path through parsing and validation.
+//! GoReleaser users keep a .goreleaser.yaml. A recipe maps straight onto the resolver's option
+//! overlay (`resolve::options::from_recipe`), the same one flags give, so recipes and flags
+//! share one path through validation.
 //!
 //! Precedence, highest first: flags given to `kbuild run`, the environment (KUBE_BUILD_PLATFORMS,
 //! KUBE_GIT_VERSION, KBUILD_IMAGE), the recipe, kbuild's defaults.
@@ -265,7 +266,7 @@ fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
     .into_iter()
     .flatten()
     {
-        if let Err(e) = crate::plan::parse_size(size.get_ref()) {
+        if let Err(e) = crate::resolve::parse_size(size.get_ref()) {
             return Err(at(size.span(), e.message, e.hint.unwrap_or_default()));
         }
     }
@@ -417,148 +418,6 @@ fn located(path: &Path, text: &str, offset: usize, message: &str) -> Error {
     ])
 }
 
-impl Recipe {
-    /// The command line this recipe stands for, with `extra` flags from the user last.
-    /// A recipe value is left out where the user's flags or the environment set it, so those win.
-    pub fn to_args(&self, extra: &[String]) -> Vec<String> {
-        let user_sets = |flag: &str| {
-            extra
-                .iter()
-                .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-        };
-        let env_sets = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-        let mut args = vec!["kbuild".to_string(), self.command.get_ref().clone()];
-        let mut push = |flag: &str, value: String| {
-            if !user_sets(flag) {
-                args.push(flag.to_string());
-                args.push(value);
-            }
-        };
-        let command = self.command.get_ref().as_str();
-        for c in &self.components {
-            if command == "build" {
-                // build takes components as positional arguments, placed before any flag.
-                continue;
-            }
-            push("--component", c.get_ref().clone());
-        }
-        if !env_sets("KUBE_BUILD_PLATFORMS") {
-            for p in &self.platforms {
-                push("--platform", p.get_ref().clone());
-            }
-        }
-        let path = |p: &Spanned<PathBuf>| p.get_ref().display().to_string();
-        if let Some(root) = &self.source.kube_root {
-            push("--kube-root", path(root));
-        }
-        if let Some(r) = &self.source.git_ref {
-            push("--ref", r.get_ref().clone());
-        }
-        if let Some(repo) = &self.source.repo {
-            push("--repo", repo.get_ref().clone());
-        }
-        if let Some(dir) = &self.source.dir {
-            push("--source-dir", path(dir));
-        }
-        if let Some(v) = self
-            .source
-            .version
-            .as_ref()
-            .filter(|_| !env_sets("KUBE_GIT_VERSION"))
-        {
-            push("--version", v.get_ref().clone());
-        }
-        if let Some(kind) = &self.engine.kind {
-            push("--engine", kind.get_ref().clone());
-        }
-        if let Some(image) = self
-            .engine
-            .image
-            .as_ref()
-            .filter(|_| !env_sets("KBUILD_IMAGE"))
-        {
-            push("--image", image.get_ref().clone());
-        }
-        if let Some(memory) = &self.engine.memory {
-            push("--memory", memory.get_ref().clone());
-        }
-        if let Some(secs) = self.engine.stall_timeout {
-            push("--stall-timeout", secs.to_string());
-        }
-        if let Some(m) = &self.checks.min_memory {
-            push("--min-memory", m.get_ref().clone());
-        }
-        if let Some(d) = &self.checks.min_disk {
-            push("--min-disk", d.get_ref().clone());
-        }
-        for name in &self.checks.skip {
-            push("--skip-check", name.get_ref().clone());
-        }
-        if let Some(dir) = &self.output.dir {
-            push("--out", path(dir));
-        }
-        if let Some(key) = &self.output.sign_key {
-            push("--sign-key", path(key));
-        }
-        let ext = &self.extension;
-        if let Some(tag) = &ext.tag {
-            push("--tag", tag.get_ref().clone());
-        }
-        for (flag, file) in [
-            ("--metadata", &ext.metadata),
-            ("--icon", &ext.icon),
-            ("--ui", &ext.ui),
-        ] {
-            if let Some(file) = file {
-                push(flag, path(file));
-            }
-        }
-        for label in &ext.labels {
-            push("--label", label.get_ref().clone());
-        }
-        if self.engine.network == Some(true) && !user_sets("--network") {
-            args.push("--network".to_string());
-        }
-        let ext = &self.extension;
-        for (flag, on) in [
-            ("--load", ext.load),
-            ("--push", ext.push),
-            ("--insecure-registry", ext.insecure_registry),
-        ] {
-            if on == Some(true) && !user_sets(flag) {
-                args.push(flag.to_string());
-            }
-        }
-        if command == "build" {
-            let positional: Vec<String> = self
-                .components
-                .iter()
-                .map(|c| c.get_ref().clone())
-                .collect();
-            args.splice(2..2, positional);
-        }
-        // Platforms given on the command line replace the recipe's rather than add to them.
-        if user_sets("--platform") {
-            let mut kept = Vec::new();
-            let mut skip_next = false;
-            for (i, a) in args.iter().enumerate() {
-                if skip_next {
-                    skip_next = false;
-                    continue;
-                }
-                if a == "--platform" && i >= 2 {
-                    skip_next = true;
-                    continue;
-                }
-                kept.push(a.clone());
-            }
-            args = kept;
-        }
-        args.extend(extra.iter().cloned());
-        args
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,39 +426,34 @@ mod tests {
         parse(Path::new("r.toml"), text).unwrap_err()
     }
 
+    /// The command a recipe resolves to, with no flags and no environment over it.
+    fn resolved(r: &Recipe) -> crate::cli::Command {
+        let kind = match r.command.get_ref().as_str() {
+            "build" => crate::plan::CommandKind::Build,
+            "quick-release" => crate::plan::CommandKind::QuickRelease,
+            _ => crate::plan::CommandKind::Extension,
+        };
+        let overlay = crate::resolve::options::from_recipe(r, Path::new("r.toml"));
+        crate::resolve::args::command(kind, overlay, Default::default()).unwrap()
+    }
+
     #[test]
-    fn a_minimal_build_recipe_becomes_a_command_line() {
+    fn a_minimal_build_recipe_maps_onto_the_build_settings() {
         let r = parse(
             Path::new("r.toml"),
-            "command = \"build\"\ncomponents = [\"kubectl\"]\nplatforms = [\"darwin/arm64\"]\n[output]\ndir = \"o\"\n",
+            "command = \"build\"\ncomponents = [\"kubectl\"]\nplatforms = [\"darwin/arm64\"]\n[engine]\nnetwork = true\n[output]\ndir = \"o\"\n",
         )
         .unwrap();
-        assert_eq!(
-            r.to_args(&[]),
-            [
-                "kbuild",
-                "build",
-                "kubectl",
-                "--platform",
-                "darwin/arm64",
-                "--out",
-                "o"
-            ]
-        );
-        // The user's platforms replace the recipe's; other flags are appended and win.
-        let args = r.to_args(&["--platform".into(), "linux/arm64".into()]);
-        assert_eq!(
-            args,
-            [
-                "kbuild",
-                "build",
-                "kubectl",
-                "--out",
-                "o",
-                "--platform",
-                "linux/arm64"
-            ]
-        );
+        let crate::cli::Command::Build(args) = resolved(&r) else {
+            panic!("a build recipe resolves to kbuild build");
+        };
+        assert_eq!(args.components, ["kubectl"]);
+        assert_eq!(args.target.platforms, ["darwin/arm64"]);
+        assert_eq!(args.out, Path::new("o"));
+        assert!(args.engine.network);
+        // What the recipe leaves out takes kbuild's defaults.
+        assert_eq!(args.engine.stall_timeout, 1800);
+        assert_eq!(args.source.kube_root, Path::new("."));
     }
 
     #[test]
@@ -609,17 +463,10 @@ mod tests {
             "command = \"quick-release\"\n[output]\ndir = \"o\"\nsign_key = \"keys/release\"\n",
         )
         .unwrap();
-        assert_eq!(
-            r.to_args(&[]),
-            [
-                "kbuild",
-                "quick-release",
-                "--out",
-                "o",
-                "--sign-key",
-                "keys/release"
-            ]
-        );
+        let crate::cli::Command::QuickRelease(args) = resolved(&r) else {
+            panic!("a quick-release recipe resolves to kbuild quick-release");
+        };
+        assert_eq!(args.sign_key.as_deref(), Some(Path::new("keys/release")));
         let e = err("command = \"quick-release\"\n[output]\nsign_key = \"-k\"\n");
         assert!(e.message.starts_with("r.toml:3:12:"), "{}", e.message);
     }
@@ -744,7 +591,7 @@ mod tests {
             }
             let text: String = text.into_iter().collect();
             if let Ok(recipe) = parse(Path::new("m.toml"), &text) {
-                let _ = recipe.to_args(&[]);
+                let _ = resolved(&recipe);
             } else {
                 rejected += 1;
             }

@@ -36,9 +36,14 @@ pub fn plain_http(reference: &ImageRef, insecure: bool) -> bool {
 
 /// Where the docker CLI keeps its config.json.
 fn docker_config() -> Option<serde_json::Value> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
+    let env = crate::env::current();
+    let dir = env
+        .os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+        .or_else(|| {
+            env.os("HOME")
+                .map(|h| std::path::Path::new(h).join(".docker"))
+        })?;
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -92,7 +97,7 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<RegistryAuth>> {
 
 /// The credentials for `registry`, from the environment or the docker config.
 fn credentials(registry: &str) -> Result<RegistryAuth> {
-    let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let env = |name| crate::env::current().get(name).map(str::to_string);
     if let (Some(user), Some(password)) = (env(ENV_USERNAME), env(ENV_PASSWORD)) {
         return Ok(RegistryAuth::Basic(user, password));
     }

@@ -1,151 +1,154 @@
-//! `kbuild plan`: prints what a recipe resolves to — the equivalent command line, the source,
-//! the image, and for each build job its command, mounts, environment and outputs — and runs
-//! nothing (no container, no clone, no engine request).
+//! Printing a plan: a readable tree on a terminal, or the plan itself as JSON (`--json`).
+//! Secrets never reach the output: URLs with credentials and every variable's value go
+//! through the redactor.
 
 use std::fmt::Write;
-use std::path::Path;
 
-use crate::cli::Command;
-use crate::engine::{BuildJob, CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH};
 use crate::error::Result;
-use crate::kube::Component;
-use crate::plan::{self, BuildPlan};
-use crate::source::{self, Overrides, SourceSpec};
+use crate::plan::{Job, Plan};
+use crate::units::human_bytes;
 
-pub fn plan(recipe: &Path, argv: &[String], command: &Command) -> Result<()> {
-    let mut text = String::new();
-    let _ = writeln!(text, "recipe:  {}", recipe.display());
-    let _ = writeln!(text, "command: {}", argv.join(" "));
-    match command {
-        Command::Build(args) => describe_build(&mut text, &plan::resolve_build(args)?)?,
-        Command::QuickRelease(args) => {
-            let platforms = plan::resolve_platforms(&args.target)?;
-            let _ = writeln!(text, "builds:  every client, node and server component the tree has, each for the given platforms its target set supports");
-            let _ = writeln!(
-                text,
-                "platforms: {}",
-                crate::kube::platform::list(&platforms)
-            );
-            let _ = writeln!(text, "outputs: {}/bin/<os>/<arch>/, {}/release-tars/ (tarballs, .sha256/.sha512, SHA256SUMS, SHA512SUMS, manifest.json)", args.out.display(), args.out.display());
+/// The plan fit to show or save: credentials in URLs (a GOPROXY, a repository) hidden.
+pub fn redacted(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for job in &mut plan.jobs {
+        for pair in &mut job.env {
+            *pair = crate::redact::text(pair);
         }
-        Command::Extension(args) => {
-            let components = if args.components.is_empty() {
-                vec!["kubectl".to_string()]
-            } else {
-                args.components.clone()
-            };
-            let _ = writeln!(
-                text,
-                "builds:  {} for {}",
-                components.join(", "),
-                if args.platforms.is_empty() {
-                    "darwin, linux, windows on amd64 and arm64".to_string()
-                } else {
-                    args.platforms.join(", ")
-                }
-            );
-            let _ = writeln!(text, "outputs: {}/extension/<image arch>/<os>/<binary>, host-binaries.json, Dockerfile snippet", args.out.display());
-        }
-        _ => {}
     }
-    let _ = writeln!(text, "nothing was run.");
-    // A recipe's repo URL may carry a token (redact.rs).
-    print!("{}", crate::redact::text(&text));
-    Ok(())
+    if let Some(source) = &mut plan.source {
+        source.repo = source.repo.as_deref().map(crate::redact::url);
+    }
+    plan
 }
 
-fn describe_build(text: &mut String, plan: &BuildPlan) -> Result<()> {
-    let info = match &plan.source {
-        SourceSpec::Tree(root) => {
-            let overrides = Overrides::from_env(plan.git_version.clone())?;
-            let info = match source::inspect(root, &overrides) {
-                Ok(info) => info,
-                Err(e) => {
-                    // A plan is also read where the tree is not (yet): say so and go on.
-                    let _ = writeln!(
-                        text,
-                        "source:  {} (not readable here: {})",
-                        root.display(),
-                        e.message
-                    );
-                    return describe_jobs(text, plan, None);
-                }
-            };
-            let _ = writeln!(
-                text,
-                "source:  {} at {} ({}, {}), SOURCE_DATE_EPOCH={}",
-                info.root.display(),
-                info.commit.as_deref().unwrap_or("no commit"),
-                info.version.git_version,
-                info.tree_state.as_str(),
-                info.source_date_epoch
-            );
-            Some(info)
-        }
-        SourceSpec::Git { repo, git_ref, dir } => {
-            let _ = writeln!(
-                text,
-                "source:  {repo} at {git_ref}, fetched into {} when run",
-                dir.display()
-            );
-            None
-        }
-    };
-    describe_jobs(text, plan, info)
-}
-
-fn describe_jobs(
-    text: &mut String,
-    plan: &BuildPlan,
-    info: Option<crate::source::SourceInfo>,
-) -> Result<()> {
-    let image = plan
-        .engine
-        .image
-        .clone()
-        .or_else(|| info.as_ref().and_then(|i| i.default_image()))
-        .unwrap_or_else(|| {
-            "the kube-cross image named by the tree's build/build-image/cross/VERSION".into()
-        });
-    let _ = writeln!(text, "engine:  {:?}", plan.engine.kind);
-    let _ = writeln!(text, "image:   {image}");
-    let job = BuildJob {
-        name: plan
-            .components
-            .iter()
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join("+"),
-        components: plan.components.clone(),
-        platforms: plan.platforms.clone(),
-        env: info.as_ref().map(|i| i.version_env()).unwrap_or_default(),
-    };
-    let root = info
-        .as_ref()
-        .map(|i| i.root.display().to_string())
-        .unwrap_or_else(|| "<checkout>".into());
-    let _ = writeln!(text, "job {}:", job.name);
-    let _ = writeln!(text, "  run:     {}", job.command().join(" "));
-    let _ = writeln!(text, "  mount:   {root} -> {CONTAINER_SRC}");
-    let _ = writeln!(
-        text,
-        "  mount:   Go cache volume kbuild-gocache-<image id>-<uid> -> {}",
-        crate::cache::MOUNT
-    );
-    let network = if plan.engine.network {
-        "bridge"
+/// Prints the plan: JSON (one document) or the tree.
+pub fn print(plan: &Plan, json: bool) -> Result<()> {
+    let plan = redacted(plan);
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(&plan)
+            .map_err(|e| crate::error::Error::internal(format!("cannot write the plan: {e}")))?;
+        text.push('\n');
+        text
     } else {
-        "none"
+        tree(&plan)
     };
-    let _ = writeln!(text, "  network: {network}");
-    for (k, v) in job.make_env(DOCKER_OUTPUT_SUBPATH) {
-        let _ = writeln!(text, "  env:     {k}={v}");
-    }
-    for platform in &plan.platforms {
-        for component in &plan.components {
-            let path = crate::outputs::bin_path(&plan.out, component as &Component, *platform);
-            let _ = writeln!(text, "  output:  {}", path.display());
+    crate::ui::write_stdout(text.as_bytes())
+}
+
+fn tree(plan: &Plan) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "plan: kbuild {}", plan.command.name());
+    if !plan.inputs.is_empty() {
+        let _ = writeln!(t, "├─ inputs");
+        for input in &plan.inputs {
+            let _ = writeln!(
+                t,
+                "│  ├─ {} = {}  ({})",
+                input.name, input.value, input.from
+            );
         }
     }
-    Ok(())
+    if let Some(s) = &plan.source {
+        let commit = s.commit.as_deref().unwrap_or("no commit");
+        let _ = writeln!(t, "├─ source {}", s.root.display());
+        if let (Some(repo), Some(r)) = (&s.repo, &s.git_ref) {
+            let _ = writeln!(t, "│  ├─ from {repo} at {r}");
+        }
+        let _ = writeln!(
+            t,
+            "│  └─ {commit} ({}, {}), SOURCE_DATE_EPOCH={}",
+            s.git_version, s.tree_state, s.source_date_epoch
+        );
+    }
+    if let Some(e) = &plan.engine {
+        let _ = writeln!(
+            t,
+            "├─ engine {:?} at {} ({})",
+            e.kind, e.endpoint, e.endpoint_from
+        );
+        let id = e.image_id.as_deref().unwrap_or("not on the engine yet");
+        let _ = writeln!(t, "│  ├─ image {} ({id})", e.image);
+        if let Some(transfer) = &e.transfer {
+            let _ = writeln!(t, "│  ├─ transfer {transfer}");
+        }
+        if let Some(volume) = &e.cache_volume {
+            let _ = writeln!(t, "│  ├─ Go cache volume {volume}");
+        }
+        let memory = e
+            .memory_limit
+            .map(human_bytes)
+            .unwrap_or_else(|| "no memory limit".into());
+        let stall = e
+            .stall_timeout_secs
+            .map(|s| format!("stall timeout {s}s"))
+            .unwrap_or_else(|| "no stall timeout".into());
+        let _ = writeln!(
+            t,
+            "│  └─ {memory}, {stall}, network {}{}",
+            if e.network { "on" } else { "off" },
+            if e.force { ", --force" } else { "" }
+        );
+    }
+    if !plan.checks.is_empty() {
+        let _ = writeln!(t, "├─ checks");
+        for c in &plan.checks {
+            let what = c.requires.as_deref().unwrap_or("reported");
+            let skipped = if c.skipped { " (skipped)" } else { "" };
+            let _ = writeln!(t, "│  ├─ {}: {what}{skipped}", c.name);
+        }
+    }
+    for job in &plan.jobs {
+        job_tree(&mut t, job);
+    }
+    if !plan.packaging.is_empty() {
+        let _ = writeln!(t, "├─ packaging into {}", plan.out.display());
+        for a in &plan.packaging {
+            let platform = a.platform.as_deref().unwrap_or("");
+            let _ = writeln!(
+                t,
+                "│  ├─ {} [{}{}{}]",
+                a.file,
+                a.kind,
+                if platform.is_empty() { "" } else { " " },
+                platform
+            );
+            for m in &a.members {
+                let _ = writeln!(t, "│  │  └─ {m}");
+            }
+        }
+    }
+    for note in &plan.notes {
+        let _ = writeln!(t, "├─ note: {note}");
+    }
+    let _ = writeln!(t, "└─ nothing was run.");
+    t
+}
+
+fn job_tree(t: &mut String, job: &Job) {
+    let _ = writeln!(t, "├─ job {} ({})", job.name, job.platforms.join(", "));
+    let _ = writeln!(t, "│  ├─ image {}", job.image);
+    let _ = writeln!(
+        t,
+        "│  ├─ run {} (in {})",
+        job.command.join(" "),
+        job.workdir
+    );
+    if let Some(user) = &job.user {
+        let _ = writeln!(t, "│  ├─ user {user}");
+    }
+    let _ = writeln!(t, "│  ├─ network {}", job.network);
+    if let Some(limit) = job.memory_limit {
+        let _ = writeln!(t, "│  ├─ memory {}", human_bytes(limit));
+    }
+    for m in &job.mounts {
+        let _ = writeln!(t, "│  ├─ mount {m}");
+    }
+    for e in &job.env {
+        let _ = writeln!(t, "│  ├─ env {e}");
+    }
+    for (i, o) in job.outputs.iter().enumerate() {
+        let last = i + 1 == job.outputs.len();
+        let _ = writeln!(t, "│  {} output {o}", if last { "└─" } else { "├─" });
+    }
 }

@@ -151,7 +151,7 @@ pub fn given_version(version: &str) -> Result<GitVersion> {
 }
 
 fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    crate::env::current().non_blank(name).map(str::to_string)
 }
 
 /// Runs git in `dir` without prompts and returns its trimmed stdout.

@@ -78,7 +78,9 @@ pub struct Ui {
 impl Ui {
     pub fn new(json: bool, quiet: bool, verbose: bool) -> Ui {
         let terminal = std::io::stderr().is_terminal()
-            && std::env::var_os("TERM").is_some_and(|t| t != "dumb");
+            && crate::env::current()
+                .os("TERM")
+                .is_some_and(|t| t != "dumb");
         let mode = if json {
             Mode::Json
         } else if quiet {
@@ -96,7 +98,7 @@ impl Ui {
         Ui {
             mode,
             verbose,
-            color: terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            color: terminal && crate::env::current().get("NO_COLOR").is_none(),
             started: Instant::now(),
             bars,
             phases: Mutex::new(Phases {

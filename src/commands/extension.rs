@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::Builder;
+use crate::build::{self, Builder};
 use crate::cli::{ExtensionArgs, TargetArgs};
 use crate::error::{Error, Result};
 use crate::kube::component::{self, Component};
@@ -11,11 +11,16 @@ use crate::kube::Platform;
 use crate::outdir;
 use crate::package::extension;
 use crate::package::manifest::Manifest;
-use crate::plan;
+use crate::plan::{CommandKind, Plan};
+use crate::resolve::jobs::{self, EngineFacts};
+use crate::resolve::{self, EngineSettings};
 use crate::signals::Interrupt;
+use crate::source::{Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
 
-use super::{blocking, get_source, source_checked_against, source_record, toolchain, total_size};
+use super::{
+    blocking, get_source, source_checked_against, source_record, toolchain, total_size, Invocation,
+};
 
 /// `--component` (default kubectl) and `--platform` (default every host on both arches).
 fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Vec<Platform>)> {
@@ -35,7 +40,7 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
     let platforms = if args.platforms.is_empty() {
         extension::default_platforms()
     } else {
-        plan::resolve_platforms(&TargetArgs {
+        resolve::resolve_platforms(&TargetArgs {
             platforms: args.platforms.clone(),
         })?
     };
@@ -44,20 +49,83 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
     Ok((components, platforms))
 }
 
+/// The plan of `kbuild extension`: its one job and the layout it writes.
+#[allow(clippy::too_many_arguments)]
+fn extension_plan(
+    args: &ExtensionArgs,
+    inputs: Vec<crate::plan::Input>,
+    spec: &SourceSpec,
+    info: Option<&SourceInfo>,
+    components: &[&'static Component],
+    platforms: &[Platform],
+    engine: &EngineSettings,
+    facts: &EngineFacts,
+    notes: Vec<String>,
+) -> Plan {
+    let tree = match info {
+        Some(info) => jobs::Tree::of(info),
+        None => jobs::Tree {
+            root: spec.dir(),
+            version_env: Vec::new(),
+        },
+    };
+    let job = jobs::job(
+        component::EXTENSION_JOB.to_string(),
+        components,
+        platforms,
+        &tree,
+        engine,
+        facts,
+    );
+    let mut plan = Plan::new(CommandKind::Extension, inputs, jobs::absolute(&args.out));
+    plan.source = Some(super::source_part(
+        spec,
+        info,
+        args.source.git_version.as_deref(),
+    ));
+    plan.engine = Some(jobs::engine_choice(engine, facts));
+    plan.checks = jobs::check_steps(engine.kind, &engine.checks, true);
+    plan.jobs = vec![job];
+    plan.packaging = jobs::extension_artifacts(components, platforms);
+    plan.notes = notes;
+    plan
+}
+
 /// `kbuild extension`.
-pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+pub async fn extension(
+    args: &ExtensionArgs,
+    invocation: &Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
+    let engine = resolve::resolve_engine(&args.engine)?;
+    if let Some(json) = invocation.planning() {
+        let spec = source_checked_against(&args.source, &args.out)?;
+        let overrides = Overrides::from_env(args.source.git_version.clone())?;
+        let (info, mut notes) = super::plan_source(&spec, &overrides)?;
+        let (facts, more) = build::plan_facts(info.as_ref(), &engine).await?;
+        notes.extend(more);
+        let plan = extension_plan(
+            args,
+            invocation.inputs.clone(),
+            &spec,
+            info.as_ref(),
+            &components,
+            &platforms,
+            &engine,
+            &facts,
+            notes,
+        );
+        return crate::show::print(&plan, json);
+    }
     let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
     let image = crate::extension_image::prepare(&args.image)?;
-    let engine = plan::resolve_engine(&args.engine)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
-    let _tree_lock = crate::lock::acquire_source(
-        &source_checked_against(&args.source, &args.out)?,
-        ui,
-        interrupt,
-    )
-    .await?;
+    let spec = source_checked_against(&args.source, &args.out)?;
+    let _tree_lock = crate::lock::acquire_source(&spec, ui, interrupt).await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
+    invocation.check_commit(&info)?;
     outdir::claim(&args.out, &info.root)?;
     let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
     for c in &components {
@@ -72,9 +140,22 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
         }
     }
     let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
+    invocation.check_image(&builder.image_id)?;
+    let plan = extension_plan(
+        args,
+        invocation.inputs.clone(),
+        &spec,
+        Some(&builder.info),
+        &components,
+        &platforms,
+        &engine,
+        &builder.facts,
+        Vec::new(),
+    );
+    invocation.check(&plan)?;
     let built = builder
         .build(
-            "extension",
+            &plan.jobs[0],
             &components,
             &platforms,
             &args.out,
@@ -93,6 +174,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
     );
     let total = total_size(binaries.iter().cloned());
     let (components_kept, platforms_kept) = (components.clone(), platforms.clone());
+    let record = Some(super::plan_record(&plan));
     let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
         extension::write(
             &bin,
@@ -101,6 +183,7 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
             &platforms,
             source,
             toolchain,
+            record,
             &cancel,
         )
     })
@@ -108,9 +191,9 @@ pub async fn extension(args: &ExtensionArgs, ui: &Ui, interrupt: &Interrupt) -> 
     for w in &warnings {
         ui.warn(w);
     }
-    if let Some(plan) = image {
+    if let Some(image_plan) = image {
         let (info, c, p) = (&builder.info, &components_kept, &platforms_kept);
-        crate::extension_image::run(plan, &args.out, info, c, p, ui, interrupt).await?;
+        crate::extension_image::run(image_plan, &args.out, info, c, p, ui, interrupt).await?;
     }
     report_extension(&manifest, &args.out, ui);
     super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)

@@ -9,6 +9,7 @@
 mod extension;
 mod package;
 mod quick_release;
+pub mod replay;
 mod sign;
 mod source;
 mod verify;
@@ -30,14 +31,127 @@ use crate::kube::release::{Layout, RELEASE_TARS};
 use crate::outdir;
 use crate::package::manifest::{SourceRecord, Toolchain};
 use crate::package::worker::blocking;
-use crate::plan;
+use crate::resolve;
 use crate::signals::Interrupt;
 use crate::source::{Overrides, SourceInfo, TreeState};
 use crate::ui::Ui;
 
+/// How a command is invoked: run, print its plan and run nothing, or run a saved plan.
+pub enum Mode {
+    Run,
+    Plan { json: bool },
+    Replay(Box<crate::plan::Plan>),
+}
+
+/// The command's resolved inputs (for the plan and the manifest) and how it is invoked.
+pub struct Invocation {
+    pub inputs: Vec<crate::plan::Input>,
+    pub mode: Mode,
+}
+
+impl Invocation {
+    pub fn run(inputs: Vec<crate::plan::Input>) -> Invocation {
+        Invocation {
+            inputs,
+            mode: Mode::Run,
+        }
+    }
+
+    /// Planning only: print it (`Some(json)`) instead of running.
+    pub fn planning(&self) -> Option<bool> {
+        match self.mode {
+            Mode::Plan { json } => Some(json),
+            _ => None,
+        }
+    }
+
+    /// Before running: a saved plan must be this plan.
+    pub fn check(&self, now: &crate::plan::Plan) -> Result<()> {
+        match &self.mode {
+            Mode::Replay(saved) => replay::check_same(saved, now),
+            _ => Ok(()),
+        }
+    }
+
+    /// After the source is known: a saved plan's commit must be the tree's.
+    pub fn check_commit(&self, info: &SourceInfo) -> Result<()> {
+        match &self.mode {
+            Mode::Replay(saved) => replay::check_commit(saved, info.commit.as_deref()),
+            _ => Ok(()),
+        }
+    }
+
+    /// After the engine is ready: a saved plan's image id must be the engine's.
+    pub fn check_image(&self, image_id: &str) -> Result<()> {
+        match &self.mode {
+            Mode::Replay(saved) => replay::check_image(saved, image_id),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The source as a plan sees it without changing anything: a tree is inspected, a `--ref`
+/// is not fetched (its facts come with the fetch), with a note saying so.
+pub fn plan_source(
+    spec: &crate::source::SourceSpec,
+    overrides: &Overrides,
+) -> Result<(Option<SourceInfo>, Vec<String>)> {
+    match spec {
+        crate::source::SourceSpec::Tree(root) => {
+            let root = crate::source::check_tree(root)?;
+            Ok((Some(crate::source::inspect(&root, overrides)?), Vec::new()))
+        }
+        crate::source::SourceSpec::Git { repo, git_ref, dir } => Ok((
+            None,
+            vec![format!(
+                "{} at {git_ref} is fetched into {} when the plan runs; its commit, version variables (KUBE_GIT_*) and which upstream targets it has are known then (`kbuild source --ref {git_ref}` first, then plan with --kube-root, for a plan that names them)",
+                crate::redact::url(repo),
+                dir.display()
+            )],
+        )),
+    }
+}
+
+/// The plan's source part: the facts, or for an unfetched ref what is known.
+pub fn source_part(
+    spec: &crate::source::SourceSpec,
+    info: Option<&SourceInfo>,
+    git_version: Option<&str>,
+) -> crate::plan::SourceFacts {
+    match (info, spec) {
+        (Some(info), _) => crate::resolve::jobs::source_facts(info),
+        (None, crate::source::SourceSpec::Git { repo, git_ref, dir }) => crate::plan::SourceFacts {
+            root: dir.clone(),
+            repo: Some(crate::redact::url(repo)),
+            git_ref: Some(git_ref.clone()),
+            commit: None,
+            tree_state: "unknown until fetched".to_string(),
+            git_version: git_version
+                .unwrap_or("from the ref once fetched")
+                .to_string(),
+            source_date_epoch: 0,
+            go_version: None,
+        },
+        (None, crate::source::SourceSpec::Tree(root)) => crate::plan::SourceFacts {
+            root: root.clone(),
+            repo: None,
+            git_ref: None,
+            commit: None,
+            tree_state: "unknown".to_string(),
+            git_version: git_version.unwrap_or("unknown").to_string(),
+            source_date_epoch: 0,
+            go_version: None,
+        },
+    }
+}
+
 /// The tree `--kube-root`, or `--ref` fetched into a checkout, with its facts reported.
-fn get_source(args: &SourceArgs, engine: Option<&plan::EnginePlan>, ui: &Ui) -> Result<SourceInfo> {
-    let spec = plan::resolve_source(args)?;
+fn get_source(
+    args: &SourceArgs,
+    engine: Option<&resolve::EngineSettings>,
+    ui: &Ui,
+) -> Result<SourceInfo> {
+    let spec = resolve::resolve_source(args)?;
     let overrides = Overrides::from_env(args.git_version.clone())?;
     match engine {
         Some(engine) => build::get_source(&spec, &overrides, engine, ui),
@@ -53,7 +167,7 @@ fn get_source(args: &SourceArgs, engine: Option<&plan::EnginePlan>, ui: &Ui) -> 
 /// The source the args name, once `out` is known not to be precious for it (before anything,
 /// even a lock, is written).
 fn source_checked_against(args: &SourceArgs, out: &Path) -> Result<crate::source::SourceSpec> {
-    let spec = plan::resolve_source(args)?;
+    let spec = resolve::resolve_source(args)?;
     outdir::check_not_precious(out, Some(spec.dir()))?;
     Ok(spec)
 }
@@ -113,6 +227,14 @@ fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf])
     }
 }
 
+/// What manifest.json records of the plan: everything but the packaging steps (the
+/// manifest lists the artifacts themselves), redacted.
+fn plan_record(plan: &crate::plan::Plan) -> serde_json::Value {
+    let mut plan = crate::show::redacted(plan);
+    plan.packaging.clear();
+    serde_json::to_value(&plan).unwrap_or_default()
+}
+
 /// The total size of the files at `paths` (those that exist).
 fn total_size(paths: impl Iterator<Item = PathBuf>) -> u64 {
     paths
@@ -153,6 +275,8 @@ struct Packaging<'a> {
     layouts: Vec<Layout>,
     toolchain: Toolchain,
     notes: Vec<String>,
+    /// The plan the binaries were built by, recorded in the manifest.
+    plan: Option<&'a crate::plan::Plan>,
 }
 
 /// Packages the layouts into `<out>/release-tars` and reports the artifacts.
@@ -165,7 +289,9 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         layouts,
         toolchain,
         notes,
+        plan,
     } = what;
+    let plan = plan.map(plan_record);
     let tars = out.join(RELEASE_TARS);
     ui.phase(
         "package",
@@ -195,6 +321,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 layouts,
                 source,
                 toolchain,
+                plan,
             },
             notes,
             &cancel,

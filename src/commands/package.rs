@@ -7,16 +7,25 @@ use crate::kube::release::{self as layout, TarballKind, RELEASE_TARS};
 use crate::kube::TargetSet;
 use crate::outdir;
 use crate::package;
-use crate::plan;
+use crate::resolve;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 use super::{
-    get_source, package_release, sample_binaries, source_checked_against, toolchain, Packaging,
+    get_source, package_release, sample_binaries, source_checked_against, toolchain, Invocation,
+    Packaging,
 };
+use crate::plan::{CommandKind, Plan};
+use crate::resolve::jobs;
+use crate::source::Overrides;
 
 /// `kbuild package`.
-pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
+pub async fn package(
+    args: &PackageArgs,
+    invocation: &Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
     // `--out /` must be refused before its bin/ (then /bin) is scanned or read.
     outdir::check_not_precious(&args.out, None)?;
     let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
@@ -33,7 +42,7 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
     let platforms = if args.target.platforms.is_empty() {
         package::release::platforms_in(&bin)
     } else {
-        plan::resolve_platforms(&args.target)?
+        resolve::resolve_platforms(&args.target)?
     };
     if platforms.is_empty() {
         return Err(Error::usage(format!(
@@ -42,16 +51,30 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
         ))
         .with_hint("build first: kbuild build kubectl --platform linux/amd64 --out out"));
     }
-    // The tree first, then the output directory (lock.rs: that order everywhere).
-    let _tree_lock = crate::lock::acquire_source(
-        &source_checked_against(&args.source, &args.out)?,
-        ui,
-        interrupt,
-    )
-    .await?;
-    let info = get_source(&args.source, None, ui)?;
-    let outdir = outdir::claim(&args.out, &info.root)?;
-    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+    let spec = source_checked_against(&args.source, &args.out)?;
+    let planning = invocation.planning();
+    // The tree first, then the output directory (lock.rs: that order everywhere); a plan
+    // takes no lock and claims nothing.
+    let (_tree_lock, info, outdir, _lock) = match planning {
+        Some(_) => {
+            let overrides = Overrides::from_env(args.source.git_version.clone())?;
+            let (info, _) = super::plan_source(&spec, &overrides)?;
+            let info = info.ok_or_else(|| {
+                Error::usage("kbuild package plans from a tree, not a ref that is not fetched")
+                    .with_hint(
+                        "fetch it first with `kbuild source --ref REF`, then plan with --kube-root",
+                    )
+            })?;
+            (None, info, None, None)
+        }
+        None => {
+            let tree_lock = crate::lock::acquire_source(&spec, ui, interrupt).await?;
+            let info = get_source(&args.source, None, ui)?;
+            let outdir = outdir::claim(&args.out, &info.root)?;
+            let lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+            (Some(tree_lock), info, Some(outdir), Some(lock))
+        }
+    };
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let mut layouts = Vec::new();
@@ -107,15 +130,27 @@ pub async fn package(args: &PackageArgs, ui: &Ui, interrupt: &Interrupt) -> Resu
             bin.join(&rel).display()
         ));
     }
+    if let Some(json) = planning {
+        let mut plan = Plan::new(
+            CommandKind::Package,
+            invocation.inputs.clone(),
+            jobs::absolute(&args.out),
+        );
+        plan.source = Some(jobs::source_facts(&info));
+        plan.packaging = jobs::release_artifacts(&layouts);
+        plan.notes = notes;
+        return crate::show::print(&plan, json);
+    }
     let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
     let what = Packaging {
         bin,
         out: &args.out,
-        out_in_tree: outdir.in_tree,
+        out_in_tree: outdir.and_then(|o| o.in_tree),
         info: &info,
         layouts,
         toolchain,
         notes,
+        plan: None,
     };
     package_release(what, ui, interrupt).await?;
     super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)

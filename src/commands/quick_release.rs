@@ -1,48 +1,50 @@
 //! `kbuild quick-release`: build the client, node and server sets, then package them.
 
-use crate::build::Builder;
+use crate::build::{self, Builder};
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
 use crate::kube::component::Component;
-use crate::kube::release::{self as layout, RELEASE_TARS};
+use crate::kube::release::{self as layout, ReleaseJob, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
 use crate::outdir;
-use crate::plan;
+use crate::plan::{CommandKind, Job, Plan};
+use crate::resolve::jobs::{self, EngineFacts};
+use crate::resolve::{self, EngineSettings};
 use crate::signals::Interrupt;
+use crate::source::{Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
 
 use super::{
-    get_source, package_release, sample_binaries, source_checked_against, toolchain, Packaging,
+    get_source, package_release, sample_binaries, source_checked_against, toolchain, Invocation,
+    Packaging,
 };
 
-/// `kbuild quick-release`.
-pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
-    let platforms = plan::resolve_platforms(&args.target)?;
-    // Sized for a quick-release: upstream documents 8 GB for building every set.
-    let engine = plan::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
-    // The tree first, then the output directory (lock.rs: that order everywhere).
-    let _tree_lock = crate::lock::acquire_source(
-        &source_checked_against(&args.source, &args.out)?,
-        ui,
-        interrupt,
-    )
-    .await?;
-    let info = get_source(&args.source, Some(&engine), ui)?;
-    let outdir = outdir::claim(&args.out, &info.root)?;
-    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
-    let root = info.root.clone();
-    let has = |c: &Component| c.exists_in(&root);
-    let release = layout::plan(&platforms, &has);
-    let mut notes = Vec::new();
+/// What a quick-release of `platforms` builds and writes, given the tree's facts (None: a
+/// ref not fetched yet, planned as having every upstream target).
+struct ReleasePlan {
+    plan: Plan,
+    jobs: Vec<(Job, ReleaseJob)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn release_plan(
+    args: &QuickReleaseArgs,
+    inputs: Vec<crate::plan::Input>,
+    spec: &SourceSpec,
+    info: Option<&SourceInfo>,
+    platforms: &[Platform],
+    engine: &EngineSettings,
+    facts: &EngineFacts,
+    mut notes: Vec<String>,
+) -> Result<ReleasePlan> {
+    let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
+    let release = layout::plan(platforms, &has);
     if !release.missing.is_empty() {
         let names: Vec<&str> = release.missing.iter().map(|c| c.name).collect();
-        let note = format!(
+        notes.push(format!(
             "the tree lacks these upstream targets, so no tarball holds them: {}",
             names.join(", ")
-        );
-        ui.info(&note);
-        notes.push(note);
+        ));
     }
     for set in [TargetSet::Server, TargetSet::Node] {
         let skipped: Vec<Platform> = release
@@ -52,37 +54,133 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
             .map(|(_, p)| *p)
             .collect();
         if !skipped.is_empty() {
-            let note = format!(
+            notes.push(format!(
                 "no {} binaries or tarball for {}: upstream builds the {} set for {} only",
                 set.name(),
                 crate::kube::platform::list(&skipped),
                 set.name(),
                 crate::kube::platform::list(set.platforms())
-            );
-            ui.info(&note);
-            notes.push(note);
+            ));
         }
     }
     if release.jobs.is_empty() {
-        return Err(Error::usage(format!(
-            "{} has none of the upstream client, node or server targets",
-            info.root.display()
-        ))
-        .with_hint("point --kube-root at a Kubernetes tree (cmd/kubectl, cmd/kubelet, ...)"));
+        return Err(no_targets(spec.dir()));
+    }
+    let tree = match info {
+        Some(info) => jobs::Tree::of(info),
+        None => jobs::Tree {
+            root: spec.dir(),
+            version_env: Vec::new(),
+        },
+    };
+    let planned: Vec<(Job, ReleaseJob)> = release
+        .jobs
+        .iter()
+        .map(|rj| {
+            let job = jobs::job(
+                rj.job_name(),
+                &rj.components,
+                &rj.platforms,
+                &tree,
+                engine,
+                facts,
+            );
+            (job, rj.clone())
+        })
+        .collect();
+    let mut plan = Plan::new(CommandKind::QuickRelease, inputs, jobs::absolute(&args.out));
+    plan.source = Some(super::source_part(
+        spec,
+        info,
+        args.source.git_version.as_deref(),
+    ));
+    plan.engine = Some(jobs::engine_choice(engine, facts));
+    plan.checks = jobs::check_steps(engine.kind, &engine.checks, true);
+    plan.jobs = planned.iter().map(|(j, _)| j.clone()).collect();
+    plan.packaging = jobs::release_artifacts(&layout::layouts(platforms, &has));
+    plan.notes = notes;
+    Ok(ReleasePlan {
+        plan,
+        jobs: planned,
+    })
+}
+
+fn no_targets(dir: &std::path::Path) -> Error {
+    Error::usage(format!(
+        "{} has none of the upstream client, node or server targets",
+        dir.display()
+    ))
+    .with_hint("point --kube-root at a Kubernetes tree (cmd/kubectl, cmd/kubelet, ...)")
+}
+
+/// `kbuild quick-release`.
+pub async fn quick_release(
+    args: &QuickReleaseArgs,
+    invocation: &Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let platforms = resolve::resolve_platforms(&args.target)?;
+    // Sized for a quick-release: upstream documents 8 GB for building every set.
+    let engine = resolve::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
+    if let Some(json) = invocation.planning() {
+        let spec = source_checked_against(&args.source, &args.out)?;
+        let overrides = Overrides::from_env(args.source.git_version.clone())?;
+        let (info, mut notes) = super::plan_source(&spec, &overrides)?;
+        let (facts, more) = build::plan_facts(info.as_ref(), &engine).await?;
+        notes.extend(more);
+        let inputs = invocation.inputs.clone();
+        let planned = release_plan(
+            args,
+            inputs,
+            &spec,
+            info.as_ref(),
+            &platforms,
+            &engine,
+            &facts,
+            notes,
+        )?;
+        return crate::show::print(&planned.plan, json);
+    }
+    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
+    // The tree first, then the output directory (lock.rs: that order everywhere).
+    let spec = source_checked_against(&args.source, &args.out)?;
+    let _tree_lock = crate::lock::acquire_source(&spec, ui, interrupt).await?;
+    let info = get_source(&args.source, Some(&engine), ui)?;
+    invocation.check_commit(&info)?;
+    let outdir = outdir::claim(&args.out, &info.root)?;
+    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+    // Refused before the engine is prepared: a tree without targets needs no image.
+    let root = info.root.clone();
+    if layout::plan(&platforms, &|c: &Component| c.exists_in(&root))
+        .jobs
+        .is_empty()
+    {
+        return Err(no_targets(&root));
     }
     let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
-    for job in &release.jobs {
+    invocation.check_image(&builder.image_id)?;
+    let planned = release_plan(
+        args,
+        invocation.inputs.clone(),
+        &spec,
+        Some(&builder.info),
+        &platforms,
+        &engine,
+        &builder.facts,
+        Vec::new(),
+    )?;
+    invocation.check(&planned.plan)?;
+    for note in &planned.plan.notes {
+        ui.info(note);
+    }
+    for (job, rj) in &planned.jobs {
         builder
-            .build(
-                &format!("quick-release-{}", job.name),
-                &job.components,
-                &job.platforms,
-                &args.out,
-                ui,
-                interrupt,
-            )
+            .build(job, &rj.components, &rj.platforms, &args.out, ui, interrupt)
             .await?;
     }
+    let root = builder.info.root.clone();
+    let has = |c: &Component| c.exists_in(&root);
     let layouts = layout::layouts(&platforms, &has);
     let bin = args.out.join("bin");
     let toolchain = toolchain(
@@ -97,7 +195,8 @@ pub async fn quick_release(args: &QuickReleaseArgs, ui: &Ui, interrupt: &Interru
         info: &builder.info,
         layouts,
         toolchain,
-        notes,
+        notes: planned.plan.notes.clone(),
+        plan: Some(&planned.plan),
     };
     package_release(what, ui, interrupt).await?;
     super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)

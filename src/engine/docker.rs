@@ -16,9 +16,10 @@ use futures_util::StreamExt;
 
 use super::endpoint::{self, Endpoint};
 use super::guard::ContainerGuard;
-use super::{BuildJob, CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH, LABEL_MANAGED, LABEL_SOURCE};
+use super::{LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
 use crate::joblog::JobLog;
+use crate::plan::Job;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 use crate::units::human_bytes;
@@ -276,20 +277,12 @@ pub struct DockerEngine {
     pub info: EngineInfo,
 }
 
-/// The options of one container run beyond the job itself.
+/// What a container run needs beyond the job itself.
 pub struct RunOptions<'a> {
+    /// The tree built, for the container's label (`kbuild clean` tells runs apart by it).
     pub root: &'a Path,
-    pub image: &'a str,
     /// Abort when the build prints nothing for this long.
     pub stall_timeout: Option<Duration>,
-    /// A memory limit for the container, in bytes.
-    pub memory_limit: Option<u64>,
-    /// Give the container a network (off by default: upstream builds with GOPROXY=off).
-    pub network: bool,
-    /// The Go cache volume to mount, if any.
-    pub cache_volume: Option<&'a str>,
-    /// Copy transfer: the volume holding the uploaded tree, mounted instead of binding `root`.
-    pub source_volume: Option<&'a str>,
 }
 
 impl DockerEngine {
@@ -394,7 +387,7 @@ impl DockerEngine {
     /// Runs one build job in a fresh container and removes it whatever happens.
     pub async fn run(
         &self,
-        job: &BuildJob,
+        job: &Job,
         options: &RunOptions<'_>,
         log: &mut JobLog,
         ui: &Ui,
@@ -433,45 +426,20 @@ impl DockerEngine {
         outcome
     }
 
-    fn container_body(&self, job: &BuildJob, options: &RunOptions<'_>) -> ContainerCreateBody {
-        let mut env: Vec<String> = vec!["HOME=/tmp".to_string(), "GOTOOLCHAIN=local".to_string()];
-        let mut binds = vec![match options.source_volume {
-            Some(volume) => format!("{volume}:{CONTAINER_SRC}"),
-            None => format!("{}:{CONTAINER_SRC}", options.root.display()),
-        }];
-        if let Some(volume) = options.cache_volume {
-            binds.push(format!("{volume}:{}", crate::cache::MOUNT));
-            env.extend(
-                crate::cache::go_env()
-                    .into_iter()
-                    .map(|(k, v)| format!("{k}={v}")),
-            );
-        }
-        // An explicit allowlist: these and nothing else from the user's environment.
-        let mut make_env = job.make_env(DOCKER_OUTPUT_SUBPATH);
-        if options.network {
-            // With a network, Go may download modules: lift GOPROXY=off, honour the user's
-            // module settings.
-            make_env.retain(|(k, _)| k != "GOPROXY");
-            for name in NETWORK_ENV {
-                if let Ok(value) = std::env::var(name) {
-                    make_env.push((name.to_string(), value));
-                }
-            }
-        }
-        crate::progress::name_compiled_packages(&mut make_env);
-        env.extend(make_env.into_iter().map(|(k, v)| format!("{k}={v}")));
+    /// The container exactly as the plan's job says: image, command, working directory,
+    /// environment, mounts, network, user and memory limit; nothing is added but kbuild's
+    /// labels and the hardening every build container gets.
+    fn container_body(&self, job: &Job, options: &RunOptions<'_>) -> ContainerCreateBody {
         let labels = HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             ("io.kbuild.job".to_string(), job.name.clone()),
             (LABEL_SOURCE.to_string(), options.root.display().to_string()),
         ]);
-        let user = self.build_user().map(|(uid, gid)| format!("{uid}:{gid}"));
         let host_config = HostConfig {
-            binds: Some(binds),
-            network_mode: Some(if options.network { "bridge" } else { "none" }.to_string()),
-            memory: options.memory_limit.map(|m| m as i64),
-            memory_swap: options.memory_limit.map(|m| m as i64),
+            binds: Some(job.mounts.clone()),
+            network_mode: Some(job.network.clone()),
+            memory: job.memory_limit.map(|m| m as i64),
+            memory_swap: job.memory_limit.map(|m| m as i64),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
             // The engine removes the container once it stops even if kbuild is gone (killed,
             // or cut off from the engine), so no build container outlives its build.
@@ -479,11 +447,11 @@ impl DockerEngine {
             ..Default::default()
         };
         ContainerCreateBody {
-            image: Some(options.image.to_string()),
-            cmd: Some(job.command()),
-            env: Some(env),
-            user,
-            working_dir: Some(CONTAINER_SRC.to_string()),
+            image: Some(job.image.clone()),
+            cmd: Some(job.command.clone()),
+            env: Some(job.env.clone()),
+            user: job.user.clone(),
+            working_dir: Some(job.workdir.clone()),
             labels: Some(labels),
             host_config: Some(host_config),
             ..Default::default()
@@ -495,7 +463,7 @@ impl DockerEngine {
     async fn drive(
         &self,
         id: &str,
-        job: &BuildJob,
+        job: &Job,
         options: &RunOptions<'_>,
         log: &mut JobLog,
         ui: &Ui,
@@ -542,7 +510,7 @@ impl DockerEngine {
             // ("container init was OOM-killed (memory limit too low?)"): that is out of memory too.
             let text = e.to_string();
             if text.contains("OOM") || text.contains("memory limit too low") {
-                return Err(self.out_of_memory(job, options, log));
+                return Err(self.out_of_memory(job, log));
             }
             return Err(refused("cannot start the build container", text));
         }
@@ -643,8 +611,8 @@ impl DockerEngine {
         // Podman sends no `oom` event when the kernel kills a compiler rather than the
         // container's first process: under a memory limit, a killed process means the same.
         let killed = killed_in(&log.tail());
-        if oom || (options.memory_limit.is_some() && (code == 137 || killed)) {
-            return Err(self.out_of_memory(job, options, log));
+        if oom || (job.memory_limit.is_some() && (code == 137 || killed)) {
+            return Err(self.out_of_memory(job, log));
         }
         let mut err = Error::build(format!(
             "make failed with exit code {code} while building {}",
@@ -662,8 +630,8 @@ impl DockerEngine {
         Err(err)
     }
 
-    fn out_of_memory(&self, job: &BuildJob, options: &RunOptions<'_>, log: &JobLog) -> Error {
-        let limit = match options.memory_limit {
+    fn out_of_memory(&self, job: &Job, log: &JobLog) -> Error {
+        let limit = match job.memory_limit {
             Some(bytes) => format!("a container limit of {}", human_bytes(bytes)),
             None => "no container limit".to_string(),
         };
@@ -740,16 +708,6 @@ fn killed_in(tail: &[String]) -> bool {
 fn lost(e: impl std::fmt::Display) -> Error {
     Error::engine(format!("lost the Docker engine during the build: {e}"))
 }
-
-/// Module settings passed into a build that has a network (`--network`).
-const NETWORK_ENV: &[&str] = &[
-    "GOPROXY",
-    "GOPRIVATE",
-    "GONOPROXY",
-    "GONOSUMDB",
-    "GOSUMDB",
-    "GOINSECURE",
-];
 
 /// The smallest memory limit the engine accepts: moby refuses less in
 /// `verifyPlatformContainerResources` (daemon/daemon_unix.go, `linuxMinMemory`, 6 MiB).

@@ -32,9 +32,10 @@ pub struct EnvSnapshot {
 }
 
 impl EnvSnapshot {
-    /// The only place the engine's environment is read.
+    /// The engine's variables from the process snapshot (`crate::env`).
     pub fn capture() -> EnvSnapshot {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let env = crate::env::current();
+        let var = |name: &str| env.get(name).map(str::to_string);
         EnvSnapshot {
             docker_host: var("DOCKER_HOST"),
             docker_context: var("DOCKER_CONTEXT"),

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BuildJob, HOST_OUTPUT_SUBPATH};
 use crate::checks::Check;
 use crate::error::{Error, Result};
 use crate::joblog::JobLog;
+use crate::plan::Job;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
@@ -79,7 +79,7 @@ impl GoVersion {
 
 /// The `go` the build would use: the first on PATH.
 pub fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = crate::env::current().os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| {
@@ -143,7 +143,7 @@ fn install_hint(pin: Option<&str>, host: crate::kube::Platform) -> String {
 
 /// The `go` check: the local Go against `.go-version`, go.mod and upstream's floor.
 pub fn go_check(pin: Option<&str>, root: Option<&Path>) -> Check {
-    let force = std::env::var_os("FORCE_HOST_GO").is_some_and(|v| !v.is_empty());
+    let force = crate::env::current().get("FORCE_HOST_GO").is_some();
     let install = install_hint(pin, crate::kube::Platform::host());
     let Some((path, text)) = local_go() else {
         return Check::fail(
@@ -255,33 +255,25 @@ impl HostEngine {
         Ok(HostEngine { go, go_version })
     }
 
-    /// Runs the job's make in `root`, streaming its output to the log and the UI. make runs
-    /// in a process group of its own, so that a stall or Ctrl-C stops every process it started.
+    /// Runs the job's make in its working directory with the job's variables over the user's
+    /// environment, streaming its output to the log and the UI. make runs in a process group
+    /// of its own, so that a stall or Ctrl-C stops every process it started.
     pub async fn run(
         &self,
-        job: &BuildJob,
-        root: &Path,
+        job: &Job,
         stall_timeout: Option<Duration>,
         log: &mut JobLog,
         ui: &Ui,
         interrupt: &Interrupt,
     ) -> Result<()> {
-        let command = job.command();
-        let mut expr = duct::cmd(&command[0], &command[1..])
+        let root = Path::new(&job.workdir);
+        let mut expr = duct::cmd(&job.command[0], &job.command[1..])
             .dir(root)
             .stderr_to_stdout()
-            .unchecked()
-            .env("GOTOOLCHAIN", "local");
-        let mut env = job.make_env(HOST_OUTPUT_SUBPATH);
-        crate::progress::name_compiled_packages(&mut env);
-        for (key, value) in env {
-            expr = expr.env(key, value);
-        }
-        if std::env::var_os("GOCACHE").is_none() {
-            // One Go build cache for every host build (content-addressed, safe to share), as
-            // the Docker engine keeps one in a volume: a fresh tree does not compile from cold.
-            if let Some(cache) = crate::source::checkout::cache_home() {
-                expr = expr.env("GOCACHE", cache.join("kbuild").join("go-build"));
+            .unchecked();
+        for pair in &job.env {
+            if let Some((key, value)) = pair.split_once('=') {
+                expr = expr.env(key, value);
             }
         }
         let expr = expr.before_spawn(|cmd| {

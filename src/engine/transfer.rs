@@ -79,7 +79,7 @@ impl SourceVolume {
         user: Option<(u32, u32)>,
         interrupt: &Interrupt,
     ) -> Result<SourceVolume> {
-        let name = format!("kbuild-src-{}-{}", short_hash(root), std::process::id());
+        let name = source_volume_name(root);
         engine
             .docker
             .create_volume(VolumeCreateRequest {
@@ -281,6 +281,12 @@ fn labels(root: &Path) -> HashMap<String, String> {
         (LABEL_SOURCE.to_string(), root.display().to_string()),
         (LABEL_TRANSFER.to_string(), "source".to_string()),
     ])
+}
+
+/// The volume a copy-transfer build mounts as its tree: one per tree path, so a plan can
+/// name it before anything runs (runs on one tree take turns: lock.rs).
+pub fn source_volume_name(root: &Path) -> String {
+    format!("kbuild-src-{}", short_hash(root))
 }
 
 fn short_hash(root: &Path) -> String {

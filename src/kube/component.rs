@@ -153,6 +153,15 @@ impl fmt::Display for Component {
     }
 }
 
+/// The name of a `kbuild build` job: its components, `kubectl+kubeadm`.
+pub fn build_job_name(components: &[&Component]) -> String {
+    let names: Vec<&str> = components.iter().map(|c| c.name).collect();
+    names.join("+")
+}
+
+/// The name of `kbuild extension`'s one job.
+pub const EXTENSION_JOB: &str = "extension";
+
 /// Checks every (component, platform) pair, refusing the first pair upstream does not
 /// build with the platforms that component does support.
 pub fn check_pairs(components: &[&Component], platforms: &[Platform]) -> Result<()> {

@@ -314,6 +314,13 @@ pub struct ReleaseJob {
     pub platforms: Vec<Platform>,
 }
 
+impl ReleaseJob {
+    /// The job's name in logs, progress and the plan: `quick-release-server+node+client`.
+    pub fn job_name(&self) -> String {
+        format!("quick-release-{}", self.name)
+    }
+}
+
 /// What a quick-release builds for `platforms` in a tree, and what it leaves out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleasePlan {

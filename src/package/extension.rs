@@ -193,6 +193,7 @@ pub fn write(
     platforms: &[Platform],
     source: SourceRecord,
     toolchain: Toolchain,
+    plan: Option<serde_json::Value>,
     cancel: &Control,
 ) -> Result<(Manifest, Vec<String>)> {
     let final_dir = out.join(DIR);
@@ -284,6 +285,7 @@ pub fn write(
         toolchain,
         artifacts,
         notes,
+        plan,
     };
     manifest.write(&staging_dir)?;
 

@@ -31,6 +31,11 @@ pub struct Manifest {
     /// the tree lacks. Nothing is left out without a note here.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The plan the artifacts were built by (`kbuild plan --json`, redacted, without its
+    /// packaging steps): every input with where it came from, the engine, each job's exact
+    /// container. None when kbuild packaged binaries it did not build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -157,6 +162,7 @@ mod tests {
                 source_date_epoch: 1,
                 src_content: Some("commit".into()),
             },
+            plan: None,
             toolchain: Toolchain {
                 builder_image: None,
                 builder_image_id: None,

@@ -36,6 +36,8 @@ pub struct Input<'a> {
     pub layouts: Vec<Layout>,
     pub source: SourceRecord,
     pub toolchain: Toolchain,
+    /// The plan record for the manifest (`Manifest::plan`).
+    pub plan: Option<serde_json::Value>,
 }
 
 /// What packaging wrote.
@@ -496,6 +498,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         toolchain: input.toolchain,
         artifacts,
         notes,
+        plan: input.plan,
     };
     manifest.write(out)?;
     Ok(Packaged {

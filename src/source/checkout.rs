@@ -106,12 +106,18 @@ fn dir_in(cache: &Path, repo: &str) -> PathBuf {
 
 /// The user's cache directory: XDG_CACHE_HOME, ~/Library/Caches on macOS, else ~/.cache.
 pub fn cache_home() -> Option<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from) {
+    if let Some(xdg) = crate::env::current()
+        .os("XDG_CACHE_HOME")
+        .cloned()
+        .map(PathBuf::from)
+    {
         if xdg.is_absolute() {
             return Some(xdg);
         }
     }
-    let home = std::env::var_os("HOME")
+    let home = crate::env::current()
+        .os("HOME")
+        .cloned()
         .map(PathBuf::from)
         .filter(|h| h.is_absolute())?;
     Some(if cfg!(target_os = "macos") {
@@ -131,7 +137,8 @@ fn git_raw(dir: &Path, args: &[&str], stdin: Option<Vec<u8>>) -> Result<Output> 
         .stdout_capture()
         .stderr_capture()
         .unchecked();
-    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+    if !crate::env::current().is_set("GIT_SSH_COMMAND") && !crate::env::current().is_set("GIT_SSH")
+    {
         // ssh must not ask for passwords or host keys either.
         cmd = cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }

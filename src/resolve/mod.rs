@@ -1,0 +1,257 @@
+//! The resolver: flags, the environment (read once, `crate::env`), a recipe and the defaults
+//! are stacked into one option overlay (`options`), turned into a command's typed arguments
+//! (`args`), validated into settings (below), and, once the source and the engine are known,
+//! into the plan every command executes (`jobs`). Invalid input stops here, before anything
+//! is run.
+
+pub mod args;
+pub mod jobs;
+pub mod options;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::checks::{CheckPlan, Profile};
+use crate::cli::{BuildArgs, EngineArgs, EngineKind, SourceArgs, TargetArgs};
+use crate::engine::docker;
+use crate::error::{Error, Result};
+use crate::kube::component::{self, Component};
+use crate::kube::Platform;
+use crate::source::{checkout, SourceSpec};
+
+/// Engine settings shared by every command that builds.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub image: Option<String>,
+    pub stall_timeout: Option<Duration>,
+    pub memory_limit: Option<u64>,
+    pub network: bool,
+    /// Bind-mount the tree or copy it through the API; None: decided by the engine endpoint.
+    pub transfer: Option<crate::engine::transfer::Transfer>,
+    /// Rebuild even when the fingerprint says the outputs are up to date.
+    pub force: bool,
+    /// Docker (a build container) or host (the local Go and make).
+    pub kind: EngineKind,
+    /// Thresholds and skipped checks for the prerequisite checks.
+    pub checks: CheckPlan,
+    /// The user's variables that reach the build (an allowlist; see `jobs::user_env`).
+    pub user_env: Vec<(String, String)>,
+    /// The Go build cache of host builds, unless the user set GOCACHE.
+    pub host_gocache: Option<PathBuf>,
+}
+
+/// A validated `kbuild build`, before the source and the engine are known.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub components: Vec<&'static Component>,
+    pub platforms: Vec<Platform>,
+    pub source: SourceSpec,
+    pub git_version: Option<String>,
+    pub engine: EngineSettings,
+    pub out: PathBuf,
+}
+
+pub fn resolve_build(args: &BuildArgs) -> Result<BuildRequest> {
+    let mut components: Vec<&'static Component> = Vec::new();
+    for name in &args.components {
+        let found = Component::parse(name)?;
+        if !components.contains(&found) {
+            components.push(found);
+        }
+    }
+    let platforms = resolve_platforms(&args.target)?;
+    component::check_pairs(&components, &platforms)?;
+    Ok(BuildRequest {
+        components,
+        platforms,
+        source: resolve_source(&args.source)?,
+        git_version: args.source.git_version.clone(),
+        engine: resolve_engine(&args.engine)?,
+        out: args.out.clone(),
+    })
+}
+
+/// Refuses an `--out` that cannot be a directory (a file, or a path under one) before
+/// anything is made, in words rather than the OS's "File exists".
+pub fn check_out_dir(out: &std::path::Path) -> Result<()> {
+    // The nearest part of the path that exists must be a directory.
+    let Some(existing) = out
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+    else {
+        return Ok(());
+    };
+    if existing.is_dir() {
+        return Ok(());
+    }
+    let what = if existing == out {
+        format!("--out {} is not a directory", out.display())
+    } else {
+        format!(
+            "--out {} cannot be made: {} is not a directory",
+            out.display(),
+            existing.display()
+        )
+    };
+    Err(Error::usage(what).with_hint(
+        "--out names the directory kbuild writes into: give a directory, or a path that does not exist yet",
+    ))
+}
+
+/// Refuses a directory to read (`kbuild verify DIR`) that is missing or a file, saying which.
+pub fn check_verify_dir(dir: &std::path::Path) -> Result<()> {
+    let what = match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) => return Err(Error::io("cannot open", dir, e)),
+    };
+    Err(Error::usage(format!("{} {what}", dir.display())).with_hint(
+        "point kbuild verify at a directory kbuild packaged, e.g. out/release-tars, or at the output directory holding it",
+    ))
+}
+
+/// The platforms given (flags, KUBE_BUILD_PLATFORMS or a recipe, already merged), else
+/// upstream's fast-build platform. A list that names no platform (`--platform ""`, `","`) is
+/// refused: upstream would build an empty set and install nothing.
+pub fn resolve_platforms(args: &TargetArgs) -> Result<Vec<Platform>> {
+    if args.platforms.is_empty() {
+        return Ok(vec![Platform::fastbuild()]);
+    }
+    let texts: Vec<&str> = args
+        .platforms
+        .iter()
+        .flat_map(|p| p.split([',', ' ']))
+        .collect();
+    let mut platforms = Vec::new();
+    for text in texts.iter().filter(|t| !t.is_empty()) {
+        let platform = Platform::parse(text)?;
+        if !platforms.contains(&platform) {
+            platforms.push(platform);
+        }
+    }
+    if platforms.is_empty() {
+        let shown: Vec<String> = args
+            .platforms
+            .iter()
+            .map(|p| format!("--platform \"{p}\""))
+            .collect();
+        return Err(Error::usage(format!("{} names no platform", shown.join(" "))).with_hint(format!(
+            "name at least one os/arch (e.g. --platform {}), or leave it out for linux on this machine's architecture",
+            Platform::fastbuild()
+        )));
+    }
+    Ok(platforms)
+}
+
+/// `--kube-root DIR`, or `--ref REF [--repo URL] [--source-dir DIR]`.
+pub fn resolve_source(args: &SourceArgs) -> Result<SourceSpec> {
+    if let Some(version) = &args.git_version {
+        crate::source::given_version(version)?;
+    }
+    match args.git_ref.as_deref().map(str::trim) {
+        None => Ok(SourceSpec::Tree(args.kube_root.clone())),
+        Some("") => Err(Error::usage("--ref is empty")
+            .with_hint("name a tag (v1.34.2), a branch (master) or a commit id")),
+        Some(git_ref) => Ok(SourceSpec::Git {
+            repo: args.repo.clone(),
+            git_ref: git_ref.to_string(),
+            dir: match &args.source_dir {
+                Some(dir) => dir.clone(),
+                None => checkout::default_dir(&args.repo)?,
+            },
+        }),
+    }
+}
+
+/// Engine settings with the check thresholds of a `kbuild build`.
+pub fn resolve_engine(args: &EngineArgs) -> Result<EngineSettings> {
+    resolve_engine_for(args, Profile::Build)
+}
+
+/// Engine settings with the check thresholds sized for `profile` (a quick-release needs more).
+pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineSettings> {
+    let memory_limit = args.memory.as_deref().map(parse_size).transpose()?;
+    if let Some(bytes) = memory_limit {
+        docker::check_memory_limit(bytes, "--memory")?;
+    }
+    let image = args.image.clone().filter(|i| !i.is_empty());
+    if let Some(image) = &image {
+        docker::check_reference(image)?;
+    }
+    let checks = CheckPlan::new(
+        profile,
+        args.min_memory.as_deref().map(parse_size).transpose()?,
+        args.min_disk.as_deref().map(parse_size).transpose()?,
+        &args.skip_checks,
+    )?;
+    Ok(EngineSettings {
+        image,
+        stall_timeout: (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout)),
+        memory_limit,
+        network: args.network,
+        transfer: args.transfer,
+        force: args.force,
+        kind: args.engine,
+        checks,
+        user_env: jobs::user_env(crate::env::current(), args.network),
+        host_gocache: jobs::host_gocache(crate::env::current()),
+    })
+}
+
+/// `512m`, `6g`, `6GiB`, `1073741824` -> bytes.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let multiplier: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if multiplier > 0 && n > 0 => Ok(n * multiplier),
+        _ => Err(Error::usage(format!("\"{text}\" is not a size"))
+            .with_hint("write a size like 512m, 6g or 8GiB")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0g").is_err());
+        assert!(parse_size("5x").is_err());
+    }
+
+    #[test]
+    fn platform_flags_accept_commas_and_dedupe() {
+        let args = TargetArgs {
+            platforms: vec!["linux/amd64,darwin/arm64".into(), "linux/amd64".into()],
+        };
+        let got = resolve_platforms(&args).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].to_string(), "darwin/arm64");
+    }
+
+    #[test]
+    fn a_platform_list_naming_nothing_is_refused() {
+        for given in ["", ",", " ", " , "] {
+            let args = TargetArgs {
+                platforms: vec![given.into()],
+            };
+            let err = resolve_platforms(&args).unwrap_err();
+            assert_eq!(err.kind, crate::error::Kind::Usage, "{given:?}");
+            assert!(err.message.contains("names no platform"), "{}", err.message);
+            assert!(err.hint.unwrap().contains("--platform"));
+        }
+    }
+}

@@ -140,6 +140,12 @@ impl Builder {
         ui.phase("checks", &checker.summary());
         ui.phase("image", &image);
         let image_id = engine.ensure_image(&image, ui, interrupt).await?;
+        if let Some(expected) = plan.expect_image_id.as_deref().filter(|e| *e != image_id) {
+            return Err(Error::usage(format!(
+                "the saved plan is stale: {image} is image {image_id} on the engine now, the plan was made with {expected}"
+            ))
+            .with_hint("plan again (`kbuild plan --json ... > plan.json`) and run the new plan, or run the command itself"));
+        }
         if !arch_known && checker.wants("arch") {
             // Pulled just now: the engine picked its own platform, check what it got.
             let (_, arch) = checks::image(&engine, &image, false).await;
@@ -497,8 +503,9 @@ pub async fn run(
     invocation.check_commit(&info)?;
     outdir::claim(&plan.out, &info.root)?;
     let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;
-    let builder = Builder::prepare(info, &plan.engine, ui, interrupt).await?;
-    invocation.check_image(&builder.image_id)?;
+    let mut settings = plan.engine.clone();
+    settings.expect_image_id = invocation.expected_image()?;
+    let builder = Builder::prepare(info, &settings, ui, interrupt).await?;
     let (planned, job) = build_plan(
         plan,
         invocation.inputs.clone(),

@@ -139,8 +139,9 @@ pub async fn extension(
             .with_hint("choose a component the tree has with --component"));
         }
     }
+    let mut engine = engine;
+    engine.expect_image_id = invocation.expected_image()?;
     let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
-    invocation.check_image(&builder.image_id)?;
     let plan = extension_plan(
         args,
         invocation.inputs.clone(),

@@ -81,11 +81,11 @@ impl Invocation {
         }
     }
 
-    /// After the engine is ready: a saved plan's image id must be the engine's.
-    pub fn check_image(&self, image_id: &str) -> Result<()> {
+    /// The image id a saved plan requires of the engine (None: any).
+    pub fn expected_image(&self) -> Result<Option<String>> {
         match &self.mode {
-            Mode::Replay(saved) => replay::check_image(saved, image_id),
-            _ => Ok(()),
+            Mode::Replay(saved) => replay::expected_image(saved),
+            _ => Ok(None),
         }
     }
 }

@@ -158,8 +158,9 @@ pub async fn quick_release(
     {
         return Err(no_targets(&root));
     }
+    let mut engine = engine;
+    engine.expect_image_id = invocation.expected_image()?;
     let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
-    invocation.check_image(&builder.image_id)?;
     let planned = release_plan(
         args,
         invocation.inputs.clone(),

@@ -38,6 +38,9 @@ pub struct EngineSettings {
     pub user_env: Vec<(String, String)>,
     /// The Go build cache of host builds, unless the user set GOCACHE.
     pub host_gocache: Option<PathBuf>,
+    /// A saved plan's image id: the engine's image must be this one, checked before
+    /// anything is made with it.
+    pub expect_image_id: Option<String>,
 }
 
 /// A validated `kbuild build`, before the source and the engine are known.
@@ -196,6 +199,7 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
         checks,
         user_env: jobs::user_env(crate::env::current(), args.network),
         host_gocache: jobs::host_gocache(crate::env::current()),
+        expect_image_id: None,
     })
 }
 

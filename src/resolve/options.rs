@@ -52,8 +52,8 @@ macro_rules! options {
         }
 
         impl Options {
-            /// `self` over `lower`: each setting from the first overlay that sets it.
-            pub fn over(self, lower: Options) -> Options {
+            /// Each setting from the first of `self` and `lower` that sets it.
+            fn stack(self, lower: Options) -> Options {
                 Options { $($field: self.$field.or(lower.$field),)* }
             }
 
@@ -123,6 +123,22 @@ options! {
     load: bool = "load",
     push: bool = "push",
     insecure_registry: bool = "insecure-registry",
+}
+
+impl Options {
+    /// `self` over `lower`: each setting from the first overlay that sets it. The source is
+    /// one choice: a tree given above replaces a ref given below, and a ref a tree.
+    pub fn over(self, mut lower: Options) -> Options {
+        if self.kube_root.is_some() && self.git_ref.is_none() {
+            lower.git_ref = None;
+            lower.repo = None;
+            lower.source_dir = None;
+        }
+        if self.git_ref.is_some() && self.kube_root.is_none() {
+            lower.kube_root = None;
+        }
+        self.stack(lower)
+    }
 }
 
 /// Repository URLs may carry a token: strings go through the redactor.
@@ -419,6 +435,22 @@ mod tests {
         assert_eq!(platforms.value, vec!["darwin/arm64".to_string()]);
         assert_eq!(platforms.from, Origin::Env("KUBE_BUILD_PLATFORMS"));
         assert!(merged.network.unwrap().value);
+    }
+
+    #[test]
+    fn a_tree_given_over_a_recipe_ref_replaces_it() {
+        let recipe = Options {
+            git_ref: given("v1.34.2".into(), Origin::Recipe("r.toml".into())),
+            repo: given("https://example.com/k.git".into(), Origin::Recipe("r.toml".into())),
+            ..Options::default()
+        };
+        let flags = Options {
+            kube_root: given("/src/k".into(), Origin::Flag),
+            ..Options::default()
+        };
+        let merged = flags.over(recipe);
+        assert!(merged.git_ref.is_none() && merged.repo.is_none());
+        assert_eq!(merged.kube_root.unwrap().value, std::path::Path::new("/src/k"));
     }
 
     #[test]

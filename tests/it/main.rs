@@ -15,6 +15,7 @@ mod gzip;
 mod host;
 mod inputs;
 mod outdir;
+mod plan;
 mod podman;
 mod progress;
 mod recipe;

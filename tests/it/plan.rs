@@ -1,0 +1,291 @@
+//! The plan is what runs: for each main command and each ready recipe (pointed at the
+//! fixture), the containers the run creates are read back from the engine while they exist
+//! and compared field by field with `kbuild plan --json` of the same command line. And a
+//! saved plan runs, while a stale one (the tree moved, the image changed) is refused.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Every build container created for the tree at `root`, inspected the moment the engine
+/// reports its creation (they remove themselves when the build ends).
+struct ContainerWatch {
+    child: std::process::Child,
+    seen: Arc<Mutex<Vec<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ContainerWatch {
+    fn start(root: &Path) -> ContainerWatch {
+        let root = root.canonicalize().unwrap();
+        let mut child = Command::new("docker")
+            .args(["events", "--filter", "type=container", "--filter", "event=create"])
+            .arg("--filter")
+            .arg(format!("label=io.kbuild.source={}", root.display()))
+            .args(["--format", "{{.Actor.ID}}"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker events runs");
+        let stdout = child.stdout.take().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let reader = std::thread::spawn(move || {
+            for id in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let out = Command::new("docker").args(["inspect", &id]).output().unwrap();
+                if let Ok(Value::Array(mut found)) = serde_json::from_slice::<Value>(&out.stdout) {
+                    if let Some(config) = found.pop() {
+                        sink.lock().unwrap().push(config);
+                    }
+                }
+            }
+        });
+        // `docker events` subscribes asynchronously: give it a moment before the run starts.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        ContainerWatch {
+            child,
+            seen,
+            reader: Some(reader),
+        }
+    }
+
+    /// The build containers seen, by their job label.
+    fn stop(mut self) -> Vec<(String, Value)> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|c| {
+                let job = c["Config"]["Labels"]["io.kbuild.job"].as_str()?.to_string();
+                Some((job, c.clone()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for ContainerWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The variables the image itself sets (the container's Env holds them too).
+fn image_env(image: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", image, "--format", "{{json .Config.Env}}"])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<Value>(&out.stdout)
+        .map(|v| strings(&v))
+        .unwrap_or_default()
+}
+
+/// `kbuild plan --json <args>`.
+fn plan_json(args: &[String]) -> Value {
+    let (code, stdout, stderr) = run(kbuild().arg("plan").arg("--json").args(args));
+    assert_eq!(code, 0, "kbuild plan {args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("plan is JSON ({e}): {stdout}"))
+}
+
+/// Runs `args` for real while watching the engine, then checks every planned job ran in a
+/// container exactly as planned: image and image id, command, working directory, variables,
+/// mounts, network, user, memory limit.
+fn assert_run_matches_plan(root: &Path, args: &[String]) {
+    let plan = plan_json(args);
+    let jobs = plan["jobs"].as_array().expect("jobs").clone();
+    assert!(!jobs.is_empty(), "the plan has jobs: {plan}");
+    let watch = ContainerWatch::start(root);
+    let (code, _, stderr) = run(kbuild().args(args));
+    let seen = watch.stop();
+    assert_eq!(code, 0, "kbuild {args:?}: {stderr}");
+    for job in &jobs {
+        let name = job["name"].as_str().unwrap();
+        let (_, c) = seen
+            .iter()
+            .find(|(j, _)| j == name)
+            .unwrap_or_else(|| panic!("no container ran job {name} of {args:?}; seen {:?}", seen.iter().map(|(j, _)| j).collect::<Vec<_>>()));
+        let image = job["image"].as_str().unwrap();
+        assert_eq!(c["Config"]["Image"].as_str(), Some(image), "{name}: image");
+        assert_eq!(
+            c["Image"].as_str(),
+            plan["engine"]["image_id"].as_str(),
+            "{name}: the image id the plan names"
+        );
+        assert_eq!(strings(&c["Config"]["Cmd"]), strings(&job["command"]), "{name}: command");
+        assert_eq!(c["Config"]["WorkingDir"], job["workdir"], "{name}: working dir");
+        let from_image = image_env(image);
+        let set: Vec<String> = strings(&c["Config"]["Env"])
+            .into_iter()
+            .filter(|e| !from_image.contains(e))
+            .collect();
+        assert_eq!(set, strings(&job["env"]), "{name}: environment");
+        assert_eq!(
+            strings(&c["HostConfig"]["Binds"]),
+            strings(&job["mounts"]),
+            "{name}: mounts"
+        );
+        assert_eq!(c["HostConfig"]["NetworkMode"], job["network"], "{name}: network");
+        assert_eq!(
+            c["Config"]["User"].as_str().unwrap_or(""),
+            job["user"].as_str().unwrap_or(""),
+            "{name}: user"
+        );
+        let memory = c["HostConfig"]["Memory"].as_u64().unwrap_or(0);
+        assert_eq!(memory, job["memory_limit"].as_u64().unwrap_or(0), "{name}: memory");
+    }
+    assert_no_containers_left(root);
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn common_flags(repo: &Path, out: &Path) -> Vec<String> {
+    vec![
+        "--kube-root".into(),
+        s(repo),
+        "--image".into(),
+        BUILDER_IMAGE.into(),
+        "--out".into(),
+        s(out),
+        "--force".into(),
+        "--min-memory".into(),
+        "1g".into(),
+        "--min-disk".into(),
+        "1g".into(),
+    ]
+}
+
+#[test]
+fn the_three_main_commands_run_their_plan() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let flags = common_flags(repo.path(), &out.path().join("o"));
+    let mut build = vec!["build".to_string(), "kubectl".into(), "--platform".into(), "linux/amd64,darwin/arm64".into(), "--memory".into(), "3g".into()];
+    build.extend(flags.clone());
+    assert_run_matches_plan(repo.path(), &build);
+    let mut release = vec!["quick-release".to_string(), "--platform".into(), "linux/amd64".into(), "--platform".into(), "windows/amd64".into()];
+    release.extend(flags.clone());
+    assert_run_matches_plan(repo.path(), &release);
+    let mut ext = vec!["extension".to_string(), "--platform".into(), "darwin/arm64".into(), "--platform".into(), "linux/amd64".into(), "--network".into()];
+    ext.extend(flags);
+    assert_run_matches_plan(repo.path(), &ext);
+}
+
+#[test]
+fn every_ready_recipe_runs_its_plan() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let out = tempfile::tempdir().unwrap();
+    let mut recipes: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 5, "{recipes:?}");
+    for (i, recipe) in recipes.iter().enumerate() {
+        // Each recipe as written, pointed at the fixture, two platforms (the fixture builds
+        // the same way for all), and checks sized for a test machine.
+        let mut args = vec![s(recipe), "--".into()];
+        args.extend(common_flags(repo.path(), &out.path().join(format!("o{i}"))));
+        args.extend(["--platform".into(), "linux/amd64".into()]);
+        let mut plan_args = args.clone();
+        plan_args.insert(0, "run".into());
+        // `kbuild plan RECIPE -- flags` and `kbuild run RECIPE -- flags`.
+        let plan = plan_json(&args);
+        assert_eq!(
+            plan["inputs"].as_array().unwrap().iter().filter(|i| i["from"].as_str().unwrap_or("").starts_with("recipe")).count() > 0,
+            true,
+            "{}: the recipe's own settings are among the inputs: {plan}",
+            recipe.display()
+        );
+        assert_run_matches_plan_of(repo.path(), &args, &plan_args);
+    }
+}
+
+/// Like `assert_run_matches_plan`, for a plan command line and a run command line that differ
+/// (`kbuild plan R -- ...` and `kbuild run R -- ...`).
+fn assert_run_matches_plan_of(root: &Path, plan_args: &[String], run_args: &[String]) {
+    let plan = plan_json(plan_args);
+    let watch = ContainerWatch::start(root);
+    let (code, _, stderr) = run(kbuild().args(run_args));
+    let seen = watch.stop();
+    assert_eq!(code, 0, "kbuild {run_args:?}: {stderr}");
+    for job in plan["jobs"].as_array().unwrap() {
+        let name = job["name"].as_str().unwrap();
+        let (_, c) = seen.iter().find(|(j, _)| j == name).unwrap_or_else(|| panic!("no container for {name}"));
+        let from_image = image_env(job["image"].as_str().unwrap());
+        let set: Vec<String> = strings(&c["Config"]["Env"]).into_iter().filter(|e| !from_image.contains(e)).collect();
+        assert_eq!(set, strings(&job["env"]), "{run_args:?} {name}: environment");
+        assert_eq!(strings(&c["HostConfig"]["Binds"]), strings(&job["mounts"]), "{name}: mounts");
+        assert_eq!(c["HostConfig"]["NetworkMode"], job["network"], "{name}: network");
+        assert_eq!(strings(&c["Config"]["Cmd"]), strings(&job["command"]), "{name}: command");
+        assert_eq!(c["Config"]["Image"], job["image"], "{name}: image");
+        assert_eq!(c["Config"]["User"].as_str().unwrap_or(""), job["user"].as_str().unwrap_or(""), "{name}: user");
+        assert_eq!(c["HostConfig"]["Memory"].as_u64().unwrap_or(0), job["memory_limit"].as_u64().unwrap_or(0), "{name}: memory");
+    }
+    assert_no_containers_left(root);
+}
+
+#[test]
+fn a_saved_plan_runs_and_a_stale_one_is_refused() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("o");
+    // A tag of its own for the builder image, so the test can move it.
+    let tag = format!("kbuild-plan-test:{}", std::process::id());
+    assert!(Command::new("docker").args(["tag", BUILDER_IMAGE, &tag]).status().unwrap().success());
+    let plan_file = work.path().join("plan.json");
+    let (code, stdout, stderr) = run(kbuild()
+        .args(["plan", "--json", "build", "kubectl", "--platform", "linux/amd64", "--image", &tag])
+        .arg("--kube-root")
+        .arg(repo.path())
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(&plan_file, &stdout).unwrap();
+
+    // Run elsewhere: the plan carries its tree and output directory.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(kbuild().current_dir(elsewhere.path()).arg("run").arg(&plan_file));
+    assert_eq!(code, 0, "the saved plan runs: {stderr}");
+    let kubectl = out.join("bin/linux/amd64/kubectl");
+    let version = run_binary(&kubectl, &["version", "--client"]);
+    assert!(version.contains("v1.34.0"), "{version}");
+
+    // The engine's image under that name changes: refused before anything is built.
+    let empty = work.path().join("empty.tar");
+    let status = Command::new("tar").args(["-cf"]).arg(&empty).args(["-T", "/dev/null"]).status().unwrap();
+    assert!(status.success());
+    let imported = Command::new("docker").args(["import"]).arg(&empty).arg(&tag).output().unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let (code, _, stderr) = run(kbuild().arg("run").arg(&plan_file));
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(code, 2, "a changed image is refused: {stderr}");
+    assert!(stderr.contains("stale") && stderr.contains(&tag), "{stderr}");
+
+    // The tree moves on: refused naming both commits.
+    assert!(Command::new("docker").args(["tag", BUILDER_IMAGE, &tag]).status().unwrap().success());
+    let planned = repo.commit();
+    std::fs::write(repo.path().join("NEWS"), "a change\n").unwrap();
+    let moved = commit_all(repo.path(), "news");
+    let (code, _, stderr) = run(kbuild().arg("run").arg(&plan_file));
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    assert_eq!(code, 2, "a moved tree is refused: {stderr}");
+    assert!(stderr.contains(&planned) && stderr.contains(&moved), "{stderr}");
+    assert_no_containers_left(repo.path());
+}

@@ -290,10 +290,16 @@ async fn run(
         }
         Command::Recipe(cli::RecipeCommand::Check { files }) => {
             for file in &files {
-                let (command, _) =
+                let (command, invocation) =
                     from_recipe(file, &[], env, cli::LockArgs::default(), Mode::Run)?;
                 let kind = planned_kind(&command).map(CommandKind::name).unwrap_or("?");
-                let line = format!("{}: ok ({kind})\n", file.display());
+                // What it resolves to: the recipe's settings, with the environment's over them.
+                let settings: Vec<String> = invocation
+                    .inputs
+                    .iter()
+                    .map(|i| format!("{}={}", i.name, i.value))
+                    .collect();
+                let line = format!("{}: ok ({kind}: {})\n", file.display(), settings.join(", "));
                 ui::write_stdout(line.as_bytes())?;
             }
             Ok(())

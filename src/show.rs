@@ -41,10 +41,11 @@ fn tree(plan: &Plan) -> String {
     let _ = writeln!(t, "plan: kbuild {}", plan.command.name());
     if !plan.inputs.is_empty() {
         let _ = writeln!(t, "├─ inputs");
-        for input in &plan.inputs {
+        for (i, input) in plan.inputs.iter().enumerate() {
+            let b = branch(i, plan.inputs.len());
             let _ = writeln!(
                 t,
-                "│  ├─ {} = {}  ({})",
+                "│  {b} {} = {}  ({})",
                 input.name, input.value, input.from
             );
         }
@@ -92,10 +93,11 @@ fn tree(plan: &Plan) -> String {
     }
     if !plan.checks.is_empty() {
         let _ = writeln!(t, "├─ checks");
-        for c in &plan.checks {
+        for (i, c) in plan.checks.iter().enumerate() {
             let what = c.requires.as_deref().unwrap_or("reported");
             let skipped = if c.skipped { " (skipped)" } else { "" };
-            let _ = writeln!(t, "│  ├─ {}: {what}{skipped}", c.name);
+            let b = branch(i, plan.checks.len());
+            let _ = writeln!(t, "│  {b} {}: {what}{skipped}", c.name);
         }
     }
     for job in &plan.jobs {
@@ -103,18 +105,21 @@ fn tree(plan: &Plan) -> String {
     }
     if !plan.packaging.is_empty() {
         let _ = writeln!(t, "├─ packaging into {}", plan.out.display());
-        for a in &plan.packaging {
-            let platform = a.platform.as_deref().unwrap_or("");
-            let _ = writeln!(
-                t,
-                "│  ├─ {} [{}{}{}]",
-                a.file,
-                a.kind,
-                if platform.is_empty() { "" } else { " " },
-                platform
-            );
-            for m in &a.members {
-                let _ = writeln!(t, "│  │  └─ {m}");
+        for (i, a) in plan.packaging.iter().enumerate() {
+            let platform = a
+                .platform
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default();
+            let b = branch(i, plan.packaging.len());
+            let _ = writeln!(t, "│  {b} {} [{}{platform}]", a.file, a.kind);
+            let indent = if i + 1 == plan.packaging.len() {
+                "   "
+            } else {
+                "│  "
+            };
+            for (j, m) in a.members.iter().enumerate() {
+                let _ = writeln!(t, "│  {indent}{} {m}", branch(j, a.members.len()));
             }
         }
     }
@@ -123,6 +128,15 @@ fn tree(plan: &Plan) -> String {
     }
     let _ = writeln!(t, "└─ nothing was run.");
     t
+}
+
+/// `├─` for an item with more after it, `└─` for the last.
+fn branch(i: usize, len: usize) -> &'static str {
+    if i + 1 == len {
+        "└─"
+    } else {
+        "├─"
+    }
 }
 
 fn job_tree(t: &mut String, job: &Job) {

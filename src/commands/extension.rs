@@ -87,7 +87,20 @@ fn extension_plan(
     plan.checks = jobs::check_steps(engine.kind, &engine.checks, true);
     plan.jobs = vec![job];
     plan.packaging = jobs::extension_artifacts(components, platforms);
-    plan.notes = notes;
+    if let Some(tag) = &args.image.tag {
+        plan.packaging.extend(jobs::extension_image_artifacts(tag));
+        if args.image.load {
+            plan.notes.push(format!(
+                "{tag}: the engine's variant is loaded into the engine"
+            ));
+        }
+        if args.image.push {
+            plan.notes.push(format!(
+                "{tag}: the index and both variants are pushed to its registry"
+            ));
+        }
+    }
+    plan.notes.splice(0..0, notes);
     plan
 }
 

@@ -98,8 +98,20 @@ pub fn plan_source(
 ) -> Result<(Option<SourceInfo>, Vec<String>)> {
     match spec {
         crate::source::SourceSpec::Tree(root) => {
-            let root = crate::source::check_tree(root)?;
-            Ok((Some(crate::source::inspect(&root, overrides)?), Vec::new()))
+            let inspected = crate::source::check_tree(root)
+                .and_then(|root| crate::source::inspect(&root, overrides));
+            match inspected {
+                Ok(info) => Ok((Some(info), Vec::new())),
+                // A plan is also made where the tree is not (yet): say so and go on.
+                Err(e) => Ok((
+                    None,
+                    vec![format!(
+                        "the tree {} cannot be read here ({}): its commit, version variables and targets are known when the plan runs where it is",
+                        root.display(),
+                        e.message
+                    )],
+                )),
+            }
         }
         crate::source::SourceSpec::Git { repo, git_ref, dir } => Ok((
             None,

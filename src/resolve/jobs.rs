@@ -375,6 +375,29 @@ pub fn extension_artifacts(
     out
 }
 
+/// The extension image `--tag` writes: an OCI layout of both variants and its archive.
+pub fn extension_image_artifacts(tag: &str) -> Vec<Artifact> {
+    use crate::package::extension::{DIR, IMAGE_ARCHES};
+    let variants: Vec<String> = IMAGE_ARCHES
+        .iter()
+        .map(|a| format!("{tag} linux/{a}"))
+        .collect();
+    vec![
+        Artifact {
+            file: format!("{DIR}/image"),
+            kind: "oci-layout".to_string(),
+            platform: None,
+            members: variants.clone(),
+        },
+        Artifact {
+            file: format!("{DIR}/image.oci.tar.gz"),
+            kind: "oci-archive".to_string(),
+            platform: None,
+            members: variants,
+        },
+    ]
+}
+
 /// The output directory as the plan records it: absolute, so a saved plan means the same
 /// directory wherever `kbuild run` is started.
 pub fn absolute(path: &Path) -> std::path::PathBuf {

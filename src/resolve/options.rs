@@ -441,7 +441,10 @@ mod tests {
     fn a_tree_given_over_a_recipe_ref_replaces_it() {
         let recipe = Options {
             git_ref: given("v1.34.2".into(), Origin::Recipe("r.toml".into())),
-            repo: given("https://example.com/k.git".into(), Origin::Recipe("r.toml".into())),
+            repo: given(
+                "https://example.com/k.git".into(),
+                Origin::Recipe("r.toml".into()),
+            ),
             ..Options::default()
         };
         let flags = Options {
@@ -450,7 +453,10 @@ mod tests {
         };
         let merged = flags.over(recipe);
         assert!(merged.git_ref.is_none() && merged.repo.is_none());
-        assert_eq!(merged.kube_root.unwrap().value, std::path::Path::new("/src/k"));
+        assert_eq!(
+            merged.kube_root.unwrap().value,
+            std::path::Path::new("/src/k")
+        );
     }
 
     #[test]

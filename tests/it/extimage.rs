@@ -554,12 +554,13 @@ fn a_recipe_carries_the_extension_image_keys_and_only_for_extension() {
     let (code, stdout, stderr) = run(kbuild().args(["plan", s(&recipe)]));
     assert_eq!(code, 0, "{stderr}");
     for part in [
-        "--tag me/kubectl-ext:1.0",
-        "--metadata metadata.json",
-        "--icon icon.svg",
-        "--ui ui",
-        "--label org.opencontainers.image.vendor=Me",
-        "--push",
+        "tag = \"me/kubectl-ext:1.0\"",
+        "metadata = \"metadata.json\"",
+        "icon = \"icon.svg\"",
+        "ui = \"ui\"",
+        "label = [\"org.opencontainers.image.vendor=Me\"]",
+        "push = true",
+        "extension/image.oci.tar.gz",
     ] {
         assert!(stdout.contains(part), "{part} is planned:\n{stdout}");
     }

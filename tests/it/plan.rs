@@ -24,7 +24,13 @@ impl ContainerWatch {
     fn start(root: &Path) -> ContainerWatch {
         let root = root.canonicalize().unwrap();
         let mut child = Command::new("docker")
-            .args(["events", "--filter", "type=container", "--filter", "event=create"])
+            .args([
+                "events",
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=create",
+            ])
             .arg("--filter")
             .arg(format!("label=io.kbuild.source={}", root.display()))
             .args(["--format", "{{.Actor.ID}}"])
@@ -35,8 +41,14 @@ impl ContainerWatch {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let reader = std::thread::spawn(move || {
-            for id in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let out = Command::new("docker").args(["inspect", &id]).output().unwrap();
+            for id in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let out = Command::new("docker")
+                    .args(["inspect", &id])
+                    .output()
+                    .unwrap();
                 if let Ok(Value::Array(mut found)) = serde_json::from_slice::<Value>(&out.stdout) {
                     if let Some(config) = found.pop() {
                         sink.lock().unwrap().push(config);
@@ -79,14 +91,24 @@ impl Drop for ContainerWatch {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The variables the image itself sets (the container's Env holds them too).
 fn image_env(image: &str) -> Vec<String> {
     let out = Command::new("docker")
-        .args(["image", "inspect", image, "--format", "{{json .Config.Env}}"])
+        .args([
+            "image",
+            "inspect",
+            image,
+            "--format",
+            "{{json .Config.Env}}",
+        ])
         .output()
         .unwrap();
     serde_json::from_slice::<Value>(&out.stdout)
@@ -114,10 +136,12 @@ fn assert_run_matches_plan(root: &Path, args: &[String]) {
     assert_eq!(code, 0, "kbuild {args:?}: {stderr}");
     for job in &jobs {
         let name = job["name"].as_str().unwrap();
-        let (_, c) = seen
-            .iter()
-            .find(|(j, _)| j == name)
-            .unwrap_or_else(|| panic!("no container ran job {name} of {args:?}; seen {:?}", seen.iter().map(|(j, _)| j).collect::<Vec<_>>()));
+        let (_, c) = seen.iter().find(|(j, _)| j == name).unwrap_or_else(|| {
+            panic!(
+                "no container ran job {name} of {args:?}; seen {:?}",
+                seen.iter().map(|(j, _)| j).collect::<Vec<_>>()
+            )
+        });
         let image = job["image"].as_str().unwrap();
         assert_eq!(c["Config"]["Image"].as_str(), Some(image), "{name}: image");
         assert_eq!(
@@ -125,8 +149,15 @@ fn assert_run_matches_plan(root: &Path, args: &[String]) {
             plan["engine"]["image_id"].as_str(),
             "{name}: the image id the plan names"
         );
-        assert_eq!(strings(&c["Config"]["Cmd"]), strings(&job["command"]), "{name}: command");
-        assert_eq!(c["Config"]["WorkingDir"], job["workdir"], "{name}: working dir");
+        assert_eq!(
+            strings(&c["Config"]["Cmd"]),
+            strings(&job["command"]),
+            "{name}: command"
+        );
+        assert_eq!(
+            c["Config"]["WorkingDir"], job["workdir"],
+            "{name}: working dir"
+        );
         let from_image = image_env(image);
         let set: Vec<String> = strings(&c["Config"]["Env"])
             .into_iter()
@@ -138,14 +169,21 @@ fn assert_run_matches_plan(root: &Path, args: &[String]) {
             strings(&job["mounts"]),
             "{name}: mounts"
         );
-        assert_eq!(c["HostConfig"]["NetworkMode"], job["network"], "{name}: network");
+        assert_eq!(
+            c["HostConfig"]["NetworkMode"], job["network"],
+            "{name}: network"
+        );
         assert_eq!(
             c["Config"]["User"].as_str().unwrap_or(""),
             job["user"].as_str().unwrap_or(""),
             "{name}: user"
         );
         let memory = c["HostConfig"]["Memory"].as_u64().unwrap_or(0);
-        assert_eq!(memory, job["memory_limit"].as_u64().unwrap_or(0), "{name}: memory");
+        assert_eq!(
+            memory,
+            job["memory_limit"].as_u64().unwrap_or(0),
+            "{name}: memory"
+        );
     }
     assert_no_containers_left(root);
 }
@@ -175,13 +213,33 @@ fn the_three_main_commands_run_their_plan() {
     let repo = KubeRepo::tagged("v1.34.0");
     let out = tempfile::tempdir().unwrap();
     let flags = common_flags(repo.path(), &out.path().join("o"));
-    let mut build = vec!["build".to_string(), "kubectl".into(), "--platform".into(), "linux/amd64,darwin/arm64".into(), "--memory".into(), "3g".into()];
+    let mut build = vec![
+        "build".to_string(),
+        "kubectl".into(),
+        "--platform".into(),
+        "linux/amd64,darwin/arm64".into(),
+        "--memory".into(),
+        "3g".into(),
+    ];
     build.extend(flags.clone());
     assert_run_matches_plan(repo.path(), &build);
-    let mut release = vec!["quick-release".to_string(), "--platform".into(), "linux/amd64".into(), "--platform".into(), "windows/amd64".into()];
+    let mut release = vec![
+        "quick-release".to_string(),
+        "--platform".into(),
+        "linux/amd64".into(),
+        "--platform".into(),
+        "windows/amd64".into(),
+    ];
     release.extend(flags.clone());
     assert_run_matches_plan(repo.path(), &release);
-    let mut ext = vec!["extension".to_string(), "--platform".into(), "darwin/arm64".into(), "--platform".into(), "linux/amd64".into(), "--network".into()];
+    let mut ext = vec![
+        "extension".to_string(),
+        "--platform".into(),
+        "darwin/arm64".into(),
+        "--platform".into(),
+        "linux/amd64".into(),
+        "--network".into(),
+    ];
     ext.extend(flags);
     assert_run_matches_plan(repo.path(), &ext);
 }
@@ -190,11 +248,12 @@ fn the_three_main_commands_run_their_plan() {
 fn every_ready_recipe_runs_its_plan() {
     let repo = KubeRepo::tagged("v1.34.0");
     let out = tempfile::tempdir().unwrap();
-    let mut recipes: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
+    let mut recipes: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
     recipes.sort();
     assert!(recipes.len() >= 5, "{recipes:?}");
     for (i, recipe) in recipes.iter().enumerate() {
@@ -208,7 +267,13 @@ fn every_ready_recipe_runs_its_plan() {
         // `kbuild plan RECIPE -- flags` and `kbuild run RECIPE -- flags`.
         let plan = plan_json(&args);
         assert_eq!(
-            plan["inputs"].as_array().unwrap().iter().filter(|i| i["from"].as_str().unwrap_or("").starts_with("recipe")).count() > 0,
+            plan["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["from"].as_str().unwrap_or("").starts_with("recipe"))
+                .count()
+                > 0,
             true,
             "{}: the recipe's own settings are among the inputs: {plan}",
             recipe.display()
@@ -227,16 +292,45 @@ fn assert_run_matches_plan_of(root: &Path, plan_args: &[String], run_args: &[Str
     assert_eq!(code, 0, "kbuild {run_args:?}: {stderr}");
     for job in plan["jobs"].as_array().unwrap() {
         let name = job["name"].as_str().unwrap();
-        let (_, c) = seen.iter().find(|(j, _)| j == name).unwrap_or_else(|| panic!("no container for {name}"));
+        let (_, c) = seen
+            .iter()
+            .find(|(j, _)| j == name)
+            .unwrap_or_else(|| panic!("no container for {name}"));
         let from_image = image_env(job["image"].as_str().unwrap());
-        let set: Vec<String> = strings(&c["Config"]["Env"]).into_iter().filter(|e| !from_image.contains(e)).collect();
-        assert_eq!(set, strings(&job["env"]), "{run_args:?} {name}: environment");
-        assert_eq!(strings(&c["HostConfig"]["Binds"]), strings(&job["mounts"]), "{name}: mounts");
-        assert_eq!(c["HostConfig"]["NetworkMode"], job["network"], "{name}: network");
-        assert_eq!(strings(&c["Config"]["Cmd"]), strings(&job["command"]), "{name}: command");
+        let set: Vec<String> = strings(&c["Config"]["Env"])
+            .into_iter()
+            .filter(|e| !from_image.contains(e))
+            .collect();
+        assert_eq!(
+            set,
+            strings(&job["env"]),
+            "{run_args:?} {name}: environment"
+        );
+        assert_eq!(
+            strings(&c["HostConfig"]["Binds"]),
+            strings(&job["mounts"]),
+            "{name}: mounts"
+        );
+        assert_eq!(
+            c["HostConfig"]["NetworkMode"], job["network"],
+            "{name}: network"
+        );
+        assert_eq!(
+            strings(&c["Config"]["Cmd"]),
+            strings(&job["command"]),
+            "{name}: command"
+        );
         assert_eq!(c["Config"]["Image"], job["image"], "{name}: image");
-        assert_eq!(c["Config"]["User"].as_str().unwrap_or(""), job["user"].as_str().unwrap_or(""), "{name}: user");
-        assert_eq!(c["HostConfig"]["Memory"].as_u64().unwrap_or(0), job["memory_limit"].as_u64().unwrap_or(0), "{name}: memory");
+        assert_eq!(
+            c["Config"]["User"].as_str().unwrap_or(""),
+            job["user"].as_str().unwrap_or(""),
+            "{name}: user"
+        );
+        assert_eq!(
+            c["HostConfig"]["Memory"].as_u64().unwrap_or(0),
+            job["memory_limit"].as_u64().unwrap_or(0),
+            "{name}: memory"
+        );
     }
     assert_no_containers_left(root);
 }
@@ -248,10 +342,23 @@ fn a_saved_plan_runs_and_a_stale_one_is_refused() {
     let out = work.path().join("o");
     // A tag of its own for the builder image, so the test can move it.
     let tag = format!("kbuild-plan-test:{}", std::process::id());
-    assert!(Command::new("docker").args(["tag", BUILDER_IMAGE, &tag]).status().unwrap().success());
+    assert!(Command::new("docker")
+        .args(["tag", BUILDER_IMAGE, &tag])
+        .status()
+        .unwrap()
+        .success());
     let plan_file = work.path().join("plan.json");
     let (code, stdout, stderr) = run(kbuild()
-        .args(["plan", "--json", "build", "kubectl", "--platform", "linux/amd64", "--image", &tag])
+        .args([
+            "plan",
+            "--json",
+            "build",
+            "kubectl",
+            "--platform",
+            "linux/amd64",
+            "--image",
+            &tag,
+        ])
         .arg("--kube-root")
         .arg(repo.path())
         .arg("--out")
@@ -261,7 +368,10 @@ fn a_saved_plan_runs_and_a_stale_one_is_refused() {
 
     // Run elsewhere: the plan carries its tree and output directory.
     let elsewhere = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run(kbuild().current_dir(elsewhere.path()).arg("run").arg(&plan_file));
+    let (code, _, stderr) = run(kbuild()
+        .current_dir(elsewhere.path())
+        .arg("run")
+        .arg(&plan_file));
     assert_eq!(code, 0, "the saved plan runs: {stderr}");
     let kubectl = out.join("bin/linux/amd64/kubectl");
     let version = run_binary(&kubectl, &["version", "--client"]);
@@ -269,23 +379,47 @@ fn a_saved_plan_runs_and_a_stale_one_is_refused() {
 
     // The engine's image under that name changes: refused before anything is built.
     let empty = work.path().join("empty.tar");
-    let status = Command::new("tar").args(["-cf"]).arg(&empty).args(["-T", "/dev/null"]).status().unwrap();
+    let status = Command::new("tar")
+        .args(["-cf"])
+        .arg(&empty)
+        .args(["-T", "/dev/null"])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let imported = Command::new("docker").args(["import"]).arg(&empty).arg(&tag).output().unwrap();
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let imported = Command::new("docker")
+        .args(["import"])
+        .arg(&empty)
+        .arg(&tag)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     let (code, _, stderr) = run(kbuild().arg("run").arg(&plan_file));
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     assert_eq!(code, 2, "a changed image is refused: {stderr}");
-    assert!(stderr.contains("stale") && stderr.contains(&tag), "{stderr}");
+    assert!(
+        stderr.contains("stale") && stderr.contains(&tag),
+        "{stderr}"
+    );
 
     // The tree moves on: refused naming both commits.
-    assert!(Command::new("docker").args(["tag", BUILDER_IMAGE, &tag]).status().unwrap().success());
+    assert!(Command::new("docker")
+        .args(["tag", BUILDER_IMAGE, &tag])
+        .status()
+        .unwrap()
+        .success());
     let planned = repo.commit();
     std::fs::write(repo.path().join("NEWS"), "a change\n").unwrap();
     let moved = commit_all(repo.path(), "news");
     let (code, _, stderr) = run(kbuild().arg("run").arg(&plan_file));
     let _ = Command::new("docker").args(["rmi", &tag]).output();
     assert_eq!(code, 2, "a moved tree is refused: {stderr}");
-    assert!(stderr.contains(&planned) && stderr.contains(&moved), "{stderr}");
+    assert!(
+        stderr.contains(&planned) && stderr.contains(&moved),
+        "{stderr}"
+    );
     assert_no_containers_left(repo.path());
 }

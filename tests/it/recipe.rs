@@ -64,6 +64,7 @@ fn plan_of_a_build_recipe_shows_jobs_image_mounts_env_and_outputs() {
         .replace(&repo.path().display().to_string(), "[TREE]")
         .replace(&recipe.display().to_string(), "[RECIPE]")
         .replace(&commit, "[COMMIT]");
+    let text = machine_neutral(&text);
     insta::assert_snapshot!("plan_build_recipe", text);
     assert_no_containers_left(repo.path());
     assert!(!repo.path().join("_output").exists(), "plan built nothing");
@@ -323,4 +324,34 @@ fn values_that_would_become_flags_empty_paths_and_nul_bytes_are_refused_at_their
             assert!(stderr.contains("hint:"), "{name} {args:?}: {stderr}");
         }
     }
+}
+
+/// A plan's text without what differs between machines: the builder image's id, the cache
+/// volume named from it, the build user.
+fn machine_neutral(text: &str) -> String {
+    let id = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", BUILDER_IMAGE])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let user = format!("{}:{}", id_of("-u"), id_of("-g"));
+    text.replace(&id, "[IMAGE ID]")
+        .replace(&format!("user {user}"), "user [UID:GID]")
+        .split("kbuild-gocache-")
+        .enumerate()
+        .map(|(i, part)| match i {
+            0 => part.to_string(),
+            // `<12 hex>-<uid>` up to the next `:` or the end of the line.
+            _ => {
+                let end = part.find([':', '\n']).unwrap_or(part.len());
+                format!("[CACHE VOLUME]{}", &part[end..])
+            }
+        })
+        .collect()
+}
+
+/// `id -u` / `id -g`.
+fn id_of(flag: &str) -> String {
+    let out = std::process::Command::new("id").arg(flag).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -260,7 +260,18 @@ fn every_ready_recipe_runs_its_plan() {
         // Each recipe as written, pointed at the fixture, two platforms (the fixture builds
         // the same way for all), and checks sized for a test machine.
         let mut args = vec![s(recipe), "--".into()];
-        args.extend(common_flags(repo.path(), &out.path().join(format!("o{i}"))));
+        // The recipe's own memory settings stay (they fit this machine); the disk check is
+        // sized for a test machine.
+        args.extend([
+            "--kube-root".to_string(),
+            s(repo.path()),
+            "--image".into(),
+            BUILDER_IMAGE.into(),
+            "--out".into(),
+            s(&out.path().join(format!("o{i}"))),
+            "--min-disk".into(),
+            "1g".into(),
+        ]);
         args.extend(["--platform".into(), "linux/amd64".into()]);
         let mut plan_args = args.clone();
         plan_args.insert(0, "run".into());

@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(tick_label(120.0, 20.0), "2m00s");
         assert_eq!(
             shorten("tcp://very-long-host.example:2376", 10),
-            "…ple:2376"
+            "…mple:2376"
         );
     }
 }

@@ -69,9 +69,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 svg { font: 11px system-ui, sans-serif; display: block; }
 svg .lane-bg { fill: #f6f6f6; } svg .grid { stroke: #ddd; } svg .tick { fill: #666; }
 svg .lane-name { fill: #222; } svg .bar-label { fill: #fff; pointer-events: none; }
-svg .phase rect, .key.phase { fill: #4e79a7; } svg .job rect, .key.job { fill: #59a14f; }
-svg .step rect, .key.step { fill: #b07aa1; } svg .package rect, .key.package { fill: #e08a1e; }
-svg .failed rect, .key.failed { fill: #c0392b; }
+svg .phase rect { fill: #4e79a7; } svg .job rect { fill: #59a14f; }
+svg .step rect { fill: #b07aa1; } svg .package rect { fill: #e08a1e; } svg .failed rect { fill: #c0392b; }
+.key.phase { background: #4e79a7; } .key.job { background: #59a14f; }
+.key.step { background: #b07aa1; } .key.package { background: #e08a1e; } .key.failed { background: #c0392b; }
 .key { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -1px; }
 tr.failed td { color: #c0392b; }
 ";
@@ -153,7 +154,7 @@ fn chart(report: &Report) -> String {
     let mut svg = String::new();
     let _ = writeln!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"timeline of the run\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" style=\"max-width:{width:.0}px\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"timeline of the run\">"
     );
     let step = tick_step(wall);
     let mut tick = 0.0;
@@ -222,8 +223,7 @@ fn bar(svg: &mut String, span: &Span, x: f64, width: f64, top: f64) {
         kind_name(span.kind),
         escape(&tooltip),
     );
-    let text = format!("{} {took}", span.label);
-    if (text.chars().count() as f64) * CHAR_WIDTH + 8.0 <= width {
+    if let Some(text) = bar_text(&span.label, &took, width) {
         let _ = write!(
             svg,
             "<text class=\"bar-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
@@ -233,6 +233,25 @@ fn bar(svg: &mut String, span: &Span, x: f64, width: f64, top: f64) {
         );
     }
     svg.push_str("</g>\n");
+}
+
+/// What fits in a bar `width` wide: the label and the duration, else the label, else the
+/// label shortened, else nothing (the tooltip and the table still say it all).
+fn bar_text(label: &str, took: &str, width: f64) -> Option<String> {
+    let fits = |chars: usize| chars as f64 * CHAR_WIDTH + 8.0 <= width;
+    let with_time = format!("{label} {took}");
+    if fits(with_time.chars().count()) {
+        return Some(with_time);
+    }
+    let chars = label.chars().count();
+    if fits(chars) {
+        return Some(label.to_string());
+    }
+    let room = ((width - 8.0) / CHAR_WIDTH).floor() as usize;
+    (room >= 4).then(|| {
+        let head: String = label.chars().take(room - 1).collect();
+        format!("{head}…")
+    })
 }
 
 /// The row of each span (sorted by start) within its lane: the first row free by its start.
@@ -255,9 +274,17 @@ fn pack_rows(spans: &[&Span]) -> Vec<usize> {
         .collect()
 }
 
-/// A round tick interval (1, 2 or 5 times a power of ten seconds) giving at most ten ticks.
+/// A round tick interval giving at most ten ticks: 1, 2 or 5 times a power of ten below ten
+/// seconds, then steps a clock reads well (15 s, 30 s, 1 min, 2 min, 5 min, ...).
 fn tick_step(wall: f64) -> f64 {
+    const CLOCK: [f64; 9] = [10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0];
     let raw = (wall / 10.0).max(0.001);
+    if raw > 5.0 {
+        return CLOCK
+            .into_iter()
+            .find(|step| *step >= raw)
+            .unwrap_or_else(|| (raw / 3600.0).ceil() * 3600.0);
+    }
     let magnitude = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -430,6 +457,18 @@ mod tests {
     }
 
     #[test]
+    fn bar_labels_shrink_to_fit() {
+        let label = "build quick-release-client";
+        assert_eq!(
+            bar_text(label, "3.0s", 1000.0).unwrap(),
+            "build quick-release-client 3.0s"
+        );
+        assert_eq!(bar_text(label, "3.0s", 180.0).unwrap(), label);
+        assert_eq!(bar_text(label, "3.0s", 60.0).unwrap(), "build q…");
+        assert_eq!(bar_text(label, "3.0s", 20.0), None);
+    }
+
+    #[test]
     fn overlapping_spans_take_rows_of_their_own() {
         let a = span("e", "a", SpanKind::Job, 0.0, 4.0);
         let b = span("e", "b", SpanKind::Job, 1.0, 2.0);
@@ -445,7 +484,9 @@ mod tests {
             (12.0, 2.0),
             (95.0, 10.0),
             (0.3, 0.05),
-            (400.0, 50.0),
+            (253.0, 30.0),
+            (400.0, 60.0),
+            (40_000.0, 7200.0),
         ] {
             assert!(
                 (tick_step(wall) - step).abs() < 1e-9,
@@ -453,7 +494,7 @@ mod tests {
                 tick_step(wall)
             );
         }
-        for wall in [0.01, 0.7, 3.3, 59.0, 1234.5] {
+        for wall in [0.01, 0.7, 3.3, 59.0, 1234.5, 99_999.0] {
             let step = tick_step(wall);
             assert!(wall / step <= 10.0 + 1e-9, "{wall}: {step}");
         }

@@ -24,5 +24,6 @@ mod sharing;
 mod smoke;
 mod source;
 mod ssh;
+mod timings;
 mod version;
 mod words;

@@ -88,6 +88,7 @@ impl Builder {
         }
         // An unreachable engine keeps its own exit code (5), with the doctor's words.
         let engine = connected?;
+        ui.engine(&engine.info.endpoint);
         ui.phase(
             "engine",
             &format!(
@@ -218,6 +219,7 @@ impl Builder {
         })?;
         ui.phase("checks", &checker.summary());
         let engine = HostEngine::detect()?;
+        ui.engine("host");
         ui.phase(
             "engine",
             &format!(
@@ -292,9 +294,11 @@ impl Builder {
                     let tmp = transfer::TempDir::new(out)?;
                     let bin = format!("{DOCKER_OUTPUT_SUBPATH}/bin");
                     ui.detail(&format!("downloading {bin} from volume {}", source.name));
+                    let step = ui.engine_step(&format!("download {name}"));
                     source
                         .download(&bin, &tmp.path().join(&bin), interrupt)
                         .await?;
+                    step.done();
                     downloaded = Some(tmp);
                 }
             }

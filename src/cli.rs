@@ -80,6 +80,14 @@ pub struct LockArgs {
     pub lock_timeout: Option<u64>,
 }
 
+/// `--timings`, for the commands that build or package.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TimingsArg {
+    /// Write <out>/kbuild-timings.html (a timeline of the phases, the jobs on each engine and the packaging threads) and kbuild-timings.json, also when the run fails
+    #[arg(long)]
+    pub timings: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build components (kubectl, kubeadm, kubelet, ...) for one or more platforms
@@ -291,6 +299,8 @@ pub struct BuildArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub timings: TimingsArg,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -445,6 +455,8 @@ pub struct QuickReleaseArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub timings: TimingsArg,
     /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
@@ -467,6 +479,8 @@ pub struct ExtensionArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub timings: TimingsArg,
     /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
@@ -538,6 +552,8 @@ pub struct PackageArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub timings: TimingsArg,
     /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,

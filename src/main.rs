@@ -33,6 +33,7 @@ mod signals;
 mod smoke;
 mod source;
 mod suggest;
+mod timings;
 mod ui;
 mod units;
 
@@ -315,8 +316,42 @@ async fn run(
     }
 }
 
-/// Runs a resolved command.
+/// The name and `--out` of a command run with `--timings`.
+fn timings_out(command: &Command) -> Option<(&'static str, std::path::PathBuf)> {
+    let (name, timings, out) = match command {
+        Command::Build(a) => ("build", &a.timings, &a.out),
+        Command::QuickRelease(a) => ("quick-release", &a.timings, &a.out),
+        Command::Extension(a) => ("extension", &a.timings, &a.out),
+        Command::Package(a) => ("package", &a.timings, &a.out),
+        _ => return None,
+    };
+    timings.timings.then(|| (name, out.clone()))
+}
+
+/// Runs a resolved command, then writes its timings when asked to, whether it succeeded or
+/// not (a failed run's timings show where it stopped). Failing to write them fails a run
+/// that succeeded; a failed run keeps its own error. A plan runs nothing, so has none.
 async fn dispatch(
+    command: Command,
+    invocation: Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let timings = timings_out(&command).filter(|_| invocation.planning().is_none());
+    let result = dispatch_command(command, invocation, ui, interrupt).await;
+    if let Some((name, out)) = timings {
+        let report = ui.timings(&format!("kbuild {name}"), result.is_ok());
+        match (timings::save(&out, &report, ui, interrupt).await, &result) {
+            (Err(e), Ok(())) => return Err(e),
+            (Err(e), Err(_)) => ui.warn(&format!("timings not written: {}", e.message)),
+            (Ok(()), _) => {}
+        }
+    }
+    result
+}
+
+/// Runs a resolved command.
+async fn dispatch_command(
     command: Command,
     invocation: Invocation,
     ui: &Ui,

@@ -14,6 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::error::Error;
 use crate::progress::{self, Tracker};
 use crate::redact;
+use crate::timings::{self, SpanGuard, SpanKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -55,6 +56,8 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
 struct JobProgress {
     tracker: Tracker,
     started: Instant,
+    /// The engine running it: its lane in the timings.
+    engine: String,
     bar: Option<ProgressBar>,
     /// Plain output: dropping it stops the thread that prints the count every interval.
     _ticker: Option<mpsc::Sender<()>>,
@@ -73,6 +76,8 @@ pub struct Ui {
     jobs: Jobs,
     /// How often plain output prints a job's package count.
     progress_interval: Duration,
+    /// Where phases and jobs are recorded for `--timings`.
+    timings: &'static timings::Recorder,
 }
 
 impl Ui {
@@ -107,6 +112,7 @@ impl Ui {
             }),
             jobs: Arc::new(Mutex::new(HashMap::new())),
             progress_interval: progress::PLAIN_INTERVAL,
+            timings: timings::global(),
         }
     }
 
@@ -176,6 +182,13 @@ impl Ui {
                     took.as_secs_f64()
                 ));
             }
+            self.timings.record_since(
+                timings::KBUILD_LANE,
+                &label.to_string(),
+                SpanKind::Phase,
+                start,
+                ok,
+            );
             phases.done.push((label, took));
         }
     }
@@ -279,6 +292,11 @@ impl Ui {
     /// A build job starts: its Go packages will be counted out of `total` (what the previous
     /// run compiled), or just counted when there is no history.
     pub fn job_started(&self, job: &str, total: Option<u64>) {
+        self.job_started_on(&self.timings.default_engine(), job, total);
+    }
+
+    /// [`Ui::job_started`] for a job that runs on `engine` (one of several).
+    pub fn job_started_on(&self, engine: &str, job: &str, total: Option<u64>) {
         let ticker = (self.mode == Mode::Plain).then(|| self.plain_ticker(job));
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         jobs.insert(
@@ -286,6 +304,7 @@ impl Ui {
             JobProgress {
                 tracker: Tracker::new(total),
                 started: Instant::now(),
+                engine: redact::text(engine),
                 bar: None,
                 _ticker: ticker,
             },
@@ -318,6 +337,7 @@ impl Ui {
         let entry = jobs.entry(job.to_string()).or_insert_with(|| JobProgress {
             tracker: Tracker::new(None),
             started: Instant::now(),
+            engine: self.timings.default_engine(),
             bar: None,
             _ticker: None,
         });
@@ -378,6 +398,7 @@ impl Ui {
         if let Some(bar) = &entry.bar {
             bar.finish_and_clear();
         }
+        self.timings.record(job_span(self.timings, job, &entry, ok));
         let done = entry.tracker.done();
         if ok {
             let took = entry.started.elapsed().as_secs_f64();
@@ -389,6 +410,52 @@ impl Ui {
             self.line(&text);
         }
         done
+    }
+
+    /// Names an engine of the run (its endpoint, or `host`): the timings give it a lane, and
+    /// jobs that name no engine ran on the first one named.
+    pub fn engine(&self, name: &str) {
+        self.timings.engine(&redact::text(name));
+    }
+
+    /// `bytes` of source were synced to `engine` (the run's engine when None).
+    // Called by the incremental source sync (issue 14), built alongside.
+    #[allow(dead_code)]
+    pub fn synced(&self, engine: Option<&str>, bytes: u64) {
+        let engine = engine.map_or_else(|| self.timings.default_engine(), redact::text);
+        self.timings.synced(&engine, bytes);
+    }
+
+    /// Times a step of the run's engine (the download of a job's outputs).
+    pub fn engine_step(&self, label: &str) -> SpanGuard<'static> {
+        self.timings
+            .span(&self.timings.default_engine(), label, SpanKind::Step)
+    }
+
+    /// The timings of the run so far; the phase and jobs still under way end now, as failed
+    /// unless the run is `ok`.
+    pub fn timings(&self, command: &str, ok: bool) -> timings::Report {
+        let mut open = Vec::new();
+        {
+            let phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((label, _, start, _)) = &phases.current {
+                open.push(timings::Span {
+                    lane: timings::KBUILD_LANE.to_string(),
+                    label: label.to_string(),
+                    kind: SpanKind::Phase,
+                    start: self.timings.offset(*start),
+                    end: self.timings.offset(Instant::now()),
+                    ok,
+                    job: None,
+                });
+            }
+        }
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        open.extend(
+            jobs.iter()
+                .map(|(job, entry)| job_span(self.timings, job, entry, false)),
+        );
+        self.timings.report(command, ok, open)
     }
 
     /// A byte counter for long writes (packaging): a bar on a terminal, nothing elsewhere.
@@ -520,6 +587,24 @@ impl Ui {
         if let Some(hint) = &err.hint {
             let _ = writeln!(stderr, "  {} {hint}", self.paint("36", "hint:"));
         }
+    }
+}
+
+/// The span of `job` on its engine, from its start to now.
+fn job_span(
+    recorder: &timings::Recorder,
+    job: &str,
+    entry: &JobProgress,
+    ok: bool,
+) -> timings::Span {
+    timings::Span {
+        lane: entry.engine.clone(),
+        label: format!("build {job}"),
+        kind: SpanKind::Job,
+        start: recorder.offset(entry.started),
+        end: recorder.offset(Instant::now()),
+        ok,
+        job: Some(job.to_string()),
     }
 }
 

@@ -186,7 +186,9 @@ fn tarball_task<'a>(
     cancel: &'a Control,
 ) -> Task<'a, Artifact> {
     Box::new(move || {
+        let span = crate::timings::thread_span(&format!("package {}", layout.file_name()));
         let written = tarball::write(&dest, epoch, entries, true, cancel)?;
+        span.done();
         Ok(artifact(
             &layout.file_name(),
             layout.kind,
@@ -208,22 +210,27 @@ fn run_parallel<T: Send>(
     let results: Vec<Mutex<Option<Result<T>>>> = (0..count).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(count).max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= count {
-                    break;
+        for thread in 1..=threads.min(count).max(1) {
+            let (next, slots, results) = (&next, &slots, &results);
+            scope.spawn(move || {
+                // The lane of this thread's artifacts in the timings.
+                crate::timings::set_thread_lane(format!("package thread {thread}"));
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= count {
+                        break;
+                    }
+                    let task = slots[i]
+                        .lock()
+                        .expect("task slot")
+                        .take()
+                        .expect("taken once");
+                    let result = task();
+                    if result.is_err() {
+                        cancel.cancel();
+                    }
+                    *results[i].lock().expect("result slot") = Some(result);
                 }
-                let task = slots[i]
-                    .lock()
-                    .expect("task slot")
-                    .take()
-                    .expect("taken once");
-                let result = task();
-                if result.is_err() {
-                    cancel.cancel();
-                }
-                *results[i].lock().expect("result slot") = Some(result);
             });
         }
     });
@@ -263,7 +270,9 @@ fn staged_task<'a>(
     // a real tree, so it is counted, not listed, like the source tarball.
     let list = kind != TarballKind::Final;
     Box::new(move || {
+        let span = crate::timings::thread_span(&format!("package {file}"));
         let written = contents.write_to(&dest, epoch, list, cancel)?;
+        span.done();
         Ok(artifact(file, kind, None, written))
     })
 }
@@ -394,6 +403,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
     let exclude_ref = &exclude;
     let mut first: Vec<Task<'_, Artifact>> = Vec::new();
     first.push(Box::new(move || {
+        let span = crate::timings::thread_span(&format!("package {SRC_TARBALL}"));
         let (written, content) = srctar::write(
             &info.root,
             info.tree_state,
@@ -402,6 +412,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
             epoch,
             cancel,
         )?;
+        span.done();
         *src_content_ref.lock().expect("src content") = Some(content);
         Ok(artifact(SRC_TARBALL, TarballKind::Src, None, written))
     }));

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use super::options::{Given, Options, Origin};
 use crate::cli::{
     BuildArgs, Command, ContextArg, DoctorArgs, EngineArgs, ExtensionArgs, ExtensionImageArgs,
-    LockArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs,
+    LockArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs, TimingsArg,
 };
 use crate::error::{Error, Result};
 use crate::plan::CommandKind;
@@ -92,6 +92,12 @@ fn engine(o: &mut Options) -> Result<EngineArgs> {
     })
 }
 
+fn timings(o: &mut Options) -> TimingsArg {
+    TimingsArg {
+        timings: value(o.timings.take()).unwrap_or(false),
+    }
+}
+
 fn out(o: &mut Options) -> PathBuf {
     value(o.out.take()).unwrap_or_else(crate::cli::default_out)
 }
@@ -116,6 +122,7 @@ pub fn command(kind: CommandKind, mut o: Options, lock: LockArgs) -> Result<Comm
                 engine: engine(o)?,
                 out: out(o),
                 lock,
+                timings: timings(o),
             })
         }
         CommandKind::QuickRelease => Command::QuickRelease(QuickReleaseArgs {
@@ -127,6 +134,7 @@ pub fn command(kind: CommandKind, mut o: Options, lock: LockArgs) -> Result<Comm
             out: out(o),
             lock,
             sign_key: value(o.sign_key.take()),
+            timings: timings(o),
         }),
         CommandKind::Extension => Command::Extension(ExtensionArgs {
             components: value(o.components.take()).unwrap_or_default(),
@@ -136,6 +144,7 @@ pub fn command(kind: CommandKind, mut o: Options, lock: LockArgs) -> Result<Comm
             out: out(o),
             lock,
             sign_key: value(o.sign_key.take()),
+            timings: timings(o),
             image: ExtensionImageArgs {
                 tag: value(o.tag.take()),
                 metadata: value(o.metadata.take()),
@@ -156,6 +165,7 @@ pub fn command(kind: CommandKind, mut o: Options, lock: LockArgs) -> Result<Comm
             out: out(o),
             lock,
             sign_key: value(o.sign_key.take()),
+            timings: timings(o),
         }),
         CommandKind::Doctor => Command::Doctor(DoctorArgs {
             profile: choice(o.profile.take(), "for")?.unwrap_or(crate::checks::Profile::Build),

@@ -123,6 +123,7 @@ options! {
     load: bool = "load",
     push: bool = "push",
     insecure_registry: bool = "insecure-registry",
+    timings: bool = "timings",
 }
 
 impl Options {
@@ -213,6 +214,7 @@ impl<'a> Flags<'a> {
 
     pub fn build(&self, a: &BuildArgs) -> Options {
         let mut o = Options {
+            timings: self.given("timings", a.timings.timings),
             components: self.given_list("components", &a.components),
             platforms: self.given_list("platforms", &a.target.platforms),
             out: self.given("out", a.out.clone()),
@@ -225,6 +227,7 @@ impl<'a> Flags<'a> {
 
     pub fn quick_release(&self, a: &QuickReleaseArgs) -> Options {
         let mut o = Options {
+            timings: self.given("timings", a.timings.timings),
             platforms: self.given_list("platforms", &a.target.platforms),
             out: self.given("out", a.out.clone()),
             sign_key: a.sign_key.clone().and_then(|v| self.given("sign_key", v)),
@@ -238,6 +241,7 @@ impl<'a> Flags<'a> {
     pub fn extension(&self, a: &ExtensionArgs) -> Options {
         let i = &a.image;
         let mut o = Options {
+            timings: self.given("timings", a.timings.timings),
             components: self.given_list("components", &a.components),
             platforms: self.given_list("platforms", &a.platforms),
             out: self.given("out", a.out.clone()),
@@ -259,6 +263,7 @@ impl<'a> Flags<'a> {
 
     pub fn package(&self, a: &PackageArgs) -> Options {
         let mut o = Options {
+            timings: self.given("timings", a.timings.timings),
             bin: a.bin.clone().and_then(|v| self.given("bin", v)),
             platforms: self.given_list("platforms", &a.target.platforms),
             out: self.given("out", a.out.clone()),

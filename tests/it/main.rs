@@ -25,5 +25,6 @@ mod sharing;
 mod smoke;
 mod source;
 mod ssh;
+mod timings;
 mod version;
 mod words;

@@ -112,7 +112,11 @@ fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
     builder_image::ensure(root, false)?;
     util::step("cargo test --workspace");
     let mut cmd = cargo();
-    cmd.arg("test").arg("--workspace").args(extra);
+    // The timings test renders its page in chromium, installed above: it must not skip here.
+    cmd.arg("test")
+        .arg("--workspace")
+        .args(extra)
+        .env("KBUILD_REQUIRE_CHROMIUM", "1");
     run(&mut cmd)
 }
 

@@ -81,9 +81,16 @@ impl Builder {
         interrupt: &Interrupt,
     ) -> Result<Builder> {
         let mut checker = Checker::for_build(&plan.checks, ui);
-        let connected = DockerEngine::connect().await;
+        let connected = match &plan.endpoint {
+            Some(chosen) => DockerEngine::connect_to(chosen.clone()).await,
+            None => DockerEngine::connect().await,
+        };
         if checker.wants("engine") {
-            let check = checks::engine(&connected, &crate::engine::docker::endpoint());
+            let shown = match &plan.endpoint {
+                Some(chosen) => format!("{} (from {})", chosen.shown(), chosen.why()),
+                None => crate::engine::docker::endpoint(),
+            };
+            let check = checks::engine(&connected, &shown);
             checker.record(check).ok();
         }
         // An unreachable engine keeps its own exit code (5), with the doctor's words.
@@ -240,6 +247,29 @@ impl Builder {
         })
     }
 
+    /// The plan's job for building `components` for `platforms` on this engine.
+    pub fn job(
+        &self,
+        name: String,
+        components: &[&'static Component],
+        platforms: &[Platform],
+    ) -> Job {
+        let tree = jobs::Tree::of(&self.info);
+        jobs::job(name, components, platforms, &tree, &self.plan, &self.facts)
+    }
+
+    /// Whether the engine still answers (a job that failed with an engine error on an
+    /// engine that is gone is run again elsewhere).
+    pub async fn alive(&self) -> bool {
+        match &self.runner {
+            Runner::Docker { engine, .. } => matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(3), engine.docker.ping()).await,
+                Ok(Ok(_))
+            ),
+            Runner::Host(_) => true,
+        }
+    }
+
     /// Runs the plan's `job` (make in a container made exactly from it, or on the host) and
     /// installs its binaries under `<out>/bin/<os>/<arch>/`.
     pub async fn build(
@@ -389,8 +419,11 @@ pub async fn plan_facts(
             )
         }),
     };
-    let chosen = crate::engine::endpoint::current()?;
-    let facts = match DockerEngine::connect().await {
+    let chosen = match &settings.endpoint {
+        Some(chosen) => chosen.clone(),
+        None => crate::engine::endpoint::current()?,
+    };
+    let facts = match DockerEngine::connect_to(chosen.clone()).await {
         Ok(engine) => {
             // An unfetched tree names no image yet: nothing to look up.
             let image_known = info.is_some() || settings.image.is_some();

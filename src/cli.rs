@@ -356,6 +356,15 @@ pub struct EngineArgs {
     /// Rebuild even when the inputs did not change since the last build into the same --out
     #[arg(long)]
     pub force: bool,
+    /// Build on several engines at once: docker context names or endpoints (unix://, tcp://, ssh://), each NAME[=JOBS] with how many jobs it takes at a time [default: the one engine --context chooses]
+    #[arg(long, value_name = "NAME[=JOBS]", value_delimiter = ',')]
+    pub engines: Vec<String>,
+    /// Fail when any of --engines does not answer at the start (default: leave it out and go on with the others)
+    #[arg(long)]
+    pub require_all_engines: bool,
+    /// CPUs each build container may use, e.g. 1 or 2.5 [default: no limit]
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<f64>,
     /// Where builds run: in a container (docker) or with this machine's Go and make (host)
     #[arg(long, value_enum, default_value = "docker")]
     pub engine: EngineKind,

@@ -14,6 +14,7 @@ mod error;
 mod extension_image;
 mod extract;
 mod fingerprint;
+mod fleet;
 mod imageref;
 mod input;
 mod joblog;

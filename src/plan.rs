@@ -145,6 +145,11 @@ pub struct Job {
     pub network: String,
     pub user: Option<String>,
     pub memory_limit: Option<u64>,
+    /// CPUs the container may use (`--cpus`).
+    pub cpus: Option<f64>,
+    /// The engine the job is assigned to at the start (several engines: the one that frees
+    /// up first takes the next job, so a job may end up on another).
+    pub engine: String,
     /// Where make leaves the binaries, relative to the tree.
     pub output_subpath: String,
     /// The files installed after the job, relative to the output directory.

@@ -40,6 +40,18 @@ pub struct Recipe {
     pub output: OutputSection,
     #[serde(default)]
     pub extension: ExtensionSection,
+    /// `[[engines]]`: several engines, each with how many jobs it takes at a time.
+    #[serde(default)]
+    pub engines: Vec<EngineEntry>,
+}
+
+/// One of several engines (`--engines NAME=JOBS`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineEntry {
+    /// A docker context name or an endpoint (unix://, tcp://, ssh://).
+    pub name: Spanned<String>,
+    pub jobs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +79,8 @@ pub struct EngineSection {
     pub memory: Option<Spanned<String>>,
     pub network: Option<bool>,
     pub stall_timeout: Option<u64>,
+    /// CPUs each build container may use.
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,6 +162,10 @@ const KEYS: &[&str] = &[
     "load",
     "push",
     "insecure_registry",
+    "engines",
+    "name",
+    "jobs",
+    "cpus",
 ];
 
 /// A recipe read from a file.
@@ -340,6 +358,7 @@ impl Recipe {
         out.extend(self.engine.kind.iter().map(|v| text("engine.kind", v)));
         out.extend(self.engine.image.iter().map(|v| text("engine.image", v)));
         out.extend(self.engine.memory.iter().map(|v| text("engine.memory", v)));
+        out.extend(self.engines.iter().map(|e| text("engines.name", &e.name)));
         out.extend(
             self.checks
                 .min_memory

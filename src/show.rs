@@ -152,6 +152,10 @@ fn job_tree(t: &mut String, job: &Job) {
         let _ = writeln!(t, "│  ├─ user {user}");
     }
     let _ = writeln!(t, "│  ├─ network {}", job.network);
+    let _ = writeln!(t, "│  ├─ engine {}", job.engine);
+    if let Some(cpus) = job.cpus {
+        let _ = writeln!(t, "│  ├─ cpus {cpus}");
+    }
     if let Some(limit) = job.memory_limit {
         let _ = writeln!(t, "│  ├─ memory {}", human_bytes(limit));
     }

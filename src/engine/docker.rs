@@ -144,7 +144,11 @@ pub async fn connect_client() -> Result<Docker> {
 /// As `connect_client`, with the engine's version report (asked once: Podman's takes a
 /// second or more, as it runs its runtime and conmon to say their versions).
 async fn connect_versioned() -> Result<(Docker, SystemVersion)> {
-    let chosen = endpoint::current()?;
+    connect_versioned_to(endpoint::current()?).await
+}
+
+/// As `connect_versioned`, to a given endpoint (one of several engines).
+async fn connect_versioned_to(chosen: Endpoint) -> Result<(Docker, SystemVersion)> {
     if chosen.host.starts_with("ssh://") {
         // The ssh client's ConnectTimeout makes a dead host fail fast; the first answer
         // also waits for the handshake and the docker CLI starting on the remote.
@@ -287,8 +291,12 @@ pub struct RunOptions<'a> {
 
 impl DockerEngine {
     pub async fn connect() -> Result<DockerEngine> {
-        let chosen = endpoint::current()?;
-        let (docker, version) = connect_versioned().await?;
+        Self::connect_to(endpoint::current()?).await
+    }
+
+    /// Connects to `chosen` (the run's endpoint, or one of `--engines`).
+    pub async fn connect_to(chosen: Endpoint) -> Result<DockerEngine> {
+        let (docker, version) = connect_versioned_to(chosen.clone()).await?;
         let info = docker.info().await.map_err(|e| unreachable(&chosen, e))?;
         let arch = match info.architecture.as_deref().unwrap_or("") {
             "x86_64" => "amd64".to_string(),
@@ -440,6 +448,7 @@ impl DockerEngine {
             network_mode: Some(job.network.clone()),
             memory: job.memory_limit.map(|m| m as i64),
             memory_swap: job.memory_limit.map(|m| m as i64),
+            nano_cpus: job.cpus.map(|c| (c * 1e9) as i64),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
             // The engine removes the container once it stops even if kbuild is gone (killed,
             // or cut off from the engine), so no build container outlives its build.

@@ -106,6 +106,7 @@ impl Endpoint {
     pub fn why(&self) -> String {
         let name = self.context.as_deref().unwrap_or(DEFAULT_CONTEXT);
         match self.source {
+            Source::Flag if self.context.is_none() => "--engines".to_string(),
             Source::Flag => format!("--context {name}"),
             Source::DockerHost => "DOCKER_HOST".to_string(),
             Source::DockerContext => format!("DOCKER_CONTEXT={name}"),
@@ -407,6 +408,22 @@ fn choice() -> &'static (Option<String>, EnvSnapshot) {
 pub fn current() -> Result<Endpoint> {
     let (flag, env) = choice();
     resolve(flag.as_deref(), env)
+}
+
+/// One engine of `--engines`: a docker context name, resolved as `--context NAME` would be,
+/// or an endpoint (`unix://`, `tcp://`, `ssh://`) used as DOCKER_HOST would be.
+pub fn named(entry: &str) -> Result<Endpoint> {
+    if entry.contains("://") {
+        return Ok(Endpoint {
+            host: entry.to_string(),
+            source: Source::Flag,
+            context: None,
+            config_file: None,
+            tls: None,
+            skip_tls_verify: false,
+        });
+    }
+    resolve(Some(entry), env())
 }
 
 /// The environment snapshot of this run.

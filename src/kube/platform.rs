@@ -111,6 +111,12 @@ impl Platform {
     pub fn dashed(&self) -> String {
         format!("{}-{}", self.os, self.arch)
     }
+
+    /// The name of the part of job `base` that builds this platform alone (several engines
+    /// split a job per platform): `quick-release-server+node+client-linux-arm64`.
+    pub fn job_name(&self, base: &str) -> String {
+        format!("{base}-{}", self.dashed())
+    }
 }
 
 impl fmt::Display for Platform {

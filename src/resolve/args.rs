@@ -82,6 +82,9 @@ fn engine(o: &mut Options) -> Result<EngineArgs> {
         network: value(o.network.take()).unwrap_or(false),
         transfer: choice(o.transfer.take(), "transfer")?,
         force: value(o.force.take()).unwrap_or(false),
+        engines: value(o.engines.take()).unwrap_or_default(),
+        require_all_engines: value(o.require_all_engines.take()).unwrap_or(false),
+        cpus: value(o.cpus.take()),
         engine: choice(o.engine.take(), "engine")?.unwrap_or(crate::cli::EngineKind::Docker),
         context: ContextArg {
             name: value(o.context.take()),

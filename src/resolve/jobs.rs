@@ -232,6 +232,8 @@ pub fn job(
         network: String::new(),
         user: None,
         memory_limit: None,
+        cpus: None,
+        engine: facts.endpoint.clone(),
         output_subpath: String::new(),
         outputs: outputs(components, platforms),
     };
@@ -258,6 +260,7 @@ pub fn job(
             job.network = if settings.network { "bridge" } else { "none" }.to_string();
             job.user = facts.user.map(|(u, g)| format!("{u}:{g}"));
             job.memory_limit = settings.memory_limit;
+            job.cpus = settings.cpus;
             job.output_subpath = DOCKER_OUTPUT_SUBPATH.to_string();
             job
         }

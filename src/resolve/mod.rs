@@ -41,6 +41,15 @@ pub struct EngineSettings {
     /// A saved plan's image id: the engine's image must be this one, checked before
     /// anything is made with it.
     pub expect_image_id: Option<String>,
+    /// `--engines`: several engines with how many jobs each takes at a time; empty for the
+    /// one engine `--context` chooses.
+    pub engines: Vec<(String, usize)>,
+    /// Fail when one of `engines` does not answer at the start.
+    pub require_all_engines: bool,
+    /// CPUs each build container may use.
+    pub cpus: Option<f64>,
+    /// The engine this builder talks to, when not the run's own (one of `engines`).
+    pub endpoint: Option<crate::engine::endpoint::Endpoint>,
 }
 
 /// A validated `kbuild build`, before the source and the engine are known.
@@ -200,7 +209,48 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
         user_env: jobs::user_env(crate::env::current(), args.network),
         host_gocache: jobs::host_gocache(crate::env::current()),
         expect_image_id: None,
+        engines: args
+            .engines
+            .iter()
+            .map(|e| parse_engine_entry(e))
+            .collect::<Result<_>>()?,
+        require_all_engines: args.require_all_engines,
+        cpus: match args.cpus {
+            Some(c) if !(c > 0.0 && c.is_finite()) => {
+                return Err(Error::usage(format!("--cpus {c} is not a number of CPUs"))
+                    .with_hint("give a positive number, e.g. --cpus 1 or --cpus 2.5"))
+            }
+            other => other,
+        },
+        endpoint: None,
     })
+}
+
+/// `NAME` or `NAME=JOBS` of `--engines`: an engine and how many jobs it takes at a time.
+fn parse_engine_entry(entry: &str) -> Result<(String, usize)> {
+    let entry = entry.trim();
+    let (name, jobs) = match entry.rsplit_once('=') {
+        Some((name, jobs)) => match jobs.parse::<usize>() {
+            Ok(n) if n > 0 => (name, n),
+            _ => {
+                return Err(Error::usage(format!(
+                    "--engines {entry}: \"{jobs}\" is not a number of jobs"
+                ))
+                .with_hint(
+                    "write NAME or NAME=JOBS with JOBS at least 1, e.g. --engines default=2,ci",
+                ))
+            }
+        },
+        None => (entry, 1),
+    };
+    if name.is_empty() {
+        return Err(
+            Error::usage(format!("--engines names an empty engine in \"{entry}\"")).with_hint(
+                "name docker contexts or endpoints, e.g. --engines default,tcp://build:2376",
+            ),
+        );
+    }
+    Ok((name.to_string(), jobs))
 }
 
 /// `512m`, `6g`, `6GiB`, `1073741824` -> bytes.

@@ -124,6 +124,9 @@ options! {
     push: bool = "push",
     insecure_registry: bool = "insecure-registry",
     timings: bool = "timings",
+    engines: Vec<String> = "engines",
+    require_all_engines: bool = "require-all-engines",
+    cpus: f64 = "cpus",
 }
 
 impl Options {
@@ -202,6 +205,9 @@ impl<'a> Flags<'a> {
             .transfer
             .and_then(|t| self.given("transfer", value_name(&t)));
         o.force = self.given("force", a.force);
+        o.engines = self.given_list("engines", &a.engines);
+        o.require_all_engines = self.given("require_all_engines", a.require_all_engines);
+        o.cpus = a.cpus.and_then(|v| self.given("cpus", v));
         o.engine = self.given("engine", value_name(&a.engine));
         o.context = a.context.name.clone().and_then(|v| self.given("name", v));
         o.skip_checks = self.given_list("skip_checks", &a.skip_checks);
@@ -386,6 +392,21 @@ pub fn from_recipe(recipe: &Recipe, path: &std::path::Path) -> Options {
         memory: text(&recipe.engine.memory),
         network: flag(recipe.engine.network),
         stall_timeout: recipe.engine.stall_timeout.and_then(set),
+        cpus: recipe.engine.cpus.map(|value| Given {
+            value,
+            from: from(),
+        }),
+        engines: (!recipe.engines.is_empty()).then(|| Given {
+            value: recipe
+                .engines
+                .iter()
+                .map(|e| match e.jobs {
+                    Some(jobs) => format!("{}={jobs}", e.name.get_ref()),
+                    None => e.name.get_ref().clone(),
+                })
+                .collect(),
+            from: from(),
+        }),
         skip_checks: list(&recipe.checks.skip),
         min_memory: text(&recipe.checks.min_memory),
         min_disk: text(&recipe.checks.min_disk),

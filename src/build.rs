@@ -9,6 +9,7 @@ use crate::cli::EngineKind;
 use crate::engine::cache_volume;
 use crate::engine::docker::{DockerEngine, RunOptions};
 use crate::engine::host::{self, HostEngine};
+use crate::engine::sync;
 use crate::engine::transfer::{self, SourceVolume, Transfer};
 use crate::engine::{BuildJob, DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH};
 use crate::error::{Error, Result};
@@ -39,7 +40,7 @@ enum Runner {
     Docker {
         engine: DockerEngine,
         volume: String,
-        /// Copy transfer: the tree uploaded into a volume (removed when the Builder goes).
+        /// Copy transfer: the volume the tree is synced into (it stays for the next run).
         source: Option<Box<SourceVolume>>,
     },
     Host(HostEngine),
@@ -149,23 +150,15 @@ impl Builder {
         let source = match transfer::choose(plan.transfer, &engine.info.endpoint) {
             Transfer::Bind => None,
             Transfer::Copy => {
+                let (to, root) = (&engine.info.endpoint, info.root.display());
                 ui.phase(
-                    "transfer",
-                    &format!(
-                        "copying {} to the engine (copy transfer: no bind mount)",
-                        info.root.display()
-                    ),
+                    "sync",
+                    &format!("{root} to {to} (copy transfer: no bind mount)"),
                 );
-                let uploaded = SourceVolume::upload(
-                    &engine,
-                    &info.root,
-                    &image,
-                    engine.build_user(),
-                    interrupt,
-                )
-                .await?;
-                ui.detail(&format!("source in volume {}", uploaded.name));
-                Some(Box::new(uploaded))
+                let (volume, synced) =
+                    sync::sync(&engine, &info.root, &image, engine.build_user(), interrupt).await?;
+                ui.measured("sync", &synced.summary(to), serde_json::json!(synced));
+                Some(Box::new(volume))
             }
         };
         Ok(Builder {

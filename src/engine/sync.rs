@@ -180,17 +180,19 @@ async fn guarded<T>(
     }
 }
 
-/// The engine's ID (`docker info`), which names the engine in a listing.
+/// What names the engine in a listing: its `docker info` ID and data directory (Docker 20.10
+/// derives the ID from /etc/docker/key.json, so two daemons of one machine share it).
 async fn engine_id(engine: &DockerEngine) -> Result<String> {
     let info = engine
         .docker
         .info()
         .await
         .map_err(|e| Error::engine(format!("cannot ask the engine who it is: {e}")))?;
-    Ok(info
+    let id = info
         .id
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| engine.info.endpoint.clone()))
+        .unwrap_or_else(|| engine.info.endpoint.clone());
+    Ok(format!("{id} {}", info.docker_root_dir.unwrap_or_default()))
 }
 
 /// Finds the volume `name` or creates it; returns what identifies it and whether it is new.

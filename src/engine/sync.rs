@@ -198,11 +198,10 @@ async fn engine_id(engine: &DockerEngine) -> Result<String> {
 /// Finds the volume `name` or creates it; returns what identifies it and whether it is new.
 async fn ensure_volume(engine: &DockerEngine, name: &str, root: &Path) -> Result<(VolumeId, bool)> {
     let engine_id = engine_id(engine).await?;
-    let id = |v: bollard::models::Volume| VolumeId {
+    let id = |generation: String| VolumeId {
         engine: engine_id.clone(),
         volume: name.to_string(),
-        created: v.created_at.map(|d| format!("{d:?}")).unwrap_or_default(),
-        generation: v.labels.get(LABEL_GENERATION).cloned().unwrap_or_default(),
+        generation,
     };
     match engine.docker.inspect_volume(name).await {
         Ok(found) => {
@@ -214,14 +213,16 @@ async fn ensure_volume(engine: &DockerEngine, name: &str, root: &Path) -> Result
                     "kbuild keeps the tree there for copy transfer: remove or rename that volume (docker volume rm {name})"
                 )));
             }
-            Ok((id(found), false))
+            let generation = found.labels.get(LABEL_GENERATION).cloned();
+            Ok((id(generation.unwrap_or_default()), false))
         }
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => {
+            let generation = generation();
             let mut labels: HashMap<String, String> = labels(root);
-            labels.insert(LABEL_GENERATION.to_string(), generation());
-            let created = engine
+            labels.insert(LABEL_GENERATION.to_string(), generation.clone());
+            engine
                 .docker
                 .create_volume(VolumeCreateRequest {
                     name: Some(name.to_string()),
@@ -232,7 +233,7 @@ async fn ensure_volume(engine: &DockerEngine, name: &str, root: &Path) -> Result
                 .map_err(|e| {
                     Error::engine(format!("cannot create the source volume {name}: {e}"))
                 })?;
-            Ok((id(created), true))
+            Ok((id(generation), true))
         }
         Err(e) => Err(Error::engine(format!(
             "cannot inspect the source volume {name}: {e}"

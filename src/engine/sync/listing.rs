@@ -3,7 +3,8 @@
 //! the tree with the listing says what a sync must upload and what it must delete.
 //!
 //! A listing is trusted only for the volume it was written for: the same engine (its
-//! `docker info` ID), the same volume name, creation time and generation label. Anything
+//! `docker info` ID), the same volume name and generation label (set when the volume is
+//! created, so a recreated volume never matches). Anything
 //! else (a recreated volume, another engine, a listing written by a sync that did not
 //! finish) means a full sync. The listing is deleted before a sync touches the volume and
 //! written back (atomically) only once the sync succeeded, so it never claims more than the
@@ -25,13 +26,12 @@ pub const EXCLUDED: &[&str] = &[".git", "_output", "_tmp"];
 /// Which volume a listing describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeId {
-    /// The engine's `docker info` ID.
+    /// The engine's `docker info` ID (and data directory).
     pub engine: String,
     pub volume: String,
-    /// The volume's creation time as the engine reports it.
-    pub created: String,
-    /// A random label given to the volume at creation (creation times have one-second
-    /// resolution, so a volume recreated within a second would otherwise look the same).
+    /// A label unique to this volume, given when kbuild created it: a volume removed and
+    /// created again gets another. (Not the engine's `CreatedAt`: for a local volume that is
+    /// the mtime of its top directory, which moves whenever a top-level entry is added.)
     pub generation: String,
 }
 
@@ -290,8 +290,11 @@ impl Store {
     pub fn load(&self, id: &VolumeId) -> Option<Listing> {
         let text = std::fs::read(self.path.as_ref()?).ok()?;
         let listing: Listing = serde_json::from_slice(&text).ok()?;
-        (listing.volume.as_ref() == Some(id) && listing.entries.keys().all(|k| is_plain(k)))
-            .then_some(listing)
+        // A volume without a generation label cannot be told from a recreated one.
+        let trusted = !id.generation.is_empty()
+            && listing.volume.as_ref() == Some(id)
+            && listing.entries.keys().all(|k| is_plain(k));
+        trusted.then_some(listing)
     }
 
     /// Deletes the stored listing: done before the volume changes, so that a sync that
@@ -446,7 +449,6 @@ mod tests {
         let id = VolumeId {
             engine: "engine-a".into(),
             volume: "kbuild-src-x".into(),
-            created: "2026-01-01T00:00:00Z".into(),
             generation: "1".into(),
         };
         let dir = tree();

@@ -116,6 +116,9 @@ pub async fn sync(
     let scanned = tokio::task::spawn_blocking(move || listing::scan(&tree, known.as_ref()))
         .await
         .map_err(|e| Error::internal(format!("the tree scan failed: {e}")))??;
+    if interrupt.fired() {
+        return Err(interrupt.wait().await);
+    }
     let changes = listing::changes(previous.as_ref(), &scanned.listing);
     let volume = SourceVolume::new(engine, &name, image, root);
 
@@ -129,7 +132,7 @@ pub async fn sync(
         Removal::Paths(paths)
     };
     if !(fresh && full) {
-        guarded(remove(engine, &volume, &removal), interrupt).await?;
+        remove(engine, &volume, &removal, interrupt).await?;
     }
 
     let uploads: Vec<_> = changes
@@ -141,7 +144,7 @@ pub async fn sync(
         0
     } else {
         let user = user.unwrap_or((0, 0));
-        guarded(upload(engine, &volume, root, uploads, user), interrupt).await?
+        upload(engine, &volume, root, uploads, user, interrupt).await?
     };
 
     if scanned.recordable {
@@ -168,8 +171,16 @@ pub async fn sync(
     Ok((volume, report))
 }
 
-/// Runs `work` unless the run is interrupted first (then the helper containers go with the
-/// dropped future, and the listing is already gone).
+/// Forgets what kbuild knew of the source volume `volume` (`kbuild clean` removed it).
+pub async fn forget(engine: &DockerEngine, volume: &str) {
+    if let Ok(id) = engine_id(engine).await {
+        let cache = crate::source::checkout::cache_home();
+        let _ = Store::new(cache.as_deref(), &id, volume).forget();
+    }
+}
+
+/// Runs `work` unless the run is interrupted first (the listing is already gone). Only work
+/// on a container that exists: a container creation cut short would leave one nobody knows.
 async fn guarded<T>(
     work: impl std::future::Future<Output = Result<T>>,
     interrupt: &Interrupt,
@@ -259,7 +270,12 @@ enum Removal {
 
 /// Deletes from the volume with a short root container: `find -delete` for everything, or
 /// `xargs -0 rm -rf` over a list it reads from a file uploaded beside it.
-async fn remove(engine: &DockerEngine, volume: &SourceVolume, removal: &Removal) -> Result<()> {
+async fn remove(
+    engine: &DockerEngine,
+    volume: &SourceVolume,
+    removal: &Removal,
+    interrupt: &Interrupt,
+) -> Result<()> {
     let cmd: Vec<String> = match removal {
         Removal::Everything => ["find", CONTAINER_SRC, "-mindepth", "1", "-delete"]
             .map(str::to_string)
@@ -269,13 +285,13 @@ async fn remove(engine: &DockerEngine, volume: &SourceVolume, removal: &Removal)
             .to_vec(),
     };
     let helper = volume.helper(cmd).await?;
-    let result = async {
+    let work = async {
         if let Removal::Paths(paths) = removal {
             upload_removal_list(engine, &helper, paths).await?;
         }
         run_to_end(engine, &helper).await
-    }
-    .await;
+    };
+    let result = guarded(work, interrupt).await;
     helper.remove().await;
     result.map_err(|e| {
         e.with_hint("check that the engine is reachable; the next run syncs the whole tree again")
@@ -352,6 +368,7 @@ async fn upload(
     root: &Path,
     entries: Vec<(String, listing::Entry)>,
     user: (u32, u32),
+    interrupt: &Interrupt,
 ) -> Result<u64> {
     let helper = volume.helper(vec!["true".to_string()]).await?;
     let layout = Layout::for_engine(engine);
@@ -362,17 +379,21 @@ async fn upload(
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
-    let uploaded = engine
-        .docker
-        .upload_to_container(
-            &helper.id,
-            Some(UploadToContainerOptions {
-                path: layout.upload_path(),
-                ..Default::default()
-            }),
-            bollard::body_stream(body),
-        )
-        .await;
+    let uploading = engine.docker.upload_to_container(
+        &helper.id,
+        Some(UploadToContainerOptions {
+            path: layout.upload_path(),
+            ..Default::default()
+        }),
+        bollard::body_stream(body),
+    );
+    let uploaded = match guarded(async { Ok(uploading.await) }, interrupt).await {
+        Ok(uploaded) => uploaded,
+        Err(stopped) => {
+            helper.remove().await;
+            return Err(stopped);
+        }
+    };
     helper.remove().await;
     let written = writer
         .await

@@ -7,7 +7,9 @@
 //! uploads the added and changed files in one tar stream. With no listing it trusts (the
 //! first sync, a recreated volume, another engine, a sync that did not finish) the volume is
 //! emptied and everything is uploaded. The outputs of the previous run are deleted on every
-//! sync, so a download only ever brings back this run's.
+//! sync, so a download only ever brings back this run's. The listing holds while builds
+//! write only under `_output` (KUBE_OUTPUT_SUBPATH), as upstream's make does; `kbuild clean`
+//! removes the volume when in doubt.
 
 pub mod listing;
 
@@ -147,11 +149,6 @@ pub async fn sync(
         upload(engine, &volume, root, uploads, user, interrupt).await?
     };
 
-    if scanned.recordable {
-        let mut listing: Listing = scanned.listing.clone();
-        listing.volume = Some(id);
-        store.save(&listing)?;
-    }
     let report = SyncReport {
         volume: name,
         full,
@@ -168,6 +165,11 @@ pub async fn sync(
         tree_files: scanned.listing.files(),
         tree_bytes: scanned.listing.bytes(),
     };
+    if scanned.recordable {
+        let mut listing: Listing = scanned.listing;
+        listing.volume = Some(id);
+        store.save(&listing)?;
+    }
     Ok((volume, report))
 }
 

@@ -9,6 +9,7 @@ use crate::cli::EngineKind;
 use crate::engine::cache_volume;
 use crate::engine::docker::{DockerEngine, RunOptions};
 use crate::engine::host::{self, HostEngine};
+use crate::engine::sync;
 use crate::engine::transfer::{self, SourceVolume, Transfer};
 use crate::engine::DOCKER_OUTPUT_SUBPATH;
 use crate::error::{Error, Result};
@@ -182,23 +183,15 @@ impl Builder {
         let source = match chosen_transfer {
             Transfer::Bind => None,
             Transfer::Copy => {
+                let (to, root) = (&engine.info.endpoint, info.root.display());
                 ui.phase(
-                    "transfer",
-                    &format!(
-                        "copying {} to the engine (copy transfer: no bind mount)",
-                        info.root.display()
-                    ),
+                    "sync",
+                    &format!("{root} to {to} (copy transfer: no bind mount)"),
                 );
-                let uploaded = SourceVolume::upload(
-                    &engine,
-                    &info.root,
-                    &image,
-                    engine.build_user(),
-                    interrupt,
-                )
-                .await?;
-                ui.detail(&format!("source in volume {}", uploaded.name));
-                Some(Box::new(uploaded))
+                let (volume, synced) =
+                    sync::sync(&engine, &info.root, &image, engine.build_user(), interrupt).await?;
+                ui.measured("sync", &synced.summary(to), serde_json::json!(synced));
+                Some(Box::new(volume))
             }
         };
         Ok(Builder {

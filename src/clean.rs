@@ -88,6 +88,12 @@ pub async fn run(plan: &CleanPlan<'_>, ui: &Ui) -> Result<()> {
             .remove_volume(&volume.name, Some(RemoveVolumeOptions { force: true }))
             .await
             .map_err(|e| Error::engine(format!("cannot remove volume {}: {e}", volume.name)))?;
+        if volume
+            .labels
+            .contains_key(crate::engine::transfer::LABEL_TRANSFER)
+        {
+            crate::engine::sync::forget(&engine, &volume.name).await;
+        }
         reclaimed += sizes.get(&volume.name).copied().unwrap_or(0);
         removed_volumes += 1;
     }

@@ -244,6 +244,18 @@ impl Ui {
         self.line(message);
     }
 
+    /// Something a run measured (the bytes a sync uploaded, ...): a line like `info`, and
+    /// with `--json` an `event` of its own carrying the figures in `fields`, for scripts.
+    pub fn measured(&self, event: &str, message: &str, fields: serde_json::Value) {
+        let message = &redact::text(message);
+        let mut object = serde_json::json!({ "message": message });
+        if let (Some(o), serde_json::Value::Object(f)) = (object.as_object_mut(), fields) {
+            o.extend(f);
+        }
+        self.json(event, object);
+        self.line(message);
+    }
+
     /// Only with -v.
     pub fn detail(&self, message: &str) {
         if self.verbose {

@@ -11,6 +11,7 @@ pub mod host;
 pub mod load;
 pub mod podman;
 pub mod ssh;
+pub mod sync;
 pub mod transfer;
 
 /// Where upstream's build image lives (KUBE_CROSS_IMAGE).

@@ -1,36 +1,31 @@
 //! Copy transfer, for engines that cannot see the user's files (DOCKER_HOST tcp:// or
-//! ssh://, or `--transfer copy`): the source goes up as a tar stream into a labelled
-//! volume, the build container mounts that volume where a bind mount would be, and the
-//! outputs come back down through the API as a tar stream, extracted safely.
+//! ssh://, or `--transfer copy`): the tree is synced into a labelled volume that stays on
+//! the engine between runs (`sync` uploads only what changed), the build container mounts
+//! that volume where a bind mount would be, and the outputs come back down through the API
+//! as a tar stream, extracted safely.
 //!
 //! Both directions go through a helper container that is created (never started) with the
-//! volume mounted: the engine's archive endpoints work on created containers. The volume
-//! is removed when the run ends, whatever happens; the Go cache volume stays.
+//! volume mounted: the engine's archive endpoints work on created containers.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
-use bollard::query_parameters::{
-    CreateContainerOptions, DownloadFromContainerOptions, RemoveVolumeOptions,
-    UploadToContainerOptions,
-};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptions, DownloadFromContainerOptions};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::docker::DockerEngine;
 use super::guard::ContainerGuard;
+use super::sync::listing::{Entry, Kind};
 use super::{CONTAINER_SRC, LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
 use crate::signals::Interrupt;
 
 /// Marks source volumes, so `kbuild clean` can tell them from caches.
 pub const LABEL_TRANSFER: &str = "io.kbuild.transfer";
-/// Top-level entries of the tree that are never uploaded (upstream's rsync excluded
-/// _output and _tmp; version facts come from the host, so .git is not needed).
-const EXCLUDED: &[&str] = &[".git", "_output", "_tmp"];
 /// Size of the chunks the tar stream is sent in.
 const CHUNK: usize = 256 * 1024;
 
@@ -60,109 +55,30 @@ pub fn choose(requested: Option<Transfer>, endpoint: &str) -> Transfer {
     })
 }
 
-/// The tree's copy on the engine: a labelled volume, removed by `remove` or on drop.
+/// The tree's copy on the engine: a labelled volume, kept between runs (`kbuild clean`
+/// removes it).
 pub struct SourceVolume {
     docker: Docker,
     pub name: String,
     image: String,
     root: PathBuf,
-    removed: bool,
 }
 
 impl SourceVolume {
-    /// Creates the volume and uploads the tree at `root` into it, owned by `user` (uid, gid)
-    /// so that the build can write its outputs there.
-    pub async fn upload(
-        engine: &DockerEngine,
-        root: &Path,
-        image: &str,
-        user: Option<(u32, u32)>,
-        interrupt: &Interrupt,
-    ) -> Result<SourceVolume> {
-        let name = source_volume_name(root);
-        engine
-            .docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.clone()),
-                labels: Some(labels(root)),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::engine(format!("cannot create the source volume {name}: {e}")))?;
-        let volume = SourceVolume {
+    /// The volume `name` holding the tree at `root`; helper containers run `image`.
+    pub fn new(engine: &DockerEngine, name: &str, image: &str, root: &Path) -> SourceVolume {
+        SourceVolume {
             docker: engine.docker.clone(),
-            name,
+            name: name.to_string(),
             image: image.to_string(),
             root: root.to_path_buf(),
-            removed: false,
-        };
-        let helper = volume.helper().await?;
-        let (uid, gid) = user.unwrap_or((0, 0));
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let tree = root.to_path_buf();
-        // Podman writes an archive into a volume only for paths inside its mount: one aimed
-        // at the mount point's parent lands in the helper container's own filesystem.
-        let layout = if engine.info.product == "Podman" {
-            Layout::IntoMount
-        } else {
-            Layout::MountPointEntry
-        };
-        let writer =
-            tokio::task::spawn_blocking(move || write_tree_tar(&tree, uid, gid, layout, tx));
-        let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
-        });
-        let path = match layout {
-            // The archive's top entry is the mount point itself, so its owner becomes the build user.
-            Layout::MountPointEntry => Path::new(CONTAINER_SRC)
-                .parent()
-                .expect("CONTAINER_SRC has a parent")
-                .display()
-                .to_string(),
-            Layout::IntoMount => CONTAINER_SRC.to_string(),
-        };
-        let upload = engine.docker.upload_to_container(
-            &helper.id,
-            Some(UploadToContainerOptions {
-                path,
-                ..Default::default()
-            }),
-            bollard::body_stream(body),
-        );
-        let uploaded = tokio::select! {
-            r = upload => r,
-            e = interrupt.wait() => {
-                helper.remove().await;
-                volume.remove().await;
-                return Err(e);
-            }
-        };
-        helper.remove().await;
-        let written = writer
-            .await
-            .map_err(|e| Error::internal(format!("the source archive writer failed: {e}")))?;
-        // A failure to read the tree explains a failed upload better than the engine's words.
-        let result = match (written, uploaded) {
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(Error::engine(format!(
-                "cannot upload the source to the engine: {e}"
-            ))
-            .with_hint("check that the engine is reachable and has free disk space")),
-            (Ok(_), Ok(())) => Ok(()),
-        };
-        match result {
-            Ok(()) => Ok(volume),
-            Err(e) => {
-                volume.remove().await;
-                Err(e)
-            }
         }
     }
 
     /// Downloads `<CONTAINER_SRC>/<subpath>` (a directory) from the volume and extracts it
     /// safely into `dest`, which then holds the directory's contents.
     pub async fn download(&self, subpath: &str, dest: &Path, interrupt: &Interrupt) -> Result<()> {
-        let helper = self.helper().await?;
+        let helper = self.helper(vec!["true".to_string()]).await?;
         let from = format!("{CONTAINER_SRC}/{subpath}/.");
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let target = dest.to_path_buf();
@@ -211,19 +127,15 @@ impl SourceVolume {
         }
     }
 
-    /// Removes the volume (and so the uploaded tree and the outputs in it).
-    pub async fn remove(mut self) {
-        remove_volume(&self.docker, &self.name).await;
-        self.removed = true;
-    }
-
-    /// A created (never started) container with the volume mounted at CONTAINER_SRC.
-    async fn helper(&self) -> Result<ContainerGuard> {
+    /// A created container running `cmd` as root, with the volume mounted at CONTAINER_SRC
+    /// and no network. Archive transfers need it only created; removals start it.
+    pub(super) async fn helper(&self, cmd: Vec<String>) -> Result<ContainerGuard> {
         let mut labels = labels(&self.root);
         labels.insert("io.kbuild.job".to_string(), "transfer".to_string());
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(vec!["true".to_string()]),
+            cmd: Some(cmd),
+            user: Some("0:0".to_string()),
             labels: Some(labels),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
@@ -242,40 +154,8 @@ impl SourceVolume {
     }
 }
 
-impl Drop for SourceVolume {
-    fn drop(&mut self) {
-        if self.removed {
-            return;
-        }
-        // Dropped without `remove` (an error path, a cancelled future).
-        let name = std::mem::take(&mut self.name);
-        super::docker::cleanup_from_drop(move |docker| async move {
-            remove_volume(&docker, &name).await
-        });
-    }
-}
-
-async fn remove_volume(docker: &Docker, name: &str) {
-    // A volume still in use by a container being removed can take a moment to free.
-    for _ in 0..10 {
-        match docker
-            .remove_volume(name, Some(RemoveVolumeOptions { force: true }))
-            .await
-        {
-            Ok(()) => return,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
-            // The engine is gone: the labelled volume is left for `kbuild clean`.
-            Err(_) => return,
-        }
-    }
-}
-
-fn labels(root: &Path) -> HashMap<String, String> {
+/// The labels of a source volume and of its helper containers.
+pub(super) fn labels(root: &Path) -> HashMap<String, String> {
     HashMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_SOURCE.to_string(), root.display().to_string()),
@@ -283,35 +163,48 @@ fn labels(root: &Path) -> HashMap<String, String> {
     ])
 }
 
-/// The volume a copy-transfer build mounts as its tree: one per tree path, so a plan can
-/// name it before anything runs (runs on one tree take turns: lock.rs).
-pub fn source_volume_name(root: &Path) -> String {
-    format!("kbuild-src-{}", short_hash(root))
-}
-
-fn short_hash(root: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(root.display().to_string().as_bytes());
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes the tree at `root` as a tar stream into `tx`: top entry `kubernetes/` (the mount
-/// point), entries sorted, owned by uid:gid, writable by that owner, nothing for others to
-/// write; symbolic links kept as links, special files left out.
 /// How the source archive maps onto the volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// Docker: unpacked into the mount point's parent, with the mount point as top entry.
+pub(super) enum Layout {
+    /// Docker: unpacked into the mount point's parent, with the mount point as top entry
+    /// (so its owner becomes the build user).
     MountPointEntry,
-    /// Podman: unpacked into the mount point. Its owner stays root, so the archive also
+    /// Podman: unpacked into the mount point (one aimed at the mount point's parent lands in
+    /// the helper container's own filesystem). Its owner stays root, so the archive also
     /// holds an empty `_output`, owned by the build user, for the build to write into.
     IntoMount,
 }
 
-fn write_tree_tar(
+impl Layout {
+    pub(super) fn for_engine(engine: &DockerEngine) -> Layout {
+        if engine.info.product == "Podman" {
+            Layout::IntoMount
+        } else {
+            Layout::MountPointEntry
+        }
+    }
+
+    /// Where in the helper container the archive is unpacked.
+    pub(super) fn upload_path(self) -> String {
+        match self {
+            Layout::MountPointEntry => Path::new(CONTAINER_SRC)
+                .parent()
+                .expect("CONTAINER_SRC has a parent")
+                .display()
+                .to_string(),
+            Layout::IntoMount => CONTAINER_SRC.to_string(),
+        }
+    }
+}
+
+/// Writes the `entries` (paths relative to `root`, parents before children, as a listing
+/// describes them) as a tar stream into `tx`, after the top entry (`kubernetes/`, the mount
+/// point, or `.` and `_output` for podman): owned by uid:gid, writable by that owner,
+/// nothing for others to write; links kept as links. Returns the bytes sent.
+pub(super) fn write_entries_tar(
     root: &Path,
-    uid: u32,
-    gid: u32,
+    entries: &[(String, Entry)],
+    (uid, gid): (u32, u32),
     layout: Layout,
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<u64> {
@@ -328,7 +221,6 @@ fn write_tree_tar(
         sent: 0,
     };
     let mut builder = tar::Builder::new(sink);
-    builder.follow_symlinks(false);
     let header = |kind: tar::EntryType, mode: u32, size: u64, mtime: u64| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
@@ -356,61 +248,61 @@ fn write_tree_tar(
             .append_data(&mut h, Path::new("_output"), std::io::empty())
             .map_err(|e| io(root, e))?;
     }
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| io(&dir, e))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| io(&dir, e))?;
-        names.sort();
-        let mut subdirs = Vec::new();
-        for name in names {
-            if rel.as_os_str().is_empty() && EXCLUDED.iter().any(|x| name == *x) {
-                continue;
-            }
-            let path = dir.join(&name);
-            let entry_rel = rel.join(&name);
-            let in_tar = Path::new(&top).join(&entry_rel);
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            use std::os::unix::fs::PermissionsExt;
-            let perm = meta.permissions().mode() & 0o777;
-            let kind = meta.file_type();
-            if kind.is_dir() {
+    for (rel, entry) in entries {
+        let path = root.join(rel);
+        let in_tar = Path::new(&top).join(rel);
+        let mtime = entry.mtime_ns / 1_000_000_000;
+        match entry.kind {
+            Kind::Dir => {
                 let mut h = header(tar::EntryType::Directory, 0o755, 0, mtime);
                 builder
                     .append_data(&mut h, &in_tar, std::io::empty())
                     .map_err(|e| io(&path, e))?;
-                subdirs.push(entry_rel);
-            } else if kind.is_symlink() {
-                let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
+            }
+            Kind::Link => {
                 let mut h = header(tar::EntryType::Symlink, 0o777, 0, mtime);
                 builder
-                    .append_link(&mut h, &in_tar, &target)
-                    .map_err(|e| io(&path, e))?;
-            } else if kind.is_file() {
-                let mode = (perm | 0o600) & 0o755;
-                let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-                let mut h = header(tar::EntryType::Regular, mode, meta.len(), mtime);
-                builder
-                    .append_data(&mut h, &in_tar, file)
+                    .append_link(&mut h, &in_tar, &entry.target)
                     .map_err(|e| io(&path, e))?;
             }
-            // Sockets, FIFOs and devices have no place in a source tree: left out.
+            Kind::File => {
+                let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
+                // The size the listing records, whatever the file does meanwhile: a file
+                // that shrank fails the sync instead of corrupting the archive.
+                let mut content = ExactReader {
+                    inner: file.take(entry.size),
+                    left: entry.size,
+                };
+                let mut h = header(tar::EntryType::Regular, entry.mode, entry.size, mtime);
+                builder
+                    .append_data(&mut h, &in_tar, &mut content)
+                    .map_err(|e| io(&path, e))?;
+            }
         }
-        // Depth-first in sorted order.
-        stack.extend(subdirs.into_iter().rev());
     }
     let mut sink = builder.into_inner().map_err(|e| io(root, e))?;
     sink.flush().map_err(|e| io(root, e))?;
     Ok(sink.sent)
+}
+
+/// Reads exactly `left` bytes, or fails: a file changed while it was being archived.
+struct ExactReader<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if n == 0 && self.left > 0 && !out.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was being uploaded; run again",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A `Write` that sends fixed-size chunks into a channel (from a blocking thread).
@@ -513,8 +405,12 @@ mod tests {
     /// The entry names of `dir`'s source archive in `layout`, each checked to be owned by
     /// the build user (uid 1234, gid 5678).
     fn entry_names(dir: &std::path::Path, layout: Layout) -> Vec<String> {
+        let listing = crate::engine::sync::listing::scan(dir, None)
+            .unwrap()
+            .listing;
+        let entries: Vec<_> = listing.entries.into_iter().collect();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        write_tree_tar(dir, 1234, 5678, layout, tx).unwrap();
+        write_entries_tar(dir, &entries, (1234, 5678), layout, tx).unwrap();
         let mut bytes = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
             bytes.extend_from_slice(&chunk);
@@ -532,8 +428,8 @@ mod tests {
 
     #[test]
     fn the_source_archive_is_owned_by_the_build_user_and_excludes_git_and_outputs() {
-        let dir = std::env::temp_dir().join(format!("kbuild-srctar-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         for sub in [".git", "_output/bin", "cmd/kubectl"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
@@ -541,29 +437,42 @@ mod tests {
         std::fs::write(dir.join("_output/bin/old"), "x").unwrap();
         std::fs::write(dir.join("cmd/kubectl/main.go"), "package main").unwrap();
         std::os::unix::fs::symlink("cmd", dir.join("link")).unwrap();
-        let names = entry_names(&dir, Layout::MountPointEntry);
+        let names = entry_names(dir, Layout::MountPointEntry);
         assert_eq!(
             names,
             [
                 "kubernetes",
                 "kubernetes/cmd",
-                "kubernetes/link",
                 "kubernetes/cmd/kubectl",
-                "kubernetes/cmd/kubectl/main.go"
+                "kubernetes/cmd/kubectl/main.go",
+                "kubernetes/link",
             ]
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn for_podman_the_archive_unpacks_into_the_mount_with_a_writable_output_dir() {
-        let dir = std::env::temp_dir().join(format!("kbuild-srctar-pm-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
         std::fs::create_dir_all(dir.join("_output/bin")).unwrap();
         std::fs::write(dir.join("_output/bin/old"), "x").unwrap();
         std::fs::write(dir.join("Makefile"), "all:").unwrap();
-        let names = entry_names(&dir, Layout::IntoMount);
+        let names = entry_names(dir, Layout::IntoMount);
         assert_eq!(names, [".", "_output", "Makefile"]);
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_it_is_archived_fails_the_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big"), vec![7u8; 4096]).unwrap();
+        let listing = crate::engine::sync::listing::scan(dir.path(), None)
+            .unwrap()
+            .listing;
+        std::fs::write(dir.path().join("big"), b"short").unwrap();
+        let entries: Vec<_> = listing.entries.into_iter().collect();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1024);
+        let err = write_entries_tar(dir.path(), &entries, (0, 0), Layout::MountPointEntry, tx)
+            .unwrap_err();
+        assert!(err.to_string().contains("shrank"), "{err}");
     }
 }

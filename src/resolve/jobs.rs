@@ -246,7 +246,7 @@ pub fn job(
             ];
             let tree = match facts.transfer {
                 Some(crate::engine::transfer::Transfer::Copy) => {
-                    crate::engine::transfer::source_volume_name(info.root)
+                    crate::engine::sync::source_volume_name(info.root)
                 }
                 _ => info.root.display().to_string(),
             };

@@ -641,6 +641,18 @@ pub fn managed_volumes(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Removes the source volumes copy transfer keeps for the tree at `root` (they stay between
+/// runs, for the next incremental sync); returns their names.
+pub fn remove_managed_volumes(root: &Path) -> Vec<String> {
+    let volumes = managed_volumes(root);
+    for v in &volumes {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f", v])
+            .status();
+    }
+    volumes
+}
+
 /// Waits up to `secs` for the engine to hold no container of the tree at `root`.
 pub fn wait_no_containers_left(root: &Path, secs: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);

@@ -263,7 +263,7 @@ fn an_ssh_engine_builds_the_same_bytes_as_a_local_bind_mount() {
         "names the ssh engine:\n{stderr}"
     );
     assert!(
-        stderr.contains("==> transfer:") && stderr.contains("copy transfer"),
+        stderr.contains("==> sync:") && stderr.contains("copy transfer"),
         "uses the copy transfer:\n{stderr}"
     );
     eprintln!("build over ssh took {took:?}");
@@ -273,7 +273,7 @@ fn an_ssh_engine_builds_the_same_bytes_as_a_local_bind_mount() {
         .args(["--transfer", "bind"])
         .env_remove("DOCKER_HOST"));
     assert_eq!(code, 0, "{stderr}");
-    assert!(!stderr.contains("==> transfer:"), "{stderr}");
+    assert!(!stderr.contains("==> sync:"), "{stderr}");
 
     let built = binaries(remote.path());
     assert_eq!(built, binaries(local.path()));
@@ -286,7 +286,11 @@ fn an_ssh_engine_builds_the_same_bytes_as_a_local_bind_mount() {
     let version = version_json(&remote.path().join("bin/linux/amd64/kubectl"));
     assert_eq!(version["gitVersion"], "v1.34.0");
     assert_no_containers_left(repo.path());
-    assert_eq!(managed_volumes(repo.path()), Vec::<String>::new());
+    assert_eq!(
+        remove_managed_volumes(repo.path()).len(),
+        1,
+        "the source volume stays for the next sync"
+    );
     assert!(temp_files(remote.path()).is_empty());
     // Every ssh connection ended with kbuild: no daemons, no control masters left behind.
     client.assert_no_processes_left(5);
@@ -381,7 +385,7 @@ fn ssh_failures_say_what_to_fix() {
 fn ctrl_c_on_the_terminal_during_an_ssh_build_still_cleans_up_through_ssh() {
     // A terminal's Ctrl-C signals the whole foreground process group; the ssh processes
     // kbuild talks to the engine through must survive it, so that kbuild can remove the
-    // build container and the source volume.
+    // build container.
     let marker = "kbuild-test: sleeping";
     let repo = KubeRepo::tagged("v1.34.0");
     patch_build_script(repo.path(), &format!("echo '{marker}'; sleep 300"), "");
@@ -400,7 +404,11 @@ fn ctrl_c_on_the_terminal_during_an_ssh_build_still_cleans_up_through_ssh() {
     assert_eq!(code, 130, "{stderr}");
     assert!(stderr.contains("stopped by Ctrl-C"), "{stderr}");
     assert_no_containers_left(repo.path());
-    assert_eq!(managed_volumes(repo.path()), Vec::<String>::new());
+    assert_eq!(
+        remove_managed_volumes(repo.path()).len(),
+        1,
+        "the source volume stays for the next sync"
+    );
     assert!(binaries(out.path()).is_empty());
     client.assert_no_processes_left(5);
 }

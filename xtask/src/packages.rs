@@ -2,11 +2,12 @@
 //! README's one test command is all the set-up a fresh machine needs: git and make for the
 //! fixture, openssh-server for the ssh:// engine tests, podman (with runc, which its test
 //! configures: crun refuses hybrid cgroup hosts) for the podman test, openssl and stunnel4
-//! (a TLS engine in front of the local one) for the TLS context test, skopeo, umoci,
-//! docker-registry and file for the extension image tests, chromium (run headless) for the
-//! timings page test, and a host Go for the `--engine host` tests. Debian bookworm's own Go
-//! is older than upstream's go1.22 floor, so golang-1.23-go comes from bookworm-backports
-//! (added to the apt sources when missing; no other suite is mixed into the host).
+//! (a TLS engine in front of the local one) for the TLS context test, iproute2 (the bridge
+//! of the second dockerd the multi-engine tests start), skopeo, umoci, docker-registry and
+//! file for the extension image tests, chromium (run headless) for the timings page test,
+//! and a host Go for the `--engine host` tests. Debian bookworm's own Go is older than
+//! upstream's go1.22 floor, so golang-1.23-go comes from bookworm-backports (added to the
+//! apt sources when missing; no other suite is mixed into the host).
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +25,7 @@ const PACKAGES: &[&str] = &[
     "openssl",
     "stunnel4",
     "chromium",
+    "iproute2",
 ];
 /// The extension image tests (tests/it/extimage.rs) read the OCI layout with skopeo and
 /// umoci, push to Debian's docker-registry (the CNCF distribution server, started by the

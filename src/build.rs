@@ -16,11 +16,10 @@ use crate::error::{Error, Result};
 use crate::fingerprint;
 use crate::joblog::JobLog;
 use crate::kube::{Component, Platform};
-use crate::outdir;
 use crate::outputs;
 use crate::plan::Job;
 use crate::resolve::jobs::{self, EngineFacts};
-use crate::resolve::{BuildRequest, EngineSettings};
+use crate::resolve::EngineSettings;
 use crate::signals::Interrupt;
 use crate::source::{self, Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
@@ -459,118 +458,6 @@ pub async fn plan_facts(
         }
     };
     Ok((facts, notes))
-}
-
-/// The plan of a `kbuild build`, from the source and engine facts.
-fn build_plan(
-    request: &BuildRequest,
-    inputs: Vec<crate::plan::Input>,
-    spec_info: (Option<&SourceInfo>, jobs::Tree<'_>),
-    facts: &EngineFacts,
-    notes: Vec<String>,
-) -> (crate::plan::Plan, Job) {
-    let (info, tree) = spec_info;
-    let name = crate::kube::component::build_job_name(&request.components);
-    let job = jobs::job(
-        name,
-        &request.components,
-        &request.platforms,
-        &tree,
-        &request.engine,
-        facts,
-    );
-    let mut plan = crate::plan::Plan::new(
-        crate::plan::CommandKind::Build,
-        inputs,
-        jobs::absolute(&request.out),
-    );
-    plan.source = Some(crate::commands::source_part(
-        &request.source,
-        info,
-        request.git_version.as_deref(),
-    ));
-    plan.engine = Some(jobs::engine_choice(&request.engine, facts));
-    plan.checks = jobs::check_steps(request.engine.kind, &request.engine.checks, true);
-    plan.jobs = vec![job.clone()];
-    plan.notes = notes;
-    (plan, job)
-}
-
-/// `kbuild build`: run it, print its plan, or run a saved plan.
-pub async fn run(
-    request: &BuildRequest,
-    invocation: &crate::commands::Invocation,
-    ui: &Ui,
-    interrupt: &Interrupt,
-) -> Result<()> {
-    let plan = request;
-    let overrides = Overrides::from_env(plan.git_version.clone())?;
-    // The tree first, then the output directory (lock.rs: that order everywhere).
-    // A precious --out is refused before anything (even a lock) is written.
-    outdir::check_not_precious(&plan.out, Some(plan.source.dir()))?;
-    if let Some(json) = invocation.planning() {
-        let (info, mut notes) = crate::commands::plan_source(&plan.source, &overrides)?;
-        let (facts, more) = plan_facts(info.as_ref(), &plan.engine).await?;
-        notes.extend(more);
-        let tree = match &info {
-            Some(info) => jobs::Tree::of(info),
-            None => jobs::Tree {
-                root: plan.source.dir(),
-                version_env: Vec::new(),
-            },
-        };
-        let (shown, _) = build_plan(
-            plan,
-            invocation.inputs.clone(),
-            (info.as_ref(), tree),
-            &facts,
-            notes,
-        );
-        return crate::show::print(&shown, json);
-    }
-    let _tree_lock = crate::lock::acquire_source(&plan.source, ui, interrupt).await?;
-    let info = get_source(&plan.source, &overrides, &plan.engine, ui)?;
-    invocation.check_commit(&info)?;
-    outdir::claim(&plan.out, &info.root)?;
-    let _lock = crate::lock::acquire(&plan.out, ui, interrupt).await?;
-    let mut settings = plan.engine.clone();
-    settings.expect_image_id = invocation.expected_image()?;
-    let builder = Builder::prepare(info, &settings, ui, interrupt).await?;
-    let (planned, job) = build_plan(
-        plan,
-        invocation.inputs.clone(),
-        (Some(&builder.info), jobs::Tree::of(&builder.info)),
-        &builder.facts,
-        Vec::new(),
-    );
-    invocation.check(&planned)?;
-    let built = builder
-        .build(
-            &job,
-            &plan.components,
-            &plan.platforms,
-            &plan.out,
-            ui,
-            interrupt,
-        )
-        .await?;
-    ui.phase("outputs", &plan.out.display().to_string());
-    for (path, size) in &built.binaries {
-        let shown = path.strip_prefix(&plan.out).unwrap_or(path);
-        ui.artifact(&shown.display().to_string(), *size);
-    }
-    ui.finished(&format!(
-        "{} {} ({}) — log: {}",
-        if built.up_to_date {
-            "up to date:"
-        } else {
-            "built"
-        },
-        crate::ui::count(built.binaries.len(), "binary", "binaries"),
-        builder.info.version.git_version,
-        built.log.display()
-    ));
-    Ok(())
 }
 
 /// Checks git when the source needs it, gets the source (`--ref`) and reports its facts.

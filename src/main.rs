@@ -369,7 +369,7 @@ async fn dispatch_command(
             lock_policy(&args.lock);
             resolve::check_out_dir(&args.out)?;
             let request = resolve::resolve_build(&args)?;
-            build::run(&request, &invocation, ui, interrupt).await
+            commands::build(&request, &invocation, ui, interrupt).await
         }
         Command::Source(args) => {
             lock_policy(&args.lock);

@@ -22,8 +22,12 @@ pub struct Plan {
     pub inputs: Vec<Input>,
     /// The tree and its facts; None for a doctor run outside a tree.
     pub source: Option<SourceFacts>,
-    /// Where builds run; None when nothing is built (package).
+    /// Where builds run; None when nothing is built (package). With several engines, the
+    /// first one's; every job names its own.
     pub engine: Option<EngineChoice>,
+    /// The engines jobs are spread over (one unless `--engines`).
+    #[serde(default)]
+    pub engines: Vec<PlannedEngine>,
     /// The prerequisite checks, in the order they run.
     pub checks: Vec<CheckStep>,
     /// The build jobs, in the order they run.
@@ -116,6 +120,15 @@ pub struct EngineChoice {
     pub force: bool,
 }
 
+/// One engine of the run, and how many jobs it takes at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedEngine {
+    /// As given to `--engines` (a context name or an endpoint), or the run's endpoint.
+    pub name: String,
+    pub endpoint: String,
+    pub jobs: usize,
+}
+
 /// One prerequisite check and what it requires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckStep {
@@ -178,6 +191,7 @@ impl Plan {
             inputs,
             source: None,
             engine: None,
+            engines: Vec::new(),
             checks: Vec::new(),
             jobs: Vec::new(),
             packaging: Vec::new(),

@@ -3,16 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::{self, Builder};
 use crate::cli::{ExtensionArgs, TargetArgs};
 use crate::error::{Error, Result};
+use crate::fleet::{self, EngineSlot, Fleet, Work};
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
 use crate::outdir;
 use crate::package::extension;
 use crate::package::manifest::Manifest;
 use crate::plan::{CommandKind, Plan};
-use crate::resolve::jobs::{self, EngineFacts};
+use crate::resolve::jobs;
 use crate::resolve::{self, EngineSettings};
 use crate::signals::Interrupt;
 use crate::source::{Overrides, SourceInfo, SourceSpec};
@@ -59,33 +59,24 @@ fn extension_plan(
     components: &[&'static Component],
     platforms: &[Platform],
     engine: &EngineSettings,
-    facts: &EngineFacts,
+    slots: &[EngineSlot],
     notes: Vec<String>,
-) -> Plan {
-    let tree = match info {
-        Some(info) => jobs::Tree::of(info),
-        None => jobs::Tree {
-            root: spec.dir(),
-            version_env: Vec::new(),
-        },
+) -> (Plan, Vec<Work>) {
+    let tree = super::tree_of(spec, info);
+    let whole = Work {
+        name: component::EXTENSION_JOB.to_string(),
+        components: components.to_vec(),
+        platforms: platforms.to_vec(),
     };
-    let job = jobs::job(
-        component::EXTENSION_JOB.to_string(),
-        components,
-        platforms,
-        &tree,
-        engine,
-        facts,
-    );
+    let work = Work::split(vec![whole], slots.len());
     let mut plan = Plan::new(CommandKind::Extension, inputs, jobs::absolute(&args.out));
     plan.source = Some(super::source_part(
         spec,
         info,
         args.source.git_version.as_deref(),
     ));
-    plan.engine = Some(jobs::engine_choice(engine, facts));
-    plan.checks = jobs::check_steps(engine.kind, &engine.checks, true);
-    plan.jobs = vec![job];
+    super::engines_part(&mut plan, engine, slots);
+    plan.jobs = fleet::planned_jobs(&work, slots, &tree, engine);
     plan.packaging = jobs::extension_artifacts(components, platforms);
     if let Some(tag) = &args.image.tag {
         plan.packaging.extend(jobs::extension_image_artifacts(tag));
@@ -101,7 +92,7 @@ fn extension_plan(
         }
     }
     plan.notes.splice(0..0, notes);
-    plan
+    (plan, work)
 }
 
 /// `kbuild extension`.
@@ -117,9 +108,9 @@ pub async fn extension(
         let spec = source_checked_against(&args.source, &args.out)?;
         let overrides = Overrides::from_env(args.source.git_version.clone())?;
         let (info, mut notes) = super::plan_source(&spec, &overrides)?;
-        let (facts, more) = build::plan_facts(info.as_ref(), &engine).await?;
+        let (slots, more) = fleet::plan_slots(info.as_ref(), &engine).await?;
         notes.extend(more);
-        let plan = extension_plan(
+        let (plan, _) = extension_plan(
             args,
             invocation.inputs.clone(),
             &spec,
@@ -127,7 +118,7 @@ pub async fn extension(
             &components,
             &platforms,
             &engine,
-            &facts,
+            &slots,
             notes,
         );
         return crate::show::print(&plan, json);
@@ -154,8 +145,9 @@ pub async fn extension(
     }
     let mut engine = engine;
     engine.expect_image_id = invocation.expected_image()?;
-    let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
-    let plan = extension_plan(
+    let fleet = Fleet::prepare(info, &engine, ui, interrupt).await?;
+    let builder = fleet.first();
+    let (plan, work) = extension_plan(
         args,
         invocation.inputs.clone(),
         &spec,
@@ -163,22 +155,16 @@ pub async fn extension(
         &components,
         &platforms,
         &engine,
-        &builder.facts,
+        &fleet.engine_slots(),
         Vec::new(),
     );
     invocation.check(&plan)?;
-    let built = builder
-        .build(
-            &plan.jobs[0],
-            &components,
-            &platforms,
-            &args.out,
-            ui,
-            interrupt,
-        )
-        .await?;
-    let binaries: Vec<PathBuf> = built.binaries.iter().map(|(p, _)| p.clone()).collect();
-    let toolchain = toolchain(&builder.info, Some(&builder), &binaries);
+    let ran = fleet.run(&work, &args.out, ui, interrupt).await?;
+    let binaries: Vec<PathBuf> = ran
+        .iter()
+        .flat_map(|r| r.built.binaries.iter().map(|(p, _)| p.clone()))
+        .collect();
+    let toolchain = toolchain(&builder.info, Some(builder), &binaries);
     let source = source_record(&builder.info);
     let bin = args.out.join("bin");
     let out = args.out.clone();

@@ -6,6 +6,7 @@
 //! Building goes through `build::Builder`; writing goes through `package`, on blocking
 //! threads that stop (and remove their temporary files) on Ctrl-C or SIGTERM.
 
+mod build_cmd;
 mod extension;
 mod package;
 mod quick_release;
@@ -14,6 +15,7 @@ mod sign;
 mod source;
 mod verify;
 
+pub use build_cmd::build;
 pub use extension::extension;
 pub use package::package;
 pub use quick_release::quick_release;
@@ -122,6 +124,42 @@ pub fn plan_source(
             )],
         )),
     }
+}
+
+/// The tree the jobs build: the facts' root and version variables, or for a source not
+/// read yet its directory and no variables.
+pub fn tree_of<'a>(
+    spec: &'a crate::source::SourceSpec,
+    info: Option<&'a SourceInfo>,
+) -> crate::resolve::jobs::Tree<'a> {
+    match info {
+        Some(info) => crate::resolve::jobs::Tree::of(info),
+        None => crate::resolve::jobs::Tree {
+            root: spec.dir(),
+            version_env: Vec::new(),
+        },
+    }
+}
+
+/// The plan's engine part: the settings every job shares (on the first engine), the
+/// engines and the checks.
+pub fn engines_part(
+    plan: &mut crate::plan::Plan,
+    settings: &crate::resolve::EngineSettings,
+    slots: &[crate::fleet::EngineSlot],
+) {
+    if let Some(first) = slots.first() {
+        plan.engine = Some(crate::resolve::jobs::engine_choice(settings, &first.facts));
+    }
+    plan.engines = slots
+        .iter()
+        .map(|s| crate::plan::PlannedEngine {
+            name: s.name.clone(),
+            endpoint: s.facts.endpoint.clone(),
+            jobs: s.capacity,
+        })
+        .collect();
+    plan.checks = crate::resolve::jobs::check_steps(settings.kind, &settings.checks, true);
 }
 
 /// The plan's source part: the facts, or for an unfetched ref what is known.

@@ -1,14 +1,14 @@
 //! `kbuild quick-release`: build the client, node and server sets, then package them.
 
-use crate::build::{self, Builder};
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
+use crate::fleet::{self, EngineSlot, Fleet, Work};
 use crate::kube::component::Component;
 use crate::kube::release::{self as layout, ReleaseJob, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
 use crate::outdir;
-use crate::plan::{CommandKind, Job, Plan};
-use crate::resolve::jobs::{self, EngineFacts};
+use crate::plan::{CommandKind, Plan};
+use crate::resolve::jobs;
 use crate::resolve::{self, EngineSettings};
 use crate::signals::Interrupt;
 use crate::source::{Overrides, SourceInfo, SourceSpec};
@@ -23,7 +23,7 @@ use super::{
 /// ref not fetched yet, planned as having every upstream target).
 struct ReleasePlan {
     plan: Plan,
-    jobs: Vec<(Job, ReleaseJob)>,
+    work: Vec<Work>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -34,7 +34,7 @@ fn release_plan(
     info: Option<&SourceInfo>,
     platforms: &[Platform],
     engine: &EngineSettings,
-    facts: &EngineFacts,
+    slots: &[EngineSlot],
     mut notes: Vec<String>,
 ) -> Result<ReleasePlan> {
     let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
@@ -66,43 +66,29 @@ fn release_plan(
     if release.jobs.is_empty() {
         return Err(no_targets(spec.dir()));
     }
-    let tree = match info {
-        Some(info) => jobs::Tree::of(info),
-        None => jobs::Tree {
-            root: spec.dir(),
-            version_env: Vec::new(),
-        },
-    };
-    let planned: Vec<(Job, ReleaseJob)> = release
-        .jobs
-        .iter()
-        .map(|rj| {
-            let job = jobs::job(
-                rj.job_name(),
-                &rj.components,
-                &rj.platforms,
-                &tree,
-                engine,
-                facts,
-            );
-            (job, rj.clone())
-        })
-        .collect();
+    let tree = super::tree_of(spec, info);
+    let whole: Vec<Work> = release.jobs.iter().map(release_work).collect();
+    let work = Work::split(whole, slots.len());
     let mut plan = Plan::new(CommandKind::QuickRelease, inputs, jobs::absolute(&args.out));
     plan.source = Some(super::source_part(
         spec,
         info,
         args.source.git_version.as_deref(),
     ));
-    plan.engine = Some(jobs::engine_choice(engine, facts));
-    plan.checks = jobs::check_steps(engine.kind, &engine.checks, true);
-    plan.jobs = planned.iter().map(|(j, _)| j.clone()).collect();
+    super::engines_part(&mut plan, engine, slots);
+    plan.jobs = fleet::planned_jobs(&work, slots, &tree, engine);
     plan.packaging = jobs::release_artifacts(&layout::layouts(platforms, &has));
     plan.notes = notes;
-    Ok(ReleasePlan {
-        plan,
-        jobs: planned,
-    })
+    Ok(ReleasePlan { plan, work })
+}
+
+/// One make run of upstream's release grouping.
+fn release_work(job: &ReleaseJob) -> Work {
+    Work {
+        name: job.job_name(),
+        components: job.components.clone(),
+        platforms: job.platforms.clone(),
+    }
 }
 
 fn no_targets(dir: &std::path::Path) -> Error {
@@ -127,7 +113,7 @@ pub async fn quick_release(
         let spec = source_checked_against(&args.source, &args.out)?;
         let overrides = Overrides::from_env(args.source.git_version.clone())?;
         let (info, mut notes) = super::plan_source(&spec, &overrides)?;
-        let (facts, more) = build::plan_facts(info.as_ref(), &engine).await?;
+        let (slots, more) = fleet::plan_slots(info.as_ref(), &engine).await?;
         notes.extend(more);
         let inputs = invocation.inputs.clone();
         let planned = release_plan(
@@ -137,7 +123,7 @@ pub async fn quick_release(
             info.as_ref(),
             &platforms,
             &engine,
-            &facts,
+            &slots,
             notes,
         )?;
         return crate::show::print(&planned.plan, json);
@@ -160,7 +146,8 @@ pub async fn quick_release(
     }
     let mut engine = engine;
     engine.expect_image_id = invocation.expected_image()?;
-    let builder = Builder::prepare(info, &engine, ui, interrupt).await?;
+    let fleet = Fleet::prepare(info, &engine, ui, interrupt).await?;
+    let builder = fleet.first();
     let planned = release_plan(
         args,
         invocation.inputs.clone(),
@@ -168,25 +155,21 @@ pub async fn quick_release(
         Some(&builder.info),
         &platforms,
         &engine,
-        &builder.facts,
+        &fleet.engine_slots(),
         Vec::new(),
     )?;
     invocation.check(&planned.plan)?;
     for note in &planned.plan.notes {
         ui.info(note);
     }
-    for (job, rj) in &planned.jobs {
-        builder
-            .build(job, &rj.components, &rj.platforms, &args.out, ui, interrupt)
-            .await?;
-    }
+    fleet.run(&planned.work, &args.out, ui, interrupt).await?;
     let root = builder.info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let layouts = layout::layouts(&platforms, &has);
     let bin = args.out.join("bin");
     let toolchain = toolchain(
         &builder.info,
-        Some(&builder),
+        Some(builder),
         &sample_binaries(&bin, &layouts),
     );
     let what = Packaging {

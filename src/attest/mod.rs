@@ -18,11 +18,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::artifact::{self, Artifact, SourceRecord, Toolchain};
 use crate::error::{Error, Result};
 use crate::kube::release::Layout;
-use crate::package::checksum;
-use crate::package::manifest::{Artifact, SourceRecord, Toolchain};
-use crate::package::AtomicFile;
+use crate::outdir::AtomicFile;
 
 /// Which set the attestations describe; it names their files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +194,7 @@ fn write_json(
         .map_err(|e| Error::io("cannot write", &path, e))?;
     file.commit()?;
     let (size, digests) =
-        checksum::hash_reader(text.as_bytes()).map_err(|e| Error::io("cannot hash", &path, e))?;
+        artifact::hash_reader(text.as_bytes()).map_err(|e| Error::io("cannot hash", &path, e))?;
     Ok(Artifact {
         file: name.to_string(),
         kind: kind.to_string(),

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::tarball::{self, Entry};
-use super::{AtomicFile, Control};
+use super::Control;
 use crate::error::{Error, Result};
+use crate::outdir::{AtomicFile, TMP_SUFFIX};
 
 pub const LAYOUT_DIR: &str = "image";
 pub const ARCHIVE: &str = "image.oci.tar.gz";
@@ -106,7 +107,7 @@ pub fn rfc3339(epoch: u64) -> String {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    super::checksum::hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Writes a JSON blob (serde_json's map is sorted, so the bytes are canonical).
@@ -143,10 +144,7 @@ fn diff_id(layer: &Path, cancel: &Control) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(format!(
-        "sha256:{}",
-        super::checksum::hex(&hasher.finalize())
-    ))
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
 fn write_variant(
@@ -216,7 +214,7 @@ pub fn write(
     cancel: &Control,
 ) -> Result<Image> {
     let layout = dir.join(LAYOUT_DIR);
-    let staging = dir.join(format!("{LAYOUT_DIR}{}", super::TMP_SUFFIX));
+    let staging = dir.join(format!("{LAYOUT_DIR}{}", TMP_SUFFIX));
     let _ = std::fs::remove_dir_all(&staging);
     let guard = RemoveOnDrop(Some(staging.clone()));
     let blobs = staging.join("blobs/sha256");

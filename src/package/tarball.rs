@@ -20,10 +20,11 @@ use std::sync::Arc;
 
 use tar::{EntryType, Header};
 
-use super::checksum::{Digests, HashingWriter};
 use super::pgzip::{ParGz, Pool};
-use super::{AtomicFile, Control};
+use super::Control;
+use crate::artifact::{Digests, HashingWriter, Listed};
 use crate::error::{Error, Kind, Result};
+use crate::outdir::AtomicFile;
 
 /// The gzip level, pinned: deflate output depends on the backend and the level.
 /// 6 is gzip's default, so kbuild's tarballs are as large as upstream's `tar czf` ones.
@@ -97,21 +98,6 @@ fn key(path: &str, is_dir: bool) -> String {
 /// Sorts entries into the order the writer requires.
 pub fn sort(entries: &mut [Entry]) {
     entries.sort_by_key(|e| e.key());
-}
-
-/// One entry as the manifest lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Listed {
-    /// As GNU tar lists it: directories end with `/`.
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Octal, e.g. "0755".
-    pub mode: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
 }
 
 /// What writing one tarball produced.

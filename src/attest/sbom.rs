@@ -14,10 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{epoch_time, redact_url, rfc3339, Binary, Input};
+use super::{redact_url, Binary, Input};
 use crate::artifact::{self, Artifact, Digests, SourceRecord};
 use crate::error::{Error, Result};
 use crate::kube::buildinfo::{self, Module};
+use crate::units::rfc3339;
 
 pub const SUFFIX: &str = ".spdx.json";
 const DOCUMENT: &str = "SPDXRef-DOCUMENT";
@@ -340,7 +341,7 @@ pub fn document(input: &Input<'_>) -> Result<Value> {
         "name": name,
         "documentNamespace": format!("https://kbuild.invalid/spdx/{name}-{}", &content.sha256[..32]),
         "creationInfo": {
-            "created": rfc3339(epoch_time(source.source_date_epoch)),
+            "created": rfc3339(source.source_date_epoch),
             "creators": [format!("Tool: kbuild-{}", env!("CARGO_PKG_VERSION"))],
             "comment": "created at SOURCE_DATE_EPOCH, the source commit's time, so the same inputs give the same document",
         },

@@ -286,7 +286,7 @@ fn labels(root: &Path) -> HashMap<String, String> {
 fn short_hash(root: &Path) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(root.display().to_string().as_bytes());
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..4])
 }
 
 /// Writes the tree at `root` as a tar stream into `tx`: top entry `kubernetes/` (the mount

@@ -85,27 +85,6 @@ pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
         .join(digest.trim_start_matches("sha256:"))
 }
 
-/// `1700000000` -> `2023-11-14T22:13:20Z` (Howard Hinnant's civil-from-days).
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -164,7 +143,7 @@ fn write_variant(
     let diff_id = diff_id(&part, cancel)?;
     let final_path = blob_path(layout, &layer.digest);
     std::fs::rename(&part, &final_path).map_err(|e| Error::io("cannot write", &final_path, e))?;
-    let created = rfc3339(mtime);
+    let created = crate::units::rfc3339(mtime);
     let config = json_blob(
         layout,
         MEDIA_CONFIG,
@@ -310,13 +289,6 @@ pub fn read_blob(layout: &Path, digest: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_of_known_epochs() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
-    }
 
     fn variants(dir: &Path) -> Vec<Variant> {
         std::fs::write(dir.join("a"), b"amd64 binary").unwrap();

@@ -27,8 +27,7 @@ use crate::error::{Error, Kind, Result};
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
-/// The lock file's name inside the output directory.
-pub const LOCK_FILE: &str = ".kbuild.lock";
+pub use crate::outdir::LOCK_FILE;
 /// How often a waiting run tries again.
 const POLL: Duration = Duration::from_millis(200);
 

@@ -20,10 +20,11 @@ use std::process::{Command, Stdio};
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Kind, Result};
-use crate::lock::LOCK_FILE;
 
 /// The marker directory; it also holds the fingerprint records (`<job>.json`).
 pub const MARKER_DIR: &str = ".kbuild";
+/// The lock file's name (runs on one output directory take turns: `crate::lock`).
+pub const LOCK_FILE: &str = ".kbuild.lock";
 /// The owner file inside the marker directory.
 pub const OWNER_FILE: &str = "owner.json";
 /// The value of `owner` in the owner file.

@@ -32,8 +32,6 @@ use crate::outdir::AtomicFile;
 /// 3.06 MB at 29 MB/s, level 9 writes 2.98 MB (-2.4%) at 11 MB/s (2.7 times slower); on a
 /// 46 MB Go binary, 37 vs 17 MB/s for -2.5%. Not worth it for ~1 GB of server binaries.
 pub const GZIP_LEVEL: u32 = 6;
-/// The gzip header's OS byte, pinned ("unknown", as flate2 writes it by default).
-pub const GZIP_OS: u8 = 255;
 
 /// Mode of directories and executables.
 pub const MODE_EXEC: u32 = 0o755;
@@ -403,7 +401,7 @@ mod tests {
         // gzip header: magic, deflate, no flags (no name), mtime 0, OS byte pinned.
         assert_eq!(&bytes[..4], &[0x1f, 0x8b, 8, 0]);
         assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
-        assert_eq!(bytes[9], GZIP_OS);
+        assert_eq!(bytes[9], super::super::pgzip::GZIP_OS);
 
         let listed: Vec<_> = wa
             .contents

@@ -9,6 +9,7 @@
 //! - between the nodes, without the edges between a module and its own submodules (a
 //!   parent that dispatches to its children, which use the parent's shared types, is one
 //!   layer), so circles between siblings (package::tarball <-> package::pgzip) show.
+//!
 //! Test modules (`#[cfg(test)] mod ...`) are left out: tests may reach anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};

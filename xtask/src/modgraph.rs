@@ -1,5 +1,5 @@
-//! The module graph of src/: which module refers to which (`crate::x` and `super::x`
-//! paths, in `use` trees and in code), and the circles in it. Layers call only down, so
+//! The module graph of src/: which module refers to which (`crate::x`, `super::x`,
+//! `self::x` and child-module paths, in `use` trees and in code), and the circles in it. Layers call only down, so
 //! `cargo xtask lint` fails on any circle and names it with a reference for each step.
 //!
 //! The nodes are the top-level modules, except that the submodules of the modules in
@@ -49,7 +49,7 @@ pub fn read(src: &Path) -> std::io::Result<Graph> {
         graph.entry(from.clone()).or_default();
         for (line, path) in references(&without_tests(&code_only(&text)), module, &known) {
             let to = node(&longest_module(&known, &path));
-            if to != from && !to.is_empty() {
+            if to != from {
                 graph
                     .entry(from.clone())
                     .or_default()

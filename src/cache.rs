@@ -21,7 +21,7 @@ pub fn go_env() -> Vec<(String, String)> {
 /// `kbuild-gocache-<12 hex of the image id>-<uid>`.
 pub fn volume_name(image_id: &str, uid: u32) -> String {
     let digest = Sha256::digest(image_id.as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&digest[..6]);
     format!("kbuild-gocache-{hex}-{uid}")
 }
 

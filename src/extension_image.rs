@@ -89,7 +89,7 @@ pub async fn run(
     interrupt: &Interrupt,
 ) -> Result<ociimage::Image> {
     let ext = out.join(extension::DIR);
-    let created = ociimage::rfc3339(info.source_date_epoch);
+    let created = crate::units::rfc3339(info.source_date_epoch);
     let f = facts(
         &plan,
         &info.version.git_version,

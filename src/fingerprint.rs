@@ -46,7 +46,7 @@ pub fn compute(info: &SourceInfo, job: &Job, image_id: &str) -> Result<String> {
     }
     field("output", job.output_subpath.as_bytes());
     field("tree", tree_digest(info)?.as_bytes());
-    Ok(hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The tree's state: for a git checkout the commit and, when it is dirty, the diff against it
@@ -79,7 +79,7 @@ fn tree_digest(info: &SourceInfo) -> Result<String> {
             }
         }
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn hash_file(hasher: &mut Sha256, root: &Path, rel: &Path) -> Result<()> {
@@ -123,10 +123,6 @@ fn walk(root: &Path, rel: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn record_path(out: &Path, job: &str) -> PathBuf {

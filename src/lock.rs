@@ -27,8 +27,7 @@ use crate::error::{Error, Kind, Result};
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
-/// The lock file's name inside the output directory.
-pub const LOCK_FILE: &str = ".kbuild.lock";
+pub use crate::outdir::LOCK_FILE;
 /// How often a waiting run tries again.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -91,7 +90,7 @@ pub async fn acquire_tree(root: &Path, ui: &Ui, interrupt: &Interrupt) -> Result
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let key = canonical(root);
     let digest = Sha256::digest(key.as_os_str().as_encoded_bytes());
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&digest[..8]);
     let what = format!("the tree {} (its _output and checkout)", key.display());
     let hint = "wait for it to finish (drop --no-wait, or raise --lock-timeout): runs on one tree share its _output and checkout, so they take turns; a copy of the tree (or another --source-dir) builds alongside";
     take(

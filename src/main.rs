@@ -1,5 +1,6 @@
 //! kbuild: parse the command line, run the command, map errors to exit codes.
 
+mod artifact;
 mod attest;
 mod build;
 mod cache;

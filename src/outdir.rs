@@ -12,16 +12,19 @@
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use tempfile::NamedTempFile;
+
 use crate::error::{Error, Kind, Result};
-use crate::lock::LOCK_FILE;
 
 /// The marker directory; it also holds the fingerprint records (`<job>.json`).
 pub const MARKER_DIR: &str = ".kbuild";
+/// The lock file's name (runs on one output directory take turns: `crate::lock`).
+pub const LOCK_FILE: &str = ".kbuild.lock";
 /// The owner file inside the marker directory.
 pub const OWNER_FILE: &str = "owner.json";
 /// The value of `owner` in the owner file.
@@ -407,17 +410,74 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.kbuild-tmp", std::process::id()))
 }
 
-/// Writes `bytes` to `path`: to a new temporary file beside it, then renamed over it (a
-/// rename replaces a link, never writes through it).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let mut file = create_file(&tmp, 0o644)?;
-    file.write_all(bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io("cannot write", path, e)
+/// The suffix of files and directories being written; `kbuild clean` and repackaging
+/// remove leftovers by it.
+pub const TMP_SUFFIX: &str = ".kbuild-tmp";
+
+/// A file written under a new temporary name beside `path` (`.<name>.<random>.kbuild-tmp`)
+/// and renamed to `path` by `commit`; dropped without a commit, the temporary file is
+/// removed. tempfile creates it with O_CREAT|O_EXCL, which never opens an existing file and
+/// never follows a link planted there, and a rename replaces a link at `path` rather than
+/// writing through it.
+pub struct AtomicFile {
+    path: PathBuf,
+    file: Option<BufWriter<NamedTempFile>>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(TMP_SUFFIX)
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("cannot create a temporary file for", path, e))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            file: Some(BufWriter::with_capacity(256 * 1024, file)),
         })
+    }
+
+    /// Sets the mode the file will have (an executable's 0755), whatever the umask.
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        let file = self.file.as_ref().expect("open").get_ref().as_file();
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("cannot write", &self.path, e))
+    }
+
+    /// Flushes, syncs and renames the file to its final name.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("not committed twice");
+        let done = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.as_file().sync_all().map(|()| f))
+            .and_then(|f| f.persist(&self.path).map_err(|e| e.error));
+        done.map(|_| ())
+            .map_err(|e| Error::io("cannot write", &self.path, e))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.as_mut().expect("open").write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().expect("open").flush()
+    }
+}
+
+/// Writes `bytes` to `path` through an `AtomicFile`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)
+        .map_err(|e| Error::io("cannot write", path, e))?;
+    file.commit()
 }
 
 /// What `kbuild clean --out` may remove: `None` when `out` does not exist, its owner file
@@ -497,7 +557,6 @@ pub fn dir_size(dir: &Path) -> u64 {
 
 /// Read-only directories (Go's module cache is one) cannot be emptied; make them writable.
 pub fn make_writable(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -615,5 +674,62 @@ mod tests {
         assert!(err.message.contains("symbolic link"), "{}", err.message);
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         assert!(!dir.path().join("x").exists());
+    }
+
+    #[test]
+    fn atomic_file_appears_only_on_commit_under_a_hidden_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        let names = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        {
+            let mut f = AtomicFile::create(&path).unwrap();
+            f.write_all(b"half").unwrap();
+            assert!(!path.exists());
+            let written = names();
+            assert_eq!(written.len(), 1);
+            assert!(
+                written[0].starts_with(".a.txt.") && written[0].ends_with(TMP_SUFFIX),
+                "{written:?}"
+            );
+        }
+        assert!(names().is_empty(), "dropped without commit: temp removed");
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"whole").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        assert_eq!(names(), ["a.txt"]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o700, 0o600, "readable and writable by its owner");
+    }
+
+    #[test]
+    fn a_link_at_the_final_name_is_replaced_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let path = dir.path().join("SHA256SUMS.sig");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"signature").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&path).unwrap(), b"signature");
+    }
+
+    #[test]
+    fn set_mode_gives_the_committed_file_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubectl");
+        let f = AtomicFile::create(&path).unwrap();
+        f.set_mode(0o755).unwrap();
+        f.commit().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
     }
 }

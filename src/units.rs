@@ -1,19 +1,22 @@
-//! Sizes as people read them; a leaf module every layer may use.
+//! Sizes and times in the forms people and file formats read them; a leaf module every
+//! layer may use.
 
-/// 8.0 GiB, 512.0 MiB, ...
+/// 8.0 GiB, 512.0 MiB, 512 B: binary units, one decimal.
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    bytesize::ByteSize::b(bytes).display().iec().to_string()
+}
+
+/// RFC 3339 in UTC to the second (`2023-11-14T22:13:20Z`), as the SBOM, the provenance
+/// and OCI image configs write times. A time past the year 9999, which RFC 3339 cannot
+/// write (a SOURCE_DATE_EPOCH may say anything), is written as the latest time jiff
+/// holds, 9999-12-30T22:00:00Z.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let last = jiff::Timestamp::MAX.as_second();
+    let seconds = i64::try_from(unix_seconds).unwrap_or(last).min(last);
+    // jiff writes no fraction for a whole second.
+    jiff::Timestamp::from_second(seconds)
+        .expect("clamped into jiff's range")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -23,6 +26,17 @@ mod tests {
     #[test]
     fn formats_sizes() {
         assert_eq!(human_bytes(8 * 1024 * 1024 * 1024), "8.0 GiB");
+        assert_eq!(human_bytes(1000 * 1024 * 1024 * 1024), "1000.0 GiB");
+        assert_eq!(human_bytes(6 * 1024 * 1024), "6.0 MiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(512), "512 B");
+    }
+
+    #[test]
+    fn rfc3339_of_known_epochs() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-30T22:00:00Z");
     }
 }

@@ -18,11 +18,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::artifact::{self, Artifact, SourceRecord, Toolchain};
 use crate::error::{Error, Result};
 use crate::kube::release::Layout;
-use crate::package::checksum;
-use crate::package::manifest::{Artifact, SourceRecord, Toolchain};
-use crate::package::AtomicFile;
+use crate::outdir::AtomicFile;
 
 /// Which set the attestations describe; it names their files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +194,7 @@ fn write_json(
         .map_err(|e| Error::io("cannot write", &path, e))?;
     file.commit()?;
     let (size, digests) =
-        checksum::hash_reader(text.as_bytes()).map_err(|e| Error::io("cannot hash", &path, e))?;
+        artifact::hash_reader(text.as_bytes()).map_err(|e| Error::io("cannot hash", &path, e))?;
     Ok(Artifact {
         file: name.to_string(),
         kind: kind.to_string(),
@@ -212,14 +211,10 @@ fn write_json(
     })
 }
 
-/// RFC 3339 UTC, seconds precision (`2023-11-14T22:13:20Z`).
-pub fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
-/// SOURCE_DATE_EPOCH as a time.
-pub fn epoch_time(seconds: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds)
+/// Whole seconds since the epoch of a time of this run.
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A repository URL without credentials (`https://user:token@host/x` -> `https://host/x`):
@@ -259,10 +254,5 @@ mod tests {
         assert!(is_ours("SHA256SUMS.sig"));
         assert!(!is_ours("notes.sig"));
         assert!(!is_ours("my.spdx.json"));
-    }
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(rfc3339(epoch_time(1_700_000_000)), "2023-11-14T22:13:20Z");
     }
 }

@@ -12,7 +12,8 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use super::{redact_url, rfc3339, Input};
+use super::{redact_url, unix_seconds, Input};
+use crate::units::rfc3339;
 
 pub const SUFFIX: &str = ".intoto.jsonl";
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -109,8 +110,8 @@ pub fn statement(
                     "version": { "kbuild": env!("CARGO_PKG_VERSION") },
                 },
                 "metadata": {
-                    "startedOn": rfc3339(started),
-                    "finishedOn": rfc3339(finished),
+                    "startedOn": rfc3339(unix_seconds(started)),
+                    "finishedOn": rfc3339(unix_seconds(finished)),
                 },
             },
         },

@@ -14,11 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{epoch_time, redact_url, rfc3339, Binary, Input};
+use super::{redact_url, Binary, Input};
+use crate::artifact::{self, Artifact, Digests, SourceRecord};
 use crate::error::{Error, Result};
 use crate::kube::buildinfo::{self, Module};
-use crate::package::checksum::{self, Digests};
-use crate::package::manifest::{Artifact, SourceRecord};
+use crate::units::rfc3339;
 
 pub const SUFFIX: &str = ".spdx.json";
 const DOCUMENT: &str = "SPDXRef-DOCUMENT";
@@ -82,7 +82,7 @@ fn h1_sha256(sum: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(sum.strip_prefix("h1:")?)
         .ok()?;
-    (bytes.len() == 32).then(|| checksum::hex(&bytes))
+    (bytes.len() == 32).then(|| hex::encode(&bytes))
 }
 
 /// A module as `go version -m` prints it (`path version sum`, `=> path version sum`).
@@ -236,7 +236,7 @@ impl<'a> Builder<'a> {
     /// A binary, what carries it (or that it is an artifact itself), and its modules.
     fn add_binary(&mut self, b: &Binary) -> Result<()> {
         let (_, digests) = std::fs::File::open(&b.path)
-            .and_then(checksum::hash_reader)
+            .and_then(artifact::hash_reader)
             .map_err(|e| Error::io("cannot read", &b.path, e))?;
         let info = buildinfo::read(&b.path).map_err(|e| Error::io("cannot read", &b.path, e))?;
         let id = self
@@ -326,7 +326,7 @@ pub fn document(input: &Input<'_>) -> Result<Value> {
         .map(|a| format!("{}  {}", a.sha256, a.file))
         .collect();
     digests.sort();
-    let (_, content) = checksum::hash_reader(digests.join("\n").as_bytes())
+    let (_, content) = artifact::hash_reader(digests.join("\n").as_bytes())
         .map_err(|e| Error::internal(format!("cannot hash the artifact list: {e}")))?;
     let relationships: Vec<Value> = relationships
         .into_iter()
@@ -341,7 +341,7 @@ pub fn document(input: &Input<'_>) -> Result<Value> {
         "name": name,
         "documentNamespace": format!("https://kbuild.invalid/spdx/{name}-{}", &content.sha256[..32]),
         "creationInfo": {
-            "created": rfc3339(epoch_time(source.source_date_epoch)),
+            "created": rfc3339(source.source_date_epoch),
             "creators": [format!("Tool: kbuild-{}", env!("CARGO_PKG_VERSION"))],
             "comment": "created at SOURCE_DATE_EPOCH, the source commit's time, so the same inputs give the same document",
         },

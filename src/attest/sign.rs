@@ -10,7 +10,7 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use crate::error::{Error, Kind, Result};
 use crate::input::{self, InputError, Links};
-use crate::package::AtomicFile;
+use crate::outdir::AtomicFile;
 
 /// `ssh-keygen -Y sign` names the signature of FILE `FILE.sig`.
 pub const SUFFIX: &str = ".sig";

@@ -186,10 +186,7 @@ fn current_context(file: &Path) -> Result<Option<String>> {
 /// The context store's id for a name: the hex SHA-256 of the name
 /// (docker/cli cli/context/store `contextdirOf`).
 pub fn context_id(name: &str) -> String {
-    Sha256::digest(name.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(name.as_bytes()))
 }
 
 /// Resolves the endpoint: the context name first, then that context's docker endpoint.

@@ -18,12 +18,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::checksum::{self, Digests, HashingWriter};
-use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
-use super::{AtomicFile, Control};
+use super::checksum;
+use super::manifest::{self, Manifest};
+use super::Control;
+use crate::artifact::{Artifact, Digests, HashingWriter, SourceRecord, Toolchain};
 use crate::error::{Error, Result};
 use crate::kube::{platform, Component, Platform};
-use crate::outdir;
+use crate::outdir::{self, AtomicFile, TMP_SUFFIX};
 use crate::outputs;
 
 pub const DIR: &str = "extension";
@@ -139,7 +140,6 @@ pub fn dockerfile_snippet() -> String {
 
 /// Copies one binary to `dest` with mode 0755, hashing it on the way.
 fn copy_hashed(src: &Path, dest: &Path, cancel: &Control) -> Result<(u64, Digests)> {
-    use std::os::unix::fs::PermissionsExt;
     let mut input = std::fs::File::open(src).map_err(|e| Error::io("cannot read", src, e))?;
     let mut out = HashingWriter::new(AtomicFile::create(dest)?);
     let mut buf = vec![0u8; 256 * 1024];
@@ -157,11 +157,7 @@ fn copy_hashed(src: &Path, dest: &Path, cancel: &Control) -> Result<(u64, Digest
         cancel.advance(n as u64);
     }
     let (file, size, digests) = out.finish();
-    let tmp_mode = std::fs::Permissions::from_mode(0o755);
-    let mut tmp = dest.as_os_str().to_owned();
-    tmp.push(super::TMP_SUFFIX);
-    std::fs::set_permissions(PathBuf::from(tmp), tmp_mode)
-        .map_err(|e| Error::io("cannot write", dest, e))?;
+    file.set_mode(0o755)?;
     file.commit()?;
     Ok((size, digests))
 }
@@ -197,7 +193,7 @@ pub fn write(
     cancel: &Control,
 ) -> Result<(Manifest, Vec<String>)> {
     let final_dir = out.join(DIR);
-    let staging_dir = out.join(format!("{DIR}{}", super::TMP_SUFFIX));
+    let staging_dir = out.join(format!("{DIR}{}", TMP_SUFFIX));
     let old = out.join(format!("{DIR}.kbuild-old"));
     // The swap renames these; none may be a link (a rename would move the link, but a
     // link there is not kbuild's).

@@ -10,8 +10,9 @@ use super::extension::{self, HOST_OSES, IMAGE_ARCHES};
 use super::extmeta::{METADATA, UI_DIR};
 use super::ociimage::{self, Image, Variant};
 use super::tarball::{self, Entry};
-use super::{AtomicFile, Control};
+use super::Control;
 use crate::error::{Error, Result};
+use crate::outdir::AtomicFile;
 
 /// What `kbuild extension --tag` was given beyond the binaries.
 #[derive(Debug, Clone)]

@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::tarball::{Listed, GZIP_LEVEL};
-use super::AtomicFile;
+use super::tarball::GZIP_LEVEL;
+pub use crate::artifact::{Artifact, SourceRecord, Toolchain};
 use crate::error::{Error, Result};
+use crate::outdir::AtomicFile;
 
 pub const FILE_NAME: &str = "manifest.json";
 /// Bumped when a field changes meaning or disappears (adding fields does not bump it).
@@ -38,40 +39,6 @@ pub struct Manifest {
     pub plan: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SourceRecord {
-    /// The origin remote's URL, else the tree's path.
-    pub repo: Option<String>,
-    /// The ref asked for, else the branch checked out (None when detached).
-    #[serde(rename = "ref")]
-    pub git_ref: Option<String>,
-    pub commit: Option<String>,
-    pub git_version: String,
-    /// clean, dirty or archive.
-    pub tree_state: String,
-    pub source_date_epoch: u64,
-    /// What kubernetes-src.tar.gz holds: commit, working-tree or directory.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub src_content: Option<String>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Toolchain {
-    /// The image the binaries were built in; None when kbuild packaged binaries it did not build.
-    pub builder_image: Option<String>,
-    pub builder_image_id: Option<String>,
-    /// The Go version the binaries were linked with.
-    pub go_version: Option<String>,
-    /// Where `goVersion` was read from.
-    pub go_version_from: String,
-    /// The Go version the tree pins in `.go-version`.
-    pub go_version_pinned: Option<String>,
-    pub compressor: String,
-    pub gzip_level: u32,
-}
-
 impl Toolchain {
     pub fn compressor() -> String {
         "gzip via flate2 (zlib-rs backend), no name, mtime 0".to_string()
@@ -80,33 +47,6 @@ impl Toolchain {
     pub fn gzip_level() -> u32 {
         GZIP_LEVEL
     }
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Artifact {
-    /// Relative to the manifest's directory.
-    pub file: String,
-    /// src, client, node, server, manifests, final, or extension-binary.
-    pub kind: String,
-    pub components: Vec<String>,
-    pub os: Option<String>,
-    pub arch: Option<String>,
-    pub size: u64,
-    pub sha256: String,
-    pub sha512: String,
-    /// Checksum files beside it (`<file>.sha256`, `<file>.sha512`).
-    #[serde(default)]
-    pub sidecars: Vec<String>,
-    /// Entries in the tarball.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub entry_count: Option<usize>,
-    /// Path, type and mode of every entry (the source tarball's are counted, not listed).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub contents: Option<Vec<Listed>>,
-    /// The file's mode on disk, for files that are not tarballs (extension binaries).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub mode: Option<String>,
 }
 
 impl Manifest {

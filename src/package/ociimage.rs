@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::tarball::{self, Entry};
-use super::{AtomicFile, Control};
+use super::Control;
 use crate::error::{Error, Result};
+use crate::outdir::{AtomicFile, TMP_SUFFIX};
 
 pub const LAYOUT_DIR: &str = "image";
 pub const ARCHIVE: &str = "image.oci.tar.gz";
@@ -84,29 +85,8 @@ pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
         .join(digest.trim_start_matches("sha256:"))
 }
 
-/// `1700000000` -> `2023-11-14T22:13:20Z` (Howard Hinnant's civil-from-days).
-pub fn rfc3339(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
-    super::checksum::hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Writes a JSON blob (serde_json's map is sorted, so the bytes are canonical).
@@ -143,10 +123,7 @@ fn diff_id(layer: &Path, cancel: &Control) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(format!(
-        "sha256:{}",
-        super::checksum::hex(&hasher.finalize())
-    ))
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
 fn write_variant(
@@ -166,7 +143,7 @@ fn write_variant(
     let diff_id = diff_id(&part, cancel)?;
     let final_path = blob_path(layout, &layer.digest);
     std::fs::rename(&part, &final_path).map_err(|e| Error::io("cannot write", &final_path, e))?;
-    let created = rfc3339(mtime);
+    let created = crate::units::rfc3339(mtime);
     let config = json_blob(
         layout,
         MEDIA_CONFIG,
@@ -216,7 +193,7 @@ pub fn write(
     cancel: &Control,
 ) -> Result<Image> {
     let layout = dir.join(LAYOUT_DIR);
-    let staging = dir.join(format!("{LAYOUT_DIR}{}", super::TMP_SUFFIX));
+    let staging = dir.join(format!("{LAYOUT_DIR}{}", TMP_SUFFIX));
     let _ = std::fs::remove_dir_all(&staging);
     let guard = RemoveOnDrop(Some(staging.clone()));
     let blobs = staging.join("blobs/sha256");
@@ -312,13 +289,6 @@ pub fn read_blob(layout: &Path, digest: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_of_known_epochs() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(951_825_600), "2000-02-29T12:00:00Z");
-    }
 
     fn variants(dir: &Path) -> Vec<Variant> {
         std::fs::write(dir.join("a"), b"amd64 binary").unwrap();

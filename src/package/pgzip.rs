@@ -39,8 +39,8 @@ use std::thread::JoinHandle;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
-use super::tarball::GZIP_OS;
-
+/// The gzip header's OS byte, pinned ("unknown", as flate2 writes it by default).
+pub const GZIP_OS: u8 = 255;
 /// Input bytes per block, pigz's default (128 KiB): large enough that the per-block cost
 /// (a sync flush, a dictionary to prime) stays a small fraction of the output.
 pub const BLOCK: usize = 128 * 1024;

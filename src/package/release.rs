@@ -10,16 +10,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::checksum::{self, Digests};
-use super::manifest::{self, Artifact, Manifest, SourceRecord, Toolchain};
+use super::checksum;
+use super::manifest::{self, Manifest};
 use super::srctar::Excluded;
 use super::tarball::{self, Entry, Written, MODE_EXEC, MODE_FILE};
 use super::{srctar, staged, Control};
+use crate::artifact::{Artifact, Digests, SourceRecord, Toolchain};
 use crate::error::{Error, Kind, Result};
 use crate::kube::release::{
     Layout, TarballKind, FINAL_TARBALL, LEFT_OUT, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL, TOP,
 };
 use crate::kube::Platform;
+use crate::outdir::TMP_SUFFIX;
 use crate::outputs;
 use crate::source::SourceInfo;
 
@@ -65,7 +67,7 @@ fn is_ours(name: &str) -> bool {
         || name == "SHA256SUMS"
         || name == "SHA512SUMS"
         || name == manifest::FILE_NAME
-        || name.ends_with(super::TMP_SUFFIX)
+        || name.ends_with(TMP_SUFFIX)
         || crate::attest::is_ours(name)
 }
 
@@ -340,11 +342,7 @@ fn staging_dir(out: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "release-tars".to_string());
     let parent = out.parent().unwrap_or(Path::new("."));
-    parent.join(format!(
-        ".{name}.{}{}",
-        std::process::id(),
-        super::TMP_SUFFIX
-    ))
+    parent.join(format!(".{name}.{}{}", std::process::id(), TMP_SUFFIX))
 }
 
 /// Replaces kbuild's files in `out` with the complete set in `staging` (each file moves by

@@ -20,10 +20,11 @@ use std::sync::Arc;
 
 use tar::{EntryType, Header};
 
-use super::checksum::{Digests, HashingWriter};
 use super::pgzip::{ParGz, Pool};
-use super::{AtomicFile, Control};
+use super::Control;
+use crate::artifact::{Digests, HashingWriter, Listed};
 use crate::error::{Error, Kind, Result};
+use crate::outdir::AtomicFile;
 
 /// The gzip level, pinned: deflate output depends on the backend and the level.
 /// 6 is gzip's default, so kbuild's tarballs are as large as upstream's `tar czf` ones.
@@ -31,8 +32,6 @@ use crate::error::{Error, Kind, Result};
 /// 3.06 MB at 29 MB/s, level 9 writes 2.98 MB (-2.4%) at 11 MB/s (2.7 times slower); on a
 /// 46 MB Go binary, 37 vs 17 MB/s for -2.5%. Not worth it for ~1 GB of server binaries.
 pub const GZIP_LEVEL: u32 = 6;
-/// The gzip header's OS byte, pinned ("unknown", as flate2 writes it by default).
-pub const GZIP_OS: u8 = 255;
 
 /// Mode of directories and executables.
 pub const MODE_EXEC: u32 = 0o755;
@@ -97,21 +96,6 @@ fn key(path: &str, is_dir: bool) -> String {
 /// Sorts entries into the order the writer requires.
 pub fn sort(entries: &mut [Entry]) {
     entries.sort_by_key(|e| e.key());
-}
-
-/// One entry as the manifest lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Listed {
-    /// As GNU tar lists it: directories end with `/`.
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Octal, e.g. "0755".
-    pub mode: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
 }
 
 /// What writing one tarball produced.
@@ -417,7 +401,7 @@ mod tests {
         // gzip header: magic, deflate, no flags (no name), mtime 0, OS byte pinned.
         assert_eq!(&bytes[..4], &[0x1f, 0x8b, 8, 0]);
         assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
-        assert_eq!(bytes[9], GZIP_OS);
+        assert_eq!(bytes[9], super::super::pgzip::GZIP_OS);
 
         let listed: Vec<_> = wa
             .contents

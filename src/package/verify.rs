@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component as PathPart, Path, PathBuf};
 
-use super::checksum::{self, Digests};
+use super::checksum;
 use super::manifest::{self, Manifest};
 use super::{extension, Control};
+use crate::artifact::{self, Digests};
 use crate::input::{self, InputError, Links};
 use crate::kube::release::RELEASE_TARS;
 
@@ -160,7 +161,7 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
             || LISTS.contains(&name.as_str())
             || sidecar_of.is_some_and(|base| listed.contains(base))
             || signature_of.is_some_and(|base| listed.contains(base) || LISTS.contains(&base))
-            || name.ends_with(super::TMP_SUFFIX)
+            || name.ends_with(crate::outdir::TMP_SUFFIX)
             || super::ociimage::is_image_file(&name)
         {
             continue;
@@ -288,7 +289,7 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
         }
         let path = dir.join(&name);
         let hashed = input::open_regular(&path, Links::Refuse)
-            .and_then(|(file, _)| checksum::hash_reader(file).map_err(InputError::from));
+            .and_then(|(file, _)| artifact::hash_reader(file).map_err(InputError::from));
         let (size, actual): (u64, Digests) = match hashed {
             Ok(found) => found,
             Err(InputError::NotFound) => {
@@ -369,7 +370,7 @@ mod tests {
         std::fs::write(dir.join("b.tar.gz"), b"bbb").unwrap();
         let mut sums = Vec::new();
         for n in ["a.tar.gz", "b.tar.gz"] {
-            let (_, d) = checksum::hash_file(&dir.join(n)).unwrap();
+            let (_, d) = artifact::hash_file(&dir.join(n)).unwrap();
             checksum::write_sidecars(dir, n, &d).unwrap();
             sums.push((n.to_string(), d));
         }

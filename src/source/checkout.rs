@@ -97,7 +97,7 @@ fn dir_in(cache: &Path, repo: &str) -> PathBuf {
         name
     };
     let digest = Sha256::digest(repo.as_bytes());
-    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&digest[..4]);
     cache
         .join("kbuild")
         .join("source")

@@ -11,6 +11,7 @@
 mod bench;
 mod builder_image;
 mod demo;
+mod modgraph;
 mod packages;
 mod util;
 
@@ -32,7 +33,8 @@ tasks:
                            `kbuild verify`; results in out/mini-kube
   bench [--quick]          kbuild against the upstream way, side by side; writes bench/results.md
                            (--quick: the packaging scenarios once each, to target/bench-quick.md)
-  lint                     cargo fmt --check and cargo clippy --all-targets -D warnings
+  lint                     no circle in src/'s module graph, cargo fmt --check and
+                           cargo clippy --all-targets -D warnings
   ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`
   help                     this text
 ";
@@ -120,8 +122,11 @@ fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
     run(&mut cmd)
 }
 
-/// The gates before the tests: formatting and lints.
+/// The gates before the tests: layers that call only down, formatting and lints.
 fn lint() -> Result<(), Failure> {
+    util::step("module graph of src/ (layers call only down)");
+    module_graph()?;
+
     util::step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
 
@@ -136,6 +141,24 @@ fn lint() -> Result<(), Failure> {
     ]))?;
 
     Ok(())
+}
+
+/// Fails naming every circle in src/'s module graph, with a reference for each step.
+fn module_graph() -> Result<(), Failure> {
+    let graph = modgraph::read(Path::new("src"))
+        .map_err(|e| Failure::new(format!("cannot read src/: {e}")))?;
+    let circles = modgraph::layer_circles(&graph);
+    if circles.is_empty() {
+        println!("no circles among {} modules", graph.len());
+        return Ok(());
+    }
+    for (view, circle) in &circles {
+        eprintln!("{}", modgraph::describe(view, circle));
+    }
+    Err(Failure::new(format!(
+        "{} module circle(s) in src/: make one side call only down (move what both use to the lower module, or have the caller above call both)",
+        circles.len()
+    )))
 }
 
 fn ci(root: &Path, extra: &[String]) -> Result<(), Failure> {

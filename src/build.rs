@@ -88,7 +88,7 @@ impl Builder {
         if checker.wants("engine") {
             let shown = match &plan.endpoint {
                 Some(chosen) => format!("{} (from {})", chosen.shown(), chosen.why()),
-                None => crate::engine::docker::endpoint(),
+                None => crate::engine::client::endpoint(),
             };
             let check = checks::engine(&connected, &shown);
             checker.record(check).ok();
@@ -407,7 +407,7 @@ pub async fn plan_facts(
         None => settings.image.clone().unwrap_or_else(|| {
             format!(
                 "{}:<the tag in the fetched tree's build/build-image/cross/VERSION>",
-                crate::engine::KUBE_CROSS_IMAGE
+                crate::kube::KUBE_CROSS_IMAGE
             )
         }),
     };

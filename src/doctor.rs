@@ -3,13 +3,13 @@
 
 use crate::checks::{self, CheckPlan, Checker, Status};
 use crate::cli::{DoctorArgs, EngineKind};
-use crate::engine::docker::{self, DockerEngine};
+use crate::engine::docker::DockerEngine;
 use crate::engine::host;
 use crate::error::{Error, Result};
-use crate::resolve::parse_size;
 use crate::source::{self, Overrides, SourceInfo};
 use crate::ui::Ui;
 use crate::units::human_bytes;
+use crate::units::parse_size;
 
 pub async fn run(
     args: &DoctorArgs,
@@ -59,7 +59,7 @@ pub async fn run(
 
     match args.engine {
         EngineKind::Docker => {
-            let endpoint = docker::endpoint();
+            let endpoint = crate::engine::client::endpoint();
             let connected = DockerEngine::connect().await;
             checker.run("engine", || checks::engine(&connected, &endpoint))?;
             match &connected {

@@ -152,7 +152,7 @@ pub async fn run(
     if plan.load {
         ui.phase("load", &format!("{} into the engine", plan.reference));
         let arch = tokio::select! {
-            loaded = crate::engine::load::load(&image, &plan.reference) => loaded?,
+            loaded = crate::image_load::load(&image, &plan.reference) => loaded?,
             err = interrupt.wait() => return Err(err),
         };
         ui.info(&format!(

@@ -16,6 +16,7 @@ mod extension_image;
 mod extract;
 mod fingerprint;
 mod fleet;
+mod image_load;
 mod imageref;
 mod input;
 mod joblog;
@@ -343,7 +344,10 @@ async fn dispatch(
     let result = dispatch_command(command, invocation, ui, interrupt).await;
     if let Some((name, out)) = timings {
         let report = ui.timings(&format!("kbuild {name}"), result.is_ok());
-        match (timings::save(&out, &report, ui, interrupt).await, &result) {
+        match (
+            commands::save_timings(&out, &report, ui, interrupt).await,
+            &result,
+        ) {
             (Err(e), Ok(())) => return Err(e),
             (Err(e), Err(_)) => ui.warn(&format!("timings not written: {}", e.message)),
             (Ok(()), _) => {}

@@ -284,7 +284,7 @@ fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
     .into_iter()
     .flatten()
     {
-        if let Err(e) = crate::resolve::parse_size(size.get_ref()) {
+        if let Err(e) = crate::units::parse_size(size.get_ref()) {
             return Err(at(size.span(), e.message, e.hint.unwrap_or_default()));
         }
     }

@@ -336,7 +336,7 @@ impl SourceInfo {
     pub fn default_image(&self) -> Option<String> {
         self.cross_version
             .as_ref()
-            .map(|v| format!("{}:{v}", crate::engine::KUBE_CROSS_IMAGE))
+            .map(|v| format!("{}:{v}", crate::kube::KUBE_CROSS_IMAGE))
     }
 
     /// The KUBE_GIT_VERSION to hand to make: upstream's hack/lib/version.sh appends

@@ -18,9 +18,6 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::lock::Wait;
-use crate::signals::Interrupt;
-use crate::ui::Ui;
 
 pub const HTML_FILE: &str = "kbuild-timings.html";
 pub const JSON_FILE: &str = "kbuild-timings.json";
@@ -355,34 +352,9 @@ fn union_length(mut intervals: Vec<(f64, f64)>) -> f64 {
     total + current.map(|(s, e)| e - s).unwrap_or(0.0)
 }
 
-/// Writes the report into the output directory `out`, under its lock, when kbuild owns it.
-/// A run that stopped before claiming it, or another run holding it now, leaves the timings
-/// unwritten, with a warning: kbuild writes nowhere it did not claim.
-pub async fn save(out: &Path, report: &Report, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let claimed = crate::outdir::check_not_precious(out, None).is_ok()
-        && matches!(crate::outdir::read_owner(out), Ok(Some(_)));
-    if !claimed {
-        ui.warn(&format!(
-            "timings not written: kbuild has not claimed {} as its output directory (the run stopped before it did)",
-            out.display()
-        ));
-        return Ok(());
-    }
-    let _lock = match crate::lock::acquire_with(out, Wait::No, ui, interrupt).await {
-        Ok(lock) => lock,
-        Err(e) => {
-            ui.warn(&format!("timings not written: {}", e.message));
-            return Ok(());
-        }
-    };
-    write(out, report)?;
-    ui.info(&format!("timings: {}", out.join(HTML_FILE).display()));
-    Ok(())
-}
-
 /// Writes `<out>/kbuild-timings.json` and `<out>/kbuild-timings.html`, recorded in the
 /// owner file first so that `kbuild clean` removes them.
-fn write(out: &Path, report: &Report) -> Result<()> {
+pub fn write(out: &Path, report: &Report) -> Result<()> {
     let mut json = serde_json::to_string_pretty(report).expect("timings serialize");
     json.push('\n');
     for (name, bytes) in [

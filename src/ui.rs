@@ -47,10 +47,7 @@ impl std::fmt::Display for Label {
     }
 }
 
-/// `1 binary`, `3 binaries`: a count with its noun in the right number.
-pub fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+pub use crate::units::count;
 
 /// A build job counting the Go packages it compiles; the bar appears with the first one.
 struct JobProgress {

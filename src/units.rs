@@ -1,6 +1,8 @@
 //! Sizes and times in the forms people and file formats read them; a leaf module every
 //! layer may use.
 
+use crate::error::{Error, Result};
+
 /// 8.0 GiB, 512.0 MiB, 512 B: binary units, one decimal.
 pub fn human_bytes(bytes: u64) -> String {
     bytesize::ByteSize::b(bytes).display().iec().to_string()
@@ -17,6 +19,30 @@ pub fn rfc3339(unix_seconds: u64) -> String {
     jiff::Timestamp::from_second(seconds)
         .expect("clamped into jiff's range")
         .to_string()
+}
+
+/// `512m`, `6g`, `6GiB`, `1073741824` -> bytes.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let multiplier: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if multiplier > 0 && n > 0 => Ok(n * multiplier),
+        _ => Err(Error::usage(format!("\"{text}\" is not a size"))
+            .with_hint("write a size like 512m, 6g or 8GiB")),
+    }
+}
+
+/// `1 binary`, `3 binaries`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]

@@ -419,3 +419,36 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     ));
     Ok(())
 }
+
+/// Writes the report into the output directory `out`, under its lock, when kbuild owns it.
+/// A run that stopped before claiming it, or another run holding it now, leaves the timings
+/// unwritten, with a warning: kbuild writes nowhere it did not claim.
+pub async fn save_timings(
+    out: &Path,
+    report: &crate::timings::Report,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let claimed = crate::outdir::check_not_precious(out, None).is_ok()
+        && matches!(crate::outdir::read_owner(out), Ok(Some(_)));
+    if !claimed {
+        ui.warn(&format!(
+            "timings not written: kbuild has not claimed {} as its output directory (the run stopped before it did)",
+            out.display()
+        ));
+        return Ok(());
+    }
+    let _lock = match crate::lock::acquire_with(out, crate::lock::Wait::No, ui, interrupt).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            ui.warn(&format!("timings not written: {}", e.message));
+            return Ok(());
+        }
+    };
+    crate::timings::write(out, report)?;
+    ui.info(&format!(
+        "timings: {}",
+        out.join(crate::timings::HTML_FILE).display()
+    ));
+    Ok(())
+}

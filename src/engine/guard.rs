@@ -65,6 +65,6 @@ impl Drop for ContainerGuard {
         }
         // Dropped without `remove` (an early return, a cancelled future, a panic).
         let id = std::mem::take(&mut self.id);
-        super::docker::cleanup_from_drop(move |docker| async move { remove(&docker, &id).await });
+        super::client::cleanup_from_drop(move |docker| async move { remove(&docker, &id).await });
     }
 }

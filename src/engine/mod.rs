@@ -3,19 +3,19 @@
 //! Engines report through `ui::Ui`; they never draw anything themselves.
 
 pub mod cache_volume;
+pub mod client;
 pub mod docker;
 pub mod endpoint;
 pub mod guard;
 pub mod hermetic;
 pub mod host;
-pub mod load;
+pub mod listing;
+
 pub mod podman;
 pub mod ssh;
 pub mod sync;
 pub mod transfer;
 
-/// Where upstream's build image lives (KUBE_CROSS_IMAGE).
-pub const KUBE_CROSS_IMAGE: &str = "registry.k8s.io/build-image/kube-cross";
 /// Every object kbuild creates in the engine carries this label, so `kbuild clean` finds it.
 pub const LABEL_MANAGED: &str = "io.kbuild.managed";
 /// Build containers also carry the tree they build, so one run's objects can be told apart.

@@ -11,7 +11,7 @@
 //! write only under `_output` (KUBE_OUTPUT_SUBPATH), as upstream's make does; `kbuild clean`
 //! removes the volume when in doubt.
 
-pub mod listing;
+use super::listing;
 
 use std::collections::HashMap;
 use std::path::Path;

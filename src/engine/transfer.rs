@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 
 use super::docker::DockerEngine;
 use super::guard::ContainerGuard;
-use super::sync::listing::{Entry, Kind};
+use super::listing::{Entry, Kind};
 use super::{CONTAINER_SRC, LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
 use crate::signals::Interrupt;
@@ -405,9 +405,7 @@ mod tests {
     /// The entry names of `dir`'s source archive in `layout`, each checked to be owned by
     /// the build user (uid 1234, gid 5678).
     fn entry_names(dir: &std::path::Path, layout: Layout) -> Vec<String> {
-        let listing = crate::engine::sync::listing::scan(dir, None)
-            .unwrap()
-            .listing;
+        let listing = crate::engine::listing::scan(dir, None).unwrap().listing;
         let entries: Vec<_> = listing.entries.into_iter().collect();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         write_entries_tar(dir, &entries, (1234, 5678), layout, tx).unwrap();
@@ -465,7 +463,7 @@ mod tests {
     fn a_file_that_shrinks_while_it_is_archived_fails_the_upload() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("big"), vec![7u8; 4096]).unwrap();
-        let listing = crate::engine::sync::listing::scan(dir.path(), None)
+        let listing = crate::engine::listing::scan(dir.path(), None)
             .unwrap()
             .listing;
         std::fs::write(dir.path().join("big"), b"short").unwrap();

@@ -10,3 +10,7 @@ pub mod version;
 
 pub use component::{Component, TargetSet};
 pub use platform::Platform;
+
+/// Where upstream's build image lives (KUBE_CROSS_IMAGE in build/common.sh); its tag is the
+/// tree's build/build-image/cross/VERSION.
+pub const KUBE_CROSS_IMAGE: &str = "registry.k8s.io/build-image/kube-cross";

@@ -253,24 +253,7 @@ fn parse_engine_entry(entry: &str) -> Result<(String, usize)> {
     Ok((name.to_string(), jobs))
 }
 
-/// `512m`, `6g`, `6GiB`, `1073741824` -> bytes.
-pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim().to_ascii_lowercase();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits_end);
-    let multiplier: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if multiplier > 0 && n > 0 => Ok(n * multiplier),
-        _ => Err(Error::usage(format!("\"{text}\" is not a size"))
-            .with_hint("write a size like 512m, 6g or 8GiB")),
-    }
-}
+pub use crate::units::parse_size;
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,7 @@ pub fn page(report: &Report) -> String {
 "#,
         title = escape(&title),
         wall = seconds(report.wall_seconds),
-        spans = crate::ui::count(report.spans.len(), "span", "spans"),
+        spans = crate::units::count(report.spans.len(), "span", "spans"),
         version = escape(&report.kbuild_version),
     );
     engines_table(&mut html, report);

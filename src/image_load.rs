@@ -60,7 +60,7 @@ fn docker_archive(image: &Image, arch: &str, name: &str) -> Result<Vec<u8>> {
 
 /// Loads the engine's variant; returns its architecture.
 pub async fn load(image: &Image, reference: &ImageRef) -> Result<String> {
-    let docker = super::docker::connect_client().await?;
+    let docker = crate::engine::client::connect_client().await?;
     let arch = engine_arch(&docker).await?;
     let archive = docker_archive(image, &arch, &reference.shown)?;
     let mut stream = docker.import_image(

@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Result};
 use crate::suggest;
 use crate::ui::{Mode, Ui};
@@ -273,6 +272,11 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// Whether this checker collects every result (`kbuild doctor`) rather than stopping.
+    pub fn is_for_doctor(&self) -> bool {
+        !self.stop_on_fail
+    }
+
     /// Runs `name` unless skipped.
     pub fn run(&mut self, name: &'static str, check: impl FnOnce() -> Check) -> Result<()> {
         if self.wants(name) {
@@ -316,19 +320,31 @@ pub fn git() -> Check {
     }
 }
 
-/// The engine connection's outcome.
-pub fn engine(connected: &Result<DockerEngine>, endpoint: &str) -> Check {
+/// A connected engine as the checks see it: plain values the caller reads from the engine.
+pub struct EngineSeen<'a> {
+    pub product: &'a str,
+    pub version: &'a str,
+    pub os: &'a str,
+    /// Go's name for the engine's architecture (amd64, arm64).
+    pub arch: &'a str,
+    pub endpoint: &'a str,
+    /// What chose the endpoint (`--context ci`, `DOCKER_HOST`, ...).
+    pub chosen_by: &'a str,
+}
+
+/// The engine connection's outcome; `endpoint` is the one tried.
+pub fn engine(connected: std::result::Result<&EngineSeen, &Error>, endpoint: &str) -> Check {
     match connected {
         Ok(engine) => Check::pass(
             "engine",
             format!(
                 "{} {} ({}, {}) answers at {} (from {})",
-                engine.info.product,
-                engine.info.server_version,
-                engine.info.os,
-                engine.info.arch,
-                engine.info.endpoint,
-                engine.info.endpoint_why
+                engine.product,
+                engine.version,
+                engine.os,
+                engine.arch,
+                engine.endpoint,
+                engine.chosen_by
             ),
         ),
         Err(err) => Check::fail(
@@ -551,95 +567,94 @@ pub fn disk(plan: &CheckPlan, places: &[(&str, PathBuf)]) -> Check {
     }
 }
 
-/// The builder image on the engine; its architecture when known.
-pub async fn image(
-    engine: &DockerEngine,
-    image: &str,
-    probe_registry: bool,
-) -> (Check, Option<String>) {
-    match engine.docker.inspect_image(image).await {
-        Ok(found) => {
-            let arch = found.architecture.clone();
-            let id = found.id.unwrap_or_default();
+/// What the engine (and, when asked, its registry) said of the builder image.
+pub enum ImageFound {
+    /// On the engine.
+    Present {
+        id: String,
+        os: String,
+        arch: Option<String>,
+        size: u64,
+    },
+    /// Not on the engine; the registry was not asked (a build pulls it).
+    Absent,
+    /// Not on the engine; the registry has it for these architectures.
+    Pullable(Vec<String>),
+    /// Not on the engine, and the registry refused: what it said.
+    Unpullable(String),
+    /// Not on the engine, and the registry did not answer within this time.
+    RegistrySilent(Duration),
+    /// The engine could not say: what went wrong.
+    Unreadable(String),
+}
+
+/// The builder image check; the image's architecture when known (for a pullable image, the
+/// engine's own when the registry has it, as the pull will pick it).
+pub fn image(image: &str, found: ImageFound, engine_arch: &str) -> (Check, Option<String>) {
+    const PULL_TAKES: &str = "pulling a kube-cross image takes a few minutes the first time";
+    const CANNOT_PULL: &str = "check the network and registry access, or load the image (docker load -i FILE) and name it with --image";
+    match found {
+        ImageFound::Present { id, os, arch, size } => {
             let short = id.trim_start_matches("sha256:");
-            (
-                Check::pass(
-                    "image",
-                    format!(
-                        "{image} is present ({}, {}/{}, {})",
-                        &short[..12.min(short.len())],
-                        found.os.unwrap_or_default(),
-                        arch.clone().unwrap_or_default(),
-                        human_bytes(found.size.unwrap_or(0).max(0) as u64)
-                    ),
+            let check = Check::pass(
+                "image",
+                format!(
+                    "{image} is present ({}, {os}/{}, {})",
+                    &short[..12.min(short.len())],
+                    arch.as_deref().unwrap_or_default(),
+                    human_bytes(size)
                 ),
-                arch,
-            )
+            );
+            (check, arch)
         }
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {
-            if !probe_registry {
-                return (
-                    Check::warn(
-                        "image",
-                        format!("{image} is not on the engine: it will be pulled before the build"),
-                        "pulling a kube-cross image takes a few minutes the first time",
-                    ),
-                    None,
-                );
-            }
-            let probe = tokio::time::timeout(
-                Duration::from_secs(15),
-                engine.docker.inspect_registry_image(image, None),
-            )
-            .await;
-            match probe {
-                Ok(Ok(dist)) => {
-                    let archs: Vec<String> = dist
-                        .platforms
-                        .iter()
-                        .filter_map(|p| p.architecture.clone())
-                        .collect();
-                    let arch = archs
-                        .iter()
-                        .find(|a| **a == engine.info.arch)
-                        .or(archs.first())
-                        .cloned();
-                    (
-                        Check::warn(
-                            "image",
-                            format!(
-                                "{image} is not on the engine; its registry has it ({}), so it will be pulled before the build",
-                                if archs.is_empty() { "one platform".to_string() } else { archs.join(", ") }
-                            ),
-                            "pulling a kube-cross image takes a few minutes the first time",
-                        ),
-                        arch,
-                    )
-                }
-                Ok(Err(e)) => (
-                    Check::fail(
-                        "image",
-                        format!("{image} is not on the engine and cannot be pulled: {e}"),
-                        "check the network and registry access, or load the image (docker load -i FILE) and name it with --image",
-                    ),
-                    None,
-                ),
-                Err(_) => (
-                    Check::fail(
-                        "image",
-                        format!("{image} is not on the engine and its registry did not answer within 15 seconds"),
-                        "check the network and registry access, or load the image (docker load -i FILE) and name it with --image",
-                    ),
-                    None,
-                ),
-            }
+        ImageFound::Absent => (
+            Check::warn(
+                "image",
+                format!("{image} is not on the engine: it will be pulled before the build"),
+                PULL_TAKES,
+            ),
+            None,
+        ),
+        ImageFound::Pullable(archs) => {
+            let arch = archs
+                .iter()
+                .find(|a| *a == engine_arch)
+                .or(archs.first())
+                .cloned();
+            let listed = match archs.is_empty() {
+                true => "one platform".to_string(),
+                false => archs.join(", "),
+            };
+            let check = Check::warn(
+                "image",
+                format!("{image} is not on the engine; its registry has it ({listed}), so it will be pulled before the build"),
+                PULL_TAKES,
+            );
+            (check, arch)
         }
-        Err(e) => (
+        ImageFound::Unpullable(why) => (
             Check::fail(
                 "image",
-                format!("cannot inspect {image}: {e}"),
+                format!("{image} is not on the engine and cannot be pulled: {why}"),
+                CANNOT_PULL,
+            ),
+            None,
+        ),
+        ImageFound::RegistrySilent(waited) => (
+            Check::fail(
+                "image",
+                format!(
+                    "{image} is not on the engine and its registry did not answer within {} seconds",
+                    waited.as_secs()
+                ),
+                CANNOT_PULL,
+            ),
+            None,
+        ),
+        ImageFound::Unreadable(why) => (
+            Check::fail(
+                "image",
+                format!("cannot inspect {image}: {why}"),
                 "check that the engine is healthy (docker info)",
             ),
             None,
@@ -648,8 +663,8 @@ pub async fn image(
 }
 
 /// The image must run natively on the engine (upstream #74965: exec format error on arm64).
-pub fn arch(engine: &DockerEngine, image: &str, image_arch: Option<&str>) -> Check {
-    let engine_arch = engine.info.arch.as_str();
+pub fn arch(engine: &EngineSeen, image: &str, image_arch: Option<&str>) -> Check {
+    let engine_arch = engine.arch;
     let Some(image_arch) = image_arch.filter(|a| !a.is_empty()) else {
         return Check::skip(
             "arch",
@@ -668,7 +683,7 @@ pub fn arch(engine: &DockerEngine, image: &str, image_arch: Option<&str>) -> Che
     let hint = format!(
         "use a builder image for {engine_arch} (kube-cross images are multi-arch: remove the local {image_arch} copy and pull again), or --skip-check arch if the engine emulates {image_arch}"
     );
-    if engine.info.os.contains("Docker Desktop") {
+    if engine.os.contains("Docker Desktop") {
         Check::warn("arch", detail, hint)
     } else {
         Check::fail("arch", detail, hint)

@@ -905,4 +905,96 @@ mod tests {
         let huge = CheckPlan::new(Profile::Build, None, Some(1 << 60), &[]).unwrap();
         assert_eq!(disk(&huge, &[("the source", tmp)]).status, Status::Fail);
     }
+
+    fn engine_on(os: &'static str) -> EngineSeen<'static> {
+        EngineSeen {
+            product: "Docker",
+            version: "28.0",
+            os,
+            arch: "arm64",
+            endpoint: "unix:///var/run/docker.sock",
+            chosen_by: "the default socket",
+        }
+    }
+
+    #[test]
+    fn a_pullable_image_takes_the_engines_architecture_when_the_registry_has_it() {
+        let archs = vec!["amd64".to_string(), "arm64".to_string()];
+        let (c, arch) = image("kube-cross:v1", ImageFound::Pullable(archs), "arm64");
+        assert_eq!(c.status, Status::Warn, "{}", c.detail);
+        assert!(c.detail.contains("(amd64, arm64)"), "{}", c.detail);
+        assert_eq!(arch.as_deref(), Some("arm64"));
+        let (_, arch) = image(
+            "kube-cross:v1",
+            ImageFound::Pullable(vec!["amd64".into()]),
+            "arm64",
+        );
+        assert_eq!(arch.as_deref(), Some("amd64"), "else the only one it has");
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_had_fails_naming_it_and_the_wait() {
+        let (c, arch) = image(
+            "kube-cross:v1",
+            ImageFound::RegistrySilent(Duration::from_secs(15)),
+            "amd64",
+        );
+        assert_eq!((c.status, arch), (Status::Fail, None));
+        assert!(c.detail.contains("kube-cross:v1"), "{}", c.detail);
+        assert!(c.detail.contains("within 15 seconds"), "{}", c.detail);
+        assert!(c.hint.unwrap().contains("--image"));
+        let (c, _) = image("kube-cross:v1", ImageFound::Absent, "amd64");
+        assert_eq!(c.status, Status::Warn, "a build pulls it: {}", c.detail);
+    }
+
+    #[test]
+    fn a_present_image_shows_its_short_id_and_platform() {
+        let found = ImageFound::Present {
+            id: format!("sha256:{}", "ab".repeat(32)),
+            os: "linux".into(),
+            arch: Some("arm64".into()),
+            size: 3 << 30,
+        };
+        let (c, arch) = image("kube-cross:v1", found, "arm64");
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.detail.contains("(abababababab, linux/arm64, 3.0 GiB)"),
+            "{}",
+            c.detail
+        );
+        assert_eq!(arch.as_deref(), Some("arm64"));
+    }
+
+    #[test]
+    fn a_foreign_image_fails_except_where_the_engine_emulates() {
+        let linux = engine_on("Debian GNU/Linux 13 (trixie)");
+        assert_eq!(arch(&linux, "i", Some("arm64")).status, Status::Pass);
+        let c = arch(&linux, "i", Some("amd64"));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("exec format error"), "{}", c.detail);
+        let desktop = engine_on("Docker Desktop");
+        assert_eq!(arch(&desktop, "i", Some("amd64")).status, Status::Warn);
+        assert_eq!(arch(&linux, "i", None).status, Status::Skip);
+    }
+
+    #[test]
+    fn an_engine_that_does_not_answer_is_named_with_the_endpoint_tried() {
+        let err = Error::engine("connection refused");
+        let c = engine(Err(&err), "tcp://10.0.0.9:2375");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail.contains("(endpoint tried: tcp://10.0.0.9:2375)"),
+            "{}",
+            c.detail
+        );
+        assert!(c.hint.unwrap().contains("start Docker"));
+        let c = engine(Ok(&engine_on("Docker Desktop")), "unused");
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.detail
+                .contains("answers at unix:///var/run/docker.sock (from the default socket)"),
+            "{}",
+            c.detail
+        );
+    }
 }

@@ -74,7 +74,7 @@ pub async fn run(
             preflight::docker(
                 &mut checker,
                 connected.as_ref(),
-                image.as_deref().map_err(Clone::clone),
+                image.as_deref().map_err(String::as_str),
                 None,
                 places,
             )

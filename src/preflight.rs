@@ -18,10 +18,11 @@ const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);
 /// disk over `places` and the engine's data, image, arch. `image` is the builder image, or
 /// why there is none. Returns the image's architecture when it is known: a build checks the
 /// arch of an image it has still to pull once it is pulled (the doctor reports it skipped).
+/// A build passes a connected engine: an unreachable one keeps its own error and exit code.
 pub async fn docker(
     checker: &mut Checker<'_>,
     connected: std::result::Result<&DockerEngine, &Error>,
-    image: std::result::Result<&str, String>,
+    image: std::result::Result<&str, &str>,
     memory_limit: Option<u64>,
     mut places: Vec<(&'static str, PathBuf)>,
 ) -> Result<Option<String>> {

@@ -57,7 +57,7 @@ pub async fn docker(
         checks::cpus(engine.info.cpus, "the Docker engine")
     })?;
     if let Some(dir) = engine.local_root_dir() {
-        places.push(("the engine's data (Go cache volume)", dir));
+        places.push(("the engine's data", dir));
     }
     checker.run("disk", || checks::disk(plan, &places))?;
     let image = match image {

@@ -8,7 +8,7 @@ use crate::checks::{self, Checker};
 use crate::cli::EngineKind;
 use crate::engine::cache_volume;
 use crate::engine::docker::{DockerEngine, RunOptions};
-use crate::engine::host::{self, HostEngine};
+use crate::engine::host::HostEngine;
 use crate::engine::sync;
 use crate::engine::transfer::{self, SourceVolume, Transfer};
 use crate::engine::DOCKER_OUTPUT_SUBPATH;
@@ -18,6 +18,7 @@ use crate::joblog::JobLog;
 use crate::kube::{Component, Platform};
 use crate::outputs;
 use crate::plan::Job;
+use crate::preflight;
 use crate::resolve::jobs::{self, EngineFacts};
 use crate::resolve::EngineSettings;
 use crate::signals::Interrupt;
@@ -81,20 +82,11 @@ impl Builder {
         interrupt: &Interrupt,
     ) -> Result<Builder> {
         let mut checker = Checker::for_build(&plan.checks, ui);
-        let connected = match &plan.endpoint {
-            Some(chosen) => DockerEngine::connect_to(chosen.clone()).await,
-            None => DockerEngine::connect().await,
-        };
-        if checker.wants("engine") {
-            let shown = match &plan.endpoint {
-                Some(chosen) => format!("{} (from {})", chosen.shown(), chosen.why()),
-                None => crate::engine::client::endpoint(),
-            };
-            let check = checks::engine(&connected, &shown);
-            checker.record(check).ok();
-        }
         // An unreachable engine keeps its own exit code (5), with the doctor's words.
-        let engine = connected?;
+        let engine = match &plan.endpoint {
+            Some(chosen) => DockerEngine::connect_to(chosen.clone()).await?,
+            None => DockerEngine::connect().await?,
+        };
         ui.engine(&engine.info.endpoint);
         ui.phase(
             "engine",
@@ -117,34 +109,15 @@ impl Builder {
                 .with_hint("vendor the dependencies (go mod vendor), or pass --network to let the build container download modules"));
             }
         }
-        checker.run("memory", || {
-            checks::memory(
-                &plan.checks,
-                engine.info.memory_bytes,
-                "the Docker engine",
-                plan.memory_limit,
-            )
-        })?;
-        checker.run("cpus", || {
-            checks::cpus(engine.info.cpus, "the Docker engine")
-        })?;
-        let mut places = vec![("the source", info.root.clone())];
-        if let Some(dir) = engine.local_root_dir() {
-            places.push(("the engine's data (Go cache volume)", dir));
-        }
-        checker.run("disk", || checks::disk(&plan.checks, &places))?;
-        let mut image_arch = None;
-        if checker.wants("image") {
-            let (check, arch) = checks::image(&engine, &image, false).await;
-            image_arch = arch;
-            checker.record(check)?;
-        }
-        let arch_known = image_arch.is_some();
-        if arch_known {
-            checker.run("arch", || {
-                checks::arch(&engine, &image, image_arch.as_deref())
-            })?;
-        }
+        let places = vec![("the source", info.root.clone())];
+        let image_arch = preflight::docker(
+            &mut checker,
+            Ok(&engine),
+            Ok(&image),
+            plan.memory_limit,
+            places,
+        )
+        .await?;
         ui.phase("checks", &checker.summary());
         ui.phase("image", &image);
         let image_id = engine.ensure_image(&image, ui, interrupt).await?;
@@ -154,10 +127,8 @@ impl Builder {
             ))
             .with_hint("plan again (`kbuild plan --json ... > plan.json`) and run the new plan, or run the command itself"));
         }
-        if !arch_known && checker.wants("arch") {
-            // Pulled just now: the engine picked its own platform, check what it got.
-            let (_, arch) = checks::image(&engine, &image, false).await;
-            checker.record(checks::arch(&engine, &image, arch.as_deref()))?;
+        if image_arch.is_none() {
+            preflight::pulled_arch(&mut checker, &engine, &image).await?;
         }
         let volume =
             cache_volume::ensure_volume(&engine, &image, &image_id, engine.build_user(), ui)
@@ -205,17 +176,13 @@ impl Builder {
 
     fn prepare_host(info: SourceInfo, plan: &EngineSettings, ui: &Ui) -> Result<Builder> {
         let mut checker = Checker::for_build(&plan.checks, ui);
-        checker.run("go", || {
-            host::go_check(info.go_version.as_deref(), Some(&info.root))
-        })?;
-        checker.run("make", checks::make)?;
-        checker.run("memory", || {
-            checks::memory(&plan.checks, checks::host_memory(), "this machine", None)
-        })?;
-        checker.run("cpus", || checks::cpus(checks::host_cpus(), "this machine"))?;
-        checker.run("disk", || {
-            checks::disk(&plan.checks, &[("the source", info.root.clone())])
-        })?;
+        let places = [("the source", info.root.clone())];
+        preflight::host(
+            &mut checker,
+            info.go_version.as_deref(),
+            Some(&info.root),
+            &places,
+        )?;
         ui.phase("checks", &checker.summary());
         let engine = HostEngine::detect()?;
         ui.engine("host");

@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Result};
 use crate::suggest;
 use crate::ui::{Mode, Ui};
@@ -273,6 +272,11 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// Whether this checker collects every result (`kbuild doctor`) rather than stopping.
+    pub fn is_for_doctor(&self) -> bool {
+        !self.stop_on_fail
+    }
+
     /// Runs `name` unless skipped.
     pub fn run(&mut self, name: &'static str, check: impl FnOnce() -> Check) -> Result<()> {
         if self.wants(name) {
@@ -316,19 +320,31 @@ pub fn git() -> Check {
     }
 }
 
-/// The engine connection's outcome.
-pub fn engine(connected: &Result<DockerEngine>, endpoint: &str) -> Check {
+/// A connected engine as the checks see it: plain values the caller reads from the engine.
+pub struct EngineSeen<'a> {
+    pub product: &'a str,
+    pub version: &'a str,
+    pub os: &'a str,
+    /// Go's name for the engine's architecture (amd64, arm64).
+    pub arch: &'a str,
+    pub endpoint: &'a str,
+    /// What chose the endpoint (`--context ci`, `DOCKER_HOST`, ...).
+    pub chosen_by: &'a str,
+}
+
+/// The engine connection's outcome; `endpoint` is the one tried.
+pub fn engine(connected: std::result::Result<&EngineSeen, &Error>, endpoint: &str) -> Check {
     match connected {
         Ok(engine) => Check::pass(
             "engine",
             format!(
                 "{} {} ({}, {}) answers at {} (from {})",
-                engine.info.product,
-                engine.info.server_version,
-                engine.info.os,
-                engine.info.arch,
-                engine.info.endpoint,
-                engine.info.endpoint_why
+                engine.product,
+                engine.version,
+                engine.os,
+                engine.arch,
+                engine.endpoint,
+                engine.chosen_by
             ),
         ),
         Err(err) => Check::fail(
@@ -551,95 +567,94 @@ pub fn disk(plan: &CheckPlan, places: &[(&str, PathBuf)]) -> Check {
     }
 }
 
-/// The builder image on the engine; its architecture when known.
-pub async fn image(
-    engine: &DockerEngine,
-    image: &str,
-    probe_registry: bool,
-) -> (Check, Option<String>) {
-    match engine.docker.inspect_image(image).await {
-        Ok(found) => {
-            let arch = found.architecture.clone();
-            let id = found.id.unwrap_or_default();
+/// What the engine (and, when asked, its registry) said of the builder image.
+pub enum ImageFound {
+    /// On the engine.
+    Present {
+        id: String,
+        os: String,
+        arch: Option<String>,
+        size: u64,
+    },
+    /// Not on the engine; the registry was not asked (a build pulls it).
+    Absent,
+    /// Not on the engine; the registry has it for these architectures.
+    Pullable(Vec<String>),
+    /// Not on the engine, and the registry refused: what it said.
+    Unpullable(String),
+    /// Not on the engine, and the registry did not answer within this time.
+    RegistrySilent(Duration),
+    /// The engine could not say: what went wrong.
+    Unreadable(String),
+}
+
+/// The builder image check; the image's architecture when known (for a pullable image, the
+/// engine's own when the registry has it, as the pull will pick it).
+pub fn image(image: &str, found: ImageFound, engine_arch: &str) -> (Check, Option<String>) {
+    const PULL_TAKES: &str = "pulling a kube-cross image takes a few minutes the first time";
+    const CANNOT_PULL: &str = "check the network and registry access, or load the image (docker load -i FILE) and name it with --image";
+    match found {
+        ImageFound::Present { id, os, arch, size } => {
             let short = id.trim_start_matches("sha256:");
-            (
-                Check::pass(
-                    "image",
-                    format!(
-                        "{image} is present ({}, {}/{}, {})",
-                        &short[..12.min(short.len())],
-                        found.os.unwrap_or_default(),
-                        arch.clone().unwrap_or_default(),
-                        human_bytes(found.size.unwrap_or(0).max(0) as u64)
-                    ),
+            let check = Check::pass(
+                "image",
+                format!(
+                    "{image} is present ({}, {os}/{}, {})",
+                    &short[..12.min(short.len())],
+                    arch.as_deref().unwrap_or_default(),
+                    human_bytes(size)
                 ),
-                arch,
-            )
+            );
+            (check, arch)
         }
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {
-            if !probe_registry {
-                return (
-                    Check::warn(
-                        "image",
-                        format!("{image} is not on the engine: it will be pulled before the build"),
-                        "pulling a kube-cross image takes a few minutes the first time",
-                    ),
-                    None,
-                );
-            }
-            let probe = tokio::time::timeout(
-                Duration::from_secs(15),
-                engine.docker.inspect_registry_image(image, None),
-            )
-            .await;
-            match probe {
-                Ok(Ok(dist)) => {
-                    let archs: Vec<String> = dist
-                        .platforms
-                        .iter()
-                        .filter_map(|p| p.architecture.clone())
-                        .collect();
-                    let arch = archs
-                        .iter()
-                        .find(|a| **a == engine.info.arch)
-                        .or(archs.first())
-                        .cloned();
-                    (
-                        Check::warn(
-                            "image",
-                            format!(
-                                "{image} is not on the engine; its registry has it ({}), so it will be pulled before the build",
-                                if archs.is_empty() { "one platform".to_string() } else { archs.join(", ") }
-                            ),
-                            "pulling a kube-cross image takes a few minutes the first time",
-                        ),
-                        arch,
-                    )
-                }
-                Ok(Err(e)) => (
-                    Check::fail(
-                        "image",
-                        format!("{image} is not on the engine and cannot be pulled: {e}"),
-                        "check the network and registry access, or load the image (docker load -i FILE) and name it with --image",
-                    ),
-                    None,
-                ),
-                Err(_) => (
-                    Check::fail(
-                        "image",
-                        format!("{image} is not on the engine and its registry did not answer within 15 seconds"),
-                        "check the network and registry access, or load the image (docker load -i FILE) and name it with --image",
-                    ),
-                    None,
-                ),
-            }
+        ImageFound::Absent => (
+            Check::warn(
+                "image",
+                format!("{image} is not on the engine: it will be pulled before the build"),
+                PULL_TAKES,
+            ),
+            None,
+        ),
+        ImageFound::Pullable(archs) => {
+            let arch = archs
+                .iter()
+                .find(|a| *a == engine_arch)
+                .or(archs.first())
+                .cloned();
+            let listed = match archs.is_empty() {
+                true => "one platform".to_string(),
+                false => archs.join(", "),
+            };
+            let check = Check::warn(
+                "image",
+                format!("{image} is not on the engine; its registry has it ({listed}), so it will be pulled before the build"),
+                PULL_TAKES,
+            );
+            (check, arch)
         }
-        Err(e) => (
+        ImageFound::Unpullable(why) => (
             Check::fail(
                 "image",
-                format!("cannot inspect {image}: {e}"),
+                format!("{image} is not on the engine and cannot be pulled: {why}"),
+                CANNOT_PULL,
+            ),
+            None,
+        ),
+        ImageFound::RegistrySilent(waited) => (
+            Check::fail(
+                "image",
+                format!(
+                    "{image} is not on the engine and its registry did not answer within {} seconds",
+                    waited.as_secs()
+                ),
+                CANNOT_PULL,
+            ),
+            None,
+        ),
+        ImageFound::Unreadable(why) => (
+            Check::fail(
+                "image",
+                format!("cannot inspect {image}: {why}"),
                 "check that the engine is healthy (docker info)",
             ),
             None,
@@ -648,8 +663,8 @@ pub async fn image(
 }
 
 /// The image must run natively on the engine (upstream #74965: exec format error on arm64).
-pub fn arch(engine: &DockerEngine, image: &str, image_arch: Option<&str>) -> Check {
-    let engine_arch = engine.info.arch.as_str();
+pub fn arch(engine: &EngineSeen, image: &str, image_arch: Option<&str>) -> Check {
+    let engine_arch = engine.arch;
     let Some(image_arch) = image_arch.filter(|a| !a.is_empty()) else {
         return Check::skip(
             "arch",
@@ -668,7 +683,7 @@ pub fn arch(engine: &DockerEngine, image: &str, image_arch: Option<&str>) -> Che
     let hint = format!(
         "use a builder image for {engine_arch} (kube-cross images are multi-arch: remove the local {image_arch} copy and pull again), or --skip-check arch if the engine emulates {image_arch}"
     );
-    if engine.info.os.contains("Docker Desktop") {
+    if engine.os.contains("Docker Desktop") {
         Check::warn("arch", detail, hint)
     } else {
         Check::fail("arch", detail, hint)
@@ -889,5 +904,97 @@ mod tests {
         assert_eq!(c.detail.matches("free for").count(), 1, "{}", c.detail);
         let huge = CheckPlan::new(Profile::Build, None, Some(1 << 60), &[]).unwrap();
         assert_eq!(disk(&huge, &[("the source", tmp)]).status, Status::Fail);
+    }
+
+    fn engine_on(os: &'static str) -> EngineSeen<'static> {
+        EngineSeen {
+            product: "Docker",
+            version: "28.0",
+            os,
+            arch: "arm64",
+            endpoint: "unix:///var/run/docker.sock",
+            chosen_by: "the default socket",
+        }
+    }
+
+    #[test]
+    fn a_pullable_image_takes_the_engines_architecture_when_the_registry_has_it() {
+        let archs = vec!["amd64".to_string(), "arm64".to_string()];
+        let (c, arch) = image("kube-cross:v1", ImageFound::Pullable(archs), "arm64");
+        assert_eq!(c.status, Status::Warn, "{}", c.detail);
+        assert!(c.detail.contains("(amd64, arm64)"), "{}", c.detail);
+        assert_eq!(arch.as_deref(), Some("arm64"));
+        let (_, arch) = image(
+            "kube-cross:v1",
+            ImageFound::Pullable(vec!["amd64".into()]),
+            "arm64",
+        );
+        assert_eq!(arch.as_deref(), Some("amd64"), "else the only one it has");
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_had_fails_naming_it_and_the_wait() {
+        let (c, arch) = image(
+            "kube-cross:v1",
+            ImageFound::RegistrySilent(Duration::from_secs(15)),
+            "amd64",
+        );
+        assert_eq!((c.status, arch), (Status::Fail, None));
+        assert!(c.detail.contains("kube-cross:v1"), "{}", c.detail);
+        assert!(c.detail.contains("within 15 seconds"), "{}", c.detail);
+        assert!(c.hint.unwrap().contains("--image"));
+        let (c, _) = image("kube-cross:v1", ImageFound::Absent, "amd64");
+        assert_eq!(c.status, Status::Warn, "a build pulls it: {}", c.detail);
+    }
+
+    #[test]
+    fn a_present_image_shows_its_short_id_and_platform() {
+        let found = ImageFound::Present {
+            id: format!("sha256:{}", "ab".repeat(32)),
+            os: "linux".into(),
+            arch: Some("arm64".into()),
+            size: 3 << 30,
+        };
+        let (c, arch) = image("kube-cross:v1", found, "arm64");
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.detail.contains("(abababababab, linux/arm64, 3.0 GiB)"),
+            "{}",
+            c.detail
+        );
+        assert_eq!(arch.as_deref(), Some("arm64"));
+    }
+
+    #[test]
+    fn a_foreign_image_fails_except_where_the_engine_emulates() {
+        let linux = engine_on("Debian GNU/Linux 13 (trixie)");
+        assert_eq!(arch(&linux, "i", Some("arm64")).status, Status::Pass);
+        let c = arch(&linux, "i", Some("amd64"));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("exec format error"), "{}", c.detail);
+        let desktop = engine_on("Docker Desktop");
+        assert_eq!(arch(&desktop, "i", Some("amd64")).status, Status::Warn);
+        assert_eq!(arch(&linux, "i", None).status, Status::Skip);
+    }
+
+    #[test]
+    fn an_engine_that_does_not_answer_is_named_with_the_endpoint_tried() {
+        let err = Error::engine("connection refused");
+        let c = engine(Err(&err), "tcp://10.0.0.9:2375");
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail.contains("(endpoint tried: tcp://10.0.0.9:2375)"),
+            "{}",
+            c.detail
+        );
+        assert!(c.hint.unwrap().contains("start Docker"));
+        let c = engine(Ok(&engine_on("Docker Desktop")), "unused");
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.detail
+                .contains("answers at unix:///var/run/docker.sock (from the default socket)"),
+            "{}",
+            c.detail
+        );
     }
 }

@@ -4,8 +4,8 @@
 use crate::checks::{self, CheckPlan, Checker, Status};
 use crate::cli::{DoctorArgs, EngineKind};
 use crate::engine::docker::DockerEngine;
-use crate::engine::host;
 use crate::error::{Error, Result};
+use crate::preflight;
 use crate::source::{self, Overrides, SourceInfo};
 use crate::ui::Ui;
 use crate::units::human_bytes;
@@ -59,89 +59,45 @@ pub async fn run(
 
     match args.engine {
         EngineKind::Docker => {
-            let endpoint = crate::engine::client::endpoint();
             let connected = DockerEngine::connect().await;
-            checker.run("engine", || checks::engine(&connected, &endpoint))?;
-            match &connected {
-                Ok(engine) => {
-                    checker.run("memory", || {
-                        checks::memory(&plan, engine.info.memory_bytes, "the Docker engine", None)
-                    })?;
-                    checker.run("cpus", || {
-                        checks::cpus(engine.info.cpus, "the Docker engine")
-                    })?;
-                    if let Some(dir) = engine.local_root_dir() {
-                        places.push(("the engine's data", dir));
-                    }
-                    checker.run("disk", || checks::disk(&plan, &places))?;
-                    let image = args
-                        .image
-                        .clone()
-                        .filter(|i| !i.is_empty())
-                        .or_else(|| info.as_ref().and_then(SourceInfo::default_image));
-                    match image {
-                        Some(image) => {
-                            let mut arch = None;
-                            if checker.wants("image") {
-                                let (check, found) = checks::image(engine, &image, true).await;
-                                arch = found;
-                                checker.record(check)?;
-                            }
-                            checker
-                                .run("arch", || checks::arch(engine, &image, arch.as_deref()))?;
-                        }
-                        None => {
-                            let why = format!(
-                                "no builder image to check: {} is not a Kubernetes tree with build/build-image/cross/VERSION",
-                                args.kube_root.display()
-                            );
-                            checker.run("image", || {
-                                checks::Check::warn(
-                                    "image",
-                                    why.clone(),
-                                    "pass --kube-root with the tree to build, or --image",
-                                )
-                            })?;
-                            checker.run("arch", || {
-                                checks::Check::skip("arch", "no builder image to check")
-                            })?;
-                        }
-                    }
-                }
-                Err(_) => {
-                    for name in ["memory", "cpus", "image", "arch"] {
-                        checker.run(name, || {
-                            checks::Check::skip(name, "needs the engine, which did not answer")
-                        })?;
-                    }
-                    checker.run("disk", || checks::disk(&plan, &places))?;
-                }
-            }
-            for name in ["go", "make"] {
-                checker.run(name, || checks::Check::skip(name, "only for --engine host"))?;
-            }
+            let image = args
+                .image
+                .clone()
+                .filter(|i| !i.is_empty())
+                .or_else(|| info.as_ref().and_then(SourceInfo::default_image))
+                .ok_or_else(|| {
+                    format!(
+                        "no builder image to check: {} is not a Kubernetes tree with build/build-image/cross/VERSION",
+                        args.kube_root.display()
+                    )
+                });
+            preflight::docker(
+                &mut checker,
+                connected.as_ref(),
+                image.as_deref().map_err(String::as_str),
+                None,
+                places,
+            )
+            .await?;
+            preflight::skip(&mut checker, &["go", "make"], "only for --engine host")?;
         }
         EngineKind::Host => {
-            checker.run("engine", || {
-                checks::Check::skip("engine", "--engine host builds without Docker")
-            })?;
-            checker.run("memory", || {
-                checks::memory(&plan, checks::host_memory(), "this machine", None)
-            })?;
-            checker.run("cpus", || checks::cpus(checks::host_cpus(), "this machine"))?;
-            checker.run("disk", || checks::disk(&plan, &places))?;
-            for name in ["image", "arch"] {
-                checker.run(name, || {
-                    checks::Check::skip(name, "--engine host uses no image")
-                })?;
-            }
-            checker.run("go", || {
-                host::go_check(
-                    info.as_ref().and_then(|i| i.go_version.as_deref()),
-                    tree.as_deref(),
-                )
-            })?;
-            checker.run("make", checks::make)?;
+            preflight::skip(
+                &mut checker,
+                &["engine"],
+                "--engine host builds without Docker",
+            )?;
+            preflight::skip(
+                &mut checker,
+                &["image", "arch"],
+                "--engine host uses no image",
+            )?;
+            preflight::host(
+                &mut checker,
+                info.as_ref().and_then(|i| i.go_version.as_deref()),
+                tree.as_deref(),
+                &places,
+            )?;
         }
     }
 

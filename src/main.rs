@@ -26,6 +26,7 @@ mod outdir;
 mod outputs;
 mod package;
 mod plan;
+mod preflight;
 mod progress;
 mod recipe;
 mod redact;

@@ -227,3 +227,24 @@ where
     });
     let _ = handle.join();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_two() {
+        let v = negotiated(Some("1.41"));
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        let v = negotiated(Some("9.99"));
+        assert_eq!(
+            (v.major_version, v.minor_version),
+            (
+                API_DEFAULT_VERSION.major_version,
+                API_DEFAULT_VERSION.minor_version
+            )
+        );
+        let v = negotiated(None);
+        assert_eq!(v.major_version, API_DEFAULT_VERSION.major_version);
+    }
+}

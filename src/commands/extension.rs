@@ -181,9 +181,11 @@ pub async fn extension(
             &out,
             &components,
             &platforms,
-            source,
-            toolchain,
-            record,
+            extension::Records {
+                source,
+                toolchain,
+                plan: record,
+            },
             &cancel,
         )
     })

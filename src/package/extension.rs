@@ -180,6 +180,14 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     f.commit()
 }
 
+/// What the manifest records of how the binaries were made.
+pub struct Records {
+    pub source: SourceRecord,
+    pub toolchain: Toolchain,
+    /// The plan they were built by (`Manifest::plan`).
+    pub plan: Option<serde_json::Value>,
+}
+
 /// Lays out `<bin>/<os>/<arch>/<binary>` as `<out>/extension/...`; returns the manifest and
 /// warnings.
 pub fn write(
@@ -187,11 +195,14 @@ pub fn write(
     out: &Path,
     components: &[&'static Component],
     platforms: &[Platform],
-    source: SourceRecord,
-    toolchain: Toolchain,
-    plan: Option<serde_json::Value>,
+    records: Records,
     cancel: &Control,
 ) -> Result<(Manifest, Vec<String>)> {
+    let Records {
+        source,
+        toolchain,
+        plan,
+    } = records;
     let final_dir = out.join(DIR);
     let staging_dir = out.join(format!("{DIR}{}", TMP_SUFFIX));
     let old = out.join(format!("{DIR}.kbuild-old"));

@@ -161,6 +161,7 @@ impl Builder {
                 let (volume, synced) =
                     sync::sync(&engine, &info.root, &image, engine.build_user(), interrupt).await?;
                 ui.measured("sync", &synced.summary(to), serde_json::json!(synced));
+                ui.synced(Some(to), synced.bytes_uploaded);
                 Some(Box::new(volume))
             }
         };
@@ -269,7 +270,7 @@ impl Builder {
             checks::disk(&self.plan.checks, &[("the outputs", out.to_path_buf())])
         })?;
         let mut log = JobLog::create(out, name)?;
-        let counting = PackageCount::start(out, name, ui);
+        let counting = PackageCount::start(out, name, &self.facts.endpoint, ui);
         // Copy transfer: the outputs come down into a temporary directory under `out`.
         let mut downloaded = None;
         match &self.runner {
@@ -283,7 +284,7 @@ impl Builder {
                     let tmp = transfer::TempDir::new(out)?;
                     let bin = format!("{DOCKER_OUTPUT_SUBPATH}/bin");
                     ui.detail(&format!("downloading {bin} from volume {}", source.name));
-                    let step = ui.engine_step(&format!("download {name}"));
+                    let step = ui.engine_step_on(&self.facts.endpoint, &format!("download {name}"));
                     source
                         .download(&bin, &tmp.path().join(&bin), interrupt)
                         .await?;
@@ -490,9 +491,9 @@ struct PackageCount<'a> {
 }
 
 impl<'a> PackageCount<'a> {
-    fn start(out: &'a Path, job: &'a str, ui: &'a Ui) -> PackageCount<'a> {
+    fn start(out: &'a Path, job: &'a str, engine: &str, ui: &'a Ui) -> PackageCount<'a> {
         let history = fingerprint::package_history(out, job);
-        ui.job_started(job, history.and_then(|h| h.total()));
+        ui.job_started_on(engine, job, history.and_then(|h| h.total()));
         PackageCount {
             out,
             job,

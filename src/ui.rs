@@ -298,13 +298,8 @@ impl Ui {
         }
     }
 
-    /// A build job starts: its Go packages will be counted out of `total` (what the previous
-    /// run compiled), or just counted when there is no history.
-    pub fn job_started(&self, job: &str, total: Option<u64>) {
-        self.job_started_on(&self.timings.default_engine(), job, total);
-    }
-
-    /// [`Ui::job_started`] for a job that runs on `engine` (one of several).
+    /// A build job started on `engine`: counts the Go packages it compiles, out of `total`
+    /// when the last run's count is known, and times it on that engine's lane.
     pub fn job_started_on(&self, engine: &str, job: &str, total: Option<u64>) {
         let ticker = (self.mode == Mode::Plain).then(|| self.plain_ticker(job));
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -428,17 +423,15 @@ impl Ui {
     }
 
     /// `bytes` of source were synced to `engine` (the run's engine when None).
-    // Called by the incremental source sync (issue 14), built alongside.
-    #[allow(dead_code)]
     pub fn synced(&self, engine: Option<&str>, bytes: u64) {
         let engine = engine.map_or_else(|| self.timings.default_engine(), redact::text);
         self.timings.synced(&engine, bytes);
     }
 
-    /// Times a step of the run's engine (the download of a job's outputs).
-    pub fn engine_step(&self, label: &str) -> SpanGuard<'static> {
+    /// Times a step of `engine` (the download of a job's outputs).
+    pub fn engine_step_on(&self, engine: &str, label: &str) -> SpanGuard<'static> {
         self.timings
-            .span(&self.timings.default_engine(), label, SpanKind::Step)
+            .span(&redact::text(engine), label, SpanKind::Step)
     }
 
     /// The timings of the run so far; the phase and jobs still under way end now, as failed

@@ -130,6 +130,9 @@ pub struct Input<'a> {
     pub binaries: Vec<Binary>,
     pub source: &'a SourceRecord,
     pub toolchain: &'a Toolchain,
+    /// The plan the binaries were built by (its command and inputs become part of the
+    /// provenance's externalParameters); None when kbuild packaged binaries it did not build.
+    pub plan: Option<&'a serde_json::Value>,
 }
 
 /// When this kbuild process began: the provenance's startedOn.

@@ -33,7 +33,7 @@ pub fn statement(
     let repo = source.repo.as_deref().map(redact_url);
     // There is no resolved plan struct for packaging yet: the parameters are what the
     // manifest records of the inputs (source, version, platforms, image), with credentials
-    // removed from URLs. When a plan exists, it belongs here.
+    // removed from URLs, and the plan's inputs when kbuild built the binaries.
     let mut platforms: Vec<String> = input
         .artifacts
         .iter()
@@ -43,7 +43,7 @@ pub fn statement(
     platforms.dedup();
     let mut artifacts: Vec<&str> = input.artifacts.iter().map(|a| a.file.as_str()).collect();
     artifacts.sort();
-    let external = json!({
+    let mut external = json!({
         "set": input.set.name(),
         "source": {
             "repository": repo,
@@ -56,6 +56,11 @@ pub fn statement(
         "artifacts": artifacts,
         "builderImage": toolchain.builder_image,
     });
+    if let Some(plan) = input.plan {
+        // Every input the run was asked with, and where each came from (flag, environment,
+        // recipe), as `kbuild plan` resolved them.
+        external["plan"] = json!({ "command": plan["command"], "inputs": plan["inputs"] });
+    }
     let mut dependencies = Vec::new();
     if let Some(repo) = &repo {
         // A local tree is named by a file:// URL, a remote by its own.

@@ -266,6 +266,7 @@ pub fn write(
         binaries: crate::attest::bare_binaries(&staging_dir, &artifacts),
         source: &source,
         toolchain: &toolchain,
+        plan: plan.as_ref(),
     })?;
     artifacts.extend(attested);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));

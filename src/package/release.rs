@@ -484,6 +484,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         binaries: crate::attest::release_binaries(input.bin, &input.layouts),
         source: &input.source,
         toolchain: &input.toolchain,
+        plan: input.plan.as_ref(),
     })?;
     sums.extend(attested.iter().map(digests));
     artifacts.extend(attested);

@@ -58,8 +58,15 @@ fn main() {
     let env = env::current();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let ui = Ui::new(cli.global.json, cli.global.quiet, cli.global.verbose)
-        .with_progress_interval(cli.global.progress_interval);
+    // `kbuild plan --json` prints the plan as the one JSON document on stdout: its notes
+    // and warnings go to stderr as lines.
+    let planning = matches!(cli.command, Command::Plan(_));
+    let ui = Ui::new(
+        cli.global.json && !planning,
+        cli.global.quiet,
+        cli.global.verbose,
+    )
+    .with_progress_interval(cli.global.progress_interval);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -74,7 +81,8 @@ fn main() {
     let result = runtime.block_on(async {
         let interrupt = Interrupt::install();
         let sub = matches.subcommand().map(|(_, m)| m);
-        run(cli.command, sub, env, &ui, &interrupt).await
+        let json = cli.global.json;
+        run(cli.command, sub, env, json, &ui, &interrupt).await
     });
     // Drop the runtime before exiting so that nothing is left running in the background.
     drop(runtime);
@@ -222,6 +230,7 @@ async fn run(
     command: Command,
     matches: Option<&ArgMatches>,
     env: &env::Env,
+    json: bool,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
@@ -251,7 +260,6 @@ async fn run(
             dispatch(command, invocation, ui, interrupt).await
         }
         Command::Plan(args) => {
-            let json = ui.mode() == ui::Mode::Json;
             let first = args.what[0].as_str();
             let (command, invocation) = match kind_named(first) {
                 Some(kind) => {

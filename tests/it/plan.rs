@@ -433,3 +433,111 @@ fn a_saved_plan_runs_and_a_stale_one_is_refused() {
     );
     assert_no_containers_left(repo.path());
 }
+
+#[test]
+fn every_command_prints_its_plan_as_json_and_runs_nothing() {
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("o");
+    // A bin tree to package: what `kbuild package` would read (a plan reads nothing of it).
+    let bin = work.path().join("bin/linux/amd64");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("kubectl"), b"\x7fELF").unwrap();
+    let tree = ["--kube-root".to_string(), s(repo.path())];
+    let image = ["--image".to_string(), BUILDER_IMAGE.to_string()];
+    let out_flag = ["--out".to_string(), s(&out)];
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "build",
+            [
+                vec!["build".into(), "kubectl".into()],
+                tree.to_vec(),
+                image.to_vec(),
+                out_flag.to_vec(),
+            ]
+            .concat(),
+        ),
+        (
+            "quick-release",
+            [
+                vec!["quick-release".into()],
+                tree.to_vec(),
+                image.to_vec(),
+                out_flag.to_vec(),
+            ]
+            .concat(),
+        ),
+        (
+            "extension",
+            [
+                vec!["extension".into()],
+                tree.to_vec(),
+                image.to_vec(),
+                out_flag.to_vec(),
+            ]
+            .concat(),
+        ),
+        (
+            "package",
+            [
+                vec![
+                    "package".into(),
+                    "--bin".into(),
+                    s(&work.path().join("bin")),
+                ],
+                tree.to_vec(),
+                out_flag.to_vec(),
+            ]
+            .concat(),
+        ),
+        (
+            "doctor",
+            [vec!["doctor".into()], tree.to_vec(), image.to_vec()].concat(),
+        ),
+    ];
+    for (command, args) in cases {
+        let plan = plan_json(&args);
+        assert_eq!(plan["command"], command, "{plan}");
+        assert_eq!(
+            plan["source"]["commit"].as_str(),
+            Some(repo.commit().as_str()),
+            "{command}"
+        );
+        match command {
+            "package" => {
+                assert!(
+                    plan["jobs"].as_array().unwrap().is_empty(),
+                    "package builds nothing"
+                );
+                let files: Vec<&str> = plan["packaging"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|a| a["file"].as_str())
+                    .collect();
+                assert!(
+                    files.contains(&"release-tars/kubernetes-client-linux-amd64.tar.gz"),
+                    "{files:?}"
+                );
+            }
+            "doctor" => {
+                let checks: Vec<&str> = plan["checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|c| c["name"].as_str())
+                    .collect();
+                assert!(
+                    checks.contains(&"memory") && checks.contains(&"disk"),
+                    "{checks:?}"
+                );
+            }
+            _ => assert!(
+                !plan["jobs"].as_array().unwrap().is_empty(),
+                "{command} builds"
+            ),
+        }
+    }
+    assert!(!out.exists(), "a plan writes nothing: {}", out.display());
+    assert_no_containers_left(repo.path());
+}

@@ -106,9 +106,14 @@ impl Error {
 
     /// An I/O failure on `path`, with a hint for the common causes.
     pub fn io(what: impl fmt::Display, path: &std::path::Path, err: std::io::Error) -> Self {
-        let hint = match err.raw_os_error() {
-            Some(28) => Some("the disk is full: free some space (`kbuild clean` removes kbuild's own outputs and caches) and run again".to_string()),
-            Some(13) | Some(1) => Some(format!("check the permissions of {}", path.display())),
+        // By kind, not only the OS code: an error wrapped on its way (tempfile adds the path)
+        // keeps its kind but not its code.
+        use std::io::ErrorKind;
+        let hint = match (err.raw_os_error(), err.kind()) {
+            (Some(28), _) | (_, ErrorKind::StorageFull) => Some("the disk is full: free some space (`kbuild clean` removes kbuild's own outputs and caches) and run again".to_string()),
+            (Some(13) | Some(1), _) | (_, ErrorKind::PermissionDenied) => {
+                Some(format!("check the permissions of {}", path.display()))
+            }
             _ => None,
         };
         let mut e = Self::new(Kind::Io, format!("{what} {}: {err}", path.display()));

@@ -60,6 +60,9 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
             ))
         }
     };
+    // Leaves out the packaging scenarios of a quick check (they build six Go commands cold
+    // first): for checking e and f alone on a busy machine.
+    let skip_packaging = quick && std::env::var_os("KBUILD_BENCH_SKIP_PACKAGING").is_some();
     crate::builder_image::ensure(root, false)?;
     packaging::ensure_pigz()?;
     step("cargo build --release --bin kbuild --example pack-limits");
@@ -82,7 +85,12 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
 
     let runs = if quick { 1 } else { PACKAGING_RUNS };
     let mut packed = Vec::new();
-    for scenario in packaging::scenarios(&work)? {
+    let scenarios = if skip_packaging {
+        Vec::new()
+    } else {
+        packaging::scenarios(&work)?
+    };
+    for scenario in scenarios {
         packed.push(packaging::measure(
             &scenario, &kbuild, &limits, &tree, &work, runs,
         )?);
@@ -95,7 +103,11 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
         let md = format!(
             "# kbuild benchmark, quick check (one run each: not figures to quote)\n\n\
              ## a. Packaging\n\n{}\n## e. One engine against two\n\n{}\n## f. Incremental source sync\n\n{}",
-            packaging::markdown(&packed, runs),
+            if skip_packaging {
+                "(left out: KBUILD_BENCH_SKIP_PACKAGING)\n".to_string()
+            } else {
+                packaging::markdown(&packed, runs)
+            },
             fleet.markdown(),
             synced.markdown(),
         );

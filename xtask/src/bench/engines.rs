@@ -45,7 +45,7 @@ impl Measured {
             "| builds | one engine | two engines | throughput ratio | target |\n\
              |---|---|---|---|---|\n\
              | kubectl for {platforms}, `--cpus {CPUS}`, `--force`, warm Go caches | {:.2} s | {:.2} s | {:.2}x | >= 1.8x |\n\n\
-             Medians of {} runs, interleaved. One engine: `kbuild build kubectl {} --cpus {CPUS} --force --engines {}` \
+             {}. One engine: `kbuild build kubectl {} --cpus {CPUS} --force --engines {}` \
              (one job, the four platforms one after another). Two engines: the same with \
              `--engines {},unix:///tmp/kbb<pid>/d.sock`, a second dockerd the bench starts on this machine \
              (one job per platform, one at a time on each engine). \
@@ -54,7 +54,11 @@ impl Measured {
             self.one,
             self.two,
             self.throughput_ratio(),
-            self.runs,
+            if self.runs == 1 {
+                "One run each".to_string()
+            } else {
+                format!("Medians of {} runs, interleaved", self.runs)
+            },
             platform_flags(),
             self.main_engine,
             self.main_engine,

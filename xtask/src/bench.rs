@@ -7,13 +7,20 @@
 //!   b. a no-op rebuild: `kbuild build` again with nothing changed, against a raw warm
 //!      `docker run ... make all WHAT=cmd/kubectl`;
 //!   c. a cold build: kbuild's first build against a raw `docker run` from empty caches;
-//!   d. a one-file change: rebuild after editing one Go file, kbuild against raw, warm.
+//!   d. a one-file change: rebuild after editing one Go file, kbuild against raw, warm;
+//!   e. several engines: a four-platform client build with `--cpus 1` on one engine against
+//!      two, the second a dockerd the bench starts (`engines`, `second_engine`);
+//!   f. incremental source sync: a first sync and a one-file resync of the fixture padded
+//!      to about 200 MB (`sync`).
 //!
-//! `cargo xtask bench --quick` runs the packaging scenarios once each and prints them
-//! (written to target/bench-quick.md, not bench/): a check that the benchmark works, not
-//! figures to quote.
+//! `cargo xtask bench --quick` runs the packaging scenarios and e once each, and f, and
+//! prints them (written to target/bench-quick.md, not bench/): a check that the benchmark
+//! works, not figures to quote.
 
+mod engines;
 mod packaging;
+mod second_engine;
+mod sync;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,6 +60,9 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
             ))
         }
     };
+    // Leaves out the packaging scenarios of a quick check (they build six Go commands cold
+    // first): for checking e and f alone on a busy machine.
+    let skip_packaging = quick && std::env::var_os("KBUILD_BENCH_SKIP_PACKAGING").is_some();
     crate::builder_image::ensure(root, false)?;
     packaging::ensure_pigz()?;
     step("cargo build --release --bin kbuild --example pack-limits");
@@ -75,15 +85,31 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
 
     let runs = if quick { 1 } else { PACKAGING_RUNS };
     let mut packed = Vec::new();
-    for scenario in packaging::scenarios(&work)? {
+    let scenarios = if skip_packaging {
+        Vec::new()
+    } else {
+        packaging::scenarios(&work)?
+    };
+    for scenario in scenarios {
         packed.push(packaging::measure(
             &scenario, &kbuild, &limits, &tree, &work, runs,
         )?);
     }
+    let fleet = engines::measure(&kbuild, &tree, &work, if quick { 1 } else { BUILD_RUNS })?;
+    let sync_tree = work.join("sync-tree");
+    make_tree(root, &sync_tree)?;
+    let synced = sync::measure(&kbuild, &sync_tree, &work)?;
     if quick {
         let md = format!(
-            "# kbuild packaging benchmark, quick check (one run each: not figures to quote)\n\n{}",
-            packaging::markdown(&packed, runs)
+            "# kbuild benchmark, quick check (one run each: not figures to quote)\n\n\
+             ## a. Packaging\n\n{}\n## e. One engine against two\n\n{}\n## f. Incremental source sync\n\n{}",
+            if skip_packaging {
+                "(left out: KBUILD_BENCH_SKIP_PACKAGING)\n".to_string()
+            } else {
+                packaging::markdown(&packed, runs)
+            },
+            fleet.markdown(),
+            synced.markdown(),
         );
         print!("{md}");
         let path = root.join("target/bench-quick.md");
@@ -93,7 +119,7 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
         return Ok(());
     }
     let figures = builds(&kbuild, &tree, &work)?;
-    write_results(root, &packed, &figures)?;
+    write_results(root, &packed, &figures, &fleet, &synced)?;
     remove_dir(&work);
     Ok(())
 }
@@ -356,6 +382,8 @@ fn write_results(
     root: &Path,
     packed: &[packaging::Measured],
     figures: &[Figure],
+    fleet: &engines::Measured,
+    synced: &sync::Measured,
 ) -> Result<(), Failure> {
     let machine = format!(
         "{} CPUs, {}",
@@ -402,6 +430,10 @@ fn write_results(
             f.name, f.kbuild_cmd, f.upstream_cmd
         );
     }
+    let _ = writeln!(md, "\n## e. One engine against two\n");
+    md.push_str(&fleet.markdown());
+    let _ = writeln!(md, "\n## f. Incremental source sync\n");
+    md.push_str(&synced.markdown());
     let mut json = String::from("{\n  \"packaging\": [\n");
     for (i, m) in packed.iter().enumerate() {
         let _ = writeln!(
@@ -432,7 +464,27 @@ fn write_results(
             if i + 1 < figures.len() { "," } else { "" }
         );
     }
-    json.push_str("  ]\n}\n");
+    json.push_str("  ],\n");
+    let _ = writeln!(
+        json,
+        "  \"engines\": {{\"one_engine_s\": {:.4}, \"two_engines_s\": {:.4}, \"throughput_ratio\": {:.4}, \"runs\": {}}},",
+        fleet.one,
+        fleet.two,
+        fleet.throughput_ratio(),
+        fleet.runs
+    );
+    let _ = writeln!(
+        json,
+        "  \"sync\": {{\"tree_bytes\": {}, \"first_bytes\": {}, \"first_files\": {}, \"first_s\": {:.4}, \"resync_bytes\": {}, \"resync_files\": {}, \"resync_s\": {:.4}}}",
+        synced.tree_bytes,
+        synced.first.bytes,
+        synced.first.files,
+        synced.first.seconds,
+        synced.resync.bytes,
+        synced.resync.files,
+        synced.resync.seconds
+    );
+    json.push_str("}\n");
     let dir = root.join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| Failure::new(e.to_string()))?;
     std::fs::write(dir.join("results.md"), &md).map_err(|e| Failure::new(e.to_string()))?;

@@ -32,7 +32,7 @@ tasks:
                            quick-release of it for linux/amd64, darwin/arm64, windows/amd64) and
                            `kbuild verify`; results in out/mini-kube
   bench [--quick]          kbuild against the upstream way, side by side; writes bench/results.md
-                           (--quick: the packaging scenarios once each, to target/bench-quick.md)
+                           (--quick: a, e and f once each, to target/bench-quick.md)
   lint                     no circle in src/'s module graph, cargo fmt --check and
                            cargo clippy --all-targets -D warnings
   ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`

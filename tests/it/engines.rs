@@ -251,9 +251,10 @@ impl SecondEngine {
     }
 
     /// The engine is lost, as with a machine that goes down: dockerd, its containerd, the
-    /// container shims and the containers they run are killed (SIGKILL) at once. The shims
-    /// left dockerd's process tree when they started; their command lines name the
-    /// engine's exec-root, and so find them.
+    /// container shims and the containers they run, and the storage driver's fuse-overlayfs
+    /// mounts are killed (SIGKILL) at once. The shims and fuse-overlayfs left dockerd's
+    /// process tree when they started; their command lines name the engine's exec-root or
+    /// data-root, and so find them.
     pub(crate) fn kill(&mut self) {
         let containers: Vec<String> = self
             .docker()
@@ -277,23 +278,34 @@ impl SecondEngine {
         while !self.processes().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        // The killed containers' cgroups (cgroupfs driver) stay behind empty.
-        for id in containers {
-            for dir in glob_cgroups(&id) {
+        // The killed containers' cgroups (cgroupfs driver) stay behind, and go once their
+        // processes have gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<PathBuf> = containers.iter().flat_map(|id| glob_cgroups(id)).collect();
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for dir in left {
                 let _ = std::fs::remove_dir(dir);
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// The processes (pid, command line) of this engine still alive.
     pub(crate) fn processes(&self) -> Vec<(u32, String)> {
-        processes_matching(&self.exec_root().display().to_string())
-            .into_iter()
+        let mut found: Vec<(u32, String)> = [self.exec_root(), self.data_dir.path().join("data")]
+            .iter()
+            .flat_map(|dir| processes_matching(&dir.display().to_string()))
             .filter_map(|line| {
                 let (pid, cmdline) = line.split_once(": ")?;
                 Some((pid.parse().ok()?, cmdline.to_string()))
             })
-            .collect()
+            .collect();
+        found.sort();
+        found.dedup();
+        found
     }
 
     /// Stops the daemon: SIGTERM, a grace period, then the guard kills what is left.
@@ -325,11 +337,12 @@ impl Drop for SecondEngine {
             }
         }
         self.stop();
-        // Mounts the daemon may have left under its directories keep them from going.
-        for dir in [self.data_dir.path(), self.run_dir.path()] {
+        // Mounts the daemon left under its directories (all of them, when it was killed)
+        // keep them from going.
+        for mount in mounts_under(&[self.data_dir.path(), self.run_dir.path()]) {
             let _ = Command::new("umount")
-                .args(["-R", "-l"])
-                .arg(dir)
+                .arg("-l")
+                .arg(&mount)
                 .stderr(Stdio::null())
                 .status();
         }
@@ -337,6 +350,22 @@ impl Drop for SecondEngine {
             .args(["link", "del", &self.bridge])
             .status();
     }
+}
+
+/// The mount points under `dirs` (from /proc/self/mountinfo), the deepest first.
+fn mounts_under(dirs: &[&Path]) -> Vec<PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<PathBuf> = table
+        .lines()
+        // "id parent major:minor root mount-point options ...": the fifth field.
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|m| dirs.iter().any(|d| m.starts_with(d)))
+        .collect();
+    mounts.sort();
+    mounts.dedup();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts
 }
 
 /// `/sys/fs/cgroup/<controller>/docker/<id>` for each controller where it exists.

@@ -13,8 +13,12 @@ use crate::engines::SecondEngine;
 
 /// The machine's own engine, as `--engines` names it.
 const MAIN_ENGINE: &str = "unix:///var/run/docker.sock";
-/// Three platforms: the server and node sets for two of them, the client for all three.
+/// Three platforms: the server and node sets for two of them, the client for all three
+/// (three jobs on several engines: one per platform).
 const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64", "darwin/arm64"];
+/// Two platforms, two jobs: the server, node and client sets for one, the client for the
+/// other.
+const TWO_PLATFORMS: &[&str] = &["linux/amd64", "darwin/arm64"];
 /// The provenance states the run's times (and the checksum lists its digest): the one file
 /// of a release that two runs do not share.
 const PROVENANCE: &str = "kubernetes-release.intoto.jsonl";
@@ -26,14 +30,19 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `kbuild quick-release` of `PLATFORMS` with `--json`, on `engines` (None: the one engine
+/// `kbuild quick-release` of `platforms` with `--json`, on `engines` (None: the one engine
 /// kbuild finds, with DOCKER_HOST unset).
-fn quick_release(repo: &Path, out: &Path, engines: Option<&str>) -> std::process::Command {
+fn quick_release(
+    repo: &Path,
+    out: &Path,
+    platforms: &[&str],
+    engines: Option<&str>,
+) -> std::process::Command {
     let mut cmd = kbuild();
     cmd.args(["quick-release", "--json", "--kube-root", s(repo)])
         .args(["--image", BUILDER_IMAGE, "--out", s(out)])
         .env_remove("DOCKER_HOST");
-    for p in PLATFORMS {
+    for p in platforms {
         cmd.args(["--platform", p]);
     }
     if let Some(engines) = engines {
@@ -94,24 +103,28 @@ fn without_provenance(sums: &[u8]) -> String {
         .join("\n")
 }
 
-/// The two runs wrote the same release: the same files, byte for byte, but the provenance
-/// (and its line in the checksum lists).
-fn assert_same_release(fleet: &Path, one: &Path) {
+/// manifest.json records the run's plan (its inputs, engines and output directory), so two
+/// runs compare by what it says of the artifacts, not byte for byte.
+const MANIFEST: &str = "manifest.json";
+
+/// The two runs wrote the same release of `platforms`: the same files, byte for byte, but
+/// the provenance (and its line in the checksum lists) and the manifest, which lists the
+/// same source, toolchain and artifacts.
+fn assert_same_release(fleet: &Path, one: &Path, platforms: &[&str]) {
     let (a, b) = (release_files(fleet), release_files(one));
     let names: Vec<&String> = a.keys().collect();
     assert_eq!(names, b.keys().collect::<Vec<_>>(), "the same files");
-    assert!(
-        names
-            .iter()
-            .any(|n| n.starts_with("kubernetes-server-linux-arm64"))
-            && names.contains(&&"kubernetes-client-darwin-arm64.tar.gz".to_string()),
-        "a release of every platform: {names:?}"
-    );
+    for p in platforms {
+        let client = format!("kubernetes-client-{}.tar.gz", p.replace('/', "-"));
+        assert!(a.contains_key(&client), "{client} in {names:?}");
+    }
     for (name, bytes) in &a {
         if name == PROVENANCE {
             continue;
         }
-        if name.starts_with("SHA") && name.ends_with("SUMS") {
+        if name == MANIFEST {
+            assert_same_manifest(bytes, &b[name]);
+        } else if name.starts_with("SHA") && name.ends_with("SUMS") {
             assert_eq!(
                 without_provenance(bytes),
                 without_provenance(&b[name]),
@@ -124,6 +137,31 @@ fn assert_same_release(fleet: &Path, one: &Path) {
             );
         }
     }
+}
+
+/// Two manifests list the same source, toolchain and artifacts (but the provenance's).
+fn assert_same_manifest(a: &[u8], b: &[u8]) {
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(a).unwrap(),
+        serde_json::from_slice(b).unwrap(),
+    );
+    for field in ["source", "toolchain", "notes"] {
+        assert_eq!(a[field], b[field], "the manifests' {field} differ");
+    }
+    let artifacts = |m: &serde_json::Value| -> Vec<serde_json::Value> {
+        m["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["file"] != PROVENANCE)
+            .cloned()
+            .collect()
+    };
+    assert!(artifacts(&a).len() > 3, "{a}");
+    assert!(
+        artifacts(&a) == artifacts(&b),
+        "the manifests list different artifacts"
+    );
 }
 
 /// Runs `cmd` and returns its events; panics with everything seen (and the second
@@ -204,7 +242,7 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
 
     // The run: every planned job ran once, both engines ran some.
     let events = succeed(
-        &mut quick_release(repo.path(), &fleet_out, Some(&engines)),
+        &mut quick_release(repo.path(), &fleet_out, PLATFORMS, Some(&engines)),
         Some(&engine),
     );
     let ran = ran_on(&events);
@@ -229,14 +267,32 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
         "no engine was lost or left out: {engine_warnings:?}"
     );
     assert_no_containers_on_either(repo.path(), &engine);
+    // The manifest records the plan the release was built by: each job with its engine.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fleet_out.join("release-tars").join(MANIFEST)).unwrap(),
+    )
+    .unwrap();
+    let recorded: BTreeMap<String, String> = manifest["plan"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            let name = j["name"].as_str().unwrap().to_string();
+            (name, j["engine"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(recorded, assigned, "the manifest's plan is the plan shown");
 
     // The same release as one engine makes of the same commit.
-    let events = succeed(&mut quick_release(repo.path(), &one_out, None), None);
+    let events = succeed(
+        &mut quick_release(repo.path(), &one_out, PLATFORMS, None),
+        None,
+    );
     assert!(
         ran_on(&events).values().all(|e| e == MAIN_ENGINE),
         "{events:?}"
     );
-    assert_same_release(&fleet_out, &one_out);
+    assert_same_release(&fleet_out, &one_out, PLATFORMS);
     assert_no_containers_on_either(repo.path(), &engine);
 }
 
@@ -288,7 +344,7 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
     let (fleet_out, one_out) = (work.path().join("two"), work.path().join("one"));
     let engines = format!("{MAIN_ENGINE},{}", engine.docker_host());
     let stdout_path = work.path().join("stdout.jsonl");
-    let mut cmd = quick_release(repo.path(), &fleet_out, Some(&engines));
+    let mut cmd = quick_release(repo.path(), &fleet_out, TWO_PLATFORMS, Some(&engines));
     cmd.stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(work.path().join("stderr")).unwrap());
     let mut kbuild_run = ProcessGuard::spawn(&mut cmd, "kbuild");
@@ -359,7 +415,7 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
         lost[0]
     );
     assert!(
-        ran.values().all(|e| e == MAIN_ENGINE) && ran.len() >= 3,
+        ran.values().all(|e| e == MAIN_ENGINE) && ran.len() == 2,
         "every job ran on the engine left: {ran:?}"
     );
     assert_eq!(
@@ -370,8 +426,11 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
     assert_no_containers_left(repo.path());
 
     // The same release as one engine makes of the same commit.
-    succeed(&mut quick_release(repo.path(), &one_out, None), None);
-    assert_same_release(&fleet_out, &one_out);
+    succeed(
+        &mut quick_release(repo.path(), &one_out, TWO_PLATFORMS, None),
+        None,
+    );
+    assert_same_release(&fleet_out, &one_out, TWO_PLATFORMS);
     assert_no_containers_left(repo.path());
 }
 

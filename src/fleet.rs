@@ -155,13 +155,21 @@ pub async fn plan_slots(
                 "engine {entry} does not answer ({}): left out",
                 e.message
             )),
-            Err(e) => return Err(e),
+            Err(e) => return Err(required_engine_down(e, entry)),
         }
     }
     if slots.is_empty() {
         return Err(no_engine_left(settings));
     }
     Ok((slots, notes))
+}
+
+/// An engine of `--require-all-engines` that does not answer: the one-engine hint (start
+/// Docker, point DOCKER_HOST) does not fit a run that names several.
+fn required_engine_down(e: Error, entry: &str) -> Error {
+    e.with_hint(format!(
+        "--require-all-engines wants every engine: start {entry}, take it out of --engines, or drop --require-all-engines to build on the engines that answer"
+    ))
 }
 
 fn no_engine_left(settings: &EngineSettings) -> Error {
@@ -223,6 +231,7 @@ impl Fleet {
                 Err(e) if e.kind == Kind::Engine && !settings.require_all_engines => {
                     ui.warn(&format!("engine {entry} left out: {}", e.message));
                 }
+                Err(e) if e.kind == Kind::Engine => return Err(required_engine_down(e, entry)),
                 Err(e) => return Err(e),
             }
         }
@@ -319,13 +328,14 @@ impl Fleet {
                 Err(e) => return Err(e),
             }
         }
+        // With --json, an event of its own per job, so that scripts need not parse the line.
         for ran in &done {
-            ui.info(&format!(
-                "{}: ran on {} in {:.1}s",
-                ran.job.name,
-                ran.engine,
-                ran.took.as_secs_f64()
-            ));
+            let seconds = ran.took.as_secs_f64();
+            ui.measured(
+                "ran",
+                &format!("{}: ran on {} in {seconds:.1}s", ran.job.name, ran.engine),
+                serde_json::json!({ "job": ran.job.name, "engine": ran.engine, "seconds": seconds }),
+            );
         }
         Ok(done)
     }

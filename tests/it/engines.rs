@@ -8,14 +8,16 @@
 //!
 //! One daemon serves every test of a run that holds it at the same time
 //! (`SecondEngine::shared`): loading the image takes about 15 s. It stops, and everything of
-//! it goes, when the last holder drops it.
+//! it goes, when the last holder drops it. A test that kills its engine mid-build starts one
+//! of its own (`SecondEngine::private`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::common::{ProcessGuard, BUILDER_IMAGE};
+use crate::common::{kill_tree, processes_matching, ProcessGuard, BUILDER_IMAGE};
 
 pub(crate) struct SecondEngine {
     daemon: Option<ProcessGuard>,
@@ -27,6 +29,8 @@ pub(crate) struct SecondEngine {
 }
 
 static SHARED: Mutex<Weak<SecondEngine>> = Mutex::new(Weak::new());
+/// Engines started by this test process so far: each gets a bridge and subnet of its own.
+static STARTED: AtomicU32 = AtomicU32::new(0);
 
 impl SecondEngine {
     /// The running second engine, started (with the builder image loaded) if none is.
@@ -40,6 +44,11 @@ impl SecondEngine {
         engine
     }
 
+    /// An engine of the caller's own, which it may kill ([`SecondEngine::kill`]).
+    pub(crate) fn private() -> SecondEngine {
+        SecondEngine::start()
+    }
+
     fn start() -> SecondEngine {
         let run_dir = tempfile::Builder::new()
             .prefix("kbe")
@@ -49,7 +58,9 @@ impl SecondEngine {
             .prefix("kbuild-engine-")
             .tempdir()
             .unwrap();
-        let bridge = format!("kbt{}", std::process::id() % 1_000_000);
+        // Interface names are limited to 15 bytes.
+        let nth = STARTED.fetch_add(1, Ordering::SeqCst);
+        let bridge = format!("kbt{}x{nth}", std::process::id() % 1_000_000);
         let mut engine = SecondEngine {
             daemon: None,
             run_dir,
@@ -68,7 +79,7 @@ impl SecondEngine {
             .arg("--data-root")
             .arg(engine.data_dir.path().join("data"))
             .arg("--exec-root")
-            .arg(engine.run_dir.path().join("x"))
+            .arg(engine.exec_root())
             .arg("--pidfile")
             .arg(engine.data_dir.path().join("dockerd.pid"))
             .args(["--iptables=false", "--ip-masq=false", "--bridge"])
@@ -91,6 +102,12 @@ impl SecondEngine {
 
     fn socket(&self) -> PathBuf {
         self.run_dir.path().join("d.sock")
+    }
+
+    /// Named on the command lines of dockerd, its containerd and the shims (and not on
+    /// those of clients, which name the socket).
+    fn exec_root(&self) -> PathBuf {
+        self.run_dir.path().join("x")
     }
 
     fn log_path(&self) -> PathBuf {
@@ -164,7 +181,8 @@ impl SecondEngine {
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
             .status();
-        let subnet = 20 + std::process::id() % 200;
+        let nth: u32 = self.bridge.rsplit('x').next().unwrap().parse().unwrap();
+        let subnet = 20 + (std::process::id() + 37 * nth) % 200;
         for args in [
             vec!["link", "add", &self.bridge, "type", "bridge"],
             vec![
@@ -232,6 +250,64 @@ impl SecondEngine {
         );
     }
 
+    /// The engine is lost, as with a machine that goes down: dockerd, its containerd, the
+    /// container shims and the containers they run, and the storage driver's fuse-overlayfs
+    /// mounts are killed (SIGKILL) at once. The shims and fuse-overlayfs left dockerd's
+    /// process tree when they started; their command lines name the engine's exec-root or
+    /// data-root, and so find them.
+    pub(crate) fn kill(&mut self) {
+        let containers: Vec<String> = self
+            .docker()
+            .args(["ps", "-aq", "--no-trunc"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut pids: Vec<u32> = self.daemon.iter().map(ProcessGuard::id).collect();
+        pids.extend(self.processes().iter().map(|(pid, _)| *pid));
+        for pid in pids {
+            kill_tree(pid);
+        }
+        // The guard reaps dockerd.
+        self.daemon = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The killed containers' cgroups (cgroupfs driver) stay behind, and go once their
+        // processes have gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<PathBuf> = containers.iter().flat_map(|id| glob_cgroups(id)).collect();
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for dir in left {
+                let _ = std::fs::remove_dir(dir);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The processes (pid, command line) of this engine still alive.
+    pub(crate) fn processes(&self) -> Vec<(u32, String)> {
+        let mut found: Vec<(u32, String)> = [self.exec_root(), self.data_dir.path().join("data")]
+            .iter()
+            .flat_map(|dir| processes_matching(&dir.display().to_string()))
+            .filter_map(|line| {
+                let (pid, cmdline) = line.split_once(": ")?;
+                Some((pid.parse().ok()?, cmdline.to_string()))
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
     /// Stops the daemon: SIGTERM, a grace period, then the guard kills what is left.
     fn stop(&mut self) {
         let Some(mut daemon) = self.daemon.take() else {
@@ -261,11 +337,12 @@ impl Drop for SecondEngine {
             }
         }
         self.stop();
-        // Mounts the daemon may have left under its directories keep them from going.
-        for dir in [self.data_dir.path(), self.run_dir.path()] {
+        // Mounts the daemon left under its directories (all of them, when it was killed)
+        // keep them from going.
+        for mount in mounts_under(&[self.data_dir.path(), self.run_dir.path()]) {
             let _ = Command::new("umount")
-                .args(["-R", "-l"])
-                .arg(dir)
+                .arg("-l")
+                .arg(&mount)
                 .stderr(Stdio::null())
                 .status();
         }
@@ -273,6 +350,34 @@ impl Drop for SecondEngine {
             .args(["link", "del", &self.bridge])
             .status();
     }
+}
+
+/// The mount points under `dirs` (from /proc/self/mountinfo), the deepest first.
+fn mounts_under(dirs: &[&Path]) -> Vec<PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<PathBuf> = table
+        .lines()
+        // "id parent major:minor root mount-point options ...": the fifth field.
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|m| dirs.iter().any(|d| m.starts_with(d)))
+        .collect();
+    mounts.sort();
+    mounts.dedup();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    mounts
+}
+
+/// `/sys/fs/cgroup/<controller>/docker/<id>` for each controller where it exists.
+fn glob_cgroups(id: &str) -> Vec<PathBuf> {
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    controllers
+        .flatten()
+        .map(|c| c.path().join("docker").join(id))
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 /// The storage driver of the main engine (`docker info`), or overlay2.

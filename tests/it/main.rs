@@ -12,6 +12,7 @@ mod contexts;
 mod doctor;
 mod engines;
 mod extimage;
+mod fleet;
 mod gzip;
 mod host;
 mod inputs;

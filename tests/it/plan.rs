@@ -124,68 +124,9 @@ fn plan_json(args: &[String]) -> Value {
 }
 
 /// Runs `args` for real while watching the engine, then checks every planned job ran in a
-/// container exactly as planned: image and image id, command, working directory, variables,
-/// mounts, network, user, memory limit.
+/// container exactly as planned (see `assert_run_matches_plan_of`).
 fn assert_run_matches_plan(root: &Path, args: &[String]) {
-    let plan = plan_json(args);
-    let jobs = plan["jobs"].as_array().expect("jobs").clone();
-    assert!(!jobs.is_empty(), "the plan has jobs: {plan}");
-    let watch = ContainerWatch::start(root);
-    let (code, _, stderr) = run(kbuild().args(args));
-    let seen = watch.stop();
-    assert_eq!(code, 0, "kbuild {args:?}: {stderr}");
-    for job in &jobs {
-        let name = job["name"].as_str().unwrap();
-        let (_, c) = seen.iter().find(|(j, _)| j == name).unwrap_or_else(|| {
-            panic!(
-                "no container ran job {name} of {args:?}; seen {:?}",
-                seen.iter().map(|(j, _)| j).collect::<Vec<_>>()
-            )
-        });
-        let image = job["image"].as_str().unwrap();
-        assert_eq!(c["Config"]["Image"].as_str(), Some(image), "{name}: image");
-        assert_eq!(
-            c["Image"].as_str(),
-            plan["engine"]["image_id"].as_str(),
-            "{name}: the image id the plan names"
-        );
-        assert_eq!(
-            strings(&c["Config"]["Cmd"]),
-            strings(&job["command"]),
-            "{name}: command"
-        );
-        assert_eq!(
-            c["Config"]["WorkingDir"], job["workdir"],
-            "{name}: working dir"
-        );
-        let from_image = image_env(image);
-        let set: Vec<String> = strings(&c["Config"]["Env"])
-            .into_iter()
-            .filter(|e| !from_image.contains(e))
-            .collect();
-        assert_eq!(set, strings(&job["env"]), "{name}: environment");
-        assert_eq!(
-            strings(&c["HostConfig"]["Binds"]),
-            strings(&job["mounts"]),
-            "{name}: mounts"
-        );
-        assert_eq!(
-            c["HostConfig"]["NetworkMode"], job["network"],
-            "{name}: network"
-        );
-        assert_eq!(
-            c["Config"]["User"].as_str().unwrap_or(""),
-            job["user"].as_str().unwrap_or(""),
-            "{name}: user"
-        );
-        let memory = c["HostConfig"]["Memory"].as_u64().unwrap_or(0);
-        assert_eq!(
-            memory,
-            job["memory_limit"].as_u64().unwrap_or(0),
-            "{name}: memory"
-        );
-    }
-    assert_no_containers_left(root);
+    assert_run_matches_plan_of(root, args, args);
 }
 
 fn s(p: &Path) -> String {
@@ -220,6 +161,8 @@ fn the_three_main_commands_run_their_plan() {
         "linux/amd64,darwin/arm64".into(),
         "--memory".into(),
         "3g".into(),
+        "--cpus".into(),
+        "1.5".into(),
     ];
     build.extend(flags.clone());
     assert_run_matches_plan(repo.path(), &build);
@@ -292,21 +235,41 @@ fn every_ready_recipe_runs_its_plan() {
     }
 }
 
-/// Like `assert_run_matches_plan`, for a plan command line and a run command line that differ
-/// (`kbuild plan R -- ...` and `kbuild run R -- ...`).
+/// Plans with `plan_args`, runs `run_args` for real while watching the engine (they differ
+/// for a recipe: `kbuild plan R -- ...` and `kbuild run R -- ...`), then checks every planned
+/// job ran in a container exactly as planned: image and image id, command, working
+/// directory, variables, mounts, network, user, memory and CPU limits.
 fn assert_run_matches_plan_of(root: &Path, plan_args: &[String], run_args: &[String]) {
     let plan = plan_json(plan_args);
+    let jobs = plan["jobs"].as_array().expect("jobs").clone();
+    assert!(!jobs.is_empty(), "the plan has jobs: {plan}");
     let watch = ContainerWatch::start(root);
     let (code, _, stderr) = run(kbuild().args(run_args));
     let seen = watch.stop();
     assert_eq!(code, 0, "kbuild {run_args:?}: {stderr}");
-    for job in plan["jobs"].as_array().unwrap() {
+    for job in &jobs {
         let name = job["name"].as_str().unwrap();
-        let (_, c) = seen
-            .iter()
-            .find(|(j, _)| j == name)
-            .unwrap_or_else(|| panic!("no container for {name}"));
-        let from_image = image_env(job["image"].as_str().unwrap());
+        let (_, c) = seen.iter().find(|(j, _)| j == name).unwrap_or_else(|| {
+            let names: Vec<&String> = seen.iter().map(|(j, _)| j).collect();
+            panic!("no container ran job {name} of {run_args:?}; seen {names:?}")
+        });
+        let image = job["image"].as_str().unwrap();
+        assert_eq!(c["Config"]["Image"].as_str(), Some(image), "{name}: image");
+        assert_eq!(
+            c["Image"].as_str(),
+            plan["engine"]["image_id"].as_str(),
+            "{name}: the image id the plan names"
+        );
+        assert_eq!(
+            strings(&c["Config"]["Cmd"]),
+            strings(&job["command"]),
+            "{name}: command"
+        );
+        assert_eq!(
+            c["Config"]["WorkingDir"], job["workdir"],
+            "{name}: working dir"
+        );
+        let from_image = image_env(image);
         let set: Vec<String> = strings(&c["Config"]["Env"])
             .into_iter()
             .filter(|e| !from_image.contains(e))
@@ -326,21 +289,19 @@ fn assert_run_matches_plan_of(root: &Path, plan_args: &[String], run_args: &[Str
             "{name}: network"
         );
         assert_eq!(
-            strings(&c["Config"]["Cmd"]),
-            strings(&job["command"]),
-            "{name}: command"
-        );
-        assert_eq!(c["Config"]["Image"], job["image"], "{name}: image");
-        assert_eq!(
             c["Config"]["User"].as_str().unwrap_or(""),
             job["user"].as_str().unwrap_or(""),
             "{name}: user"
         );
+        let memory = c["HostConfig"]["Memory"].as_u64().unwrap_or(0);
         assert_eq!(
-            c["HostConfig"]["Memory"].as_u64().unwrap_or(0),
+            memory,
             job["memory_limit"].as_u64().unwrap_or(0),
             "{name}: memory"
         );
+        let nano_cpus = c["HostConfig"]["NanoCpus"].as_u64().unwrap_or(0);
+        let cpus = job["cpus"].as_f64().map_or(0, |c| (c * 1e9) as u64);
+        assert_eq!(nano_cpus, cpus, "{name}: cpus");
     }
     assert_no_containers_left(root);
 }

@@ -263,3 +263,70 @@ fn no_timings_go_into_a_directory_kbuild_did_not_claim() {
         .collect();
     assert_eq!(names, ["notes.txt"], "nothing added");
 }
+
+#[test]
+fn a_two_engine_build_timeline_renders_in_chromium_with_a_lane_per_engine() {
+    let Some(chromium) = chromium() else { return };
+    let second = crate::engines::SecondEngine::shared();
+    let repo = KubeRepo::tagged("v1.34.0");
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let engines = format!("unix:///var/run/docker.sock,{}", second.docker_host());
+    let (code, stdout, stderr) = run(kbuild()
+        .args(["--json", "build", "kubectl", "--timings", "--force"])
+        .args(["--platform", "linux/amd64", "--platform", "darwin/arm64"])
+        .args(["--engines", &engines])
+        .arg("--kube-root")
+        .arg(repo.path())
+        .args(["--image", BUILDER_IMAGE])
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(code, 0, "the two-engine build failed:\n{stderr}");
+    // Which engine ran which job, as the run reported it.
+    let ran: Vec<(String, String)> = events(&stdout)
+        .iter()
+        .filter(|e| e["event"] == "ran")
+        .map(|e| {
+            (
+                e["job"].as_str().unwrap().to_string(),
+                e["engine"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(ran.len(), 2, "one job per platform: {ran:?}\n{stdout}");
+
+    let html = out.join("kbuild-timings.html");
+    let png = parent.path().join("timings.png");
+    headless(
+        &chromium,
+        &html,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1400,900",
+        ],
+    );
+    let image = std::fs::read(&png).expect("chromium wrote the screenshot");
+    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let dom = headless(&chromium, &html, &["--dump-dom"]);
+    let data = embedded_data(&dom);
+    let engines = data["engines"].as_array().expect("engines");
+    assert_eq!(
+        engines.len(),
+        2,
+        "both engines are on the page: {engines:?}"
+    );
+    let job_spans = spans_of_kind(&data, "job");
+    for (job, _) in &ran {
+        assert!(
+            job_spans.iter().any(|s| s["job"] == job.as_str()),
+            "job {job} is on the timeline: {job_spans:?}"
+        );
+    }
+    // Every job sits on the lane of an engine the page lists.
+    let lanes: Vec<&str> = engines.iter().filter_map(|e| e["name"].as_str()).collect();
+    for span in &job_spans {
+        let lane = span["lane"].as_str().unwrap();
+        assert!(lanes.contains(&lane), "{lane} is one of {lanes:?}");
+    }
+    assert_no_containers_left(repo.path());
+}

@@ -4,7 +4,6 @@ use crate::error::Result;
 use crate::fleet::{self, EngineSlot, Fleet, Work};
 use crate::outdir;
 use crate::plan::{CommandKind, Plan};
-use crate::resolve::jobs;
 use crate::resolve::BuildRequest;
 use crate::signals::Interrupt;
 use crate::source::{Overrides, SourceInfo};
@@ -30,16 +29,18 @@ fn build_plan(
     slots: &[EngineSlot],
     notes: Vec<String>,
 ) -> (Plan, Vec<Work>) {
-    let tree = super::tree_of(&request.source, info);
     let work = work(request, slots.len());
-    let mut plan = Plan::new(CommandKind::Build, inputs, jobs::absolute(&request.out));
-    plan.source = Some(super::source_part(
+    let mut plan = super::building_plan(
+        CommandKind::Build,
+        inputs,
+        &request.out,
         &request.source,
         info,
         request.git_version.as_deref(),
-    ));
-    super::engines_part(&mut plan, &request.engine, slots);
-    plan.jobs = fleet::planned_jobs(&work, slots, &tree, &request.engine);
+        &request.engine,
+        slots,
+        &work,
+    );
     plan.notes = notes;
     (plan, work)
 }

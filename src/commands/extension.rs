@@ -62,21 +62,23 @@ fn extension_plan(
     slots: &[EngineSlot],
     notes: Vec<String>,
 ) -> (Plan, Vec<Work>) {
-    let tree = super::tree_of(spec, info);
     let whole = Work {
         name: component::EXTENSION_JOB.to_string(),
         components: components.to_vec(),
         platforms: platforms.to_vec(),
     };
     let work = Work::split(vec![whole], slots.len());
-    let mut plan = Plan::new(CommandKind::Extension, inputs, jobs::absolute(&args.out));
-    plan.source = Some(super::source_part(
+    let mut plan = super::building_plan(
+        CommandKind::Extension,
+        inputs,
+        &args.out,
         spec,
         info,
         args.source.git_version.as_deref(),
-    ));
-    super::engines_part(&mut plan, engine, slots);
-    plan.jobs = fleet::planned_jobs(&work, slots, &tree, engine);
+        engine,
+        slots,
+        &work,
+    );
     plan.packaging = jobs::extension_artifacts(components, platforms);
     if let Some(tag) = &args.image.tag {
         plan.packaging.extend(jobs::extension_image_artifacts(tag));

@@ -141,6 +141,28 @@ pub fn tree_of<'a>(
     }
 }
 
+/// The plan of a building command: its inputs, source, engines, checks, and the jobs of
+/// `work` on `slots`; the command adds its artifacts and notes.
+#[allow(clippy::too_many_arguments)]
+pub fn building_plan(
+    command: crate::plan::CommandKind,
+    inputs: Vec<crate::plan::Input>,
+    out: &Path,
+    spec: &crate::source::SourceSpec,
+    info: Option<&SourceInfo>,
+    git_version: Option<&str>,
+    settings: &crate::resolve::EngineSettings,
+    slots: &[crate::fleet::EngineSlot],
+    work: &[crate::fleet::Work],
+) -> crate::plan::Plan {
+    let tree = tree_of(spec, info);
+    let mut plan = crate::plan::Plan::new(command, inputs, crate::resolve::jobs::absolute(out));
+    plan.source = Some(source_part(spec, info, git_version));
+    engines_part(&mut plan, settings, slots);
+    plan.jobs = crate::fleet::planned_jobs(work, slots, &tree, settings);
+    plan
+}
+
 /// The plan's engine part: the settings every job shares (on the first engine), the
 /// engines and the checks.
 pub fn engines_part(

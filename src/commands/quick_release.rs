@@ -66,17 +66,19 @@ fn release_plan(
     if release.jobs.is_empty() {
         return Err(no_targets(spec.dir()));
     }
-    let tree = super::tree_of(spec, info);
     let whole: Vec<Work> = release.jobs.iter().map(release_work).collect();
     let work = Work::split(whole, slots.len());
-    let mut plan = Plan::new(CommandKind::QuickRelease, inputs, jobs::absolute(&args.out));
-    plan.source = Some(super::source_part(
+    let mut plan = super::building_plan(
+        CommandKind::QuickRelease,
+        inputs,
+        &args.out,
         spec,
         info,
         args.source.git_version.as_deref(),
-    ));
-    super::engines_part(&mut plan, engine, slots);
-    plan.jobs = fleet::planned_jobs(&work, slots, &tree, engine);
+        engine,
+        slots,
+        &work,
+    );
     plan.packaging = jobs::release_artifacts(&layout::layouts(platforms, &has));
     plan.notes = notes;
     Ok(ReleasePlan { plan, work })

@@ -78,6 +78,9 @@ pub fn source_facts(info: &SourceInfo) -> SourceFacts {
     }
 }
 
+/// A check's name and what it requires.
+type Described = (&'static str, &'static str);
+
 /// The checks a run makes, with what each requires.
 pub fn check_steps(
     kind: crate::cli::EngineKind,
@@ -89,49 +92,38 @@ pub fn check_steps(
     if has_git {
         steps.push(("git", Some("git on PATH".into())));
     }
-    match kind {
-        crate::cli::EngineKind::Docker => {
-            steps.push(("engine", Some("a Docker API answering".into())));
-            steps.push((
-                "memory",
-                Some(format!("at least {} for the engine", gib(c.min_memory))),
-            ));
-            steps.push(("cpus", None));
-            steps.push((
-                "disk",
-                Some(format!(
-                    "{} free ({} to warn)",
-                    gib(c.min_disk),
-                    gib(c.warn_disk)
-                )),
-            ));
-            steps.push((
-                "image",
-                Some("the builder image present or pullable".into()),
-            ));
-            steps.push((
-                "arch",
-                Some("the image runs on the engine's architecture".into()),
-            ));
-        }
-        crate::cli::EngineKind::Host => {
-            steps.push(("go", Some("a Go satisfying the tree's .go-version".into())));
-            steps.push(("make", Some("GNU make on PATH".into())));
-            steps.push((
-                "memory",
-                Some(format!("at least {} on this machine", gib(c.min_memory))),
-            ));
-            steps.push(("cpus", None));
-            steps.push((
-                "disk",
-                Some(format!(
-                    "{} free ({} to warn)",
-                    gib(c.min_disk),
-                    gib(c.warn_disk)
-                )),
-            ));
-        }
-    }
+    // Where the memory is counted, and the checks only one kind of engine has, in the
+    // order they run (preflight.rs).
+    let (whose, before, after): (&str, &[Described], &[Described]) = match kind {
+        crate::cli::EngineKind::Docker => (
+            "for the engine",
+            &[("engine", "a Docker API answering")],
+            &[
+                ("image", "the builder image present or pullable"),
+                ("arch", "the image runs on the engine's architecture"),
+            ],
+        ),
+        crate::cli::EngineKind::Host => (
+            "on this machine",
+            &[
+                ("go", "a Go satisfying the tree's .go-version"),
+                ("make", "GNU make on PATH"),
+            ],
+            &[],
+        ),
+    };
+    let described = |list: &[Described]| -> Vec<(&'static str, Option<String>)> {
+        list.iter()
+            .map(|(name, what)| (*name, Some(what.to_string())))
+            .collect()
+    };
+    steps.extend(described(before));
+    let memory = format!("at least {} {whose}", gib(c.min_memory));
+    let disk = format!("{} free ({} to warn)", gib(c.min_disk), gib(c.warn_disk));
+    steps.push(("memory", Some(memory)));
+    steps.push(("cpus", None));
+    steps.push(("disk", Some(disk)));
+    steps.extend(described(after));
     steps
         .into_iter()
         .map(|(name, requires)| CheckStep {

@@ -380,7 +380,22 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
     ]));
     assert_eq!(code, 0, "kbuild package failed:\n{stderr}");
     let again_tars = again.join("release-tars");
-    // `kbuild package` has no builder image to name, so compare what both runs know.
+    // The quick-release's provenance carries the plan's inputs, as its manifest records
+    // them; `kbuild package` built nothing, so its provenance has no plan.
+    let built = json_file(&tars.join(PROVENANCE));
+    let packaged = json_file(&again_tars.join(PROVENANCE));
+    let plan_of =
+        |v: &Value| v["predicate"]["buildDefinition"]["externalParameters"]["plan"].clone();
+    assert_eq!(plan_of(&built)["command"], "quick-release");
+    assert_eq!(plan_of(&built)["inputs"], manifest["plan"]["inputs"]);
+    assert!(
+        plan_of(&built)["inputs"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty()),
+        "{built}"
+    );
+    assert_eq!(plan_of(&packaged), Value::Null);
+    // `kbuild package` has no builder image (nor plan) to name, so compare what both runs know.
     assert_eq!(
         std::fs::read(tars.join(SBOM)).unwrap(),
         std::fs::read(again_tars.join(SBOM)).unwrap(),
@@ -392,7 +407,11 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
         assert!(meta["startedOn"].is_string() && meta["finishedOn"].is_string());
         *meta = Value::Null;
         v["predicate"]["buildDefinition"]["resolvedDependencies"] = Value::Null;
-        v["predicate"]["buildDefinition"]["externalParameters"]["builderImage"] = Value::Null;
+        let external = &mut v["predicate"]["buildDefinition"]["externalParameters"];
+        external["builderImage"] = Value::Null;
+        if let Some(external) = external.as_object_mut() {
+            external.remove("plan");
+        }
         v
     };
     assert_eq!(

@@ -1,7 +1,7 @@
 //! `kbuild build`: build components for platforms on one engine or several.
 
 use crate::error::Result;
-use crate::fleet::{self, EngineSlot, Fleet, Work};
+use crate::fleet::{EngineSlot, Fleet, Work};
 use crate::outdir;
 use crate::plan::{CommandKind, Plan};
 use crate::resolve::BuildRequest;
@@ -57,9 +57,8 @@ pub async fn build(
     // A precious --out is refused before anything (even a lock) is written.
     outdir::check_not_precious(&request.out, Some(request.source.dir()))?;
     if let Some(json) = invocation.planning() {
-        let (info, mut notes) = super::plan_source(&request.source, &overrides)?;
-        let (slots, more) = fleet::plan_slots(info.as_ref(), &request.engine).await?;
-        notes.extend(more);
+        let (info, slots, notes) =
+            super::planning_facts(&request.source, &overrides, &request.engine).await?;
         let inputs = invocation.inputs.clone();
         let (shown, _) = build_plan(request, inputs, info.as_ref(), &slots, notes);
         return crate::show::print(&shown, json);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{ExtensionArgs, TargetArgs};
 use crate::error::{Error, Result};
-use crate::fleet::{self, EngineSlot, Fleet, Work};
+use crate::fleet::{EngineSlot, Fleet, Work};
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
 use crate::outdir;
@@ -109,9 +109,7 @@ pub async fn extension(
     if let Some(json) = invocation.planning() {
         let spec = source_checked_against(&args.source, &args.out)?;
         let overrides = Overrides::from_env(args.source.git_version.clone())?;
-        let (info, mut notes) = super::plan_source(&spec, &overrides)?;
-        let (slots, more) = fleet::plan_slots(info.as_ref(), &engine).await?;
-        notes.extend(more);
+        let (info, slots, notes) = super::planning_facts(&spec, &overrides, &engine).await?;
         let (plan, _) = extension_plan(
             args,
             invocation.inputs.clone(),

@@ -184,6 +184,24 @@ pub fn engines_part(
     plan.checks = crate::resolve::jobs::check_steps(settings.kind, &settings.checks, true);
 }
 
+/// What a plan of a building command needs, asked without changing anything: the source's
+/// facts (None for a tree not readable here or an unfetched ref), the engines, and notes on
+/// what stays unknown until the run.
+pub async fn planning_facts(
+    spec: &crate::source::SourceSpec,
+    overrides: &Overrides,
+    settings: &crate::resolve::EngineSettings,
+) -> Result<(
+    Option<SourceInfo>,
+    Vec<crate::fleet::EngineSlot>,
+    Vec<String>,
+)> {
+    let (info, mut notes) = plan_source(spec, overrides)?;
+    let (slots, more) = crate::fleet::plan_slots(info.as_ref(), settings).await?;
+    notes.extend(more);
+    Ok((info, slots, notes))
+}
+
 /// The plan's source part: the facts, or for an unfetched ref what is known.
 pub fn source_part(
     spec: &crate::source::SourceSpec,

@@ -2,7 +2,7 @@
 
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
-use crate::fleet::{self, EngineSlot, Fleet, Work};
+use crate::fleet::{EngineSlot, Fleet, Work};
 use crate::kube::component::Component;
 use crate::kube::release::{self as layout, ReleaseJob, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
@@ -114,9 +114,7 @@ pub async fn quick_release(
     if let Some(json) = invocation.planning() {
         let spec = source_checked_against(&args.source, &args.out)?;
         let overrides = Overrides::from_env(args.source.git_version.clone())?;
-        let (info, mut notes) = super::plan_source(&spec, &overrides)?;
-        let (slots, more) = fleet::plan_slots(info.as_ref(), &engine).await?;
-        notes.extend(more);
+        let (info, slots, notes) = super::planning_facts(&spec, &overrides, &engine).await?;
         let inputs = invocation.inputs.clone();
         let planned = release_plan(
             args,

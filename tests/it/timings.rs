@@ -52,6 +52,31 @@ fn headless(chromium: &Path, page: &Path, args: &[&str]) -> String {
 }
 
 /// The data the page embeds for tools, as the browser's DOM holds it.
+/// Renders `html` to `png` at 1400x900 and checks it is a real, non-blank picture.
+fn assert_renders(chromium: &Path, html: &Path, png: &Path) {
+    headless(
+        chromium,
+        html,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1400,900",
+        ],
+    );
+    let image = std::fs::read(png).expect("chromium wrote the screenshot");
+    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    let (width, height) = (
+        u32::from_be_bytes(image[16..20].try_into().unwrap()),
+        u32::from_be_bytes(image[20..24].try_into().unwrap()),
+    );
+    assert_eq!((width, height), (1400, 900), "the window's size");
+    // A blank 1400x900 page compresses to a few KiB; bars, text and tables do not.
+    assert!(
+        image.len() > 20_000,
+        "the screenshot is nearly empty ({} bytes)",
+        image.len()
+    );
+}
+
 fn embedded_data(dom: &str) -> serde_json::Value {
     let marker = "id=\"kbuild-timings\"";
     let at = dom.find(marker).expect("the page embeds its data");
@@ -112,28 +137,7 @@ fn a_quick_release_timeline_renders_in_chromium_with_every_job_on_the_engine_lan
         .expect("an engine phase");
 
     let html = out.join("kbuild-timings.html");
-    let png = parent.path().join("timings.png");
-    headless(
-        &chromium,
-        &html,
-        &[
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1400,900",
-        ],
-    );
-    let image = std::fs::read(&png).expect("chromium wrote the screenshot");
-    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
-    let (width, height) = (
-        u32::from_be_bytes(image[16..20].try_into().unwrap()),
-        u32::from_be_bytes(image[20..24].try_into().unwrap()),
-    );
-    assert_eq!((width, height), (1400, 900), "the window's size");
-    // A blank 1400x900 page compresses to a few KiB; bars, text and tables do not.
-    assert!(
-        image.len() > 20_000,
-        "the screenshot is nearly empty ({} bytes)",
-        image.len()
-    );
+    assert_renders(&chromium, &html, &parent.path().join("timings.png"));
 
     let dom = headless(&chromium, &html, &["--dump-dom"]);
     assert!(dom.contains("<svg"), "the chart is in the DOM");
@@ -296,17 +300,7 @@ fn a_two_engine_build_timeline_renders_in_chromium_with_a_lane_per_engine() {
     assert_eq!(ran.len(), 2, "one job per platform: {ran:?}\n{stdout}");
 
     let html = out.join("kbuild-timings.html");
-    let png = parent.path().join("timings.png");
-    headless(
-        &chromium,
-        &html,
-        &[
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1400,900",
-        ],
-    );
-    let image = std::fs::read(&png).expect("chromium wrote the screenshot");
-    assert_eq!(&image[..8], b"\x89PNG\r\n\x1a\n", "a PNG");
+    assert_renders(&chromium, &html, &parent.path().join("timings.png"));
     let dom = headless(&chromium, &html, &["--dump-dom"]);
     let data = embedded_data(&dom);
     let engines = data["engines"].as_array().expect("engines");

@@ -81,3 +81,26 @@ mod tests {
         assert!(!env.is_set("D"));
     }
 }
+
+/// The user's cache directory: XDG_CACHE_HOME, ~/Library/Caches on macOS, else ~/.cache.
+pub fn cache_home() -> Option<std::path::PathBuf> {
+    if let Some(xdg) = current()
+        .os("XDG_CACHE_HOME")
+        .cloned()
+        .map(std::path::PathBuf::from)
+    {
+        if xdg.is_absolute() {
+            return Some(xdg);
+        }
+    }
+    let home = current()
+        .os("HOME")
+        .cloned()
+        .map(std::path::PathBuf::from)
+        .filter(|h| h.is_absolute())?;
+    Some(if cfg!(target_os = "macos") {
+        home.join("Library/Caches")
+    } else {
+        home.join(".cache")
+    })
+}

@@ -2,42 +2,24 @@
 
 mod artifact;
 mod attest;
-mod build;
-mod cache;
 mod checks;
-mod clean;
 mod cli;
 mod commands;
-mod doctor;
 mod engine;
 mod env;
 mod error;
-mod extension_image;
-mod extract;
-mod fingerprint;
-mod fleet;
-mod image_load;
+mod exec;
 mod imageref;
 mod input;
-mod joblog;
 mod kube;
-mod lock;
 mod outdir;
-mod outputs;
 mod package;
 mod plan;
-mod preflight;
-mod progress;
-mod recipe;
 mod redact;
-mod registry;
 mod resolve;
-mod show;
 mod signals;
-mod smoke;
 mod source;
 mod suggest;
-mod timings;
 mod ui;
 mod units;
 
@@ -46,8 +28,10 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crate::cli::{Cli, Command};
 use crate::commands::{Invocation, Mode};
 use crate::error::Result;
+use crate::outdir::lock;
 use crate::plan::CommandKind;
 use crate::resolve::options::{self, Flags, Options};
+use crate::resolve::recipe;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
 
@@ -399,7 +383,7 @@ async fn dispatch_command(
             if let Some(image) = args.image.as_deref().filter(|i| !i.is_empty()) {
                 engine::docker::check_reference(image)?;
             }
-            doctor::run(&args, &invocation, ui).await
+            commands::doctor::run(&args, &invocation, ui).await
         }
         Command::QuickRelease(args) => {
             lock_policy(&args.lock);
@@ -421,7 +405,7 @@ async fn dispatch_command(
             commands::verify(&args, ui, interrupt).await
         }
         Command::Sign(args) => commands::sign(&args, ui),
-        Command::Smoke(args) => smoke::run(&args, ui).await,
+        Command::Smoke(args) => commands::smoke::run(&args, ui).await,
         Command::Run(_) | Command::Plan(_) | Command::Recipe(_) => Err(error::Error::internal(
             "a recipe or plan reaches dispatch only resolved",
         )),
@@ -431,13 +415,13 @@ async fn dispatch_command(
                 .then(|| source::check_tree(&args.kube_root))
                 .transpose()?;
             let kube_root = args.kube_root.is_dir().then_some(args.kube_root.as_path());
-            let plan = clean::CleanPlan {
+            let plan = commands::clean::CleanPlan {
                 out: &args.out,
                 kube_root,
                 caches: args.caches || args.all,
                 tree: tree.as_deref(),
             };
-            clean::run(&plan, ui).await
+            commands::clean::run(&plan, ui).await
         }
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a failed write.

@@ -1,7 +1,7 @@
 //! `kbuild build`: build components for platforms on one engine or several.
 
 use crate::error::Result;
-use crate::fleet::{EngineSlot, Fleet, Work};
+use crate::exec::fleet::{EngineSlot, Fleet, Work};
 use crate::outdir;
 use crate::plan::{CommandKind, Plan};
 use crate::resolve::BuildRequest;
@@ -61,13 +61,13 @@ pub async fn build(
             super::planning_facts(&request.source, &overrides, &request.engine).await?;
         let inputs = invocation.inputs.clone();
         let (shown, _) = build_plan(request, inputs, info.as_ref(), &slots, notes);
-        return crate::show::print(&shown, json);
+        return crate::ui::show::print(&shown, json);
     }
-    let _tree_lock = crate::lock::acquire_source(&request.source, ui, interrupt).await?;
-    let info = crate::build::get_source(&request.source, &overrides, &request.engine, ui)?;
+    let _tree_lock = crate::outdir::lock::acquire_tree(request.source.dir(), ui, interrupt).await?;
+    let info = crate::exec::builder::get_source(&request.source, &overrides, &request.engine, ui)?;
     invocation.check_commit(&info)?;
     outdir::claim(&request.out, &info.root)?;
-    let _lock = crate::lock::acquire(&request.out, ui, interrupt).await?;
+    let _lock = crate::outdir::lock::acquire(&request.out, ui, interrupt).await?;
     let mut settings = request.engine.clone();
     settings.expect_image_id = invocation.expected_image()?;
     let fleet = Fleet::prepare(info, &settings, ui, interrupt).await?;

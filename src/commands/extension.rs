@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{ExtensionArgs, TargetArgs};
 use crate::error::{Error, Result};
-use crate::fleet::{EngineSlot, Fleet, Work};
+use crate::exec::fleet::{EngineSlot, Fleet, Work};
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
 use crate::outdir;
@@ -121,17 +121,17 @@ pub async fn extension(
             &slots,
             notes,
         );
-        return crate::show::print(&plan, json);
+        return crate::ui::show::print(&plan, json);
     }
     let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
-    let image = crate::extension_image::prepare(&args.image)?;
+    let image = image_plan(&args.image)?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
     let spec = source_checked_against(&args.source, &args.out)?;
-    let _tree_lock = crate::lock::acquire_source(&spec, ui, interrupt).await?;
+    let _tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     invocation.check_commit(&info)?;
     outdir::claim(&args.out, &info.root)?;
-    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+    let _lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
     for c in &components {
         if !c.exists_in(&info.root) {
             return Err(Error::usage(format!(
@@ -195,10 +195,32 @@ pub async fn extension(
     }
     if let Some(image_plan) = image {
         let (info, c, p) = (&builder.info, &components_kept, &platforms_kept);
-        crate::extension_image::run(image_plan, &args.out, info, c, p, ui, interrupt).await?;
+        crate::exec::extension_image::run(image_plan, &args.out, info, c, p, ui, interrupt).await?;
     }
     report_extension(&manifest, &args.out, ui);
     super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
+}
+
+/// None without `--tag`; the checked image request with it.
+fn image_plan(
+    args: &crate::cli::ExtensionImageArgs,
+) -> Result<Option<crate::exec::extension_image::Plan>> {
+    let Some(tag) = &args.tag else {
+        return Ok(None);
+    };
+    let plan = crate::exec::extension_image::Plan {
+        reference: crate::imageref::ImageRef::parse(tag)?,
+        extras: crate::package::extimage::Extras {
+            metadata: args.metadata.clone(),
+            icon: args.icon.clone(),
+            ui: args.ui.clone(),
+        },
+        labels: args.labels.clone(),
+        load: args.load,
+        push: args.push,
+        insecure_registry: args.insecure_registry,
+    };
+    crate::exec::extension_image::check(plan).map(Some)
 }
 
 fn report_extension(manifest: &Manifest, out: &Path, ui: &Ui) {

@@ -6,6 +6,10 @@
 //! Building goes through `build::Builder`; writing goes through `package`, on blocking
 //! threads that stop (and remove their temporary files) on Ctrl-C or SIGTERM.
 
+pub mod clean;
+pub mod doctor;
+pub mod smoke;
+
 mod build_cmd;
 mod extension;
 mod package;
@@ -25,9 +29,9 @@ pub use verify::verify;
 
 use std::path::{Path, PathBuf};
 
-use crate::build::{self, Builder};
 use crate::cli::SourceArgs;
 use crate::error::Result;
+use crate::exec::builder::{self, Builder};
 use crate::kube::buildinfo;
 use crate::kube::release::{Layout, RELEASE_TARS};
 use crate::outdir;
@@ -152,14 +156,14 @@ pub fn building_plan(
     info: Option<&SourceInfo>,
     git_version: Option<&str>,
     settings: &crate::resolve::EngineSettings,
-    slots: &[crate::fleet::EngineSlot],
-    work: &[crate::fleet::Work],
+    slots: &[crate::exec::fleet::EngineSlot],
+    work: &[crate::exec::fleet::Work],
 ) -> crate::plan::Plan {
     let tree = tree_of(spec, info);
     let mut plan = crate::plan::Plan::new(command, inputs, crate::resolve::jobs::absolute(out));
     plan.source = Some(source_part(spec, info, git_version));
     engines_part(&mut plan, settings, slots);
-    plan.jobs = crate::fleet::planned_jobs(work, slots, &tree, settings);
+    plan.jobs = crate::exec::fleet::planned_jobs(work, slots, &tree, settings);
     plan
 }
 
@@ -168,7 +172,7 @@ pub fn building_plan(
 pub fn engines_part(
     plan: &mut crate::plan::Plan,
     settings: &crate::resolve::EngineSettings,
-    slots: &[crate::fleet::EngineSlot],
+    slots: &[crate::exec::fleet::EngineSlot],
 ) {
     if let Some(first) = slots.first() {
         plan.engine = Some(crate::resolve::jobs::engine_choice(settings, &first.facts));
@@ -193,11 +197,11 @@ pub async fn planning_facts(
     settings: &crate::resolve::EngineSettings,
 ) -> Result<(
     Option<SourceInfo>,
-    Vec<crate::fleet::EngineSlot>,
+    Vec<crate::exec::fleet::EngineSlot>,
     Vec<String>,
 )> {
     let (info, mut notes) = plan_source(spec, overrides)?;
-    let (slots, more) = crate::fleet::plan_slots(info.as_ref(), settings).await?;
+    let (slots, more) = crate::exec::fleet::plan_slots(info.as_ref(), settings).await?;
     notes.extend(more);
     Ok((info, slots, notes))
 }
@@ -244,10 +248,10 @@ fn get_source(
     let spec = resolve::resolve_source(args)?;
     let overrides = Overrides::from_env(args.git_version.clone())?;
     match engine {
-        Some(engine) => build::get_source(&spec, &overrides, engine, ui),
+        Some(engine) => builder::get_source(&spec, &overrides, engine, ui),
         None => {
             let info = crate::source::obtain(&spec, &overrides, ui)?;
-            build::report_source(&info, ui);
+            builder::report_source(&info, ui);
             Ok(info)
         }
     }
@@ -320,7 +324,7 @@ fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf])
 /// What manifest.json records of the plan: everything but the packaging steps (the
 /// manifest lists the artifacts themselves), redacted.
 fn plan_record(plan: &crate::plan::Plan) -> serde_json::Value {
-    let mut plan = crate::show::redacted(plan);
+    let mut plan = crate::ui::show::redacted(plan);
     plan.packaging.clear();
     serde_json::to_value(&plan).unwrap_or_default()
 }
@@ -465,7 +469,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
 /// unwritten, with a warning: kbuild writes nowhere it did not claim.
 pub async fn save_timings(
     out: &Path,
-    report: &crate::timings::Report,
+    report: &crate::ui::timings::Report,
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
@@ -478,17 +482,24 @@ pub async fn save_timings(
         ));
         return Ok(());
     }
-    let _lock = match crate::lock::acquire_with(out, crate::lock::Wait::No, ui, interrupt).await {
-        Ok(lock) => lock,
-        Err(e) => {
-            ui.warn(&format!("timings not written: {}", e.message));
-            return Ok(());
-        }
-    };
-    crate::timings::write(out, report)?;
+    let _lock =
+        match crate::outdir::lock::acquire_with(out, crate::outdir::lock::Wait::No, ui, interrupt)
+            .await
+        {
+            Ok(lock) => lock,
+            Err(e) => {
+                ui.warn(&format!("timings not written: {}", e.message));
+                return Ok(());
+            }
+        };
+    // Recorded in the owner file first, so that `kbuild clean` removes them.
+    for (name, bytes) in crate::ui::timings::files(report) {
+        crate::outdir::record(out, name)?;
+        crate::outdir::write_atomic(&out.join(name), &bytes)?;
+    }
     ui.info(&format!(
         "timings: {}",
-        out.join(crate::timings::HTML_FILE).display()
+        out.join(crate::ui::timings::HTML_FILE).display()
     ));
     Ok(())
 }

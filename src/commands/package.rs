@@ -68,10 +68,10 @@ pub async fn package(
             (None, info, None, None)
         }
         None => {
-            let tree_lock = crate::lock::acquire_source(&spec, ui, interrupt).await?;
+            let tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
             let info = get_source(&args.source, None, ui)?;
             let outdir = outdir::claim(&args.out, &info.root)?;
-            let lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+            let lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
             (Some(tree_lock), info, Some(outdir), Some(lock))
         }
     };
@@ -139,7 +139,7 @@ pub async fn package(
         plan.source = Some(jobs::source_facts(&info));
         plan.packaging = jobs::release_artifacts(&layouts);
         plan.notes = notes;
-        return crate::show::print(&plan, json);
+        return crate::ui::show::print(&plan, json);
     }
     let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
     let what = Packaging {

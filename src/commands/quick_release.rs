@@ -2,7 +2,7 @@
 
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
-use crate::fleet::{EngineSlot, Fleet, Work};
+use crate::exec::fleet::{EngineSlot, Fleet, Work};
 use crate::kube::component::Component;
 use crate::kube::release::{self as layout, ReleaseJob, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
@@ -126,16 +126,16 @@ pub async fn quick_release(
             &slots,
             notes,
         )?;
-        return crate::show::print(&planned.plan, json);
+        return crate::ui::show::print(&planned.plan, json);
     }
     let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
     // The tree first, then the output directory (lock.rs: that order everywhere).
     let spec = source_checked_against(&args.source, &args.out)?;
-    let _tree_lock = crate::lock::acquire_source(&spec, ui, interrupt).await?;
+    let _tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
     let info = get_source(&args.source, Some(&engine), ui)?;
     invocation.check_commit(&info)?;
     let outdir = outdir::claim(&args.out, &info.root)?;
-    let _lock = crate::lock::acquire(&args.out, ui, interrupt).await?;
+    let _lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
     // Refused before the engine is prepared: a tree without targets needs no image.
     let root = info.root.clone();
     if layout::plan(&platforms, &|c: &Component| c.exists_in(&root))

@@ -112,7 +112,10 @@ pub fn expected_image(saved: &Plan) -> Result<Option<String>> {
 
 /// The plan resolved now must be the saved one: same jobs, same artifacts.
 pub fn check_same(saved: &Plan, now: &Plan) -> Result<()> {
-    let (saved, now) = (crate::show::redacted(saved), crate::show::redacted(now));
+    let (saved, now) = (
+        crate::ui::show::redacted(saved),
+        crate::ui::show::redacted(now),
+    );
     if saved.jobs.len() != now.jobs.len() {
         return Err(stale(format!(
             "it has {} jobs, the tree and settings now give {}",

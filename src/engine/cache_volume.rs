@@ -7,7 +7,7 @@ use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
 use bollard::query_parameters::CreateContainerOptions;
 use futures_util::StreamExt;
 
-use crate::cache::{owned_record, volume_name, LABEL_CACHE, MOUNT};
+use crate::engine::cache::{owned_record, volume_name, LABEL_CACHE, MOUNT};
 use crate::engine::docker::DockerEngine;
 use crate::engine::guard::ContainerGuard;
 use crate::engine::LABEL_MANAGED;

@@ -19,7 +19,7 @@ use super::endpoint::{self, Endpoint};
 use super::guard::ContainerGuard;
 use super::{LABEL_MANAGED, LABEL_SOURCE};
 use crate::error::{Error, Result};
-use crate::joblog::JobLog;
+use crate::outdir::joblog::JobLog;
 use crate::plan::Job;
 use crate::signals::Interrupt;
 use crate::ui::Ui;

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checks::Check;
 use crate::error::{Error, Result};
-use crate::joblog::JobLog;
+use crate::outdir::joblog::JobLog;
 use crate::plan::Job;
 use crate::signals::Interrupt;
 use crate::ui::Ui;
@@ -115,7 +114,7 @@ pub fn go_mod_minimum(root: &Path) -> Option<GoVersion> {
 }
 
 /// Where to get Go `pin` for the machine `host`: go.dev/dl's file for its os and arch.
-fn install_hint(pin: Option<&str>, host: crate::kube::Platform) -> String {
+pub fn install_hint(pin: Option<&str>, host: crate::kube::Platform) -> String {
     let Some(pin) = pin else {
         return "install Go (https://go.dev/dl/) and put its bin directory first on PATH"
             .to_string();
@@ -139,103 +138,6 @@ fn install_hint(pin: Option<&str>, host: crate::kube::Platform) -> String {
         "install Go {pin} (https://go.dev/dl/go{pin}.{}-{arch}.{kind}, or {manager} if it has {pin}) and put its bin directory first on PATH",
         host.os
     )
-}
-
-/// The `go` check: the local Go against `.go-version`, go.mod and upstream's floor.
-pub fn go_check(pin: Option<&str>, root: Option<&Path>) -> Check {
-    let force = crate::env::current().get("FORCE_HOST_GO").is_some();
-    let install = install_hint(pin, crate::kube::Platform::host());
-    let Some((path, text)) = local_go() else {
-        return Check::fail(
-            "go",
-            "no go on PATH: the host engine builds with the local Go",
-            format!("{install}; or build in a container (--engine docker)"),
-        );
-    };
-    let where_ = format!("{text} ({})", path.display());
-    if text.starts_with("devel") {
-        return Check::warn(
-            "go",
-            format!("{where_} is a development build: its version cannot be checked against .go-version"),
-            "use a released Go for reproducible builds",
-        );
-    }
-    let Some(have) = GoVersion::parse(&text) else {
-        return Check::warn(
-            "go",
-            format!("cannot read the version of {where_}"),
-            install,
-        );
-    };
-    let floor = GoVersion {
-        major: MINIMUM_GO.0,
-        minor: MINIMUM_GO.1,
-        patch: Some(0),
-        text: "go1.22".into(),
-    };
-    if !have.at_least(&floor) {
-        return Check::fail(
-            "go",
-            format!("{where_} is too old: Kubernetes requires go1.22 or greater"),
-            install,
-        );
-    }
-    if let Some(min) = root.and_then(go_mod_minimum) {
-        if !have.at_least(&min) {
-            return Check::fail(
-                "go",
-                format!(
-                    "{where_} is older than the go {} that go.mod requires (GOTOOLCHAIN=local: it cannot switch)",
-                    min.text.trim_start_matches("go")
-                ),
-                install,
-            );
-        }
-    }
-    let Some(pin_text) = pin else {
-        return Check::warn(
-            "go",
-            format!("{where_}; the tree has no .go-version to check it against"),
-            "upstream trees pin their Go in .go-version",
-        );
-    };
-    let Some(want) = GoVersion::parse(pin_text) else {
-        return Check::warn(
-            "go",
-            format!("{where_}; .go-version says \"{pin_text}\", which is not a Go version"),
-            "fix .go-version",
-        );
-    };
-    if have.satisfies_pin(&want) {
-        return Check::pass(
-            "go",
-            format!(
-                "{where_} satisfies .go-version {pin_text} (go{}.{}.x with x >= {})",
-                want.major,
-                want.minor,
-                want.patch.unwrap_or(0)
-            ),
-        );
-    }
-    let detail = format!(
-        "{where_} does not satisfy .go-version {pin_text}: kbuild needs go{}.{}.x with x >= {} (upstream would download go{pin_text}; kbuild never downloads)",
-        want.major,
-        want.minor,
-        want.patch.unwrap_or(0)
-    );
-    if force {
-        Check::warn(
-            "go",
-            format!("{detail}; FORCE_HOST_GO is set, so it builds with {text} anyway"),
-            "binaries built with another Go than the pinned one may differ from upstream's",
-        )
-    } else {
-        Check::fail(
-            "go",
-            detail,
-            format!("{install}; or set FORCE_HOST_GO=1 to build with {text} anyway (upstream's escape hatch); or build in a container (--engine docker)"),
-        )
-    }
 }
 
 /// Builds with the local toolchain.

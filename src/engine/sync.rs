@@ -105,11 +105,7 @@ pub async fn sync(
 ) -> Result<(SourceVolume, SyncReport)> {
     let name = source_volume_name(root);
     let (id, fresh) = ensure_volume(engine, &name, root).await?;
-    let store = Store::new(
-        crate::source::checkout::cache_home().as_deref(),
-        &id.engine,
-        &name,
-    );
+    let store = Store::new(crate::env::cache_home().as_deref(), &id.engine, &name);
     let previous = store.load(&id);
     // From here on the volume may change: no listing may vouch for it until the sync is done.
     store.forget()?;
@@ -176,7 +172,7 @@ pub async fn sync(
 /// Forgets what kbuild knew of the source volume `volume` (`kbuild clean` removed it).
 pub async fn forget(engine: &DockerEngine, volume: &str) {
     if let Ok(id) = engine_id(engine).await {
-        let cache = crate::source::checkout::cache_home();
+        let cache = crate::env::cache_home();
         let _ = Store::new(cache.as_deref(), &id, volume).forget();
     }
 }

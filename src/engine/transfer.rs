@@ -87,7 +87,7 @@ impl SourceVolume {
                 rx: &mut rx,
                 current: Bytes::new(),
             };
-            crate::extract::extract(reader, &target)
+            crate::engine::extract::extract(reader, &target)
         });
         let pump = async {
             let mut stream = self.docker.download_from_container(

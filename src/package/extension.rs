@@ -24,8 +24,8 @@ use super::Control;
 use crate::artifact::{Artifact, Digests, HashingWriter, SourceRecord, Toolchain};
 use crate::error::{Error, Result};
 use crate::kube::{platform, Component, Platform};
+use crate::outdir::outputs;
 use crate::outdir::{self, AtomicFile, TMP_SUFFIX};
-use crate::outputs;
 
 pub const DIR: &str = "extension";
 pub const METADATA_FRAGMENT: &str = "host-binaries.json";

@@ -19,6 +19,8 @@
 //! artifact either exists complete or not at all. The SBOM and provenance come from
 //! `attest`, which this layer calls (attest never calls back up).
 
+pub mod registry;
+
 pub mod bintree;
 pub mod checksum;
 pub mod extension;

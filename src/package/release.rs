@@ -21,8 +21,8 @@ use crate::kube::release::{
     Layout, TarballKind, FINAL_TARBALL, LEFT_OUT, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL, TOP,
 };
 use crate::kube::Platform;
+use crate::outdir::outputs;
 use crate::outdir::TMP_SUFFIX;
-use crate::outputs;
 use crate::source::SourceInfo;
 
 /// What to package.
@@ -188,7 +188,7 @@ fn tarball_task<'a>(
     cancel: &'a Control,
 ) -> Task<'a, Artifact> {
     Box::new(move || {
-        let span = crate::timings::thread_span(&format!("package {}", layout.file_name()));
+        let span = crate::ui::timings::thread_span(&format!("package {}", layout.file_name()));
         let written = tarball::write(&dest, epoch, entries, true, cancel)?;
         span.done();
         Ok(artifact(
@@ -216,7 +216,7 @@ fn run_parallel<T: Send>(
             let (next, slots, results) = (&next, &slots, &results);
             scope.spawn(move || {
                 // The lane of this thread's artifacts in the timings.
-                crate::timings::set_thread_lane(format!("package thread {thread}"));
+                crate::ui::timings::set_thread_lane(format!("package thread {thread}"));
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= count {
@@ -272,7 +272,7 @@ fn staged_task<'a>(
     // a real tree, so it is counted, not listed, like the source tarball.
     let list = kind != TarballKind::Final;
     Box::new(move || {
-        let span = crate::timings::thread_span(&format!("package {file}"));
+        let span = crate::ui::timings::thread_span(&format!("package {file}"));
         let written = contents.write_to(&dest, epoch, list, cancel)?;
         span.done();
         Ok(artifact(file, kind, None, written))
@@ -401,7 +401,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
     let exclude_ref = &exclude;
     let mut first: Vec<Task<'_, Artifact>> = Vec::new();
     first.push(Box::new(move || {
-        let span = crate::timings::thread_span(&format!("package {SRC_TARBALL}"));
+        let span = crate::ui::timings::thread_span(&format!("package {SRC_TARBALL}"));
         let (written, content) = srctar::write(
             &info.root,
             info.tree_state,

@@ -35,7 +35,10 @@ impl EngineFacts {
         (self.kind == EngineKind::Docker)
             .then(|| {
                 let id = self.image_id.as_ref()?;
-                Some(crate::cache::volume_name(id, self.user.map_or(0, |u| u.0)))
+                Some(crate::engine::cache::volume_name(
+                    id,
+                    self.user.map_or(0, |u| u.0),
+                ))
             })
             .flatten()
     }
@@ -166,7 +169,7 @@ fn make_env(
             env.push((name.clone(), value.clone()));
         }
     }
-    crate::progress::name_compiled_packages(&mut env);
+    crate::ui::progress::name_compiled_packages(&mut env);
     env
 }
 
@@ -244,8 +247,9 @@ pub fn job(
             };
             job.mounts.push(format!("{tree}:{CONTAINER_SRC}"));
             if let Some(volume) = facts.cache_volume() {
-                job.mounts.push(format!("{volume}:{}", crate::cache::MOUNT));
-                env.extend(crate::cache::go_env());
+                job.mounts
+                    .push(format!("{volume}:{}", crate::engine::cache::MOUNT));
+                env.extend(crate::engine::cache::go_env());
             }
             env.extend(make_env(platforms, DOCKER_OUTPUT_SUBPATH, info, settings));
             job.env = pairs(env);
@@ -290,7 +294,7 @@ pub fn host_gocache(env: &crate::env::Env) -> Option<std::path::PathBuf> {
     if env.is_set("GOCACHE") {
         return None;
     }
-    crate::source::checkout::cache_home().map(|c| c.join("kbuild").join("go-build"))
+    crate::env::cache_home().map(|c| c.join("kbuild").join("go-build"))
 }
 
 /// The release artifacts: each binary tarball with its members, then the source, manifests

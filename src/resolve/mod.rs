@@ -4,6 +4,8 @@
 //! into the plan every command executes (`jobs`). Invalid input stops here, before anything
 //! is run.
 
+pub mod recipe;
+
 pub mod args;
 pub mod jobs;
 pub mod options;

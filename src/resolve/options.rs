@@ -13,7 +13,7 @@ use crate::cli::{
     BuildArgs, DoctorArgs, EngineArgs, ExtensionArgs, PackageArgs, QuickReleaseArgs, SourceArgs,
 };
 use crate::plan::{CommandKind, Input};
-use crate::recipe::Recipe;
+use crate::resolve::recipe::Recipe;
 
 /// Where a value came from, highest precedence first.
 #[derive(Debug, Clone, PartialEq, Eq)]

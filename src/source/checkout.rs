@@ -66,7 +66,7 @@ pub struct Outcome {
 
 /// `<cache>/kbuild/source/<name>-<8 hex of the URL>`: one checkout per repository URL.
 pub fn default_dir(repo: &str) -> Result<PathBuf> {
-    let cache = cache_home().ok_or_else(|| {
+    let cache = crate::env::cache_home().ok_or_else(|| {
         Error::usage("cannot tell where the cache directory is: neither XDG_CACHE_HOME nor HOME is set")
             .with_hint("pass --dir (kbuild source) or --source-dir (kbuild build) with a directory for the checkout")
     })?;
@@ -102,29 +102,6 @@ fn dir_in(cache: &Path, repo: &str) -> PathBuf {
         .join("kbuild")
         .join("source")
         .join(format!("{name}-{hex}"))
-}
-
-/// The user's cache directory: XDG_CACHE_HOME, ~/Library/Caches on macOS, else ~/.cache.
-pub fn cache_home() -> Option<PathBuf> {
-    if let Some(xdg) = crate::env::current()
-        .os("XDG_CACHE_HOME")
-        .cloned()
-        .map(PathBuf::from)
-    {
-        if xdg.is_absolute() {
-            return Some(xdg);
-        }
-    }
-    let home = crate::env::current()
-        .os("HOME")
-        .cloned()
-        .map(PathBuf::from)
-        .filter(|h| h.is_absolute())?;
-    Some(if cfg!(target_os = "macos") {
-        home.join("Library/Caches")
-    } else {
-        home.join(".cache")
-    })
 }
 
 /// Runs git in `dir` without prompts; returns the raw output whatever the exit status.

@@ -147,6 +147,27 @@ fn lint() -> Result<(), Failure> {
 fn module_graph() -> Result<(), Failure> {
     let graph = modgraph::read(Path::new("src"))
         .map_err(|e| Failure::new(format!("cannot read src/: {e}")))?;
+    let (breaches, unplaced) = modgraph::layer_breaches(&graph);
+    for module in &unplaced {
+        eprintln!("src/{module}: in no layer; add it to LAYERS in xtask/src/modgraph.rs");
+    }
+    for (from, to, site) in &breaches {
+        eprintln!(
+            "{from} ({}) refers up to {to} ({}): {}:{} names {}",
+            layer_name(from),
+            layer_name(to),
+            site.file.display(),
+            site.line,
+            site.path
+        );
+    }
+    if !breaches.is_empty() || !unplaced.is_empty() {
+        return Err(Failure::new(format!(
+            "{} reference(s) climb to a higher layer and {} module(s) have none: a layer calls only down (move the shared item down, or pass the value in from above)",
+            breaches.len(),
+            unplaced.len()
+        )));
+    }
     let circles = modgraph::layer_circles(&graph);
     if circles.is_empty() {
         println!("no circles among {} modules", graph.len());
@@ -159,6 +180,10 @@ fn module_graph() -> Result<(), Failure> {
         "{} module circle(s) in src/: make one side call only down (move what both use to the lower module, or have the caller above call both)",
         circles.len()
     )))
+}
+
+fn layer_name(module: &str) -> &'static str {
+    modgraph::rank(module).map_or("no layer", |r| modgraph::LAYERS[r].0)
 }
 
 fn ci(root: &Path, extra: &[String]) -> Result<(), Failure> {

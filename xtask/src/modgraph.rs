@@ -16,7 +16,35 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules whose submodules are nodes of their own.
-const SPLIT: &[&str] = &["engine", "package", "attest", "kube", "commands"];
+const SPLIT: &[&str] = &[
+    "engine", "package", "attest", "kube", "commands", "exec", "outdir", "checks", "ui", "resolve",
+];
+
+/// src/'s layers, top first (DESIGN.md's layout). A module may refer to its own layer and
+/// to any layer below it, never above: the data flows down from the command line.
+pub const LAYERS: &[(&str, &[&str])] = &[
+    ("entry", &["main"]),
+    ("commands", &["commands"]),
+    ("resolve", &["resolve"]),
+    ("cli", &["cli"]),
+    ("exec", &["exec"]),
+    ("checks", &["checks"]),
+    ("engine", &["engine"]),
+    ("package", &["package"]),
+    ("attest", &["attest"]),
+    ("source", &["source"]),
+    ("outdir", &["outdir"]),
+    ("kube", &["kube"]),
+    ("ui", &["ui"]),
+    ("plan", &["plan"]),
+    (
+        "leaves",
+        &[
+            "artifact", "env", "error", "imageref", "input", "redact", "signals", "suggest",
+            "units",
+        ],
+    ),
+];
 
 /// One reference, for the report: where it is and what it names.
 #[derive(Debug, Clone)]
@@ -389,6 +417,33 @@ pub fn layer_circles(graph: &Graph) -> Vec<(Graph, Vec<String>)> {
         }
     }
     found
+}
+
+/// A reference from a lower layer to a higher one: (from, to, where).
+pub type Breach = (String, String, Site);
+
+/// The rank of a top-level module in LAYERS (0 = top), or None for a module no layer names.
+pub fn rank(module: &str) -> Option<usize> {
+    LAYERS
+        .iter()
+        .position(|(_, members)| members.contains(&module))
+}
+
+/// Every reference that climbs to a higher layer, and the modules no layer names.
+pub fn layer_breaches(graph: &Graph) -> (Vec<Breach>, Vec<String>) {
+    let top = top_level(graph);
+    let unplaced = top.keys().filter(|m| rank(m).is_none()).cloned().collect();
+    let mut breaches = Vec::new();
+    for (from, edges) in &top {
+        for (to, site) in edges {
+            if let (Some(a), Some(b)) = (rank(from), rank(to)) {
+                if b < a {
+                    breaches.push((from.clone(), to.clone(), site.clone()));
+                }
+            }
+        }
+    }
+    (breaches, unplaced)
 }
 
 /// The modules that all reach one another with `node` (its strongly connected component).

@@ -42,7 +42,7 @@ impl JobLog {
         let text = &crate::redact::text(text);
         // `go build -v` naming the packages it compiles is progress, not what went wrong:
         // it stays in the file but out of the tail a failure shows.
-        if !crate::progress::is_compiled_package(text) {
+        if !crate::ui::progress::is_compiled_package(text) {
             if self.tail.len() == TAIL_LINES {
                 self.tail.pop_front();
             }

@@ -10,6 +10,10 @@
 //! component at a time with `symlink_metadata`, and every file is created new (O_EXCL,
 //! O_NOFOLLOW) under its own name or a temporary one that is then renamed.
 
+pub mod joblog;
+pub mod lock;
+pub mod outputs;
+
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -23,7 +27,7 @@ use crate::error::{Error, Kind, Result};
 
 /// The marker directory; it also holds the fingerprint records (`<job>.json`).
 pub const MARKER_DIR: &str = ".kbuild";
-/// The lock file's name (runs on one output directory take turns: `crate::lock`).
+/// The lock file's name (runs on one output directory take turns: `crate::outdir::lock`).
 pub const LOCK_FILE: &str = ".kbuild.lock";
 /// The owner file inside the marker directory.
 pub const OWNER_FILE: &str = "owner.json";

@@ -4,6 +4,10 @@
 //! (the package count every progress interval); with `--json`, one JSON object per line on
 //! stdout; with `--quiet`, nothing but errors. Everything else in kbuild reports through `Ui`.
 
+pub mod progress;
+pub mod show;
+pub mod timings;
+
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{mpsc, Arc, Mutex};
@@ -12,9 +16,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
-use crate::progress::{self, Tracker};
 use crate::redact;
-use crate::timings::{self, SpanGuard, SpanKind};
+use progress::Tracker;
+use timings::{SpanGuard, SpanKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::checks::preflight;
 use crate::checks::{self, Checker};
 use crate::cli::EngineKind;
 use crate::engine::cache_volume;
@@ -13,12 +14,11 @@ use crate::engine::sync;
 use crate::engine::transfer::{self, SourceVolume, Transfer};
 use crate::engine::DOCKER_OUTPUT_SUBPATH;
 use crate::error::{Error, Result};
-use crate::fingerprint;
-use crate::joblog::JobLog;
+use crate::exec::fingerprint;
 use crate::kube::{Component, Platform};
-use crate::outputs;
+use crate::outdir::joblog::JobLog;
+use crate::outdir::outputs;
 use crate::plan::Job;
-use crate::preflight;
 use crate::resolve::jobs::{self, EngineFacts};
 use crate::resolve::EngineSettings;
 use crate::signals::Interrupt;
@@ -259,7 +259,9 @@ impl Builder {
                 ));
                 return Ok(Built {
                     binaries,
-                    log: out.join(crate::joblog::LOGS).join(format!("{name}.log")),
+                    log: out
+                        .join(crate::outdir::joblog::LOGS)
+                        .join(format!("{name}.log")),
                     up_to_date: true,
                 });
             }
@@ -486,7 +488,7 @@ struct PackageCount<'a> {
     out: &'a Path,
     job: &'a str,
     ui: &'a Ui,
-    history: Option<crate::progress::History>,
+    history: Option<crate::ui::progress::History>,
     finished: bool,
 }
 
@@ -511,7 +513,8 @@ impl<'a> PackageCount<'a> {
 impl Drop for PackageCount<'_> {
     fn drop(&mut self) {
         let counted = self.ui.job_finished(self.job, self.finished);
-        if let Some(history) = crate::progress::History::after(self.history, counted, self.finished)
+        if let Some(history) =
+            crate::ui::progress::History::after(self.history, counted, self.finished)
         {
             fingerprint::save_package_history(self.out, self.job, &history);
         }

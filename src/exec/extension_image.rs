@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use crate::cli::ExtensionImageArgs;
 use crate::error::Result;
 use crate::imageref::ImageRef;
 use crate::kube::{Component, Platform};
@@ -23,26 +22,10 @@ pub struct Plan {
     pub insecure_registry: bool,
 }
 
-/// None without `--tag`; refuses a bad name, missing extras or a bad label up front.
-pub fn prepare(args: &ExtensionImageArgs) -> Result<Option<Plan>> {
-    let Some(tag) = &args.tag else {
-        return Ok(None);
-    };
-    let reference = ImageRef::parse(tag)?;
-    let extras = Extras {
-        metadata: args.metadata.clone(),
-        icon: args.icon.clone(),
-        ui: args.ui.clone(),
-    };
-    extimage::check(&extras)?;
-    let plan = Plan {
-        reference,
-        extras,
-        labels: args.labels.clone(),
-        load: args.load,
-        push: args.push,
-        insecure_registry: args.insecure_registry,
-    };
+/// Refuses missing extras, a bad label or a metadata.json that is no JSON object up front,
+/// before the build is worth starting.
+pub fn check(plan: Plan) -> Result<Plan> {
+    extimage::check(&plan.extras)?;
     // Labels are checked now too (their defaults need the source, so these are stand-ins).
     extmeta::labels(&plan.labels, &facts(&plan, "v0.0.0", None, "", &[]))?;
     // And metadata.json: it must be a JSON object before the build is worth starting.
@@ -54,7 +37,7 @@ pub fn prepare(args: &ExtensionImageArgs) -> Result<Option<Plan>> {
         false,
         "",
     )?;
-    Ok(Some(plan))
+    Ok(plan)
 }
 
 fn facts<'a>(
@@ -152,7 +135,7 @@ pub async fn run(
     if plan.load {
         ui.phase("load", &format!("{} into the engine", plan.reference));
         let arch = tokio::select! {
-            loaded = crate::image_load::load(&image, &plan.reference) => loaded?,
+            loaded = crate::engine::image_load::load(&image, &plan.reference) => loaded?,
             err = interrupt.wait() => return Err(err),
         };
         ui.info(&format!(
@@ -164,7 +147,7 @@ pub async fn run(
         ui.phase("push", &plan.reference.to_string());
         // Stopping mid-push leaves only unreferenced blobs: the tag moves last.
         tokio::select! {
-            pushed = crate::registry::push(&image, &plan.reference, plan.insecure_registry, ui) => pushed?,
+            pushed = crate::package::registry::push(&image, &plan.reference, plan.insecure_registry, ui) => pushed?,
             err = interrupt.wait() => return Err(err),
         }
         ui.info(&format!(

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use crate::checks::{self, Check, Checker, EngineSeen, ImageFound};
 use crate::engine::docker::{DockerEngine, EngineInfo};
-use crate::engine::host;
 use crate::error::{Error, Result};
 
 /// How long the doctor waits for the registry of an image the engine lacks.
@@ -114,7 +113,7 @@ pub fn host(
     places: &[(&'static str, PathBuf)],
 ) -> Result<()> {
     let plan = checker.plan;
-    checker.run("go", || host::go_check(go_pin, root))?;
+    checker.run("go", || super::go::check(go_pin, root))?;
     checker.run("make", checks::make)?;
     checker.run("memory", || {
         checks::memory(plan, checks::host_memory(), "this machine", None)

@@ -13,7 +13,7 @@ use bollard::query_parameters::{
     ListContainersOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
 };
 
-use crate::cache::LABEL_CACHE;
+use crate::engine::cache::LABEL_CACHE;
 use crate::engine::docker::DockerEngine;
 use crate::engine::LABEL_MANAGED;
 use crate::error::{Error, Result};

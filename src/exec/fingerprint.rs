@@ -183,14 +183,14 @@ fn packages_path(out: &Path, job: &str) -> PathBuf {
 }
 
 /// What earlier runs of `job` compiled, if any run counted packages.
-pub fn package_history(out: &Path, job: &str) -> Option<crate::progress::History> {
+pub fn package_history(out: &Path, job: &str) -> Option<crate::ui::progress::History> {
     let text = std::fs::read_to_string(packages_path(out, job)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
 /// Keeps `history` for the next run of `job`; a failure to write only costs the next run
 /// its total, so it is ignored.
-pub fn save_package_history(out: &Path, job: &str, history: &crate::progress::History) {
+pub fn save_package_history(out: &Path, job: &str, history: &crate::ui::progress::History) {
     // Best effort: a count that cannot be kept only costs the next run its total.
     let text = serde_json::to_string(history).expect("history serializes");
     let _ = outdir::ensure_dir(out, Path::new(outdir::MARKER_DIR))
@@ -231,7 +231,7 @@ mod tests {
     fn the_package_history_survives_forgetting_the_record() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(package_history(dir.path(), "kubectl"), None);
-        let history = crate::progress::History {
+        let history = crate::ui::progress::History {
             packages: 177,
             complete: true,
         };

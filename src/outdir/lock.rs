@@ -106,18 +106,10 @@ pub async fn acquire_tree(root: &Path, ui: &Ui, interrupt: &Interrupt) -> Result
 
 /// [`acquire_tree`] for where `spec` builds: the tree, or the `--ref` checkout directory.
 /// Take it before fetching, so that no run switches a checkout another is building.
-pub async fn acquire_source(
-    spec: &crate::source::SourceSpec,
-    ui: &Ui,
-    interrupt: &Interrupt,
-) -> Result<Lock> {
-    acquire_tree(spec.dir(), ui, interrupt).await
-}
-
 /// `<cache>/kbuild/locks`, or a directory of this user's under the temporary directory when
 /// neither XDG_CACHE_HOME nor HOME says where the cache is.
 fn locks_dir() -> Result<PathBuf> {
-    if let Some(cache) = crate::source::checkout::cache_home() {
+    if let Some(cache) = crate::env::cache_home() {
         return Ok(cache.join("kbuild").join("locks"));
     }
     let uid = rustix::process::getuid().as_raw();

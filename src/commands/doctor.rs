@@ -1,11 +1,11 @@
 //! `kbuild doctor`: every prerequisite check, each as pass / warn / fail with a detail and a
 //! fix hint. Exits 0 when nothing fails (warnings allowed), 3 (a check failed) otherwise.
 
+use crate::checks::preflight;
 use crate::checks::{self, CheckPlan, Checker, Status};
 use crate::cli::{DoctorArgs, EngineKind};
 use crate::engine::docker::DockerEngine;
 use crate::error::{Error, Result};
-use crate::preflight;
 use crate::source::{self, Overrides, SourceInfo};
 use crate::ui::Ui;
 use crate::units::human_bytes;
@@ -34,7 +34,7 @@ pub async fn run(
             .and_then(|root| source::inspect(root, &Overrides::default()).ok())
             .map(|info| crate::resolve::jobs::source_facts(&info));
         shown.checks = crate::resolve::jobs::check_steps(args.engine, &plan, true);
-        return crate::show::print(&shown, json);
+        return crate::ui::show::print(&shown, json);
     }
     let mut checker = Checker::for_doctor(&plan, ui);
     // What the tree pins, when there is one (the doctor also runs outside a tree).

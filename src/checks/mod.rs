@@ -8,6 +8,9 @@
 //! free disk: fail under 5 GiB / warn under 20 GiB for a build, 20 / 50 GiB for a
 //! quick-release (upstream recommends 50 GB). `--min-memory` and `--min-disk` change them.
 
+pub mod go;
+pub mod preflight;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -581,11 +581,11 @@ mod tests {
     #[test]
     fn thousands_of_mutated_recipes_give_errors_never_a_panic() {
         let seeds = [
-            include_str!("../recipes/quick-release.toml"),
-            include_str!("../recipes/kubectl-cross.toml"),
-            include_str!("../recipes/extension-kubectl.toml"),
-            include_str!("../recipes/ci-release.toml"),
-            include_str!("../recipes/mini-kube.toml"),
+            include_str!("../../recipes/quick-release.toml"),
+            include_str!("../../recipes/kubectl-cross.toml"),
+            include_str!("../../recipes/extension-kubectl.toml"),
+            include_str!("../../recipes/ci-release.toml"),
+            include_str!("../../recipes/mini-kube.toml"),
         ];
         let pieces = [
             "\"", "[", "]", "=", "\n", "é", "[[x]]", "0x", "1e999", "{", "}", "#", "\\u{0}", ",",

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::build::{Builder, Built};
 use crate::error::{Error, Kind, Result};
+use crate::exec::builder::{Builder, Built};
 use crate::kube::{Component, Platform};
 use crate::plan::Job;
 use crate::resolve::jobs::{self, EngineFacts};
@@ -124,7 +124,7 @@ pub async fn plan_slots(
     settings: &EngineSettings,
 ) -> Result<(Vec<EngineSlot>, Vec<String>)> {
     if settings.engines.is_empty() {
-        let (facts, notes) = crate::build::plan_facts(info, settings).await?;
+        let (facts, notes) = crate::exec::builder::plan_facts(info, settings).await?;
         let name = facts.endpoint.clone();
         return Ok((
             vec![EngineSlot {
@@ -143,7 +143,7 @@ pub async fn plan_slots(
         one.engines.clear();
         match crate::engine::docker::DockerEngine::connect_to(one.endpoint.clone().unwrap()).await {
             Ok(_) => {
-                let (facts, more) = crate::build::plan_facts(info, &one).await?;
+                let (facts, more) = crate::exec::builder::plan_facts(info, &one).await?;
                 notes.extend(more);
                 slots.push(EngineSlot {
                     name: entry.clone(),

@@ -11,13 +11,10 @@ mod html;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::Result;
 
 pub const HTML_FILE: &str = "kbuild-timings.html";
 pub const JSON_FILE: &str = "kbuild-timings.json";
@@ -352,19 +349,15 @@ fn union_length(mut intervals: Vec<(f64, f64)>) -> f64 {
     total + current.map(|(s, e)| e - s).unwrap_or(0.0)
 }
 
-/// Writes `<out>/kbuild-timings.json` and `<out>/kbuild-timings.html`, recorded in the
-/// owner file first so that `kbuild clean` removes them.
-pub fn write(out: &Path, report: &Report) -> Result<()> {
+/// The two files of a report, `kbuild-timings.json` and `kbuild-timings.html`, with their
+/// bytes (the caller writes them where it owns the output directory).
+pub fn files(report: &Report) -> [(&'static str, Vec<u8>); 2] {
     let mut json = serde_json::to_string_pretty(report).expect("timings serialize");
     json.push('\n');
-    for (name, bytes) in [
+    [
         (JSON_FILE, json.into_bytes()),
         (HTML_FILE, html::page(report).into_bytes()),
-    ] {
-        crate::outdir::record(out, name)?;
-        crate::outdir::write_atomic(&out.join(name), &bytes)?;
-    }
-    Ok(())
+    ]
 }
 
 #[cfg(test)]

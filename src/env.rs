@@ -66,22 +66,6 @@ pub fn current() -> &'static Env {
     SNAPSHOT.get_or_init(Env::capture)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_and_blank_values_count_as_unset() {
-        let env = Env::from_pairs(&[("A", ""), ("B", "  "), ("C", "x")]);
-        assert_eq!(env.get("A"), None);
-        assert_eq!(env.get("B"), Some("  "));
-        assert_eq!(env.non_blank("B"), None);
-        assert_eq!(env.get("C"), Some("x"));
-        assert!(env.is_set("A"));
-        assert!(!env.is_set("D"));
-    }
-}
-
 /// The user's cache directory: XDG_CACHE_HOME, ~/Library/Caches on macOS, else ~/.cache.
 pub fn cache_home() -> Option<std::path::PathBuf> {
     if let Some(xdg) = current()
@@ -103,4 +87,20 @@ pub fn cache_home() -> Option<std::path::PathBuf> {
     } else {
         home.join(".cache")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_blank_values_count_as_unset() {
+        let env = Env::from_pairs(&[("A", ""), ("B", "  "), ("C", "x")]);
+        assert_eq!(env.get("A"), None);
+        assert_eq!(env.get("B"), Some("  "));
+        assert_eq!(env.non_blank("B"), None);
+        assert_eq!(env.get("C"), Some("x"));
+        assert!(env.is_set("A"));
+        assert!(!env.is_set("D"));
+    }
 }

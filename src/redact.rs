@@ -41,6 +41,20 @@ pub fn text(text: &str) -> String {
     out
 }
 
+/// An engine's name as a public record (a signed provenance) shows it: a docker context name
+/// as it is, an endpoint without its user part (`ssh://builder@host` -> `ssh://***@host`),
+/// since a user name says who runs the builds.
+pub fn engine(name: &str) -> String {
+    let Some((scheme, rest)) = name.split_once("://") else {
+        return name.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, hostport)) => format!("{scheme}://***@{hostport}{}", &rest[authority_end..]),
+        None => name.to_string(),
+    }
+}
+
 /// The redacted form of one URL, or None when it holds no credentials.
 fn redact_one(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
@@ -64,6 +78,23 @@ fn redact_one(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn engine_names_lose_their_user_part() {
+        assert_eq!(super::engine("ci-remote"), "ci-remote");
+        assert_eq!(
+            super::engine("ssh://builder@10.0.0.5:2222"),
+            "ssh://***@10.0.0.5:2222"
+        );
+        assert_eq!(
+            super::engine("tcp://u:secret@h:2376/x"),
+            "tcp://***@h:2376/x"
+        );
+        assert_eq!(
+            super::engine("unix:///var/run/docker.sock"),
+            "unix:///var/run/docker.sock"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -56,6 +56,15 @@ pub fn statement(
         "artifacts": artifacts,
         "builderImage": toolchain.builder_image,
     });
+    let mut internal = json!({
+        "compressor": toolchain.compressor,
+        "gzipLevel": toolchain.gzip_level,
+    });
+    if let Some(ran) = input.plan.and_then(|p| p.get("ran")) {
+        // Where each job really ran (and was planned), when, and every attempt: the
+        // builder's own choices, named as the record in manifest.json names them.
+        internal["jobs"] = ran.clone();
+    }
     if let Some(plan) = input.plan {
         // Every input the run was asked with, and where each came from (flag, environment,
         // recipe), as `kbuild plan` resolved them.
@@ -103,10 +112,7 @@ pub fn statement(
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": external,
-                "internalParameters": {
-                    "compressor": toolchain.compressor,
-                    "gzipLevel": toolchain.gzip_level,
-                },
+                "internalParameters": internal,
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {

@@ -400,6 +400,15 @@ pub enum EngineKind {
     Host,
 }
 
+impl From<EngineKind> for crate::plan::EngineKind {
+    fn from(kind: EngineKind) -> Self {
+        match kind {
+            EngineKind::Docker => crate::plan::EngineKind::Docker,
+            EngineKind::Host => crate::plan::EngineKind::Host,
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SourceCmdArgs {
     #[command(flatten)]

@@ -33,7 +33,7 @@ pub async fn run(
             .as_deref()
             .and_then(|root| source::inspect(root, &Overrides::default()).ok())
             .map(|info| crate::resolve::jobs::source_facts(&info));
-        shown.checks = crate::resolve::jobs::check_steps(args.engine, &plan, true);
+        shown.checks = crate::resolve::jobs::check_steps(args.engine.into(), &plan, true);
         return crate::ui::show::print(&shown, json);
     }
     let mut checker = Checker::for_doctor(&plan, ui);

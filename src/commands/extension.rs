@@ -5,22 +5,21 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{ExtensionArgs, TargetArgs};
 use crate::error::{Error, Result};
-use crate::exec::fleet::{EngineSlot, Fleet, Work};
+use crate::exec::settings::EngineSlot;
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
-use crate::outdir;
 use crate::package::extension;
 use crate::package::manifest::Manifest;
 use crate::plan::{CommandKind, Plan};
+use crate::resolve;
 use crate::resolve::jobs;
-use crate::resolve::{self, EngineSettings};
+use crate::resolve::schedule::Work;
 use crate::signals::Interrupt;
-use crate::source::{Overrides, SourceInfo, SourceSpec};
+use crate::source::{Overrides, SourceInfo};
 use crate::ui::Ui;
 
-use super::{
-    blocking, get_source, source_checked_against, source_record, toolchain, total_size, Invocation,
-};
+use super::building::{self, Building, Built, Request};
+use super::{blocking, source_record, toolchain, total_size, Invocation};
 
 /// `--component` (default kubectl) and `--platform` (default every host on both arches).
 fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Vec<Platform>)> {
@@ -49,52 +48,114 @@ fn extension_inputs(args: &ExtensionArgs) -> Result<(Vec<&'static Component>, Ve
     Ok((components, platforms))
 }
 
-/// The plan of `kbuild extension`: its one job and the layout it writes.
-#[allow(clippy::too_many_arguments)]
-fn extension_plan(
-    args: &ExtensionArgs,
-    inputs: Vec<crate::plan::Input>,
-    spec: &SourceSpec,
-    info: Option<&SourceInfo>,
-    components: &[&'static Component],
-    platforms: &[Platform],
-    engine: &EngineSettings,
-    slots: &[EngineSlot],
-    notes: Vec<String>,
-) -> (Plan, Vec<Work>) {
-    let whole = Work {
-        name: component::EXTENSION_JOB.to_string(),
-        components: components.to_vec(),
-        platforms: platforms.to_vec(),
-    };
-    let work = Work::split(vec![whole], slots.len());
-    let mut plan = super::building_plan(
-        CommandKind::Extension,
-        inputs,
-        &args.out,
-        spec,
-        info,
-        args.source.git_version.as_deref(),
-        engine,
-        slots,
-        &work,
-    );
-    plan.packaging = jobs::extension_artifacts(components, platforms);
-    if let Some(tag) = &args.image.tag {
-        plan.packaging.extend(jobs::extension_image_artifacts(tag));
-        if args.image.load {
-            plan.notes.push(format!(
-                "{tag}: the engine's variant is loaded into the engine"
-            ));
-        }
-        if args.image.push {
-            plan.notes.push(format!(
-                "{tag}: the index and both variants are pushed to its registry"
-            ));
-        }
+struct Extension<'a> {
+    args: &'a ExtensionArgs,
+    components: Vec<&'static Component>,
+    platforms: Vec<Platform>,
+    /// `--tag`: the extension image, checked before anything is built.
+    image: Option<crate::exec::extension_image::Plan>,
+}
+
+impl Building for Extension<'_> {
+    fn kind(&self) -> CommandKind {
+        CommandKind::Extension
     }
-    plan.notes.splice(0..0, notes);
-    (plan, work)
+
+    /// Its one job (one per platform on several lanes) and the layout it writes.
+    fn plan(
+        &self,
+        request: &Request,
+        inputs: Vec<crate::plan::Input>,
+        info: Option<&SourceInfo>,
+        slots: &[EngineSlot],
+        notes: Vec<String>,
+    ) -> Result<Plan> {
+        let whole = Work {
+            name: component::EXTENSION_JOB.to_string(),
+            components: self.components.clone(),
+            platforms: self.platforms.clone(),
+        };
+        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, vec![whole]);
+        plan.packaging = jobs::extension_artifacts(&self.components, &self.platforms);
+        let image = &self.args.image;
+        if let Some(tag) = &image.tag {
+            plan.packaging.extend(jobs::extension_image_artifacts(tag));
+            if image.load {
+                plan.notes.push(format!(
+                    "{tag}: the engine's variant is loaded into the engine"
+                ));
+            }
+            if image.push {
+                plan.notes.push(format!(
+                    "{tag}: the index and both variants are pushed to its registry"
+                ));
+            }
+        }
+        plan.notes.splice(0..0, notes);
+        Ok(plan)
+    }
+
+    fn check_tree(&self, info: &SourceInfo) -> Result<()> {
+        for c in &self.components {
+            if !c.exists_in(&info.root) {
+                return Err(Error::usage(format!(
+                    "{} has no {} ({}/ is missing)",
+                    info.root.display(),
+                    c.name,
+                    c.target
+                ))
+                .with_hint("choose a component the tree has with --component"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        request: &Request,
+        built: Built<'_>,
+        ui: &Ui,
+        interrupt: &Interrupt,
+    ) -> Result<Option<PathBuf>> {
+        let binaries = building::binaries(built.ran);
+        let info = built.info();
+        let toolchain = toolchain(info, Some(built.fleet.first()), &binaries);
+        let source = source_record(info);
+        let bin = request.out.join("bin");
+        let out = request.out.clone();
+        ui.phase(
+            "package",
+            &format!("extension layout in {}", out.join(extension::DIR).display()),
+        );
+        let total = total_size(binaries.iter().cloned());
+        let (components, platforms) = (self.components.clone(), self.platforms.clone());
+        let record = Some(built.record()?);
+        let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
+            extension::write(
+                &bin,
+                &out,
+                &components,
+                &platforms,
+                extension::Records {
+                    source,
+                    toolchain,
+                    plan: record,
+                },
+                &cancel,
+            )
+        })
+        .await?;
+        for w in &warnings {
+            ui.warn(w);
+        }
+        if let Some(image_plan) = &self.image {
+            let (c, p) = (&self.components, &self.platforms);
+            crate::exec::extension_image::run(image_plan, &request.out, info, c, p, ui, interrupt)
+                .await?;
+        }
+        report_extension(&manifest, &request.out, ui);
+        Ok(Some(request.out.join(extension::DIR)))
+    }
 }
 
 /// `kbuild extension`.
@@ -105,100 +166,21 @@ pub async fn extension(
     interrupt: &Interrupt,
 ) -> Result<()> {
     let (components, platforms) = extension_inputs(args)?;
-    let engine = resolve::resolve_engine(&args.engine)?;
-    if let Some(json) = invocation.planning() {
-        let spec = source_checked_against(&args.source, &args.out)?;
-        let overrides = Overrides::from_env(args.source.git_version.clone())?;
-        let (info, slots, notes) = super::planning_facts(&spec, &overrides, &engine).await?;
-        let (plan, _) = extension_plan(
-            args,
-            invocation.inputs.clone(),
-            &spec,
-            info.as_ref(),
-            &components,
-            &platforms,
-            &engine,
-            &slots,
-            notes,
-        );
-        return crate::ui::show::print(&plan, json);
-    }
-    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
-    let image = image_plan(&args.image)?;
-    // The tree first, then the output directory (lock.rs: that order everywhere).
-    let spec = source_checked_against(&args.source, &args.out)?;
-    let _tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
-    let info = get_source(&args.source, Some(&engine), ui)?;
-    invocation.check_commit(&info)?;
-    outdir::claim(&args.out, &info.root)?;
-    let _lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
-    for c in &components {
-        if !c.exists_in(&info.root) {
-            return Err(Error::usage(format!(
-                "{} has no {} ({}/ is missing)",
-                info.root.display(),
-                c.name,
-                c.target
-            ))
-            .with_hint("choose a component the tree has with --component"));
-        }
-    }
-    let mut engine = engine;
-    engine.expect_image_id = invocation.expected_image()?;
-    let fleet = Fleet::prepare(info, &engine, ui, interrupt).await?;
-    let builder = fleet.first();
-    let (plan, work) = extension_plan(
+    let request = Request {
+        spec: resolve::resolve_source(&args.source)?,
+        overrides: Overrides::from_env(args.source.git_version.clone())?,
+        git_version: args.source.git_version.clone(),
+        settings: resolve::resolve_engine(&args.engine)?,
+        out: args.out.clone(),
+        sign_key: args.sign_key.clone(),
+    };
+    let command = Extension {
         args,
-        invocation.inputs.clone(),
-        &spec,
-        Some(&builder.info),
-        &components,
-        &platforms,
-        &engine,
-        &fleet.engine_slots(),
-        Vec::new(),
-    );
-    invocation.check(&plan)?;
-    let ran = fleet.run(&work, &args.out, ui, interrupt).await?;
-    let binaries: Vec<PathBuf> = ran
-        .iter()
-        .flat_map(|r| r.built.binaries.iter().map(|(p, _)| p.clone()))
-        .collect();
-    let toolchain = toolchain(&builder.info, Some(builder), &binaries);
-    let source = source_record(&builder.info);
-    let bin = args.out.join("bin");
-    let out = args.out.clone();
-    ui.phase(
-        "package",
-        &format!("extension layout in {}", out.join(extension::DIR).display()),
-    );
-    let total = total_size(binaries.iter().cloned());
-    let (components_kept, platforms_kept) = (components.clone(), platforms.clone());
-    let record = Some(super::plan_record(&plan));
-    let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
-        extension::write(
-            &bin,
-            &out,
-            &components,
-            &platforms,
-            extension::Records {
-                source,
-                toolchain,
-                plan: record,
-            },
-            &cancel,
-        )
-    })
-    .await?;
-    for w in &warnings {
-        ui.warn(w);
-    }
-    if let Some(image_plan) = image {
-        let (info, c, p) = (&builder.info, &components_kept, &platforms_kept);
-        crate::exec::extension_image::run(image_plan, &args.out, info, c, p, ui, interrupt).await?;
-    }
-    report_extension(&manifest, &args.out, ui);
-    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(extension::DIR), ui)
+        components,
+        platforms,
+        image: image_plan(&args.image)?,
+    };
+    building::run(&command, &request, invocation, ui, interrupt).await
 }
 
 /// None without `--tag`; the checked image request with it.

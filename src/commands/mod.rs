@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod smoke;
 
 mod build_cmd;
+pub mod building;
 mod extension;
 mod package;
 mod quick_release;
@@ -145,34 +146,12 @@ pub fn tree_of<'a>(
     }
 }
 
-/// The plan of a building command: its inputs, source, engines, checks, and the jobs of
-/// `work` on `slots`; the command adds its artifacts and notes.
-#[allow(clippy::too_many_arguments)]
-pub fn building_plan(
-    command: crate::plan::CommandKind,
-    inputs: Vec<crate::plan::Input>,
-    out: &Path,
-    spec: &crate::source::SourceSpec,
-    info: Option<&SourceInfo>,
-    git_version: Option<&str>,
-    settings: &crate::resolve::EngineSettings,
-    slots: &[crate::exec::fleet::EngineSlot],
-    work: &[crate::exec::fleet::Work],
-) -> crate::plan::Plan {
-    let tree = tree_of(spec, info);
-    let mut plan = crate::plan::Plan::new(command, inputs, crate::resolve::jobs::absolute(out));
-    plan.source = Some(source_part(spec, info, git_version));
-    engines_part(&mut plan, settings, slots);
-    plan.jobs = crate::exec::fleet::planned_jobs(work, slots, &tree, settings);
-    plan
-}
-
 /// The plan's engine part: the settings every job shares (on the first engine), the
 /// engines and the checks.
 pub fn engines_part(
     plan: &mut crate::plan::Plan,
     settings: &crate::resolve::EngineSettings,
-    slots: &[crate::exec::fleet::EngineSlot],
+    slots: &[crate::exec::settings::EngineSlot],
 ) {
     if let Some(first) = slots.first() {
         plan.engine = Some(crate::resolve::jobs::engine_choice(settings, &first.facts));
@@ -197,11 +176,11 @@ pub async fn planning_facts(
     settings: &crate::resolve::EngineSettings,
 ) -> Result<(
     Option<SourceInfo>,
-    Vec<crate::exec::fleet::EngineSlot>,
+    Vec<crate::exec::settings::EngineSlot>,
     Vec<String>,
 )> {
     let (info, mut notes) = plan_source(spec, overrides)?;
-    let (slots, more) = crate::exec::fleet::plan_slots(info.as_ref(), settings).await?;
+    let (slots, more) = crate::resolve::schedule::plan_slots(info.as_ref(), settings).await?;
     notes.extend(more);
     Ok((info, slots, notes))
 }
@@ -321,12 +300,23 @@ fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf])
     }
 }
 
-/// What manifest.json records of the plan: everything but the packaging steps (the
-/// manifest lists the artifacts themselves), redacted.
-fn plan_record(plan: &crate::plan::Plan) -> serde_json::Value {
+/// What manifest.json and the provenance record of the plan: everything but the packaging
+/// steps (the manifest lists the artifacts themselves), redacted; and, after a run, `ran`:
+/// for every job the engine that ran it, the one planned, its times and its attempts.
+fn plan_record(
+    plan: &crate::plan::Plan,
+    ran: Option<&[crate::exec::fleet::Ran]>,
+) -> Result<serde_json::Value> {
     let mut plan = crate::ui::show::redacted(plan);
     plan.packaging.clear();
-    serde_json::to_value(&plan).unwrap_or_default()
+    let mut record = serde_json::to_value(&plan)
+        .map_err(|e| crate::error::Error::internal(format!("cannot record the plan: {e}")))?;
+    if let Some(ran) = ran {
+        let jobs: Vec<&crate::exec::fleet::JobRecord> = ran.iter().map(|r| &r.record).collect();
+        record["ran"] = serde_json::to_value(jobs)
+            .map_err(|e| crate::error::Error::internal(format!("cannot record the run: {e}")))?;
+    }
+    Ok(record)
 }
 
 /// The total size of the files at `paths` (those that exist).
@@ -369,8 +359,8 @@ struct Packaging<'a> {
     layouts: Vec<Layout>,
     toolchain: Toolchain,
     notes: Vec<String>,
-    /// The plan the binaries were built by, recorded in the manifest.
-    plan: Option<&'a crate::plan::Plan>,
+    /// The plan the binaries were built by and the record of the run, for the manifest.
+    plan: Option<serde_json::Value>,
 }
 
 /// Packages the layouts into `<out>/release-tars` and reports the artifacts.
@@ -385,7 +375,6 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         notes,
         plan,
     } = what;
-    let plan = plan.map(plan_record);
     let tars = out.join(RELEASE_TARS);
     ui.phase(
         "package",

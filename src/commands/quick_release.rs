@@ -1,87 +1,121 @@
 //! `kbuild quick-release`: build the client, node and server sets, then package them.
 
+use std::path::PathBuf;
+
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
-use crate::exec::fleet::{EngineSlot, Fleet, Work};
+use crate::exec::settings::EngineSlot;
 use crate::kube::component::Component;
 use crate::kube::release::{self as layout, ReleaseJob, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
-use crate::outdir;
 use crate::plan::{CommandKind, Plan};
+use crate::resolve;
 use crate::resolve::jobs;
-use crate::resolve::{self, EngineSettings};
+use crate::resolve::schedule::Work;
 use crate::signals::Interrupt;
-use crate::source::{Overrides, SourceInfo, SourceSpec};
+use crate::source::{Overrides, SourceInfo};
 use crate::ui::Ui;
 
-use super::{
-    get_source, package_release, sample_binaries, source_checked_against, toolchain, Invocation,
-    Packaging,
-};
+use super::building::{self, Building, Built, Request};
+use super::{package_release, sample_binaries, toolchain, Invocation, Packaging};
 
-/// What a quick-release of `platforms` builds and writes, given the tree's facts (None: a
-/// ref not fetched yet, planned as having every upstream target).
-struct ReleasePlan {
-    plan: Plan,
-    work: Vec<Work>,
+struct QuickRelease {
+    platforms: Vec<Platform>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn release_plan(
-    args: &QuickReleaseArgs,
-    inputs: Vec<crate::plan::Input>,
-    spec: &SourceSpec,
-    info: Option<&SourceInfo>,
-    platforms: &[Platform],
-    engine: &EngineSettings,
-    slots: &[EngineSlot],
-    mut notes: Vec<String>,
-) -> Result<ReleasePlan> {
-    let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
-    let release = layout::plan(platforms, &has);
-    if !release.missing.is_empty() {
-        let names: Vec<&str> = release.missing.iter().map(|c| c.name).collect();
-        notes.push(format!(
-            "the tree lacks these upstream targets, so no tarball holds them: {}",
-            names.join(", ")
-        ));
+impl QuickRelease {
+    /// Upstream's release grouping of the platforms, for the tree's targets (every upstream
+    /// target for a ref not fetched yet).
+    fn release(&self, info: Option<&SourceInfo>) -> layout::ReleasePlan {
+        let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
+        layout::plan(&self.platforms, &has)
     }
-    for set in [TargetSet::Server, TargetSet::Node] {
-        let skipped: Vec<Platform> = release
-            .skipped
-            .iter()
-            .filter(|(s, _)| *s == set)
-            .map(|(_, p)| *p)
-            .collect();
-        if !skipped.is_empty() {
+}
+
+impl Building for QuickRelease {
+    fn kind(&self) -> CommandKind {
+        CommandKind::QuickRelease
+    }
+
+    fn plan(
+        &self,
+        request: &Request,
+        inputs: Vec<crate::plan::Input>,
+        info: Option<&SourceInfo>,
+        slots: &[EngineSlot],
+        mut notes: Vec<String>,
+    ) -> Result<Plan> {
+        let release = self.release(info);
+        if !release.missing.is_empty() {
+            let names: Vec<&str> = release.missing.iter().map(|c| c.name).collect();
             notes.push(format!(
-                "no {} binaries or tarball for {}: upstream builds the {} set for {} only",
-                set.name(),
-                crate::kube::platform::list(&skipped),
-                set.name(),
-                crate::kube::platform::list(set.platforms())
+                "the tree lacks these upstream targets, so no tarball holds them: {}",
+                names.join(", ")
             ));
         }
+        for set in [TargetSet::Server, TargetSet::Node] {
+            let skipped: Vec<Platform> = release
+                .skipped
+                .iter()
+                .filter(|(s, _)| *s == set)
+                .map(|(_, p)| *p)
+                .collect();
+            if !skipped.is_empty() {
+                notes.push(format!(
+                    "no {} binaries or tarball for {}: upstream builds the {} set for {} only",
+                    set.name(),
+                    crate::kube::platform::list(&skipped),
+                    set.name(),
+                    crate::kube::platform::list(set.platforms())
+                ));
+            }
+        }
+        if release.jobs.is_empty() {
+            return Err(no_targets(request.spec.dir()));
+        }
+        let work: Vec<Work> = release.jobs.iter().map(release_work).collect();
+        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, work);
+        let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
+        plan.packaging = jobs::release_artifacts(&layout::layouts(&self.platforms, &has));
+        plan.notes = notes;
+        Ok(plan)
     }
-    if release.jobs.is_empty() {
-        return Err(no_targets(spec.dir()));
+
+    /// Refused before the engine is prepared: a tree without targets needs no image.
+    fn check_tree(&self, info: &SourceInfo) -> Result<()> {
+        match self.release(Some(info)).jobs.is_empty() {
+            true => Err(no_targets(&info.root)),
+            false => Ok(()),
+        }
     }
-    let whole: Vec<Work> = release.jobs.iter().map(release_work).collect();
-    let work = Work::split(whole, slots.len());
-    let mut plan = super::building_plan(
-        CommandKind::QuickRelease,
-        inputs,
-        &args.out,
-        spec,
-        info,
-        args.source.git_version.as_deref(),
-        engine,
-        slots,
-        &work,
-    );
-    plan.packaging = jobs::release_artifacts(&layout::layouts(platforms, &has));
-    plan.notes = notes;
-    Ok(ReleasePlan { plan, work })
+
+    async fn finish(
+        &self,
+        request: &Request,
+        built: Built<'_>,
+        ui: &Ui,
+        interrupt: &Interrupt,
+    ) -> Result<Option<PathBuf>> {
+        let info = built.info();
+        let root = info.root.clone();
+        let has = |c: &Component| c.exists_in(&root);
+        let layouts = layout::layouts(&self.platforms, &has);
+        let bin = request.out.join("bin");
+        let builder = built.fleet.first();
+        let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts));
+        let what = Packaging {
+            bin,
+            out: &request.out,
+            out_in_tree: built.out_in_tree.clone(),
+            info,
+            layouts,
+            toolchain,
+            notes: built.plan.notes.clone(),
+            plan: Some(built.record()?),
+        };
+        package_release(what, ui, interrupt).await?;
+        Ok(Some(request.out.join(RELEASE_TARS)))
+    }
 }
 
 /// One make run of upstream's release grouping.
@@ -109,79 +143,21 @@ pub async fn quick_release(
     interrupt: &Interrupt,
 ) -> Result<()> {
     let platforms = resolve::resolve_platforms(&args.target)?;
-    // Sized for a quick-release: upstream documents 8 GB for building every set.
-    let engine = resolve::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?;
-    if let Some(json) = invocation.planning() {
-        let spec = source_checked_against(&args.source, &args.out)?;
-        let overrides = Overrides::from_env(args.source.git_version.clone())?;
-        let (info, slots, notes) = super::planning_facts(&spec, &overrides, &engine).await?;
-        let inputs = invocation.inputs.clone();
-        let planned = release_plan(
-            args,
-            inputs,
-            &spec,
-            info.as_ref(),
-            &platforms,
-            &engine,
-            &slots,
-            notes,
-        )?;
-        return crate::ui::show::print(&planned.plan, json);
-    }
-    let sign_key = super::sign::load_sign_key(args.sign_key.as_deref())?;
-    // The tree first, then the output directory (lock.rs: that order everywhere).
-    let spec = source_checked_against(&args.source, &args.out)?;
-    let _tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
-    let info = get_source(&args.source, Some(&engine), ui)?;
-    invocation.check_commit(&info)?;
-    let outdir = outdir::claim(&args.out, &info.root)?;
-    let _lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
-    // Refused before the engine is prepared: a tree without targets needs no image.
-    let root = info.root.clone();
-    if layout::plan(&platforms, &|c: &Component| c.exists_in(&root))
-        .jobs
-        .is_empty()
-    {
-        return Err(no_targets(&root));
-    }
-    let mut engine = engine;
-    engine.expect_image_id = invocation.expected_image()?;
-    let fleet = Fleet::prepare(info, &engine, ui, interrupt).await?;
-    let builder = fleet.first();
-    let planned = release_plan(
-        args,
-        invocation.inputs.clone(),
-        &spec,
-        Some(&builder.info),
-        &platforms,
-        &engine,
-        &fleet.engine_slots(),
-        Vec::new(),
-    )?;
-    invocation.check(&planned.plan)?;
-    for note in &planned.plan.notes {
-        ui.info(note);
-    }
-    fleet.run(&planned.work, &args.out, ui, interrupt).await?;
-    let root = builder.info.root.clone();
-    let has = |c: &Component| c.exists_in(&root);
-    let layouts = layout::layouts(&platforms, &has);
-    let bin = args.out.join("bin");
-    let toolchain = toolchain(
-        &builder.info,
-        Some(builder),
-        &sample_binaries(&bin, &layouts),
-    );
-    let what = Packaging {
-        bin,
-        out: &args.out,
-        out_in_tree: outdir.in_tree,
-        info: &builder.info,
-        layouts,
-        toolchain,
-        notes: planned.plan.notes.clone(),
-        plan: Some(&planned.plan),
+    let request = Request {
+        spec: resolve::resolve_source(&args.source)?,
+        overrides: Overrides::from_env(args.source.git_version.clone())?,
+        git_version: args.source.git_version.clone(),
+        // Sized for a quick-release: upstream documents 8 GB for building every set.
+        settings: resolve::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?,
+        out: args.out.clone(),
+        sign_key: args.sign_key.clone(),
     };
-    package_release(what, ui, interrupt).await?;
-    super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
+    building::run(
+        &QuickRelease { platforms },
+        &request,
+        invocation,
+        ui,
+        interrupt,
+    )
+    .await
 }

@@ -123,12 +123,8 @@ pub fn check_same(saved: &Plan, now: &Plan) -> Result<()> {
             now.jobs.len()
         )));
     }
+    // The engine each job runs on is part of the plan: the run follows it.
     for (a, b) in saved.jobs.iter().zip(&now.jobs) {
-        // Several engines: which engine takes a job is decided as the run goes.
-        let b = &crate::plan::Job {
-            engine: a.engine.clone(),
-            ..b.clone()
-        };
         if a != b {
             let field = first_difference(
                 &serde_json::to_value(a).unwrap_or_default(),

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use crate::checks::preflight;
 use crate::checks::{self, Checker};
-use crate::cli::EngineKind;
 use crate::engine::cache_volume;
 use crate::engine::docker::{DockerEngine, RunOptions};
 use crate::engine::host::HostEngine;
@@ -15,12 +14,12 @@ use crate::engine::transfer::{self, SourceVolume, Transfer};
 use crate::engine::DOCKER_OUTPUT_SUBPATH;
 use crate::error::{Error, Result};
 use crate::exec::fingerprint;
+use crate::exec::settings::{EngineFacts, EngineSettings};
 use crate::kube::{Component, Platform};
 use crate::outdir::joblog::JobLog;
 use crate::outdir::outputs;
+use crate::plan::EngineKind;
 use crate::plan::Job;
-use crate::resolve::jobs::{self, EngineFacts};
-use crate::resolve::EngineSettings;
 use crate::signals::Interrupt;
 use crate::source::{self, Overrides, SourceInfo, SourceSpec};
 use crate::ui::Ui;
@@ -205,17 +204,6 @@ impl Builder {
             plan: plan.clone(),
             facts,
         })
-    }
-
-    /// The plan's job for building `components` for `platforms` on this engine.
-    pub fn job(
-        &self,
-        name: String,
-        components: &[&'static Component],
-        platforms: &[Platform],
-    ) -> Job {
-        let tree = jobs::Tree::of(&self.info);
-        jobs::job(name, components, platforms, &tree, &self.plan, &self.facts)
     }
 
     /// Whether the engine still answers (a job that failed with an engine error on an

@@ -63,7 +63,7 @@ fn facts<'a>(
 
 /// Writes the image from `<out>/extension/`, then loads and pushes it as asked.
 pub async fn run(
-    plan: Plan,
+    plan: &Plan,
     out: &Path,
     info: &SourceInfo,
     components: &[&'static Component],
@@ -74,7 +74,7 @@ pub async fn run(
     let ext = out.join(extension::DIR);
     let created = crate::units::rfc3339(info.source_date_epoch);
     let f = facts(
-        &plan,
+        plan,
         &info.version.git_version,
         info.commit.as_deref(),
         &created,

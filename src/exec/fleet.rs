@@ -1,197 +1,271 @@
-//! Several engines in one run (`--engines a,b`). Each engine is prepared as a `Builder` of
-//! its own (checks, image, Go cache volume, source copy); one that does not answer at the
-//! start is reported and left out. Jobs are split per platform, assigned at the start largest
-//! first onto the engine that frees up first, and then run as engines free up: a job whose
-//! engine is lost mid-build runs again on another, at most twice. With one engine this is the
-//! plain one-engine run.
+//! Several engines in one run (`--engines a,b`), or the run's one engine. Each engine is
+//! prepared as a `Builder` of its own (checks, image, Go cache volume, source copy); one
+//! that does not answer at the start is reported and left out. Then the plan's jobs run,
+//! exactly as planned: each on the engine the plan assigned it, in the plan's order, as many
+//! at a time as the engine has lanes. Only a lost engine moves a job: its jobs run again on
+//! another engine, at most twice each, and the record says where every attempt ran.
 
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::path::Path;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
 
 use crate::error::{Error, Kind, Result};
 use crate::exec::builder::{Builder, Built};
+use crate::exec::settings::{EngineSettings, EngineSlot};
 use crate::kube::{Component, Platform};
 use crate::plan::Job;
-use crate::resolve::jobs::{self, EngineFacts};
-use crate::resolve::EngineSettings;
 use crate::signals::Interrupt;
 use crate::source::SourceInfo;
 use crate::ui::Ui;
 
 /// How often a job lost with its engine runs again elsewhere.
-const RERUNS: usize = 2;
-
-/// One make run to do: its name and what it builds.
-#[derive(Debug, Clone)]
-pub struct Work {
-    pub name: String,
-    pub components: Vec<&'static Component>,
-    pub platforms: Vec<Platform>,
-}
-
-impl Work {
-    /// The estimated size: binaries to compile.
-    fn weight(&self) -> usize {
-        self.components.len() * self.platforms.len()
-    }
-
-    /// With several engines, one job per platform so that they can share the work.
-    pub fn split(work: Vec<Work>, engines: usize) -> Vec<Work> {
-        if engines < 2 {
-            return work;
-        }
-        work.into_iter()
-            .flat_map(|w| {
-                if w.platforms.len() < 2 {
-                    return vec![w];
-                }
-                w.platforms
-                    .iter()
-                    .map(|p| Work {
-                        name: p.job_name(&w.name),
-                        components: w.components.clone(),
-                        platforms: vec![*p],
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-}
-
-/// An engine as the plan sees it: its name, its facts, how many jobs it takes at a time.
-pub struct EngineSlot {
-    pub name: String,
-    pub facts: EngineFacts,
-    pub capacity: usize,
-}
-
-/// Largest first, each onto the engine that frees up first (by estimated weight, capacity
-/// counted as parallel lanes); ties go to the earlier engine. Returns each job's engine.
-pub fn assign(weights: &[usize], capacities: &[usize]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(weights[i]));
-    // One entry per lane: (busy until, engine).
-    let mut lanes: Vec<(usize, usize)> = capacities
-        .iter()
-        .enumerate()
-        .flat_map(|(e, &c)| std::iter::repeat_n((0, e), c.max(1)))
-        .collect();
-    let mut assigned = vec![0; weights.len()];
-    for i in order {
-        let lane = lanes
-            .iter_mut()
-            .min_by_key(|(busy, engine)| (*busy, *engine))
-            .expect("at least one engine");
-        lane.0 += weights[i].max(1);
-        assigned[i] = lane.1;
-    }
-    assigned
-}
-
-/// The plan's jobs for `work` on `slots`, each made with its assigned engine's facts.
-pub fn planned_jobs(
-    work: &[Work],
-    slots: &[EngineSlot],
-    tree: &jobs::Tree<'_>,
-    settings: &EngineSettings,
-) -> Vec<Job> {
-    let weights: Vec<usize> = work.iter().map(Work::weight).collect();
-    let capacities: Vec<usize> = slots.iter().map(|s| s.capacity).collect();
-    let assigned = assign(&weights, &capacities);
-    work.iter()
-        .zip(assigned)
-        .map(|(w, e)| {
-            let slot = &slots[e];
-            let mut job = jobs::job(
-                w.name.clone(),
-                &w.components,
-                &w.platforms,
-                tree,
-                settings,
-                &slot.facts,
-            );
-            job.engine = slot.name.clone();
-            job
-        })
-        .collect()
-}
-
-/// The engines of a plan made without running anything: each asked read-only; one that
-/// does not answer is noted and left out (or fails the plan with --require-all-engines).
-pub async fn plan_slots(
-    info: Option<&SourceInfo>,
-    settings: &EngineSettings,
-) -> Result<(Vec<EngineSlot>, Vec<String>)> {
-    if settings.engines.is_empty() {
-        let (facts, notes) = crate::exec::builder::plan_facts(info, settings).await?;
-        let name = facts.endpoint.clone();
-        return Ok((
-            vec![EngineSlot {
-                name,
-                facts,
-                capacity: 1,
-            }],
-            notes,
-        ));
-    }
-    let mut slots = Vec::new();
-    let mut notes = Vec::new();
-    for (entry, capacity) in &settings.engines {
-        let mut one = settings.clone();
-        one.endpoint = Some(crate::engine::endpoint::named(entry)?);
-        one.engines.clear();
-        match crate::engine::docker::DockerEngine::connect_to(one.endpoint.clone().unwrap()).await {
-            Ok(_) => {
-                let (facts, more) = crate::exec::builder::plan_facts(info, &one).await?;
-                notes.extend(more);
-                slots.push(EngineSlot {
-                    name: entry.clone(),
-                    facts,
-                    capacity: *capacity,
-                });
-            }
-            Err(e) if !settings.require_all_engines => notes.push(format!(
-                "engine {entry} does not answer ({}): left out",
-                e.message
-            )),
-            Err(e) => return Err(required_engine_down(e, entry)),
-        }
-    }
-    if slots.is_empty() {
-        return Err(no_engine_left(settings));
-    }
-    Ok((slots, notes))
-}
-
-/// An engine of `--require-all-engines` that does not answer: the one-engine hint (start
-/// Docker, point DOCKER_HOST) does not fit a run that names several.
-fn required_engine_down(e: Error, entry: &str) -> Error {
-    e.with_hint(format!(
-        "--require-all-engines wants every engine: start {entry}, take it out of --engines, or drop --require-all-engines to build on the engines that answer"
-    ))
-}
-
-fn no_engine_left(settings: &EngineSettings) -> Error {
-    let names: Vec<&str> = settings.engines.iter().map(|(n, _)| n.as_str()).collect();
-    Error::engine(format!(
-        "none of the engines answers: {}",
-        names.join(", ")
-    ))
-    .with_hint("start one of them, or name engines that run with --engines (docker context names or unix://, tcp://, ssh:// endpoints)")
-}
+pub const RERUNS: usize = 2;
 
 /// The engines of a run, each ready to build.
 pub struct Fleet {
     pub slots: Vec<(EngineSlot, Builder)>,
 }
 
+/// One engine as the executor drives it: the Docker API engine (podman too) and the host
+/// engine through `Builder`, and an in-memory fake in the tests.
+pub trait Runner {
+    /// The engine's name, as the plan's jobs name it.
+    fn name(&self) -> &str;
+    /// How many jobs it runs at a time.
+    fn lanes(&self) -> usize;
+    /// Runs one of the plan's jobs, exactly as planned.
+    async fn run(&self, job: &Job) -> Result<Built>;
+    /// Whether `error`, which a job on this engine failed with, means the engine is gone
+    /// (so the job runs again elsewhere) rather than the build failing.
+    async fn lost(&self, error: &Error) -> bool;
+}
+
+/// One attempt at a job: where and when it ran, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub engine: String,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub finished: String,
+    /// `built`, `up to date`, or `engine lost: <why>`.
+    pub outcome: String,
+}
+
+/// What the record (manifest.json, the provenance) says of one job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub job: String,
+    pub planned_engine: String,
+    /// The engine whose attempt built it.
+    pub engine: String,
+    pub started: String,
+    pub finished: String,
+    /// Every attempt, in order; more than one when an engine was lost.
+    pub attempts: Vec<Attempt>,
+}
+
 /// What one job did, and where.
 pub struct Ran {
-    pub job: Job,
     pub built: Built,
-    pub engine: String,
-    pub took: Duration,
+    pub record: JobRecord,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
+}
+
+/// Runs the plan's `jobs` on `engines`: each job on the engine it names, in plan order, as
+/// lanes free up. A job whose engine is lost runs again, with the lost engine's queue, on
+/// the living engine with the least queued; at most RERUNS times. Any other failure stops
+/// the run (the other running jobs are dropped, which removes their containers).
+pub async fn execute<R: Runner>(
+    engines: &[R],
+    jobs: &[Job],
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<Vec<Ran>> {
+    let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); engines.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        let e = engines
+            .iter()
+            .position(|r| r.name() == job.engine)
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "job {} is planned on engine {}, which this run does not have",
+                    job.name, job.engine
+                ))
+            })?;
+        queues[e].push_back(i);
+    }
+    let mut free: Vec<usize> = engines.iter().map(|r| r.lanes().max(1)).collect();
+    let mut alive = vec![true; engines.len()];
+    let mut attempts: Vec<Vec<Attempt>> = vec![Vec::new(); jobs.len()];
+    let mut running = FuturesUnordered::new();
+    let mut done: Vec<Option<Ran>> = (0..jobs.len()).map(|_| None).collect();
+    loop {
+        for e in 0..engines.len() {
+            while alive[e] && free[e] > 0 {
+                let Some(i) = queues[e].pop_front() else {
+                    break;
+                };
+                free[e] -= 1;
+                let engine = &engines[e];
+                let job = &jobs[i];
+                running.push(async move {
+                    let started = now();
+                    let result = engine.run(job).await;
+                    (e, i, started, now(), result)
+                });
+            }
+        }
+        let Some((e, i, started, finished, result)) = running.next().await else {
+            break;
+        };
+        free[e] += 1;
+        // Recorded by name, without user names: the provenance is public.
+        let engine = crate::redact::engine(engines[e].name());
+        match result {
+            Ok(built) => {
+                let outcome = if built.up_to_date {
+                    "up to date"
+                } else {
+                    "built"
+                };
+                attempts[i].push(Attempt {
+                    engine: engine.clone(),
+                    started,
+                    finished: finished.clone(),
+                    outcome: outcome.to_string(),
+                });
+                let tried = std::mem::take(&mut attempts[i]);
+                done[i] = Some(Ran {
+                    built,
+                    record: JobRecord {
+                        job: jobs[i].name.clone(),
+                        planned_engine: crate::redact::engine(&jobs[i].engine),
+                        engine,
+                        started: tried.first().map(|a| a.started.clone()).unwrap_or_default(),
+                        finished,
+                        attempts: tried,
+                    },
+                });
+            }
+            Err(err)
+                if err.kind == Kind::Engine
+                    && engines.len() > 1
+                    && !interrupt.fired()
+                    && engines[e].lost(&err).await =>
+            {
+                alive[e] = false;
+                let job = &jobs[i].name;
+                attempts[i].push(Attempt {
+                    engine: engine.clone(),
+                    started,
+                    finished,
+                    outcome: format!("engine lost: {}", err.message),
+                });
+                let tries = attempts[i].len();
+                // The lost engine's waiting jobs go with this one, to the engine with the
+                // least waiting.
+                let mut moved: Vec<usize> = std::mem::take(&mut queues[e]).into();
+                moved.insert(0, i);
+                let Some(to) = (0..engines.len())
+                    .filter(|&o| alive[o])
+                    .min_by_key(|&o| (queues[o].len(), o))
+                else {
+                    return Err(err.with_hint(format!(
+                        "engine {engine} was lost during job {job}; no engine is left to run it again"
+                    )));
+                };
+                if tries > RERUNS {
+                    return Err(err.with_hint(format!(
+                        "engine {engine} was lost during job {job}, which ran {tries} times; it is not run again"
+                    )));
+                }
+                ui.warn(&format!(
+                    "engine {engine} was lost during job {job} ({}): running it again on {} (rerun {tries} of {RERUNS})",
+                    err.message,
+                    engines[to].name()
+                ));
+                queues[to].extend(moved);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let ran: Vec<Ran> = done.into_iter().flatten().collect();
+    if ran.len() != jobs.len() {
+        return Err(Error::internal("the run ended with jobs not run"));
+    }
+    // With --json, an event of its own per job, so that scripts need not parse the line.
+    for r in &ran {
+        ui.measured(
+            "ran",
+            &format!(
+                "{}: ran on {} ({} to {}{})",
+                r.record.job,
+                r.record.engine,
+                r.record.started,
+                r.record.finished,
+                if r.record.attempts.len() > 1 {
+                    format!(", {} attempts", r.record.attempts.len())
+                } else {
+                    String::new()
+                }
+            ),
+            serde_json::to_value(&r.record).unwrap_or_default(),
+        );
+    }
+    Ok(ran)
+}
+
+/// A prepared engine with what its jobs need: the executor's `Runner` for real engines.
+struct Prepared<'a> {
+    slot: &'a EngineSlot,
+    builder: &'a Builder,
+    out: &'a Path,
+    ui: &'a Ui,
+    interrupt: &'a Interrupt,
+}
+
+impl Runner for Prepared<'_> {
+    fn name(&self) -> &str {
+        &self.slot.name
+    }
+
+    fn lanes(&self) -> usize {
+        self.slot.capacity
+    }
+
+    async fn run(&self, job: &Job) -> Result<Built> {
+        let components = job
+            .components
+            .iter()
+            .map(|c| Component::parse(c))
+            .collect::<Result<Vec<_>>>()?;
+        let platforms = job
+            .platforms
+            .iter()
+            .map(|p| Platform::parse(p))
+            .collect::<Result<Vec<_>>>()?;
+        self.builder
+            .build(
+                job,
+                &components,
+                &platforms,
+                self.out,
+                self.ui,
+                self.interrupt,
+            )
+            .await
+    }
+
+    async fn lost(&self, _error: &Error) -> bool {
+        !self.builder.alive().await
+    }
 }
 
 impl Fleet {
@@ -257,118 +331,283 @@ impl Fleet {
             .collect()
     }
 
-    /// Runs every job, each on the engine that is free first; a job lost with its engine
-    /// runs again on another (at most twice). Stops at the first other failure.
+    /// Runs the plan's jobs as planned (see `execute`).
     pub async fn run(
         &self,
-        work: &[Work],
-        out: &std::path::Path,
+        jobs: &[Job],
+        out: &Path,
         ui: &Ui,
         interrupt: &Interrupt,
     ) -> Result<Vec<Ran>> {
-        let mut queue: Vec<(usize, usize)> = (0..work.len()).map(|i| (i, 0)).collect();
-        // Largest last, so that pop() takes it first.
-        queue.sort_by_key(|&(i, _)| work[i].weight());
-        let mut free: Vec<usize> = self.slots.iter().map(|(s, _)| s.capacity).collect();
-        let mut alive = vec![true; self.slots.len()];
-        let mut running = FuturesUnordered::new();
-        let mut done = Vec::new();
-        loop {
-            while let Some(engine) = (0..self.slots.len()).find(|&e| alive[e] && free[e] > 0) {
-                let Some((i, attempt)) = queue.pop() else {
-                    break;
-                };
-                free[engine] -= 1;
-                let (slot, builder) = &self.slots[engine];
-                let w = &work[i];
-                let mut job = builder.job(w.name.clone(), &w.components, &w.platforms);
-                job.engine = slot.name.clone();
-                running.push(async move {
-                    let started = Instant::now();
-                    let result = builder
-                        .build(&job, &w.components, &w.platforms, out, ui, interrupt)
-                        .await;
-                    (engine, i, attempt, job, result, started.elapsed())
-                });
-            }
-            let Some((engine, i, attempt, job, result, took)) = running.next().await else {
-                break;
-            };
-            free[engine] += 1;
-            match result {
-                Ok(built) => done.push(Ran {
-                    job,
-                    built,
-                    engine: self.slots[engine].0.name.clone(),
-                    took,
-                }),
-                Err(e)
-                    if e.kind == Kind::Engine
-                        && self.slots.len() > 1
-                        && !interrupt.fired()
-                        && !self.slots[engine].1.alive().await =>
-                {
-                    alive[engine] = false;
-                    let name = &self.slots[engine].0.name;
-                    if attempt >= RERUNS || !alive.iter().any(|a| *a) {
-                        return Err(e.with_hint(format!(
-                            "engine {name} was lost during job {}, which ran {} times; no engine is left to run it again",
-                            job.name,
-                            attempt + 1
-                        )));
-                    }
-                    ui.warn(&format!(
-                        "engine {name} was lost during job {} ({}): running it again on another engine (rerun {} of {RERUNS})",
-                        job.name,
-                        e.message,
-                        attempt + 1
-                    ));
-                    queue.push((i, attempt + 1));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        // With --json, an event of its own per job, so that scripts need not parse the line.
-        for ran in &done {
-            let seconds = ran.took.as_secs_f64();
-            ui.measured(
-                "ran",
-                &format!("{}: ran on {} in {seconds:.1}s", ran.job.name, ran.engine),
-                serde_json::json!({ "job": ran.job.name, "engine": ran.engine, "seconds": seconds }),
-            );
-        }
-        Ok(done)
+        let engines: Vec<Prepared<'_>> = self
+            .slots
+            .iter()
+            .map(|(slot, builder)| Prepared {
+                slot,
+                builder,
+                out,
+                ui,
+                interrupt,
+            })
+            .collect();
+        execute(&engines, jobs, ui, interrupt).await
     }
+}
+
+/// An engine of `--require-all-engines` that does not answer: the one-engine hint (start
+/// Docker, point DOCKER_HOST) does not fit a run that names several.
+pub fn required_engine_down(e: Error, entry: &str) -> Error {
+    e.with_hint(format!(
+        "--require-all-engines wants every engine: start {entry}, take it out of --engines, or drop --require-all-engines to build on the engines that answer"
+    ))
+}
+
+pub fn no_engine_left(settings: &EngineSettings) -> Error {
+    let names: Vec<&str> = settings.engines.iter().map(|(n, _)| n.as_str()).collect();
+    Error::engine(format!(
+        "none of the engines answers: {}",
+        names.join(", ")
+    ))
+    .with_hint("start one of them, or name engines that run with --engines (docker context names or unix://, tcp://, ssh:// endpoints)")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
 
-    #[test]
-    fn largest_first_onto_the_engine_free_first() {
-        // Two engines of one lane: 4 and 3 go to different engines, then 2 joins the 3.
-        assert_eq!(assign(&[2, 4, 3], &[1, 1]), vec![1, 0, 1]);
-        // One engine takes everything.
-        assert_eq!(assign(&[1, 2, 3], &[1]), vec![0, 0, 0]);
-        // An engine with two lanes takes two jobs before the other's first frees.
-        assert_eq!(assign(&[5, 5, 5], &[2, 1]), vec![0, 0, 1]);
+    /// How the fake engine ends a job.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Outcome {
+        Built,
+        /// The engine goes away during the job.
+        Lost,
+        /// make fails.
+        Fails,
+        /// Ctrl-C arrives during the job.
+        Interrupted,
     }
 
-    #[test]
-    fn several_engines_split_jobs_per_platform() {
-        let kubectl = Component::parse("kubectl").unwrap();
-        let work = vec![Work {
-            name: "client".into(),
-            components: vec![kubectl],
-            platforms: vec![
-                Platform::parse("linux/amd64").unwrap(),
-                Platform::parse("darwin/arm64").unwrap(),
-            ],
-        }];
-        assert_eq!(Work::split(work.clone(), 1).len(), 1);
-        let split = Work::split(work, 2);
-        let names: Vec<&str> = split.iter().map(|w| w.name.as_str()).collect();
-        assert_eq!(names, ["client-linux-amd64", "client-darwin-arm64"]);
+    /// An in-memory engine: runs each job for a few milliseconds and ends it as scripted,
+    /// counting how many run at once.
+    struct Fake {
+        name: &'static str,
+        lanes: usize,
+        script: Vec<(&'static str, Outcome)>,
+        running: AtomicUsize,
+        most_at_once: AtomicUsize,
+        started: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        fn new(name: &'static str, lanes: usize) -> Fake {
+            Fake {
+                name,
+                lanes,
+                script: Vec::new(),
+                running: AtomicUsize::new(0),
+                most_at_once: AtomicUsize::new(0),
+                started: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn with(mut self, job: &'static str, outcome: Outcome) -> Fake {
+            self.script.push((job, outcome));
+            self
+        }
+
+        fn started(&self) -> Vec<String> {
+            self.started.lock().unwrap().clone()
+        }
+    }
+
+    impl Runner for Fake {
+        fn name(&self) -> &str {
+            self.name
+        }
+
+        fn lanes(&self) -> usize {
+            self.lanes
+        }
+
+        async fn run(&self, job: &Job) -> Result<Built> {
+            self.started.lock().unwrap().push(job.name.clone());
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            let outcome = self
+                .script
+                .iter()
+                .find(|(name, _)| *name == job.name)
+                .map_or(Outcome::Built, |(_, o)| *o);
+            match outcome {
+                Outcome::Built => Ok(Built {
+                    binaries: Vec::new(),
+                    log: format!("{}.log", job.name).into(),
+                    up_to_date: false,
+                }),
+                Outcome::Lost => Err(Error::engine("the engine closed the connection")),
+                Outcome::Fails => Err(Error::new(Kind::Build, "make failed with exit code 2")),
+                Outcome::Interrupted => Err(Error::new(Kind::Interrupted, "stopped by Ctrl-C")),
+            }
+        }
+
+        async fn lost(&self, _error: &Error) -> bool {
+            self.script.iter().any(|(_, o)| *o == Outcome::Lost)
+        }
+    }
+
+    fn job(name: &str, engine: &str) -> Job {
+        Job {
+            name: name.to_string(),
+            components: vec!["kubectl".into()],
+            platforms: vec!["linux/amd64".into()],
+            image: "builder".into(),
+            command: vec!["make".into()],
+            workdir: "/src".into(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            network: "none".into(),
+            user: None,
+            memory_limit: None,
+            cpus: None,
+            engine: engine.to_string(),
+            output_subpath: "_output/dockerized".into(),
+            outputs: Vec::new(),
+        }
+    }
+
+    async fn run(engines: &[Fake], jobs: &[Job]) -> Result<Vec<Ran>> {
+        let ui = Ui::new(false, true, false);
+        execute(engines, jobs, &ui, &Interrupt::never()).await
+    }
+
+    fn where_ran(ran: &[Ran]) -> Vec<(String, String, usize)> {
+        ran.iter()
+            .map(|r| {
+                let rec = &r.record;
+                (rec.job.clone(), rec.engine.clone(), rec.attempts.len())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_job_runs_on_its_planned_engine_in_plan_order() {
+        let engines = [Fake::new("a", 1), Fake::new("b", 1)];
+        let jobs = [job("j1", "b"), job("j2", "a"), job("j3", "b")];
+        let ran = run(&engines, &jobs).await.unwrap();
+        assert_eq!(
+            where_ran(&ran),
+            [
+                ("j1".into(), "b".into(), 1),
+                ("j2".into(), "a".into(), 1),
+                ("j3".into(), "b".into(), 1)
+            ]
+        );
+        assert_eq!(engines[0].started(), ["j2"]);
+        assert_eq!(engines[1].started(), ["j1", "j3"]);
+        for r in &ran {
+            assert_eq!(r.record.planned_engine, r.record.engine);
+            assert!(r.record.started <= r.record.finished, "{:?}", r.record);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_runs_as_many_jobs_at_once_as_it_has_lanes() {
+        let engines = [Fake::new("two", 2), Fake::new("one", 1)];
+        let jobs = [
+            job("j1", "two"),
+            job("j2", "two"),
+            job("j3", "two"),
+            job("j4", "one"),
+            job("j5", "one"),
+        ];
+        run(&engines, &jobs).await.unwrap();
+        assert_eq!(engines[0].most_at_once.load(Ordering::SeqCst), 2);
+        assert_eq!(engines[1].most_at_once.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lost_engine_s_jobs_run_again_elsewhere_and_the_record_says_so() {
+        let engines = [
+            Fake::new("a", 1),
+            Fake::new("b", 1).with("j2", Outcome::Lost),
+        ];
+        let jobs = [job("j1", "a"), job("j2", "b"), job("j3", "b")];
+        let ran = run(&engines, &jobs).await.unwrap();
+        assert_eq!(
+            where_ran(&ran),
+            [
+                ("j1".into(), "a".into(), 1),
+                ("j2".into(), "a".into(), 2),
+                ("j3".into(), "a".into(), 1)
+            ]
+        );
+        let j2 = &ran[1].record;
+        assert_eq!(j2.planned_engine, "b");
+        assert_eq!(j2.attempts[0].engine, "b");
+        assert!(j2.attempts[0].outcome.starts_with("engine lost"), "{j2:?}");
+        assert_eq!(j2.attempts[1].engine, "a");
+        assert_eq!(j2.attempts[1].outcome, "built");
+        // j3 never started on the lost engine: it moved with the queue.
+        assert_eq!(engines[1].started(), ["j2"]);
+        assert_eq!(ran[2].record.planned_engine, "b");
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_again_at_most_twice() {
+        let engines = [
+            Fake::new("a", 1).with("j", Outcome::Lost),
+            Fake::new("b", 1).with("j", Outcome::Lost),
+            Fake::new("c", 1).with("j", Outcome::Lost),
+            Fake::new("d", 1),
+        ];
+        let err = run(&engines, &[job("j", "a")]).await.err().unwrap();
+        assert_eq!(err.kind, Kind::Engine);
+        assert!(
+            err.hint.as_deref().unwrap_or("").contains("ran 3 times"),
+            "{err:?}"
+        );
+        assert!(engines[3].started().is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_no_engine_left_the_run_fails() {
+        let engines = [
+            Fake::new("a", 1).with("j", Outcome::Lost),
+            Fake::new("b", 1).with("j", Outcome::Lost),
+        ];
+        let err = run(&engines, &[job("j", "a")]).await.err().unwrap();
+        assert!(
+            err.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("no engine is left"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_or_an_interrupt_is_never_run_again() {
+        for outcome in [Outcome::Fails, Outcome::Interrupted] {
+            let engines = [Fake::new("a", 1).with("j", outcome), Fake::new("b", 1)];
+            let err = run(&engines, &[job("j", "a")]).await.err().unwrap();
+            assert!(
+                matches!(err.kind, Kind::Build | Kind::Interrupted),
+                "{err:?}"
+            );
+            assert!(engines[1].started().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_planned_on_an_engine_the_run_lacks_is_refused() {
+        let engines = [Fake::new("a", 1)];
+        let err = run(&engines, &[job("j", "gone")]).await.err().unwrap();
+        assert_eq!(err.kind, Kind::Internal);
+        assert!(engines[0].started().is_empty());
     }
 }

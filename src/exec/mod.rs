@@ -4,3 +4,4 @@ pub mod builder;
 pub mod extension_image;
 pub mod fingerprint;
 pub mod fleet;
+pub mod settings;

@@ -13,36 +13,7 @@ use crate::kube::{Component, Platform};
 use crate::plan::{Artifact, CheckStep, EngineChoice, EngineKind, Job, SourceFacts};
 use crate::source::SourceInfo;
 
-/// What the engine tells before anything runs: where it is, who builds, which image.
-#[derive(Debug, Clone)]
-pub struct EngineFacts {
-    pub kind: EngineKind,
-    pub endpoint: String,
-    pub endpoint_from: String,
-    /// The builder image as named, or `host go1.24.4`.
-    pub image: String,
-    /// The image id when the engine has the image (Docker), or the host Go's identity.
-    pub image_id: Option<String>,
-    /// Bind or copy (Docker).
-    pub transfer: Option<crate::engine::transfer::Transfer>,
-    /// uid:gid builds run as; None on a rootless engine.
-    pub user: Option<(u32, u32)>,
-}
-
-impl EngineFacts {
-    /// The Go cache volume: named by the image id and the user, so known once the image is.
-    pub fn cache_volume(&self) -> Option<String> {
-        (self.kind == EngineKind::Docker)
-            .then(|| {
-                let id = self.image_id.as_ref()?;
-                Some(crate::engine::cache::volume_name(
-                    id,
-                    self.user.map_or(0, |u| u.0),
-                ))
-            })
-            .flatten()
-    }
-}
+pub use crate::exec::settings::EngineFacts;
 
 pub fn engine_choice(settings: &EngineSettings, facts: &EngineFacts) -> EngineChoice {
     EngineChoice {
@@ -86,7 +57,7 @@ type Described = (&'static str, &'static str);
 
 /// The checks a run makes, with what each requires.
 pub fn check_steps(
-    kind: crate::cli::EngineKind,
+    kind: EngineKind,
     c: &crate::checks::CheckPlan,
     has_git: bool,
 ) -> Vec<CheckStep> {
@@ -98,7 +69,7 @@ pub fn check_steps(
     // Where the memory is counted, and the checks only one kind of engine has, in the
     // order they run (preflight.rs).
     let (whose, before, after): (&str, &[Described], &[Described]) = match kind {
-        crate::cli::EngineKind::Docker => (
+        EngineKind::Docker => (
             "for the engine",
             &[("engine", "a Docker API answering")],
             &[
@@ -106,7 +77,7 @@ pub fn check_steps(
                 ("arch", "the image runs on the engine's architecture"),
             ],
         ),
-        crate::cli::EngineKind::Host => (
+        EngineKind::Host => (
             "on this machine",
             &[
                 ("go", "a Go satisfying the tree's .go-version"),

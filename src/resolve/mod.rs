@@ -5,6 +5,7 @@
 //! is run.
 
 pub mod recipe;
+pub mod schedule;
 
 pub mod args;
 pub mod jobs;
@@ -14,45 +15,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::checks::{CheckPlan, Profile};
-use crate::cli::{BuildArgs, EngineArgs, EngineKind, SourceArgs, TargetArgs};
+use crate::cli::{BuildArgs, EngineArgs, SourceArgs, TargetArgs};
 use crate::engine::docker;
 use crate::error::{Error, Result};
+pub use crate::exec::settings::EngineSettings;
 use crate::kube::component::{self, Component};
 use crate::kube::Platform;
 use crate::source::{checkout, SourceSpec};
-
-/// Engine settings shared by every command that builds.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    pub image: Option<String>,
-    pub stall_timeout: Option<Duration>,
-    pub memory_limit: Option<u64>,
-    pub network: bool,
-    /// Bind-mount the tree or copy it through the API; None: decided by the engine endpoint.
-    pub transfer: Option<crate::engine::transfer::Transfer>,
-    /// Rebuild even when the fingerprint says the outputs are up to date.
-    pub force: bool,
-    /// Docker (a build container) or host (the local Go and make).
-    pub kind: EngineKind,
-    /// Thresholds and skipped checks for the prerequisite checks.
-    pub checks: CheckPlan,
-    /// The user's variables that reach the build (an allowlist; see `jobs::user_env`).
-    pub user_env: Vec<(String, String)>,
-    /// The Go build cache of host builds, unless the user set GOCACHE.
-    pub host_gocache: Option<PathBuf>,
-    /// A saved plan's image id: the engine's image must be this one, checked before
-    /// anything is made with it.
-    pub expect_image_id: Option<String>,
-    /// `--engines`: several engines with how many jobs each takes at a time; empty for the
-    /// one engine `--context` chooses.
-    pub engines: Vec<(String, usize)>,
-    /// Fail when one of `engines` does not answer at the start.
-    pub require_all_engines: bool,
-    /// CPUs each build container may use.
-    pub cpus: Option<f64>,
-    /// The engine this builder talks to, when not the run's own (one of `engines`).
-    pub endpoint: Option<crate::engine::endpoint::Endpoint>,
-}
 
 /// A validated `kbuild build`, before the source and the engine are known.
 #[derive(Debug, Clone)]
@@ -206,7 +175,7 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
         network: args.network,
         transfer: args.transfer,
         force: args.force,
-        kind: args.engine,
+        kind: args.engine.into(),
         checks,
         user_env: jobs::user_env(crate::env::current(), args.network),
         host_gocache: jobs::host_gocache(crate::env::current()),

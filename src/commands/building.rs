@@ -1,0 +1,176 @@
+//! The one path every building command runs: build, quick-release, extension, and a saved
+//! plan of any of them (`kbuild run plan.json`). A command only says which plan it wants
+//! (`Building::plan`), what the tree must have (`check_tree`), and what it makes of the
+//! built binaries (`finish`); the order of everything else is written once, here:
+//! the source (tree lock, fetch, the saved plan's commit), the claim of `--out` and its
+//! lock, the engines (checks, image, caches, sync), the plan, its jobs on their planned
+//! engines (`exec::fleet`), the command's packaging with the record of what ran, and the
+//! signature.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::exec::fleet::{Fleet, Ran};
+use crate::exec::settings::{EngineSettings, EngineSlot};
+use crate::outdir;
+use crate::plan::{CommandKind, Plan};
+use crate::signals::Interrupt;
+use crate::source::{Overrides, SourceInfo, SourceSpec};
+use crate::ui::Ui;
+
+use super::Invocation;
+
+/// What every building command was asked, resolved.
+pub struct Request {
+    pub spec: SourceSpec,
+    pub overrides: Overrides,
+    pub git_version: Option<String>,
+    pub settings: EngineSettings,
+    pub out: PathBuf,
+    /// `--sign-key`: sign the written set.
+    pub sign_key: Option<PathBuf>,
+}
+
+/// A run whose jobs are done: what `finish` packages.
+pub struct Built<'a> {
+    pub plan: &'a Plan,
+    pub ran: &'a [Ran],
+    pub fleet: &'a Fleet,
+    /// `--out` relative to the tree, when it is inside it.
+    pub out_in_tree: Option<PathBuf>,
+}
+
+impl Built<'_> {
+    /// The tree's facts, as the run found them.
+    pub fn info(&self) -> &SourceInfo {
+        &self.fleet.first().info
+    }
+
+    /// What manifest.json and the provenance record of the plan and the run.
+    pub fn record(&self) -> Result<serde_json::Value> {
+        super::plan_record(self.plan, Some(self.ran))
+    }
+}
+
+/// What a building command adds to the one path.
+pub trait Building {
+    fn kind(&self) -> CommandKind;
+
+    /// The plan, from the source's facts (None: not readable yet) and the engines.
+    fn plan(
+        &self,
+        request: &Request,
+        inputs: Vec<crate::plan::Input>,
+        info: Option<&SourceInfo>,
+        slots: &[EngineSlot],
+        notes: Vec<String>,
+    ) -> Result<Plan>;
+
+    /// Refuses a tree that lacks what the command builds, before the engines are prepared.
+    fn check_tree(&self, _info: &SourceInfo) -> Result<()> {
+        Ok(())
+    }
+
+    /// Packages and reports what the jobs built; returns the directory to sign, if any.
+    async fn finish(
+        &self,
+        request: &Request,
+        built: Built<'_>,
+        ui: &Ui,
+        interrupt: &Interrupt,
+    ) -> Result<Option<PathBuf>>;
+}
+
+/// Runs `command`: prints its plan, or runs it (or a saved plan of it).
+pub async fn run<B: Building>(
+    command: &B,
+    request: &Request,
+    invocation: &Invocation,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    // A precious --out is refused before anything (even a lock) is written.
+    outdir::check_not_precious(&request.out, Some(request.spec.dir()))?;
+    let inputs = invocation.inputs.clone();
+    if let Some(json) = invocation.planning() {
+        let (info, slots, notes) =
+            super::planning_facts(&request.spec, &request.overrides, &request.settings).await?;
+        let plan = command.plan(request, inputs, info.as_ref(), &slots, notes)?;
+        return crate::ui::show::print(&plan, json);
+    }
+    let sign_key = super::sign::load_sign_key(request.sign_key.as_deref())?;
+    // The tree first, then the output directory (outdir::lock: that order everywhere).
+    let _tree_lock = outdir::lock::acquire_tree(request.spec.dir(), ui, interrupt).await?;
+    let info =
+        crate::exec::builder::get_source(&request.spec, &request.overrides, &request.settings, ui)?;
+    invocation.check_commit(&info)?;
+    let claimed = outdir::claim(&request.out, &info.root)?;
+    let _lock = outdir::lock::acquire(&request.out, ui, interrupt).await?;
+    command.check_tree(&info)?;
+    let mut settings = request.settings.clone();
+    settings.expect_image_id = invocation.expected_image()?;
+    let fleet = Fleet::prepare(info, &settings, ui, interrupt).await?;
+    let plan = command.plan(
+        request,
+        inputs,
+        Some(&fleet.first().info),
+        &fleet.engine_slots(),
+        Vec::new(),
+    )?;
+    invocation.check(&plan)?;
+    for note in &plan.notes {
+        ui.info(note);
+    }
+    let ran = fleet.run(&plan.jobs, &request.out, ui, interrupt).await?;
+    let built = Built {
+        plan: &plan,
+        ran: &ran,
+        fleet: &fleet,
+        out_in_tree: claimed.in_tree,
+    };
+    let signed = command.finish(request, built, ui, interrupt).await?;
+    match signed {
+        Some(dir) => super::sign::sign_after_run(sign_key.as_ref(), &dir, ui),
+        None => Ok(()),
+    }
+}
+
+/// The plan of a building command: its inputs, source, engines, checks, and the jobs of
+/// `work` (split over the engines' lanes); the command adds its artifacts and notes.
+pub fn plan_of(
+    command: CommandKind,
+    request: &Request,
+    inputs: Vec<crate::plan::Input>,
+    info: Option<&SourceInfo>,
+    slots: &[EngineSlot],
+    work: Vec<crate::resolve::schedule::Work>,
+) -> Plan {
+    use crate::resolve::schedule::{self, Work};
+    let work = Work::split(work, schedule::lanes(slots));
+    let tree = super::tree_of(&request.spec, info);
+    let mut plan = Plan::new(
+        command,
+        inputs,
+        crate::resolve::jobs::absolute(&request.out),
+    );
+    plan.source = Some(super::source_part(
+        &request.spec,
+        info,
+        request.git_version.as_deref(),
+    ));
+    super::engines_part(&mut plan, &request.settings, slots);
+    plan.jobs = schedule::planned_jobs(&work, slots, &tree, &request.settings);
+    plan
+}
+
+/// The binaries every job installed.
+pub fn binaries(ran: &[Ran]) -> Vec<PathBuf> {
+    ran.iter()
+        .flat_map(|r| r.built.binaries.iter().map(|(p, _)| p.clone()))
+        .collect()
+}
+
+/// `path` as shown under `out`.
+pub fn shown(path: &Path, out: &Path) -> String {
+    path.strip_prefix(out).unwrap_or(path).display().to_string()
+}

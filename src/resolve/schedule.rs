@@ -1,0 +1,216 @@
+//! Which engine runs which job: the work split into jobs, and each job assigned to an
+//! engine lane before anything runs. The run follows this assignment (`exec::fleet`); only
+//! a lost engine moves a job, and the record says so.
+
+use crate::error::Result;
+use crate::exec::fleet::{no_engine_left, required_engine_down};
+use crate::exec::settings::{EngineSettings, EngineSlot};
+use crate::kube::{Component, Platform};
+use crate::plan::Job;
+use crate::resolve::jobs;
+use crate::source::SourceInfo;
+
+/// One make run to do: its name and what it builds.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub name: String,
+    pub components: Vec<&'static Component>,
+    pub platforms: Vec<Platform>,
+}
+
+impl Work {
+    /// The estimated size: binaries to compile.
+    fn weight(&self) -> usize {
+        self.components.len() * self.platforms.len()
+    }
+
+    /// With two lanes or more (several engines, or one engine taking several jobs at a
+    /// time), one job per platform so that the lanes can share the work.
+    pub fn split(work: Vec<Work>, lanes: usize) -> Vec<Work> {
+        if lanes < 2 {
+            return work;
+        }
+        work.into_iter()
+            .flat_map(|w| {
+                if w.platforms.len() < 2 {
+                    return vec![w];
+                }
+                w.platforms
+                    .iter()
+                    .map(|p| Work {
+                        name: p.job_name(&w.name),
+                        components: w.components.clone(),
+                        platforms: vec![*p],
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Every lane of the engines: an engine of `NAME=JOBS` offers JOBS lanes.
+pub fn lanes(slots: &[EngineSlot]) -> usize {
+    slots.iter().map(|s| s.capacity.max(1)).sum()
+}
+
+/// Largest first, each onto the lane that frees up first (by estimated weight); ties go to
+/// the earlier engine. Returns each job's engine.
+pub fn assign(weights: &[usize], capacities: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(weights[i]));
+    // One entry per lane: (busy until, engine).
+    let mut lanes: Vec<(usize, usize)> = capacities
+        .iter()
+        .enumerate()
+        .flat_map(|(e, &c)| std::iter::repeat_n((0, e), c.max(1)))
+        .collect();
+    let mut assigned = vec![0; weights.len()];
+    for i in order {
+        let lane = lanes
+            .iter_mut()
+            .min_by_key(|(busy, engine)| (*busy, *engine))
+            .expect("at least one engine");
+        lane.0 += weights[i].max(1);
+        assigned[i] = lane.1;
+    }
+    assigned
+}
+
+/// The plan's jobs for `work` on `slots`, each made with its assigned engine's facts. Each
+/// engine starts its jobs in this order, as its lanes free up.
+pub fn planned_jobs(
+    work: &[Work],
+    slots: &[EngineSlot],
+    tree: &jobs::Tree<'_>,
+    settings: &EngineSettings,
+) -> Vec<Job> {
+    let weights: Vec<usize> = work.iter().map(Work::weight).collect();
+    let capacities: Vec<usize> = slots.iter().map(|s| s.capacity).collect();
+    let assigned = assign(&weights, &capacities);
+    work.iter()
+        .zip(assigned)
+        .map(|(w, e)| {
+            let slot = &slots[e];
+            let mut job = jobs::job(
+                w.name.clone(),
+                &w.components,
+                &w.platforms,
+                tree,
+                settings,
+                &slot.facts,
+            );
+            job.engine = slot.name.clone();
+            job
+        })
+        .collect()
+}
+
+/// The engines of a plan made without running anything: each asked read-only; one that
+/// does not answer is noted and left out (or fails the plan with --require-all-engines).
+pub async fn plan_slots(
+    info: Option<&SourceInfo>,
+    settings: &EngineSettings,
+) -> Result<(Vec<EngineSlot>, Vec<String>)> {
+    if settings.engines.is_empty() {
+        let (facts, notes) = crate::exec::builder::plan_facts(info, settings).await?;
+        let name = facts.endpoint.clone();
+        return Ok((
+            vec![EngineSlot {
+                name,
+                facts,
+                capacity: 1,
+            }],
+            notes,
+        ));
+    }
+    let mut slots = Vec::new();
+    let mut notes = Vec::new();
+    for (entry, capacity) in &settings.engines {
+        let mut one = settings.clone();
+        one.endpoint = Some(crate::engine::endpoint::named(entry)?);
+        one.engines.clear();
+        match crate::engine::docker::DockerEngine::connect_to(one.endpoint.clone().unwrap()).await {
+            Ok(_) => {
+                let (facts, more) = crate::exec::builder::plan_facts(info, &one).await?;
+                notes.extend(more);
+                slots.push(EngineSlot {
+                    name: entry.clone(),
+                    facts,
+                    capacity: *capacity,
+                });
+            }
+            Err(e) if !settings.require_all_engines => notes.push(format!(
+                "engine {entry} does not answer ({}): left out",
+                e.message
+            )),
+            Err(e) => return Err(required_engine_down(e, entry)),
+        }
+    }
+    if slots.is_empty() {
+        return Err(no_engine_left(settings));
+    }
+    Ok((slots, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_first_onto_the_engine_free_first() {
+        // Two engines of one lane: 4 and 3 go to different engines, then 2 joins the 3.
+        assert_eq!(assign(&[2, 4, 3], &[1, 1]), vec![1, 0, 1]);
+        // One engine takes everything.
+        assert_eq!(assign(&[1, 2, 3], &[1]), vec![0, 0, 0]);
+        // An engine with two lanes takes two jobs before the other's first frees.
+        assert_eq!(assign(&[5, 5, 5], &[2, 1]), vec![0, 0, 1]);
+    }
+
+    fn client_work() -> Vec<Work> {
+        let kubectl = Component::parse("kubectl").unwrap();
+        vec![Work {
+            name: "client".into(),
+            components: vec![kubectl],
+            platforms: ["linux/amd64", "darwin/arm64", "windows/amd64"]
+                .iter()
+                .map(|p| Platform::parse(p).unwrap())
+                .collect(),
+        }]
+    }
+
+    #[test]
+    fn two_lanes_or_more_split_jobs_per_platform() {
+        assert_eq!(Work::split(client_work(), 1).len(), 1);
+        let split = Work::split(client_work(), 2);
+        let names: Vec<&str> = split.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "client-linux-amd64",
+                "client-darwin-arm64",
+                "client-windows-amd64"
+            ]
+        );
+    }
+
+    #[test]
+    fn one_engine_of_two_jobs_offers_two_lanes() {
+        // `--engines docker.sock=2`: one engine, two lanes, so one job per platform.
+        let facts = crate::exec::settings::EngineFacts {
+            kind: crate::plan::EngineKind::Docker,
+            endpoint: "unix:///var/run/docker.sock".into(),
+            endpoint_from: "--engines".into(),
+            image: "img".into(),
+            image_id: Some("sha256:1".into()),
+            transfer: None,
+            user: None,
+        };
+        let slots = [EngineSlot {
+            name: "docker.sock".into(),
+            facts,
+            capacity: 2,
+        }];
+        assert_eq!(lanes(&slots), 2);
+        assert_eq!(Work::split(client_work(), lanes(&slots)).len(), 3);
+    }
+}

@@ -65,11 +65,106 @@ fn ran_on(events: &[serde_json::Value]) -> BTreeMap<String, String> {
     for e in events.iter().filter(|e| e["event"] == "ran") {
         let job = e["job"].as_str().expect("a ran event names its job");
         let engine = e["engine"].as_str().expect("a ran event names its engine");
-        assert!(e["seconds"].as_f64().is_some(), "and says how long: {e}");
+        assert!(
+            e["started"].as_str().is_some() && e["finished"].as_str().is_some(),
+            "and when: {e}"
+        );
         let before = ran.insert(job.to_string(), engine.to_string());
         assert!(before.is_none(), "{job} reported twice as ran: {events:?}");
     }
     ran
+}
+
+/// The job each kbuild build container created on an engine since `since` was for, as the
+/// engine's own event stream (`docker events`) tells: job -> how many containers.
+fn created_jobs(docker_events: &str) -> BTreeMap<String, usize> {
+    let mut jobs = BTreeMap::new();
+    for line in docker_events.lines().filter(|l| !l.trim().is_empty()) {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        let job = event["Actor"]["Attributes"]["io.kbuild.job"]
+            .as_str()
+            .unwrap_or_default();
+        // The copy transfer's helper containers are not build jobs.
+        if !job.is_empty() && job != "transfer" {
+            *jobs.entry(job.to_string()).or_insert(0) += 1;
+        }
+    }
+    jobs
+}
+
+/// `docker events` arguments for kbuild's container creations for the tree at `root`
+/// (other tests build other trees on the same engines at the same time), from `since` on,
+/// and until `until` when given (else the stream goes on).
+fn creations_args(root: &Path, since: &str, until: Option<&str>) -> Vec<String> {
+    let source = format!(
+        "label=io.kbuild.source={}",
+        root.canonicalize().unwrap().display()
+    );
+    let mut args: Vec<String> = ["events", "--since", since]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if let Some(until) = until {
+        args.extend(["--until".to_string(), until.to_string()]);
+    }
+    for filter in ["event=create", "label=io.kbuild.managed", source.as_str()] {
+        args.extend(["--filter".to_string(), filter.to_string()]);
+    }
+    args.extend(["--format".to_string(), "{{json .}}".to_string()]);
+    args
+}
+
+/// What manifest.json's `plan.ran` and the provenance's `internalParameters.jobs` record:
+/// job -> (engine that built it, planned engine, engines of its attempts).
+type Record = BTreeMap<String, (String, String, Vec<String>)>;
+
+fn record_of(jobs: &serde_json::Value) -> Record {
+    jobs.as_array()
+        .expect("a record of the jobs")
+        .iter()
+        .map(|j| {
+            let attempts = j["attempts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["engine"].as_str().unwrap().to_string())
+                .collect();
+            (
+                j["job"].as_str().unwrap().to_string(),
+                (
+                    j["engine"].as_str().unwrap().to_string(),
+                    j["planned_engine"].as_str().unwrap().to_string(),
+                    attempts,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The record in `<out>/release-tars`: manifest.json's, which the provenance must repeat.
+fn recorded_run(out: &Path) -> Record {
+    let tars = out.join("release-tars");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tars.join(MANIFEST)).unwrap()).unwrap();
+    let provenance = std::fs::read_to_string(tars.join(PROVENANCE)).unwrap();
+    let statement: serde_json::Value =
+        serde_json::from_str(provenance.lines().next().unwrap()).unwrap();
+    let recorded = record_of(&manifest["plan"]["ran"]);
+    assert_eq!(
+        record_of(&statement["predicate"]["buildDefinition"]["internalParameters"]["jobs"]),
+        recorded,
+        "the provenance records the run as the manifest does"
+    );
+    recorded
+}
+
+/// Now, as `docker events --since/--until` reads it.
+fn unix_now() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
 }
 
 /// Messages of the run's events of kind `event` (warning, info, ...).
@@ -241,6 +336,7 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
     assert!(!fleet_out.exists(), "a plan writes nothing");
 
     // The run: every planned job ran once, both engines ran some.
+    let since = unix_now();
     let events = succeed(
         &mut quick_release(repo.path(), &fleet_out, PLATFORMS, Some(&engines)),
         Some(&engine),
@@ -282,6 +378,49 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
         })
         .collect();
     assert_eq!(recorded, assigned, "the manifest's plan is the plan shown");
+
+    // The record says where each job ran, and each engine's own event stream agrees: the
+    // run followed the plan, each job on its planned engine, once.
+    let until = (unix_now().parse::<u64>().unwrap() + 1).to_string();
+    let asked = creations_args(repo.path(), &since, Some(&until));
+    let on_main = run(std::process::Command::new("docker")
+        .args(&asked)
+        .env_remove("DOCKER_HOST"));
+    assert_eq!(on_main.0, 0, "{}", on_main.2);
+    let asked: Vec<&str> = asked.iter().map(String::as_str).collect();
+    let on_second = engine.run_docker(&asked);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (name, stream) in [
+        (MAIN_ENGINE.to_string(), on_main.1),
+        (engine.docker_host(), on_second),
+    ] {
+        for (job, count) in created_jobs(&stream) {
+            assert_eq!(count, 1, "{job} created once on {name}");
+            assert!(
+                seen.insert(job.clone(), name.clone()).is_none(),
+                "{job} ran on one engine"
+            );
+        }
+    }
+    let record = recorded_run(&fleet_out);
+    for (job, (ran_on, planned, attempts)) in &record {
+        assert_eq!(
+            Some(ran_on),
+            seen.get(job),
+            "{job}: the record and the engines' events"
+        );
+        assert_eq!(
+            Some(planned),
+            assigned.get(job),
+            "{job}: the planned engine"
+        );
+        assert_eq!(attempts, &vec![ran_on.clone()], "{job}: one attempt");
+    }
+    assert_eq!(
+        record.keys().collect::<Vec<_>>(),
+        seen.keys().collect::<Vec<_>>(),
+        "every job the engines ran is recorded"
+    );
 
     // The same release as one engine makes of the same commit.
     let events = succeed(
@@ -347,6 +486,14 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
     let mut cmd = quick_release(repo.path(), &fleet_out, TWO_PLATFORMS, Some(&engines));
     cmd.stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(work.path().join("stderr")).unwrap());
+    // The second engine's own event stream, read while it lives (it dies mid-run).
+    let since = unix_now();
+    let events_path = work.path().join("second-engine-events.jsonl");
+    let mut stream = engine.docker();
+    stream
+        .args(creations_args(repo.path(), &since, None))
+        .stdout(std::fs::File::create(&events_path).unwrap());
+    let mut second_events = ProcessGuard::spawn(&mut stream, "docker events");
     let mut kbuild_run = ProcessGuard::spawn(&mut cmd, "kbuild");
 
     // A job's container runs on the second engine (held before it compiles): the engine
@@ -403,7 +550,7 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
         seen(work.path(), &engine, "one job lost")
     );
     assert!(
-        lost[0].contains("running it again on another engine"),
+        lost[0].contains(&format!("running it again on {MAIN_ENGINE}")),
         "{}",
         lost[0]
     );
@@ -424,6 +571,42 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
         "nothing of the lost engine runs on"
     );
     assert_no_containers_left(repo.path());
+
+    // The record: the lost job was planned on the second engine, tried there (as its event
+    // stream shows), and built on the main engine (as the main engine's shows).
+    let _ = second_events.try_wait();
+    drop(second_events);
+    let on_second = created_jobs(&std::fs::read_to_string(&events_path).unwrap());
+    let until = (unix_now().parse::<u64>().unwrap() + 1).to_string();
+    let on_main = run(std::process::Command::new("docker")
+        .args(creations_args(repo.path(), &since, Some(&until)))
+        .env_remove("DOCKER_HOST"));
+    let on_main = created_jobs(&on_main.1);
+    let record = recorded_run(&fleet_out);
+    let second = engine.docker_host();
+    let rerun: Vec<&String> = record
+        .iter()
+        .filter(|(_, (_, _, attempts))| attempts.len() > 1)
+        .map(|(job, _)| job)
+        .collect();
+    assert_eq!(rerun.len(), 1, "one job ran twice: {record:?}");
+    let (built_on, planned, attempts) = &record[rerun[0]];
+    assert_eq!(planned, &second, "it was planned on the lost engine");
+    assert_eq!(attempts, &vec![second.clone(), MAIN_ENGINE.to_string()]);
+    assert_eq!(built_on, MAIN_ENGINE);
+    assert_eq!(
+        on_second.keys().collect::<Vec<_>>(),
+        [rerun[0]],
+        "{on_second:?}"
+    );
+    for (job, (built_on, _, _)) in &record {
+        assert_eq!(built_on, MAIN_ENGINE);
+        assert_eq!(
+            on_main.get(job),
+            Some(&1),
+            "{job} created on the main engine: {on_main:?}"
+        );
+    }
 
     // The same release as one engine makes of the same commit.
     succeed(

@@ -204,28 +204,22 @@ fn negotiated(engine_api: Option<&str>) -> ClientVersion {
     }
 }
 
-/// Runs an engine clean-up to completion from a `Drop`, which cannot await: on a thread of
-/// its own with its own runtime and a fresh connection (a client's connection pool belongs
-/// to the runtime that made it). Waits for it, so nothing outlives the guard.
-pub fn cleanup_from_drop<F, Fut>(cleanup: F)
+/// Runs an engine clean-up to completion from a `Drop`, which cannot await: on the run's own
+/// multi-thread runtime (main builds one), waiting for it in place so that nothing outlives
+/// the guard. No runtime and no connection is made here; outside a multi-thread runtime the
+/// clean-up is left to the engine (build containers remove themselves once they stop) and to
+/// `kbuild clean`.
+pub fn cleanup_from_drop<Fut>(cleanup: Fut)
 where
-    F: FnOnce(Docker) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
 {
-    let handle = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            if let Ok(docker) = connect_client().await {
-                cleanup(docker).await;
-            }
-        });
-    });
-    let _ = handle.join();
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    tokio::task::block_in_place(|| handle.block_on(cleanup));
 }
 
 #[cfg(test)]

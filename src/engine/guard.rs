@@ -58,13 +58,19 @@ async fn remove(docker: &Docker, id: &str) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), gone).await;
 }
 
+async fn remove_owned(docker: Docker, id: String) {
+    remove(&docker, &id).await
+}
+
 impl Drop for ContainerGuard {
     fn drop(&mut self) {
         if self.removed {
             return;
         }
-        // Dropped without `remove` (an early return, a cancelled future, a panic).
-        let id = std::mem::take(&mut self.id);
-        super::client::cleanup_from_drop(move |docker| async move { remove(&docker, &id).await });
+        // Dropped without `remove` (an early return, a cancelled future, a panic): removed
+        // through the client of the engine that created it, on the run's own runtime (a
+        // second engine's container is not on the default endpoint).
+        let (docker, id) = (self.docker.clone(), std::mem::take(&mut self.id));
+        super::client::cleanup_from_drop(remove_owned(docker, id));
     }
 }

@@ -28,10 +28,15 @@ pub enum Mode {
     Quiet,
 }
 
-/// The phase under way and the phases done, for the closing summary.
+/// A phase under way: its name, detail, start and spinner.
+type Open = (Label, String, Instant, ProgressBar);
+
+/// The phases under way and done, for the closing summary. The run's stages follow one
+/// another; the jobs' phases are intervals of their own, open side by side while jobs run
+/// on several lanes, each closed when its job finishes.
 struct Phases {
-    /// Name, detail, start and spinner of the phase under way.
-    current: Option<(Label, String, Instant, ProgressBar)>,
+    current: Option<Open>,
+    jobs: Vec<Open>,
     done: Vec<(Label, Duration)>,
 }
 
@@ -109,6 +114,7 @@ impl Ui {
             bars,
             phases: Mutex::new(Phases {
                 current: None,
+                jobs: Vec::new(),
                 done: Vec::new(),
             }),
             jobs: Arc::new(Mutex::new(HashMap::new())),
@@ -166,8 +172,35 @@ impl Ui {
     }
 
     /// Closes the phase under way (if any) and records its duration.
+    /// Closes the stage under way and every job phase still open.
     fn close_phase(&self, phases: &mut Phases, ok: bool) {
-        if let Some((label, detail, start, bar)) = phases.current.take() {
+        let open: Vec<Open> = phases
+            .current
+            .take()
+            .into_iter()
+            .chain(phases.jobs.drain(..))
+            .collect();
+        for phase in open {
+            self.close_one(phases, phase, ok);
+        }
+    }
+
+    /// Closes the phase of `job`, if one is open.
+    fn close_job_phase(&self, job: &str, ok: bool) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = phases
+            .jobs
+            .iter()
+            .position(|p| p.0.job.as_deref() == Some(job))
+        {
+            let phase = phases.jobs.remove(i);
+            self.close_one(&mut phases, phase, ok);
+        }
+    }
+
+    fn close_one(&self, phases: &mut Phases, phase: Open, ok: bool) {
+        {
+            let (label, detail, start, bar) = phase;
             let took = start.elapsed();
             if self.mode == Mode::Terminal {
                 // The spinner goes; a permanent line says how the phase ended.
@@ -207,7 +240,24 @@ impl Ui {
     fn start_phase(&self, phase: &str, job: Option<&str>, detail: &str) {
         let detail = &redact::text(detail);
         let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
-        self.close_phase(&mut phases, true);
+        match job {
+            // A job's phase runs beside the other jobs' (one lane each); it ends the stage
+            // before the jobs, and an earlier phase of the same job.
+            Some(job) => {
+                if let Some(stage) = phases.current.take() {
+                    self.close_one(&mut phases, stage, true);
+                }
+                if let Some(i) = phases
+                    .jobs
+                    .iter()
+                    .position(|p| p.0.job.as_deref() == Some(job))
+                {
+                    let earlier = phases.jobs.remove(i);
+                    self.close_one(&mut phases, earlier, true);
+                }
+            }
+            None => self.close_phase(&mut phases, true),
+        }
         let mut event = serde_json::json!({ "phase": phase, "detail": detail });
         if let Some(job) = job {
             event["job"] = job.into();
@@ -236,7 +286,11 @@ impl Ui {
             phase: phase.to_string(),
             job: job.map(str::to_string),
         };
-        phases.current = Some((label, detail.to_string(), Instant::now(), bar));
+        let open = (label, detail.to_string(), Instant::now(), bar);
+        match job {
+            Some(_) => phases.jobs.push(open),
+            None => phases.current = Some(open),
+        }
     }
 
     pub fn info(&self, message: &str) {
@@ -399,6 +453,7 @@ impl Ui {
     /// `job` ended; returns how many Go packages it compiled. A finished job says so in a
     /// line of its own; a failed one leaves the word to the error.
     pub fn job_finished(&self, job: &str, ok: bool) -> u64 {
+        self.close_job_phase(job, ok);
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = jobs.remove(job) else {
             return 0;

@@ -166,23 +166,37 @@ pub fn parse_time(text: &str, zone: &TimeZone) -> Result<i64, String> {
     if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    let field = |at: usize, len: usize| digits.get(at..at + len).map_or(Ok(0), str::parse::<i16>);
-    let number = |at, len| field(at, len).map_err(|_| bad());
-    let to_i8 = |v: i16| i8::try_from(v).map_err(|_| bad());
-    let civil = DateTime::new(
-        number(0, 4)?,
-        to_i8(number(4, 2)?)?,
-        to_i8(number(6, 2)?)?,
-        to_i8(number(8, 2)?)?,
-        to_i8(number(10, 2)?)?,
-        to_i8(number(12, 2)?)?,
-        0,
-    )
-    .map_err(|_| bad())?;
-    zone.to_ambiguous_zoned_datetime(civil)
+    // Checked to be digits above; a field past the end (no time, no seconds) is 0.
+    let field = |at: usize, len: usize| -> i16 {
+        digits
+            .get(at..at + len)
+            .map_or(0, |f| f.parse().unwrap_or(0))
+    };
+    // Two digits always fit in an i8.
+    let two = |at: usize| field(at, 2) as i8;
+    let civil = DateTime::new(field(0, 4), two(4), two(6), two(8), two(10), two(12), 0)
+        .map_err(|_| bad())?;
+    let guess = zone
+        .to_ambiguous_zoned_datetime(civil)
         .compatible()
-        .map(|z| z.timestamp().as_second())
+        .map_err(|_| bad())?
+        .timestamp();
+    standard_offset(zone, guess)
+        .to_timestamp(civil)
+        .map(|t| t.as_second())
         .map_err(|_| bad())
+}
+
+/// The zone's standard (not summer) offset around `at`: parse_absolute_time leaves
+/// tm_isdst at 0, so mktime reads a local time as standard time even in summer.
+fn standard_offset(zone: &TimeZone, at: jiff::Timestamp) -> jiff::tz::Offset {
+    let info = zone.to_offset_info(at);
+    if !info.dst().is_dst() {
+        return info.offset();
+    }
+    zone.preceding(at)
+        .find(|t| !t.dst().is_dst())
+        .map_or(info.offset(), |t| t.offset())
 }
 
 /// OpenSSH match.c `match_pattern`: the whole of `text` against `pattern`, where `*`
@@ -287,6 +301,17 @@ mod tests {
         assert_eq!(parse_time("20200101Z", &east).unwrap(), 1_577_836_800);
         assert_eq!(parse_time("20200101utc", &east).unwrap(), 1_577_836_800);
         assert_eq!(parse_time("20200101", &east).unwrap(), 1_577_836_800 - 7200);
+        // In summer too the zone's standard offset applies: with TZ=Europe/Berlin,
+        // ssh-keygen 9.2 takes valid-before="20250701" as 2025-06-30T23:00:00Z.
+        let berlin = TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(
+            parse_time("20250701", &berlin).unwrap(),
+            utc("20250630230000")
+        );
+        assert_eq!(
+            parse_time("20250101", &berlin).unwrap(),
+            utc("20241231230000")
+        );
         for bad in ["2020011", "2020-01-01", "20201301", "20200101T1", "Z", ""] {
             assert!(parse_time(bad, &TimeZone::UTC).is_err(), "{bad}");
         }

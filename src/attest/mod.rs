@@ -10,6 +10,7 @@
 //! The SBOM and provenance are written into the set's staging directory before its
 //! checksums and manifest, so SHA256SUMS and manifest.json list them like any artifact.
 
+pub mod allowed;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;
@@ -50,14 +51,14 @@ impl Set {
 }
 
 /// Whether `name` is an attestation kbuild writes in a set's directory, or a signature of
-/// one of them or of SHA256SUMS (so that repackaging removes stale ones).
+/// one of them or of the sums (so that repackaging removes stale ones).
 pub fn is_ours(name: &str) -> bool {
     let attestation = |n: &str| {
         n.starts_with("kubernetes-")
             && (n.ends_with(sbom::SUFFIX) || n.ends_with(provenance::SUFFIX))
     };
     match name.strip_suffix(sign::SUFFIX) {
-        Some(signed) => signed == "SHA256SUMS" || attestation(signed),
+        Some(signed) => sign::SUMS.contains(&signed) || attestation(signed),
         None => attestation(name),
     }
 }
@@ -255,6 +256,7 @@ mod tests {
         assert!(is_ours("kubernetes-release.spdx.json"));
         assert!(is_ours("kubernetes-release.intoto.jsonl.sig"));
         assert!(is_ours("SHA256SUMS.sig"));
+        assert!(is_ours("SHA512SUMS.sig"));
         assert!(!is_ours("notes.sig"));
         assert!(!is_ours("my.spdx.json"));
     }

@@ -149,10 +149,12 @@ Examples:
 
 Examples:
   kbuild verify out/release-tars
-  kbuild verify out              # checks out/release-tars and out/extension"
+  kbuild verify out              # checks out/release-tars and out/extension
+  kbuild verify --allowed-signers allowed_signers --identity release@example.com out
+  kbuild verify --allowed-signers allowed_signers --verify-time 20250601Z old-set/"
     )]
     Verify(VerifyArgs),
-    /// Sign SHA256SUMS, the SBOM and the provenance of a packaged set with an SSH key (as ssh-keygen -Y sign -n file)
+    /// Sign SHA256SUMS, SHA512SUMS, the SBOM and the provenance of a packaged set with an SSH key (as ssh-keygen -Y sign -n file)
     #[command(
         after_help = "Writes <file>.sig beside each signed file: SSHSIG signatures in namespace `file`, which \
 `ssh-keygen -Y verify -f allowed_signers -I ID -n file -s FILE.sig < FILE` and \
@@ -475,7 +477,7 @@ pub struct QuickReleaseArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub timings: TimingsArg,
-    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    /// Sign SHA256SUMS, SHA512SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 }
@@ -499,7 +501,7 @@ pub struct ExtensionArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub timings: TimingsArg,
-    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    /// Sign SHA256SUMS, SHA512SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
     #[command(flatten)]
@@ -572,7 +574,7 @@ pub struct PackageArgs {
     pub lock: LockArgs,
     #[command(flatten)]
     pub timings: TimingsArg,
-    /// Sign SHA256SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
+    /// Sign SHA256SUMS, SHA512SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 }
@@ -582,9 +584,15 @@ pub struct VerifyArgs {
     /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
     #[arg(value_name = "DIR", default_value_os_t = default_out())]
     pub dir: PathBuf,
-    /// Also check the SSH signatures of SHA256SUMS, the SBOM and the provenance against this allowed_signers file
+    /// Also check the SSH signatures of SHA256SUMS, SHA512SUMS, the SBOM and the provenance against this allowed_signers file (read as ssh-keygen -Y verify reads it)
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
+    /// The identity the signer must have, matched against the principals of its allowed_signers line (like ssh-keygen -Y verify -I); without it, any principal listed for the key will do
+    #[arg(long, value_name = "PRINCIPAL", requires = "allowed_signers")]
+    pub identity: Option<String>,
+    /// Judge the keys' valid-after/valid-before and certificates at this time instead of now (like ssh-keygen -Overify-time): YYYYMMDD or YYYYMMDDHHMM[SS], UTC with a trailing Z, else local time
+    #[arg(long, value_name = "TIME", requires = "allowed_signers")]
+    pub verify_time: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

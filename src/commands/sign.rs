@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ssh_key::{HashAlg, PrivateKey};
 
-use crate::attest::sign::{self, Signer};
+use crate::attest::sign::{self, Trust};
 use crate::cli::SignArgs;
 use crate::error::{Error, Result};
 use crate::ui::Ui;
@@ -43,7 +43,7 @@ pub fn sign(args: &SignArgs, ui: &Ui) -> Result<()> {
     Ok(())
 }
 
-/// Signs SHA256SUMS and the attestations in `dir`; returns how many signatures it wrote.
+/// Signs the sums and the attestations in `dir`; returns how many signatures it wrote.
 pub fn sign_set(dir: &Path, key: &PrivateKey, ui: &Ui) -> Result<usize> {
     ui.phase("sign", &dir.display().to_string());
     let names = sign::signed_files(dir);
@@ -71,12 +71,12 @@ pub fn load_sign_key(path: Option<&Path>) -> Result<Option<PrivateKey>> {
     path.map(sign::load_key).transpose()
 }
 
-/// Checks the signatures of `dir`'s SHA256SUMS and attestations: (file, what is wrong)
-/// for each problem; the files that pass are reported as they are checked.
-pub fn check_signatures(dir: &Path, signers: &[Signer], ui: &Ui) -> Vec<(String, String)> {
+/// Checks the signatures of `dir`'s sums and attestations: (file, what is wrong) for each
+/// problem; the files that pass are reported as they are checked.
+pub fn check_signatures(dir: &Path, trust: &Trust, ui: &Ui) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for name in sign::signed_files(dir) {
-        match sign::verify_file(dir, &name, signers) {
+        match sign::verify_file(dir, &name, trust) {
             Ok(principals) => ui.info(&format!(
                 "signature OK {} (signed by {principals})",
                 dir.join(&name).display()

@@ -1,5 +1,9 @@
 //! `kbuild verify`: re-hash what was packaged.
 
+use jiff::tz::TimeZone;
+
+use crate::attest::allowed;
+use crate::attest::sign::{self, Trust};
 use crate::cli::VerifyArgs;
 use crate::error::{Error, Kind, Result};
 use crate::package::{self};
@@ -9,13 +13,58 @@ use crate::ui::Ui;
 use crate::package::verify::verify_targets;
 use crate::package::worker::blocking;
 
+/// The allowed signers, identity and verify time of `--allowed-signers`, if given.
+fn trust(args: &VerifyArgs, ui: &Ui) -> Result<Option<Trust>> {
+    let Some(path) = args.allowed_signers.as_deref() else {
+        return Ok(None);
+    };
+    let zone = local_zone();
+    let (signers, skipped) = sign::load_allowed_signers(path, &zone)?;
+    for why in &skipped {
+        ui.warn(why);
+    }
+    let time = match &args.verify_time {
+        Some(text) => allowed::parse_time(text, &zone).map_err(|why| {
+            Error::usage(format!("--verify-time: {why}"))
+                .with_hint("e.g. --verify-time 20250601 (local time) or 20250601120000Z (UTC)")
+        })?,
+        None => jiff::Timestamp::now().as_second(),
+    };
+    Ok(Some(Trust {
+        signers,
+        identity: args.identity.clone(),
+        time,
+    }))
+}
+
+/// The local time zone as the C library finds it, which is the zone ssh-keygen's mktime
+/// reads dates without `Z` in: `TZ` (a zone name, a file or a POSIX rule), else
+/// /etc/localtime, else UTC.
+fn local_zone() -> TimeZone {
+    let from_file = |path: &str| {
+        let bytes = std::fs::read(path).ok()?;
+        TimeZone::tzif(path, &bytes).ok()
+    };
+    let zone = match crate::env::current().get("TZ") {
+        Some(tz) => {
+            let tz = tz.strip_prefix(':').unwrap_or(tz);
+            if tz.starts_with('/') {
+                from_file(tz)
+            } else {
+                jiff::tz::db()
+                    .get(tz)
+                    .ok()
+                    .or_else(|| TimeZone::posix(tz).ok())
+            }
+        }
+        None => from_file("/etc/localtime"),
+    };
+    zone.unwrap_or(TimeZone::UTC)
+}
+
 /// `kbuild verify`.
 pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result<()> {
-    let signers = args
-        .allowed_signers
-        .as_deref()
-        .map(crate::attest::sign::load_allowed_signers)
-        .transpose()?;
+    let signers = trust(args, ui)?;
     let targets = verify_targets(&args.dir);
     if targets.is_empty() {
         return Err(Error::usage(format!(
@@ -59,7 +108,7 @@ pub async fn verify(args: &VerifyArgs, ui: &Ui, interrupt: &Interrupt) -> Result
     }
     if !problems.is_empty() {
         let hint = if signature_problems {
-            "a signature that is missing, made by a key the allowed signers file does not list, or that does not match its file means the set is not the one that was signed: get the set and its .sig files again from the release, and check that --allowed-signers lists the release key"
+            "a signature that is missing, made by a key the allowed signers file does not list, or that does not match its file means the set is not the one that was signed: get the set and its .sig files again from the release, and check that --allowed-signers lists the release key; for a key that has since expired, --verify-time can name a time it was valid"
         } else {
             "these files are not what kbuild wrote: download or package them again, and check what else touched them"
         };

@@ -69,6 +69,16 @@ pub fn write_sums(dir: &Path, artifacts: &[(String, Digests)]) -> Result<()> {
     Ok(())
 }
 
+/// The digests of a file kbuild just wrote beside the artifacts (manifest.json, the
+/// extension's metadata), so that the sums, written last, list it too.
+pub fn listed_file(dir: &Path, name: &str) -> Result<(String, Digests)> {
+    let path = dir.join(name);
+    let (_, digests) = std::fs::File::open(&path)
+        .and_then(crate::artifact::hash_reader)
+        .map_err(|e| Error::io("cannot read", &path, e))?;
+    Ok((name.to_string(), digests))
+}
+
 /// Parses `sha256sum` output: `<hex>  <name>` or `<hex> *<name>` per line.
 /// Returns the (name, hex) pairs, or the 1-based number of the first malformed line.
 pub fn parse_sums(text: &str, hex_len: usize) -> std::result::Result<Vec<(String, String)>, usize> {

@@ -9,7 +9,8 @@
 //! extension/amd64/windows/kubectl.exe extension/arm64/windows/kubectl.exe
 //! extension/host-binaries.json       the metadata.json `host.binaries` fragment
 //! extension/Dockerfile.snippet       ARG TARGETARCH + COPY extension/${TARGETARCH}/ /
-//! extension/SHA256SUMS, SHA512SUMS, manifest.json
+//! extension/manifest.json
+//! extension/SHA256SUMS, SHA512SUMS   every file above, written last
 //! ```
 //!
 //! Files are mode 0755 and there are no symlinks (they break on Windows hosts). The
@@ -30,6 +31,9 @@ use crate::outdir::{self, AtomicFile, TMP_SUFFIX};
 pub const DIR: &str = "extension";
 pub const METADATA_FRAGMENT: &str = "host-binaries.json";
 pub const DOCKERFILE_SNIPPET: &str = "Dockerfile.snippet";
+/// The files beside the binaries that the sums list but the manifest cannot (it is one of
+/// them): what a consumer of the layout reads besides the binaries.
+pub const LISTED_METADATA: &[&str] = &[METADATA_FRAGMENT, DOCKERFILE_SNIPPET, manifest::FILE_NAME];
 /// The image variants Docker Desktop extensions ship (TARGETARCH values).
 pub const IMAGE_ARCHES: &[&str] = &["amd64", "arm64"];
 /// The host operating systems Docker Desktop runs on.
@@ -272,7 +276,7 @@ pub fn write(
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
     let mut notes = warnings.clone();
     notes.push(crate::attest::RUN_TIMES_NOTE.to_string());
-    let sums: Vec<(String, Digests)> = artifacts
+    let mut sums: Vec<(String, Digests)> = artifacts
         .iter()
         .map(|a| {
             (
@@ -284,7 +288,6 @@ pub fn write(
             )
         })
         .collect();
-    checksum::write_sums(&staging_dir, &sums)?;
     let manifest = Manifest {
         schema_version: manifest::SCHEMA_VERSION,
         kbuild_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -296,6 +299,12 @@ pub fn write(
         plan,
     };
     manifest.write(&staging_dir)?;
+    // The sums come last and list every file an extension author takes from here, so a
+    // signature of SHA256SUMS covers the manifest and the metadata too.
+    for name in LISTED_METADATA {
+        sums.push(checksum::listed_file(&staging_dir, name)?);
+    }
+    checksum::write_sums(&staging_dir, &sums)?;
 
     // Swap the new directory in.
     let _ = std::fs::remove_dir_all(&old);

@@ -490,7 +490,6 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
     artifacts.extend(attested);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
     notes.push(crate::attest::RUN_TIMES_NOTE.to_string());
-    checksum::write_sums(out, &sums)?;
 
     let mut source = input.source;
     source.src_content = src_content
@@ -511,6 +510,10 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         plan: input.plan,
     };
     manifest.write(out)?;
+    // The sums come last and list the manifest too, so a signature of SHA256SUMS covers
+    // what the manifest says of the source, the toolchain and the plan.
+    sums.push(checksum::listed_file(out, manifest::FILE_NAME)?);
+    checksum::write_sums(out, &sums)?;
     Ok(Packaged {
         manifest,
         elapsed: started.elapsed(),

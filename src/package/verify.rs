@@ -17,8 +17,10 @@ use crate::kube::release::RELEASE_TARS;
 
 /// The files that say what the directory holds, read (and so checked) by verify itself.
 const LISTS: &[&str] = &["SHA256SUMS", "SHA512SUMS", manifest::FILE_NAME];
-/// Files kbuild writes beside the artifacts that no list names: the extension's metadata.
-const UNLISTED_METADATA: &[&str] = &[extension::METADATA_FRAGMENT, extension::DOCKERFILE_SNIPPET];
+/// Files the sums list but the manifest does not (it is one of them): manifest.json and the
+/// extension's metadata. Where they exist, the sums must list them, since the signature of
+/// SHA256SUMS is what covers them.
+const SUMS_ONLY: &[&str] = extension::LISTED_METADATA;
 
 /// One thing that does not match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +173,7 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
             format!("is a symbolic link{target}: an artifact must be the file itself, and verify does not follow links")
         } else if !file_type.is_file() {
             "is not a regular file (a FIFO, socket or device): it cannot be an artifact".to_string()
-        } else if UNLISTED_METADATA.contains(&name.as_str()) || !looks_like_artifact(&name) {
+        } else if !looks_like_artifact(&name) {
             continue;
         } else {
             "is listed in no SHA256SUMS, SHA512SUMS or manifest.json: nothing vouches for it"
@@ -249,13 +251,20 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
         .flat_map(|m| m.artifacts.iter())
         .map(|a| (a.file.clone(), a))
         .collect();
-    let names: BTreeSet<String> = sums
+    let mut names: BTreeSet<String> = sums
         .sha256
         .keys()
         .chain(sums.sha512.keys())
         .chain(by_manifest.keys())
         .cloned()
         .collect();
+    // Present metadata is checked like an artifact, so an unlisted one is named.
+    names.extend(
+        SUMS_ONLY
+            .iter()
+            .filter(|f| dir.join(f).symlink_metadata().is_ok())
+            .map(|f| f.to_string()),
+    );
 
     if cancel.check().is_ok() {
         report.problems.extend(unlisted(dir, &names, cancel));
@@ -276,7 +285,9 @@ pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
             (!has256 || sums.sha256.contains_key(&name), "SHA256SUMS"),
             (!has512 || sums.sha512.contains_key(&name), "SHA512SUMS"),
             (
-                manifest.is_none() || by_manifest.contains_key(&name),
+                manifest.is_none()
+                    || by_manifest.contains_key(&name)
+                    || SUMS_ONLY.contains(&name.as_str()),
                 manifest::FILE_NAME,
             ),
         ] {
@@ -437,6 +448,60 @@ mod tests {
             "kubernetes-client-linux-amd64.tar.gz.sha512"
         ));
         assert!(!looks_like_artifact("README.md"));
+    }
+
+    /// A set as kbuild writes it now: the sums, written last, list manifest.json too.
+    fn write_set_with_manifest(dir: &Path) -> Manifest {
+        write_set(dir);
+        let text = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+        let artifacts = text
+            .lines()
+            .map(|line| {
+                let file = line[66..].to_string();
+                let (size, d) = artifact::hash_file(&dir.join(&file)).unwrap();
+                serde_json::json!({"file": file, "kind": "client", "components": [], "size": size,
+                    "sha256": d.sha256, "sha512": d.sha512, "sidecars": []})
+            })
+            .collect::<Vec<_>>();
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "schemaVersion": 1, "kbuildVersion": "0", "kind": "release",
+            "source": {"gitVersion": "v1.34.0", "treeState": "clean", "sourceDateEpoch": 1},
+            "toolchain": {"goVersionFrom": "x", "compressor": "gzip", "gzipLevel": 6},
+            "artifacts": artifacts,
+        }))
+        .unwrap();
+        manifest.write(dir).unwrap();
+        let mut sums = Vec::new();
+        for n in ["a.tar.gz", "b.tar.gz", manifest::FILE_NAME] {
+            sums.push((n.to_string(), artifact::hash_file(&dir.join(n)).unwrap().1));
+        }
+        checksum::write_sums(dir, &sums).unwrap();
+        manifest
+    }
+
+    #[test]
+    fn the_sums_cover_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = write_set_with_manifest(dir.path());
+        let r = verify_dir(dir.path(), &Control::default()).unwrap();
+        assert_eq!(r.problems, [], "a set as kbuild writes it passes");
+        // A rewritten manifest (the artifacts untouched) no longer matches the sums.
+        manifest.source.git_version = "v9.9.9".to_string();
+        manifest.write(dir.path()).unwrap();
+        let r = verify_dir(dir.path(), &Control::default()).unwrap();
+        let text: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.contains(&"manifest.json: sha256 differs from SHA256SUMS".to_string()),
+            "{text:?}"
+        );
+        // Sums that leave the manifest out (as kbuild wrote them before) are named.
+        write_set(dir.path());
+        let r = verify_dir(dir.path(), &Control::default()).unwrap();
+        let text: Vec<String> = r.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.contains(&"manifest.json: not listed in SHA256SUMS".to_string()),
+            "{text:?}"
+        );
     }
 
     #[test]

@@ -342,7 +342,8 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
     }
 
     // The in-toto bindings parse the provenance; its subjects are every artifact with the
-    // digest SHA256SUMS gives (all but the provenance itself, which cannot name its own).
+    // digest SHA256SUMS gives (all but the provenance itself, which cannot name its own, and
+    // the manifest, written after it).
     let provenance = parse_provenance(&tars.join(PROVENANCE));
     assert_eq!(
         provenance["predicateType"],
@@ -352,6 +353,7 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
         serde_json::from_value(provenance["subjects"].clone()).unwrap();
     let mut expected = sums.clone();
     expected.remove(PROVENANCE);
+    expected.remove("manifest.json");
     assert_eq!(subjects, expected);
     assert_eq!(
         provenance["deps"][format!("git+file://{}", repo.path().display())]["gitCommit"],
@@ -484,7 +486,12 @@ fn signatures_verify_with_ssh_keygen_and_verify_rejects_tampering_and_other_keys
         .arg(key.with_extension("pub")));
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("is not an OpenSSH private key") && stderr.contains("hint:"),
+        stderr.contains("is an OpenSSH public key, not an OpenSSH private key")
+            && stderr.contains(&format!(
+                "hint: pass the private key beside it: --key {}",
+                key.display()
+            ))
+            && !stderr.contains("NUL"),
         "{stderr}"
     );
     assert!(!out.join("release-tars").exists(), "nothing packaged");
@@ -502,7 +509,7 @@ fn signatures_verify_with_ssh_keygen_and_verify_rejects_tampering_and_other_keys
         .arg(&key));
     assert_eq!(code, 0, "kbuild package --sign-key failed:\n{stderr}");
     let tars = out.join("release-tars");
-    for file in ["SHA256SUMS", SBOM, PROVENANCE] {
+    for file in ["SHA256SUMS", "SHA512SUMS", SBOM, PROVENANCE] {
         let (ok, text) = ssh_keygen_verify(&tars, file, &allowed, "release@example.com");
         assert!(ok, "ssh-keygen -Y verify refuses {file}.sig: {text}");
         assert!(text.contains("Good \"file\" signature"), "{text}");
@@ -514,6 +521,44 @@ fn signatures_verify_with_ssh_keygen_and_verify_rejects_tampering_and_other_keys
         code, 0,
         "kbuild verify --allowed-signers refuses a good set:\n{stderr}"
     );
+
+    // The signed sums list the manifest and the time-stamped provenance, and sha256sum
+    // checks them as they are.
+    let sums = sums(&tars);
+    assert!(
+        sums.contains_key("manifest.json") && sums.contains_key(PROVENANCE),
+        "{sums:?}"
+    );
+    let check = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&tars)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // A rewritten manifest (another commit and version, the artifacts untouched) in the
+    // signed set: the signed sums no longer match it, exit 7.
+    let manifest_path = tars.join("manifest.json");
+    let original = std::fs::read(&manifest_path).unwrap();
+    let mut manifest = json_file(&manifest_path);
+    manifest["source"]["commit"] = "0".repeat(40).into();
+    manifest["source"]["gitVersion"] = "v1.99.0".into();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let (code, _, stderr) = verify(&allowed);
+    assert_eq!(code, 7, "a rewritten manifest passes verify:\n{stderr}");
+    assert!(
+        stderr.contains("manifest.json: sha256 differs from SHA256SUMS"),
+        "{stderr}"
+    );
+    std::fs::write(&manifest_path, original).unwrap();
 
     // A key the allowed signers file does not list: exit 7, naming the file.
     let (code, _, stderr) = verify(&other_allowed);
@@ -634,8 +679,17 @@ fn extension_layout_carries_its_own_sbom_and_provenance_and_signs_with_sign_key(
     let provenance = parse_provenance(&ext.join("kubernetes-extension.intoto.jsonl"));
     let subjects: BTreeMap<String, String> =
         serde_json::from_value(provenance["subjects"].clone()).unwrap();
+    // The sums list the metadata beside the binaries too; the provenance names the binaries
+    // and the SBOM.
     let mut expected = sums.clone();
-    expected.remove("kubernetes-extension.intoto.jsonl");
+    for file in [
+        "kubernetes-extension.intoto.jsonl",
+        "manifest.json",
+        "host-binaries.json",
+        "Dockerfile.snippet",
+    ] {
+        assert!(expected.remove(file).is_some(), "SHA256SUMS lists {file}");
+    }
     assert_eq!(subjects, expected);
     // The arch directories still hold nothing but the binaries.
     for arch in ["amd64", "arm64"] {

@@ -189,11 +189,12 @@ fn release_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// A checksum list without the provenance's line.
+/// A checksum list without the lines of the provenance and the manifest, which record the
+/// run (its times, its plan) and are compared on their own.
 fn without_provenance(sums: &[u8]) -> String {
     String::from_utf8_lossy(sums)
         .lines()
-        .filter(|l| !l.ends_with(PROVENANCE))
+        .filter(|l| !l.ends_with(PROVENANCE) && !l.ends_with(MANIFEST))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -24,6 +24,7 @@ mod recipe;
 mod release;
 mod robust;
 mod sharing;
+mod signers;
 mod smoke;
 mod source;
 mod ssh;

@@ -27,6 +27,7 @@ mod sharing;
 mod smoke;
 mod source;
 mod ssh;
+mod swap;
 mod sync;
 mod timings;
 mod version;

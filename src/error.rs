@@ -27,6 +27,8 @@ pub enum Kind {
     Interrupted,
     /// Stopped by SIGTERM.
     Terminated,
+    /// Stopped because the reader of kbuild's stderr went away (a closed pipe).
+    OutputClosed,
 }
 
 impl Kind {
@@ -43,7 +45,17 @@ impl Kind {
             Kind::Locked => 9,
             Kind::Interrupted => 130,
             Kind::Terminated => 143,
+            // 128 + SIGPIPE: what a shell reports for a tool stopped by a closed pipe.
+            Kind::OutputClosed => 141,
         }
+    }
+
+    /// Whether the run was stopped from outside (a signal, a closed pipe) rather than failed.
+    pub fn is_stop(self) -> bool {
+        matches!(
+            self,
+            Kind::Interrupted | Kind::Terminated | Kind::OutputClosed
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -59,6 +71,7 @@ impl Kind {
             Kind::Locked => "locked",
             Kind::Interrupted => "interrupted",
             Kind::Terminated => "terminated",
+            Kind::OutputClosed => "output-closed",
         }
     }
 }

@@ -36,7 +36,6 @@ use crate::signals::Interrupt;
 use crate::ui::Ui;
 
 fn main() {
-    ui::quiet_on_closed_stdout();
     attest::mark_run_started();
     // Read once, before anything else: everything below reads this snapshot.
     let env = env::current();
@@ -58,7 +57,10 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            ui::emit(
+                ui::Stream::Err,
+                &format!("error: cannot start the async runtime: {e}"),
+            );
             std::process::exit(1);
         }
     };
@@ -70,6 +72,15 @@ fn main() {
     });
     // Drop the runtime before exiting so that nothing is left running in the background.
     drop(runtime);
+    // A run whose stderr lost its reader never ends as a success, and the stop it caused
+    // is reported as such; a failure of the run's own keeps its code.
+    let result = match result {
+        Ok(()) if signals::output_was_closed() => Err(signals::output_closed_error()),
+        Err(e) if signals::output_was_closed() && e.kind.is_stop() => {
+            Err(signals::output_closed_error())
+        }
+        result => result,
+    };
     if let Err(err) = result {
         ui.error(&err);
         std::process::exit(err.exit_code());

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::suggest;
-use crate::ui::{Mode, Ui};
+use crate::ui::{Mode, Stream, Ui};
 use crate::units::human_bytes;
 
 /// Every check, in the order they run, with what it looks at.
@@ -761,7 +761,7 @@ pub fn print_report(ui: &Ui, header: &str, header_json: serde_json::Value, resul
             if let (Some(o), serde_json::Value::Object(f)) = (head.as_object_mut(), header_json) {
                 o.extend(f);
             }
-            println!("{head}");
+            crate::ui::emit(Stream::Out, &head.to_string());
             for check in results {
                 let mut line = serde_json::json!({ "event": "check" });
                 if let (Some(o), Ok(serde_json::Value::Object(f))) =
@@ -769,28 +769,34 @@ pub fn print_report(ui: &Ui, header: &str, header_json: serde_json::Value, resul
                 {
                     o.extend(f);
                 }
-                println!("{line}");
+                crate::ui::emit(Stream::Out, &line.to_string());
             }
         }
         Mode::Plain | Mode::Terminal => {
-            println!("{header}");
+            crate::ui::emit(Stream::Out, header);
             for check in results {
-                println!(
-                    "  {:<4}  {:<6}  {}",
-                    check.status.label(),
-                    check.name,
-                    check.detail
+                crate::ui::emit(
+                    Stream::Out,
+                    &format!(
+                        "  {:<4}  {:<6}  {}",
+                        check.status.label(),
+                        check.name,
+                        check.detail
+                    ),
                 );
                 if let Some(hint) = &check.hint {
                     if check.status >= Status::Warn {
-                        println!("                hint: {hint}");
+                        crate::ui::emit(Stream::Out, &format!("                hint: {hint}"));
                     }
                 }
             }
             let names: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
-            println!(
-                "checks: {} (a build skips one with --skip-check NAME)",
-                names.join(", ")
+            crate::ui::emit(
+                Stream::Out,
+                &format!(
+                    "checks: {} (a build skips one with --skip-check NAME)",
+                    names.join(", ")
+                ),
             );
         }
     }

@@ -54,7 +54,7 @@ fn print_facts(info: &SourceInfo, outcome: &checkout::Outcome, ui: &Ui) {
             {
                 o.extend(f);
             }
-            println!("{facts}");
+            crate::ui::emit(crate::ui::Stream::Out, &facts.to_string());
         }
         Mode::Quiet => {}
         Mode::Plain | Mode::Terminal => {
@@ -80,7 +80,7 @@ fn print_facts(info: &SourceInfo, outcome: &checkout::Outcome, ui: &Ui) {
                 ),
             ];
             for (key, value) in rows {
-                println!("{key:<18} {value}");
+                crate::ui::emit(crate::ui::Stream::Out, &format!("{key:<18} {value}"));
             }
         }
     }

@@ -80,7 +80,20 @@ pub async fn acquire_with(dir: &Path, wait: Wait, ui: &Ui, interrupt: &Interrupt
     let what = format!("the output directory {}", dir.display());
     let hint =
         "wait for it to finish (drop --no-wait, or raise --lock-timeout), or use another --out";
-    take(&dir.join(LOCK_FILE), &what, hint, wait, ui, interrupt).await
+    let lock = take(&dir.join(LOCK_FILE), &what, hint, wait, ui, interrupt).await?;
+    // Holding the lock proves no run writes here: what a killed one left goes now.
+    let swept = crate::outdir::sweep_staging(dir)?;
+    for (set, how) in &swept.settled {
+        let done = match how {
+            crate::outdir::Settled::Finished => "finished",
+            crate::outdir::Settled::Undone => "undid",
+        };
+        ui.info(&format!(
+            "{done} the replacement of {} that a killed run left half done",
+            set.display()
+        ));
+    }
+    Ok(lock)
 }
 
 /// Takes the lock on the tree (or checkout directory) `root`: its `_output` and, for

@@ -573,9 +573,602 @@ pub fn make_writable(dir: &Path) {
     let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
 }
 
+// Replacing a set of files (release-tars) so that a kill at any point loses neither set.
+//
+// The new set is complete in a staging directory beside `dir` before anything is touched.
+// A journal in `dir` then names both sets; the old set's files move to an "aside" directory
+// and the new ones move in, one rename each. A run killed in between leaves the journal,
+// which `kbuild verify` reports (exit 7) and which the next run, holding the `--out` lock,
+// settles: it finishes the swap, or undoes it when it cannot finish. Only the named files
+// move, so whatever else a user keeps in `dir` stays where it is. Plain renames work on
+// every filesystem, so there is one path to test (a directory exchange would also swap the
+// user's files and still need a fallback where renameat2 has no RENAME_EXCHANGE).
+
+/// The journal of a replacement under way, inside the directory being replaced.
+pub const SWAP_JOURNAL: &str = ".kbuild-swap.json";
+/// Test only: the step of a swap at which kbuild SIGKILLs itself (1 = journal written, then
+/// one per rename, then the journal's removal and the cleanup), so that tests can kill it
+/// at every step. Read once from the environment snapshot.
+pub const KILL_AT_STEP_VAR: &str = "KBUILD_TEST_KILL_AT_SWAP_STEP";
+
+/// What a replacement moves, as the journal records it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    /// The staging directory holding the new set: a name beside the replaced directory.
+    staging: String,
+    /// Where the old set's files wait until the new set is in: a name beside it too.
+    aside: String,
+    /// The old set's file names.
+    old: Vec<String>,
+    /// The new set's file names.
+    new: Vec<String>,
+}
+
+/// How an interrupted replacement was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The new set is in place.
+    Finished,
+    /// The old set is back.
+    Undone,
+}
+
+/// Why a swap stopped: an error, or a simulated kill (unit tests only).
+#[derive(Debug)]
+enum Stop {
+    Failed(Error),
+    Killed,
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+/// Called after every step of a swap; true means "die here".
+type Step<'a> = &'a mut dyn FnMut() -> bool;
+
+fn checkpoint(step: Step<'_>) -> std::result::Result<(), Stop> {
+    if step() {
+        return Err(Stop::Killed);
+    }
+    Ok(())
+}
+
+/// The test-only kill switch: SIGKILLs this process at the step `KILL_AT_STEP_VAR` names.
+fn kill_switch() -> impl FnMut() -> bool {
+    let at = crate::env::current()
+        .get(KILL_AT_STEP_VAR)
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut count = 0;
+    move || {
+        count += 1;
+        if Some(count) == at {
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
+        }
+        false
+    }
+}
+
+fn unstop<T>(result: std::result::Result<T, Stop>) -> Result<T> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::Killed) => Err(Error::internal("a swap step was told to stop")),
+    }
+}
+
+/// Replaces the files `old` of `dir` with every file of `staging` (a directory beside
+/// `dir`, holding a complete, checked set), crash-consistently (see above). On an error the
+/// old set is put back and the error returned; other files in `dir` are never touched.
+pub fn replace_set(dir: &Path, staging: &Path, old: &[String]) -> Result<()> {
+    unstop(replace_with(dir, staging, old, &mut kill_switch()))
+}
+
+/// Settles the replacement interrupted in `dir`, if any: finishes it, or undoes it when it
+/// cannot finish. An error means neither worked and the journal stays.
+pub fn settle(dir: &Path) -> Result<Option<Settled>> {
+    unstop(settle_with(dir, &mut kill_switch()))
+}
+
+fn replace_with(
+    dir: &Path,
+    staging: &Path,
+    old: &[String],
+    step: Step<'_>,
+) -> std::result::Result<(), Stop> {
+    let new = names_in(staging)?;
+    refuse_dirs(dir, old.iter().chain(&new))?;
+    let aside = aside_dir(dir);
+    remove_any(&aside);
+    std::fs::create_dir(&aside).map_err(|e| Error::io("cannot create", &aside, e))?;
+    let journal = Journal {
+        staging: file_name(staging),
+        aside: file_name(&aside),
+        old: old.to_vec(),
+        new,
+    };
+    write_journal(dir, &journal)?;
+    checkpoint(step)?;
+    match forward(dir, &journal, step) {
+        Ok(()) => finish(dir, &journal, step),
+        Err(Stop::Failed(e)) => {
+            undo_or_keep(dir, &journal, step, &e)?;
+            Err(Stop::Failed(Error {
+                hint: Some(format!(
+                    "the previous set in {} is back in place; {}",
+                    dir.display(),
+                    e.hint
+                        .clone()
+                        .unwrap_or_else(|| "fix the cause and run again".into())
+                )),
+                ..e
+            }))
+        }
+        Err(killed) => Err(killed),
+    }
+}
+
+/// Puts the old set back after `cause` stopped the swap; when that fails too, the journal
+/// stays for the next run and the error says so.
+fn undo_or_keep(
+    dir: &Path,
+    journal: &Journal,
+    step: Step<'_>,
+    cause: &Error,
+) -> std::result::Result<(), Stop> {
+    match backward(dir, journal, step).and_then(|()| finish(dir, journal, step)) {
+        Ok(()) => Ok(()),
+        Err(Stop::Failed(e)) => Err(Stop::Failed(half_swapped(dir, cause, &e))),
+        Err(killed) => Err(killed),
+    }
+}
+
+fn half_swapped(dir: &Path, cause: &Error, undo: &Error) -> Error {
+    Error::new(
+        Kind::Io,
+        format!(
+            "{} is between two release sets: replacing it failed ({}) and putting the previous set back failed too ({})",
+            dir.display(),
+            cause.message,
+            undo.message
+        ),
+    )
+    .with_hint("fix the cause, then run kbuild again with this --out: it finishes or undoes the replacement first (kbuild verify reports the directory until then)")
+}
+
+fn settle_with(dir: &Path, step: Step<'_>) -> std::result::Result<Option<Settled>, Stop> {
+    let path = dir.join(SWAP_JOURNAL);
+    refuse_link(&path)?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot read", &path, e).into()),
+    };
+    let journal: Journal = serde_json::from_str(&text).map_err(|e| {
+        Error::new(Kind::Io, format!("{} is not a kbuild swap journal: {e}", path.display()))
+            .with_hint("kbuild writes it whole or not at all: something else changed it; move it away and package again")
+    })?;
+    let settled = match forward(dir, &journal, step) {
+        Ok(()) => {
+            finish(dir, &journal, step)?;
+            Settled::Finished
+        }
+        Err(Stop::Failed(e)) => {
+            undo_or_keep(dir, &journal, step, &e)?;
+            Settled::Undone
+        }
+        Err(killed) => return Err(killed),
+    };
+    Ok(Some(settled))
+}
+
+/// Moves the old set aside, then the new set in. Each name is looked at as it is now, so a
+/// run killed half way through can run this again (or `backward`) from where it stopped.
+fn forward(dir: &Path, j: &Journal, step: Step<'_>) -> std::result::Result<(), Stop> {
+    let (staging, aside) = j.paths(dir);
+    for name in &j.old {
+        // A name in both sets whose new file is no longer staged holds the new file already.
+        let still_old = !j.new.contains(name) || present(&staging.join(name));
+        if still_old && present(&dir.join(name)) && !present(&aside.join(name)) {
+            rename(&dir.join(name), &aside.join(name))?;
+            checkpoint(step)?;
+        }
+    }
+    for name in &j.new {
+        if present(&staging.join(name)) {
+            rename(&staging.join(name), &dir.join(name))?;
+            checkpoint(step)?;
+        } else if !present(&dir.join(name)) {
+            return Err(Error::new(
+                Kind::Io,
+                format!("{name} of the new set is neither staged nor in place"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Moves the new set's files back to staging, then the old set back in.
+fn backward(dir: &Path, j: &Journal, step: Step<'_>) -> std::result::Result<(), Stop> {
+    let (staging, aside) = j.paths(dir);
+    match std::fs::create_dir(&staging) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(Error::io("cannot create", &staging, e).into())
+        }
+        _ => {}
+    }
+    for name in &j.new {
+        if !present(&staging.join(name)) && present(&dir.join(name)) {
+            rename(&dir.join(name), &staging.join(name))?;
+            checkpoint(step)?;
+        }
+    }
+    for name in &j.old {
+        if present(&aside.join(name)) {
+            rename(&aside.join(name), &dir.join(name))?;
+            checkpoint(step)?;
+        }
+    }
+    Ok(())
+}
+
+/// Ends a swap either way: the journal goes first (from then on `dir` holds one whole set),
+/// then the staging and aside directories.
+fn finish(dir: &Path, j: &Journal, step: Step<'_>) -> std::result::Result<(), Stop> {
+    let path = dir.join(SWAP_JOURNAL);
+    std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+    sync_dir(dir);
+    checkpoint(step)?;
+    let (staging, aside) = j.paths(dir);
+    remove_any(&aside);
+    remove_any(&staging);
+    checkpoint(step)
+}
+
+impl Journal {
+    /// The staging and aside directories, beside `dir`. Names with a path in them (a
+    /// doctored journal) are refused by `plain_name`.
+    fn paths(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let parent = parent_dir(dir);
+        (
+            parent.join(plain_name(&self.staging)),
+            parent.join(plain_name(&self.aside)),
+        )
+    }
+}
+
+/// `name` when it is one plain path component ending in the temporary suffix, else a name
+/// that cannot exist, so that a doctored journal moves nothing outside `--out`.
+fn plain_name(name: &str) -> &str {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(_)), None) if name.ends_with(TMP_SUFFIX) => name,
+        _ => ".kbuild-invalid-journal-entry.kbuild-tmp",
+    }
+}
+
+/// Refuses (exit 8, nothing touched) when one of `names` in `dir` is a directory: kbuild
+/// writes files under those names and will not remove a directory it did not make.
+pub fn refuse_dirs<'a>(dir: &Path, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+    for name in names {
+        let path = dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::new(
+                Kind::Io,
+                format!(
+                    "{} is a directory where kbuild writes a file: kbuild will not replace it, and nothing in {} was changed",
+                    path.display(),
+                    dir.display()
+                ),
+            )
+            .with_hint("move that directory out of the way (kbuild owns the names kubernetes*.tar.gz, their .sha256/.sha512, SHA256SUMS, SHA512SUMS and manifest.json there), then run again"));
+        }
+    }
+    Ok(())
+}
+
+fn write_journal(dir: &Path, journal: &Journal) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(journal).expect("journal serializes");
+    text.push('\n');
+    write_atomic(&dir.join(SWAP_JOURNAL), text.as_bytes())?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// `<parent>/.<name>.<pid>.old.kbuild-tmp`: where the old set waits.
+fn aside_dir(dir: &Path) -> PathBuf {
+    let name = file_name(dir);
+    parent_dir(dir).join(format!(".{name}.{}.old{TMP_SUFFIX}", std::process::id()))
+}
+
+fn parent_dir(dir: &Path) -> &Path {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The sorted names of the entries of `dir`.
+fn names_in(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("cannot read", dir, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Whether anything (a link too) is at `path`.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(|e| Error::io("cannot move into place", to, e))
+}
+
+/// Removes a file, link or directory tree (links are removed, never followed).
+fn remove_any(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let size = dir_size(path);
+            make_writable(path);
+            let _ = std::fs::remove_dir_all(path);
+            size
+        }
+        Ok(m) => {
+            let _ = std::fs::remove_file(path);
+            if m.is_file() {
+                m.len()
+            } else {
+                0
+            }
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Makes the renames in `dir` durable before the next step relies on them.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// What `sweep_staging` did.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Replacements a killed run left, and how each was settled.
+    pub settled: Vec<(PathBuf, Settled)>,
+    /// Staging leftovers removed, with the bytes their files held.
+    pub removed: Vec<(PathBuf, u64)>,
+}
+
+/// Settles the replacements a killed run left in `out`, then removes every staging
+/// leftover (`*.kbuild-tmp`: staging directories, half-written files) at its top level and
+/// anywhere below the directories kbuild writes there. Call it only while holding `out`'s
+/// lock: that proves no run is writing them, so no pid is checked. Links are never followed.
+pub fn sweep_staging(out: &Path) -> Result<Swept> {
+    let mut swept = Swept::default();
+    for name in KNOWN {
+        let dir = out.join(name);
+        let journal = dir.join(SWAP_JOURNAL);
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) && present(&journal) {
+            if let Some(how) = settle(&dir)? {
+                swept.settled.push((dir, how));
+            }
+        }
+    }
+    sweep_below(out, 0, &mut swept.removed);
+    Ok(swept)
+}
+
+/// Removes the `*.kbuild-tmp` entries of `dir`, and looks into kbuild's directories below it
+/// (every subdirectory once inside one of them).
+fn sweep_below(dir: &Path, depth: usize, removed: &mut Vec<(PathBuf, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.ends_with(TMP_SUFFIX) {
+            let size = remove_any(&path);
+            removed.push((path, size));
+        } else if entry.file_type().is_ok_and(|t| t.is_dir())
+            && (depth > 0 || KNOWN.contains(&name.as_str()))
+        {
+            sweep_below(&path, depth + 1, removed);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `parent/release-tars` with an old set and a user's file, and a staged new set beside
+    /// it; returns the directory, the staging directory and the old set's names.
+    fn two_sets(parent: &Path) -> (PathBuf, PathBuf, Vec<String>) {
+        let dir = parent.join("release-tars");
+        std::fs::create_dir(&dir).unwrap();
+        for (name, text) in [("a", "old a"), ("both", "old both"), ("SUMS", "old")] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let staging = parent.join(".release-tars.1.kbuild-tmp");
+        std::fs::create_dir(&staging).unwrap();
+        for (name, text) in [("b", "new b"), ("both", "new both"), ("SUMS", "new")] {
+            std::fs::write(staging.join(name), text).unwrap();
+        }
+        (dir, staging, vec!["SUMS".into(), "a".into(), "both".into()])
+    }
+
+    fn contents(dir: &Path) -> BTreeSet<(String, String)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_else(|_| "?".into());
+                (e.file_name().to_string_lossy().into_owned(), text)
+            })
+            .collect()
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn old_set() -> BTreeSet<(String, String)> {
+        set(&[
+            ("a", "old a"),
+            ("both", "old both"),
+            ("SUMS", "old"),
+            ("notes.txt", "mine"),
+        ])
+    }
+
+    fn new_set() -> BTreeSet<(String, String)> {
+        set(&[
+            ("b", "new b"),
+            ("both", "new both"),
+            ("SUMS", "new"),
+            ("notes.txt", "mine"),
+        ])
+    }
+
+    /// A step hook that dies at its `at`-th call.
+    fn die_at(at: usize) -> impl FnMut() -> bool {
+        let mut count = 0;
+        move || {
+            count += 1;
+            count == at
+        }
+    }
+
+    #[test]
+    fn a_swap_killed_at_any_step_is_settled_into_one_whole_set() {
+        let mut steps = 0;
+        for at in 1.. {
+            let parent = tempfile::tempdir().unwrap();
+            let (dir, staging, old) = two_sets(parent.path());
+            match replace_with(&dir, &staging, &old, &mut die_at(at)) {
+                Ok(()) => {
+                    assert_eq!(contents(&dir), new_set());
+                    break;
+                }
+                Err(Stop::Failed(e)) => panic!("step {at}: {e:?}"),
+                Err(Stop::Killed) => steps += 1,
+            }
+            // Killed again at every step of the settling, then settled for good.
+            for again in 1.. {
+                if settle_with(&dir, &mut die_at(again)).is_ok() {
+                    break;
+                }
+            }
+            let settled = settle_with(&dir, &mut || false).unwrap();
+            assert_eq!(settled, None, "step {at}: nothing left to settle");
+            let swept = sweep_staging(parent.path()).unwrap();
+            assert!(swept.settled.is_empty());
+            assert_eq!(contents(&dir), new_set(), "step {at}");
+            assert_eq!(
+                std::fs::read_dir(parent.path()).unwrap().count(),
+                1,
+                "step {at}: only release-tars is left"
+            );
+        }
+        assert!(steps >= 8, "journal, 3 aside, 3 in, journal gone: {steps}");
+    }
+
+    #[test]
+    fn a_swap_that_cannot_finish_is_undone() {
+        for at in 1..=7 {
+            let parent = tempfile::tempdir().unwrap();
+            let (dir, staging, old) = two_sets(parent.path());
+            if replace_with(&dir, &staging, &old, &mut die_at(at)).is_ok() {
+                break;
+            }
+            // A directory now stands where a new file goes, unless that file is in already.
+            if present(&staging.join("b")) {
+                std::fs::create_dir(dir.join("b")).unwrap();
+                std::fs::write(dir.join("b/keep"), "user").unwrap();
+                assert_eq!(settle(&dir).unwrap(), Some(Settled::Undone), "step {at}");
+                let mut expected = old_set();
+                expected.insert(("b".into(), "?".into()));
+                assert_eq!(contents(&dir), expected, "step {at}");
+                assert_eq!(std::fs::read(dir.join("b/keep")).unwrap(), b"user");
+            } else {
+                assert_eq!(settle(&dir).unwrap(), Some(Settled::Finished), "step {at}");
+                assert_eq!(contents(&dir), new_set(), "step {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_under_a_set_name_stops_the_swap_before_anything_moves() {
+        let parent = tempfile::tempdir().unwrap();
+        let (dir, staging, old) = two_sets(parent.path());
+        std::fs::remove_file(dir.join("a")).unwrap();
+        std::fs::create_dir(dir.join("a")).unwrap();
+        let err = replace_set(&dir, &staging, &old).unwrap_err();
+        assert_eq!(err.kind, Kind::Io);
+        assert!(err.message.contains("is a directory"), "{}", err.message);
+        assert!(!present(&dir.join(SWAP_JOURNAL)));
+        assert_eq!(std::fs::read(dir.join("both")).unwrap(), b"old both");
+        assert_eq!(
+            contents(&staging).len(),
+            3,
+            "the staged set is left to its owner"
+        );
+    }
+
+    #[test]
+    fn sweep_removes_staging_leftovers_and_nothing_else() {
+        let out = tempfile::tempdir().unwrap();
+        let out = out.path();
+        let tars = out.join("release-tars");
+        std::fs::create_dir_all(out.join(".release-tars.4242.kbuild-tmp/x")).unwrap();
+        std::fs::write(out.join(".release-tars.4242.kbuild-tmp/x/big"), [0u8; 100]).unwrap();
+        std::fs::create_dir_all(&tars).unwrap();
+        std::fs::write(tars.join(".SHA256SUMS.abc.kbuild-tmp"), "half").unwrap();
+        std::fs::write(tars.join("notes.txt"), "mine").unwrap();
+        std::fs::create_dir_all(out.join("bin/linux/amd64")).unwrap();
+        std::fs::write(out.join("bin/linux/amd64/.kubectl.1.kbuild-tmp"), "half").unwrap();
+        std::fs::create_dir_all(out.join("mine")).unwrap();
+        std::fs::write(out.join("mine/x.kbuild-tmp"), "not kbuild's directory").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("y.kbuild-tmp"), "keep").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), out.join("logs")).unwrap();
+
+        let swept = sweep_staging(out).unwrap();
+        let bytes: u64 = swept.removed.iter().map(|(_, b)| b).sum();
+        assert_eq!(swept.removed.len(), 3, "{:?}", swept.removed);
+        assert_eq!(bytes, 108);
+        assert!(!out.join(".release-tars.4242.kbuild-tmp").exists());
+        assert_eq!(std::fs::read(tars.join("notes.txt")).unwrap(), b"mine");
+        assert!(out.join("mine/x.kbuild-tmp").exists());
+        assert!(
+            elsewhere.path().join("y.kbuild-tmp").exists(),
+            "links are not followed"
+        );
+    }
 
     #[test]
     fn resolve_removes_dots_and_follows_existing_links() {

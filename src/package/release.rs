@@ -305,6 +305,8 @@ fn artifact(file: &str, kind: TarballKind, layout: Option<&Layout>, written: Wri
 pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {
     check_binaries(input.bin, &input.layouts)?;
     let out = release_tars_dir(input.out)?;
+    // A directory under one of kbuild's names would stop the swap: say so before the work.
+    crate::outdir::refuse_dirs(&out, &ours_in(&out)?)?;
     let staging = staging_dir(&out);
     // A leftover of a killed run (or a link planted there) goes; the link's target stays.
     let _ = std::fs::remove_dir_all(&staging);
@@ -319,6 +321,7 @@ pub fn package(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result
         notes,
         cancel,
     )
+    .and_then(|packaged| check_staged(&staging, cancel).map(|()| packaged))
     .and_then(|packaged| move_in(&staging, &out).map(|()| packaged));
     let _ = std::fs::remove_dir_all(&staging);
     result
@@ -345,30 +348,44 @@ fn staging_dir(out: &Path) -> PathBuf {
     parent.join(format!(".{name}.{}{}", std::process::id(), TMP_SUFFIX))
 }
 
-/// Replaces kbuild's files in `out` with the complete set in `staging` (each file moves by
-/// rename, so none is ever half there, and a link in the way is replaced, not written
-/// through), leaving other files a user keeps there alone.
-fn move_in(staging: &Path, out: &Path) -> Result<()> {
-    remove_ours(out);
-    let entries = std::fs::read_dir(staging).map_err(|e| Error::io("cannot read", staging, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot read", staging, e))?;
-        let target = out.join(entry.file_name());
-        std::fs::rename(entry.path(), &target)
-            .map_err(|e| Error::io("cannot move into place", &target, e))?;
+/// Checks the staged set as `kbuild verify` would, before it replaces anything: a set that
+/// fails its own check never becomes the release set.
+fn check_staged(staging: &Path, cancel: &Control) -> Result<()> {
+    let report = super::verify::verify_dir(staging, cancel)
+        .ok_or_else(|| Error::internal("the staged release set has no checksums or manifest"))?;
+    cancel
+        .check()
+        .map_err(|_| Error::new(Kind::Interrupted, "packaging stopped"))?;
+    if report.problems.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    Err(Error::internal(format!(
+        "the new release set failed its own check before replacing the previous one (which is untouched): {}",
+        problems.join("; ")
+    )))
 }
 
-/// Removes the files kbuild writes in release-tars (a link among them goes, not its target).
-fn remove_ours(out: &Path) {
-    if let Ok(entries) = std::fs::read_dir(out) {
-        for entry in entries.flatten() {
-            if is_ours(&entry.file_name().to_string_lossy()) {
-                let _ = std::fs::remove_file(entry.path());
-            }
+/// Replaces kbuild's files in `out` with the complete set in `staging`, so that a kill at
+/// any point leaves one whole set or a journal the next run settles
+/// (`outdir::replace_set`). Other files a user keeps there are never moved.
+fn move_in(staging: &Path, out: &Path) -> Result<()> {
+    crate::outdir::replace_set(out, staging, &ours_in(out)?)
+}
+
+/// The names of kbuild's files in `out` (a link among them counts: it is replaced, not
+/// written through).
+fn ours_in(out: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(out).map_err(|e| Error::io("cannot read", out, e))? {
+        let entry = entry.map_err(|e| Error::io("cannot read", out, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_ours(&name) {
+            names.push(name);
         }
     }
+    names.sort();
+    Ok(names)
 }
 
 fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Result<Packaged> {

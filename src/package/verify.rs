@@ -14,6 +14,7 @@ use super::{extension, Control};
 use crate::artifact::{self, Digests};
 use crate::input::{self, InputError, Links};
 use crate::kube::release::RELEASE_TARS;
+use crate::outdir::SWAP_JOURNAL;
 
 /// The files that say what the directory holds, read (and so checked) by verify itself.
 const LISTS: &[&str] = &["SHA256SUMS", "SHA512SUMS", manifest::FILE_NAME];
@@ -188,9 +189,14 @@ fn unlisted(dir: &Path, listed: &BTreeSet<String>, cancel: &Control) -> Vec<Prob
 /// manifest, else its release-tars/ and extension/ subdirectories that do.
 pub fn verify_targets(dir: &Path) -> Vec<PathBuf> {
     let holds = |d: &Path| {
-        ["SHA256SUMS", "SHA512SUMS", manifest::FILE_NAME]
-            .iter()
-            .any(|f| d.join(f).exists())
+        [
+            "SHA256SUMS",
+            "SHA512SUMS",
+            manifest::FILE_NAME,
+            SWAP_JOURNAL,
+        ]
+        .iter()
+        .any(|f| d.join(f).exists())
     };
     if holds(dir) {
         return vec![dir.to_path_buf()];
@@ -205,6 +211,28 @@ pub fn verify_targets(dir: &Path) -> Vec<PathBuf> {
 /// Verifies `dir`. Returns None when it holds nothing to verify against.
 /// Stops between files once `cancel` is set (the report is then incomplete).
 pub fn verify_dir(dir: &Path, cancel: &Control) -> Option<Report> {
+    if let Some(report) = swapping(dir) {
+        return Some(report);
+    }
+    let report = verify_set(dir, cancel);
+    // A replacement that started while this one read would have mixed two sets.
+    swapping(dir).or(report)
+}
+
+/// A report of the one problem that matters when a replacement of the set was interrupted
+/// (or is under way): the directory holds parts of two sets, and no file of it is vouched for.
+fn swapping(dir: &Path) -> Option<Report> {
+    std::fs::symlink_metadata(dir.join(SWAP_JOURNAL)).ok()?;
+    Some(Report {
+        problems: vec![Problem {
+            file: SWAP_JOURNAL.to_string(),
+            what: "a replacement of this release set was interrupted (or is under way): the directory holds parts of two sets, so none of it is verified; the next kbuild run on this --out finishes or undoes the replacement".to_string(),
+        }],
+        ..Report::default()
+    })
+}
+
+fn verify_set(dir: &Path, cancel: &Control) -> Option<Report> {
     let mut report = Report::default();
     let sums = Claims {
         sha256: read_sums(dir, "SHA256SUMS", 64, &mut report).unwrap_or_default(),

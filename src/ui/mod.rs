@@ -10,6 +10,7 @@ pub mod timings;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,7 +151,7 @@ impl Ui {
             Mode::Terminal => {
                 let _ = self.bars.println(text);
             }
-            Mode::Plain => eprintln!("{} {text}", self.stamp()),
+            Mode::Plain => emit(Stream::Err, &format!("{} {text}", self.stamp())),
             Mode::Json | Mode::Quiet => {}
         }
     }
@@ -166,9 +167,7 @@ impl Ui {
         if let (Some(o), serde_json::Value::Object(f)) = (object.as_object_mut(), fields) {
             o.extend(f);
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{object}");
-        let _ = stdout.flush();
+        emit(Stream::Out, &object.to_string());
     }
 
     /// Closes the phase under way (if any) and records its duration.
@@ -278,7 +277,10 @@ impl Ui {
             bar
         } else {
             if self.mode == Mode::Plain {
-                eprintln!("{} ==> {phase}: {detail}", self.stamp());
+                emit(
+                    Stream::Err,
+                    &format!("{} ==> {phase}: {detail}", self.stamp()),
+                );
             }
             ProgressBar::hidden()
         };
@@ -351,7 +353,7 @@ impl Ui {
                     }
                 }
             }
-            Mode::Plain => eprintln!("{} [{job}] {line}", self.stamp()),
+            Mode::Plain => emit(Stream::Err, &format!("{} [{job}] {line}", self.stamp())),
             Mode::Json | Mode::Quiet => {}
         }
     }
@@ -385,7 +387,10 @@ impl Ui {
                 let Some(entry) = jobs.get(&job) else { break };
                 if entry.tracker.done() > 0 {
                     let snap = entry.tracker.snapshot(entry.started.elapsed());
-                    eprintln!("{} [{job}] {snap}", stamp_since(run_started));
+                    emit(
+                        Stream::Err,
+                        &format!("{} [{job}] {snap}", stamp_since(run_started)),
+                    );
                 }
             }
         });
@@ -575,14 +580,10 @@ impl Ui {
             })
             .collect();
         match self.mode {
-            Mode::Json => {
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(
-                    stdout,
-                    "{}",
-                    serde_json::json!({ "event": "summary", "ok": true, "message": what, "elapsed": secs, "phases": timings })
-                );
-            }
+            Mode::Json => emit(
+                Stream::Out,
+                &serde_json::json!({ "event": "summary", "ok": true, "message": what, "elapsed": secs, "phases": timings }).to_string(),
+            ),
             Mode::Quiet => {}
             Mode::Terminal | Mode::Plain => {
                 let times: Vec<String> = phases
@@ -694,22 +695,48 @@ pub fn stdout_closed() -> ! {
     std::process::exit(0)
 }
 
-/// Makes `println!` anywhere end quietly on a closed stdout too: std panics with "failed
-/// printing to stdout: Broken pipe", which would otherwise print a panic message.
-pub fn quiet_on_closed_stdout() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            stdout_closed();
+/// Where a line of a run's output goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` and a newline to `stream`, never panicking (as `println!` does); once its
+/// reader went away nothing more is written there. A closed stdout (`--json ... | head -1`,
+/// `kbuild doctor | head`) only drops what nobody reads, and the run finishes as it would
+/// (README "Exit codes"). A closed stderr, where the run's progress and log lines go
+/// (`kbuild build 2>&1 | head -1`), stops the run as Ctrl-C would
+/// (`signals::output_closed`): it cleans up and fails with exit 141.
+pub fn emit(stream: Stream, text: &str) {
+    let gone = match stream {
+        Stream::Out => &STDOUT_GONE,
+        Stream::Err => &STDERR_GONE,
+    };
+    if gone.load(Ordering::SeqCst) {
+        return;
+    }
+    let written = match stream {
+        Stream::Out => write_line(&mut std::io::stdout().lock(), text),
+        Stream::Err => write_line(&mut std::io::stderr().lock(), text),
+    };
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            gone.store(true, Ordering::SeqCst);
+            if stream == Stream::Err {
+                crate::signals::output_closed();
+            }
         }
-        default(info)
-    }));
+    }
+}
+
+fn write_line(to: &mut impl Write, text: &str) -> std::io::Result<()> {
+    to.write_all(text.as_bytes())?;
+    to.write_all(b"\n")?;
+    to.flush()
 }
 
 #[cfg(test)]

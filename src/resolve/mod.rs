@@ -215,15 +215,59 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
             .map(|e| parse_engine_entry(e))
             .collect::<Result<_>>()?,
         require_all_engines: args.require_all_engines,
-        cpus: match args.cpus {
-            Some(c) if !(c > 0.0 && c.is_finite()) => {
-                return Err(Error::usage(format!("--cpus {c} is not a number of CPUs"))
-                    .with_hint("give a positive number, e.g. --cpus 1 or --cpus 2.5"))
-            }
-            other => other,
-        },
+        cpus: args.cpus.map(check_cpus).transpose()?,
         endpoint: None,
     })
+}
+
+/// The smallest `--cpus` Docker accepts (daemon/daemon_unix.go: "Range of CPUs is from 0.01
+/// to N").
+pub const MIN_CPUS: f64 = 0.01;
+
+/// `--cpus` as the engine will take it: at least `MIN_CPUS`, and small enough for the
+/// engine's nano-CPU count (an i64). Whether the engine has that many is known only once it
+/// answers (`check_cpus_fit`).
+fn check_cpus(cpus: f64) -> Result<f64> {
+    // 1e30 as the user wrote it, not as thirty-one digits.
+    let cpus_shown = match cpus.to_string() {
+        long if long.len() > 12 => format!("{cpus:e}"),
+        short => short,
+    };
+    let hint = "give a number of CPUs from 0.01 up to the engine's count, e.g. --cpus 1 or --cpus 2.5, or leave --cpus out for no limit";
+    if !(cpus > 0.0 && cpus.is_finite()) {
+        return Err(
+            Error::usage(format!("--cpus {cpus_shown} is not a number of CPUs")).with_hint(hint),
+        );
+    }
+    if cpus < MIN_CPUS {
+        return Err(Error::usage(format!(
+            "--cpus {cpus_shown} is below {MIN_CPUS}, the smallest share of a CPU Docker gives a container"
+        ))
+        .with_hint(hint));
+    }
+    if cpus * 1e9 >= i64::MAX as f64 {
+        return Err(Error::usage(format!(
+            "--cpus {cpus_shown} is more CPUs than any engine has"
+        ))
+        .with_hint(hint));
+    }
+    Ok(cpus)
+}
+
+/// Refuses a `--cpus` above the CPUs of the engine that is to run the containers, as Docker
+/// would when the container is created: said before anything is made. `have` 0 is an engine
+/// that did not say.
+pub fn check_cpus_fit(cpus: Option<f64>, have: u64, engine: &str) -> Result<()> {
+    match cpus {
+        Some(cpus) if have > 0 && cpus > have as f64 => Err(Error::usage(format!(
+            "--cpus {cpus} is more than the {} of the engine at {engine}",
+            crate::ui::count(have as usize, "CPU", "CPUs")
+        ))
+        .with_hint(format!(
+            "give at most --cpus {have}, or leave --cpus out to let each build use every CPU the engine has"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `NAME` or `NAME=JOBS` of `--engines`: an engine and how many jobs it takes at a time.
@@ -267,6 +311,37 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0g").is_err());
         assert!(parse_size("5x").is_err());
+    }
+
+    #[test]
+    fn cpus_are_refused_where_docker_would_refuse_them() {
+        for good in [0.01, 1.0, 2.5] {
+            assert_eq!(check_cpus(good).unwrap(), good);
+        }
+        for (bad, says) in [
+            (0.0, "not a number of CPUs"),
+            (-1.0, "not a number of CPUs"),
+            (f64::NAN, "not a number of CPUs"),
+            (f64::INFINITY, "not a number of CPUs"),
+            (0.0000001, "below 0.01"),
+            (1e30, "more CPUs than any engine has"),
+        ] {
+            let err = check_cpus(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.message.contains(says), "{bad}: {}", err.message);
+        }
+        assert!(check_cpus_fit(Some(2.0), 2, "e").is_ok());
+        assert!(
+            check_cpus_fit(Some(3.0), 0, "e").is_ok(),
+            "an engine that did not say"
+        );
+        assert!(check_cpus_fit(None, 1, "e").is_ok());
+        let err = check_cpus_fit(Some(3.0), 2, "unix:///var/run/docker.sock").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.message,
+            "--cpus 3 is more than the 2 CPUs of the engine at unix:///var/run/docker.sock"
+        );
     }
 
     #[test]

@@ -209,11 +209,7 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
         user_env: jobs::user_env(crate::env::current(), args.network),
         host_gocache: jobs::host_gocache(crate::env::current()),
         expect_image_id: None,
-        engines: args
-            .engines
-            .iter()
-            .map(|e| parse_engine_entry(e))
-            .collect::<Result<_>>()?,
+        engines: resolve_engines(&args.engines)?,
         require_all_engines: args.require_all_engines,
         cpus: args.cpus.map(check_cpus).transpose()?,
         endpoint: None,
@@ -270,15 +266,64 @@ pub fn check_cpus_fit(cpus: Option<f64>, have: u64, engine: &str) -> Result<()> 
     }
 }
 
-/// `NAME` or `NAME=JOBS` of `--engines`: an engine and how many jobs it takes at a time.
-fn parse_engine_entry(entry: &str) -> Result<(String, usize)> {
-    let entry = entry.trim();
+/// `--engines`: each entry parsed, and no engine named twice. Names are compared by the
+/// endpoint they reach, resolved as the docker CLI would (`default` and
+/// `unix:///var/run/docker.sock` are one engine), not by spelling. A daemon's ID would not
+/// do: two daemons of one machine may share it (see engine::sync's `engine_id`).
+fn resolve_engines(list: &[String]) -> Result<Vec<(String, usize)>> {
+    // Every entry is read before any is looked up: a slip in the list is said first.
+    let parsed = (0..list.len())
+        .map(|at| parse_engine_entry(list, at))
+        .collect::<Result<Vec<_>>>()?;
+    let mut engines: Vec<(String, usize)> = Vec::new();
+    let mut reached: Vec<String> = Vec::new();
+    for ((name, jobs), entry) in parsed.into_iter().zip(list) {
+        let endpoint = crate::engine::endpoint::named(&name)?;
+        let key = endpoint_key(&endpoint.host);
+        if let Some(first) = reached.iter().position(|k| *k == key) {
+            let first = &engines[first].0;
+            let what = if *first == name {
+                format!("--engines names {name} twice")
+            } else {
+                format!(
+                    "--engines names one engine twice: {first} and {} both reach {}",
+                    entry.trim(),
+                    endpoint.shown()
+                )
+            };
+            return Err(Error::usage(what).with_hint(
+                "name each engine once; to give one engine more jobs at a time, write NAME=JOBS, e.g. --engines default=2",
+            ));
+        }
+        reached.push(key);
+        engines.push((name, jobs));
+    }
+    Ok(engines)
+}
+
+/// What tells two endpoints apart: a socket by the file it is (`/var/run` is often a link
+/// to `/run`), a network endpoint as written, but for a trailing `/`.
+fn endpoint_key(host: &str) -> String {
+    match host.strip_prefix("unix://") {
+        Some(path) => std::fs::canonicalize(path)
+            .map(|p| format!("unix://{}", p.display()))
+            .unwrap_or_else(|_| host.to_string()),
+        None => host.trim_end_matches('/').to_string(),
+    }
+}
+
+/// Entry `at` of `--engines`, `NAME` or `NAME=JOBS`: an engine and how many jobs it takes
+/// at a time. Errors quote the whole list as given, split at its commas.
+fn parse_engine_entry(list: &[String], at: usize) -> Result<(String, usize)> {
+    let entry = list[at].trim();
+    let given = format!("--engines \"{}\"", list.join(","));
+    let which = format!("entry {} of {}", at + 1, list.len());
     let (name, jobs) = match entry.rsplit_once('=') {
         Some((name, jobs)) => match jobs.parse::<usize>() {
-            Ok(n) if n > 0 => (name, n),
+            Ok(n) if n > 0 => (name.trim(), n),
             _ => {
                 return Err(Error::usage(format!(
-                    "--engines {entry}: \"{jobs}\" is not a number of jobs"
+                    "{given}: \"{jobs}\" in {which} is not a number of jobs"
                 ))
                 .with_hint(
                     "write NAME or NAME=JOBS with JOBS at least 1, e.g. --engines default=2,ci",
@@ -288,11 +333,16 @@ fn parse_engine_entry(entry: &str) -> Result<(String, usize)> {
         None => (entry, 1),
     };
     if name.is_empty() {
-        return Err(
-            Error::usage(format!("--engines names an empty engine in \"{entry}\"")).with_hint(
-                "name docker contexts or endpoints, e.g. --engines default,tcp://build:2376",
-            ),
-        );
+        let what = if list.iter().all(|e| e.trim().is_empty()) {
+            format!("{given} names no engine")
+        } else if entry.is_empty() {
+            format!("{given}: {which} is empty")
+        } else {
+            format!("{given}: {which} (\"{entry}\") has no engine name")
+        };
+        return Err(Error::usage(what).with_hint(
+            "name docker contexts or endpoints, separated by single commas, e.g. --engines default,tcp://build:2376",
+        ));
     }
     Ok((name.to_string(), jobs))
 }
@@ -341,6 +391,41 @@ mod tests {
         assert_eq!(
             err.message,
             "--cpus 3 is more than the 2 CPUs of the engine at unix:///var/run/docker.sock"
+        );
+    }
+
+    #[test]
+    fn engines_are_named_once_and_never_empty() {
+        let list = |l: &[&str]| l.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+        let says = |l: &[&str]| resolve_engines(&list(l)).unwrap_err().message;
+        assert_eq!(says(&["", "", ""]), "--engines \",,\" names no engine");
+        assert_eq!(
+            says(&["tcp://a:2375", "", "tcp://b:2375"]),
+            "--engines \"tcp://a:2375,,tcp://b:2375\": entry 2 of 3 is empty"
+        );
+        assert_eq!(
+            says(&["=2"]),
+            "--engines \"=2\": entry 1 of 1 (\"=2\") has no engine name"
+        );
+        assert_eq!(
+            says(&["tcp://a:2375", "tcp://a:2375=2"]),
+            "--engines names one engine twice: tcp://a:2375 and tcp://a:2375=2 both reach tcp://a:2375"
+        );
+        assert_eq!(
+            says(&["tcp://a:2375", "tcp://a:2375"]),
+            "--engines names tcp://a:2375 twice"
+        );
+        assert_eq!(
+            says(&["tcp://a:2375", "tcp://a:2375/"]),
+            "--engines names one engine twice: tcp://a:2375 and tcp://a:2375/ both reach tcp://a:2375/"
+        );
+        let two = resolve_engines(&list(&["tcp://a:2375=2", "tcp://b:2375"])).unwrap();
+        assert_eq!(
+            two,
+            vec![
+                ("tcp://a:2375".to_string(), 2),
+                ("tcp://b:2375".to_string(), 1)
+            ]
         );
     }
 

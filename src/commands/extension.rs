@@ -164,7 +164,7 @@ pub async fn extension(
         .iter()
         .flat_map(|r| r.built.binaries.iter().map(|(p, _)| p.clone()))
         .collect();
-    let toolchain = toolchain(&builder.info, Some(builder), &binaries);
+    let toolchain = toolchain(&builder.info, Some(builder), &binaries)?;
     let source = source_record(&builder.info);
     let bin = args.out.join("bin");
     let out = args.out.clone();
@@ -174,7 +174,7 @@ pub async fn extension(
     );
     let total = total_size(binaries.iter().cloned());
     let (components_kept, platforms_kept) = (components.clone(), platforms.clone());
-    let record = Some(super::plan_record(&plan));
+    let record = Some(super::plan_record(&plan)?);
     let (manifest, warnings) = blocking(ui, "extension", total, interrupt, move |cancel| {
         extension::write(
             &bin,

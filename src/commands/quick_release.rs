@@ -171,7 +171,7 @@ pub async fn quick_release(
         &builder.info,
         Some(builder),
         &sample_binaries(&bin, &layouts),
-    );
+    )?;
     let what = Packaging {
         bin,
         out: &args.out,

@@ -41,15 +41,12 @@ fn main() {
     let env = env::current();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let global = inner_globals(&cli.command).over(&cli.global);
     // `kbuild plan --json` prints the plan as the one JSON document on stdout: its notes
     // and warnings go to stderr as lines.
     let planning = matches!(cli.command, Command::Plan(_));
-    let ui = Ui::new(
-        cli.global.json && !planning,
-        cli.global.quiet,
-        cli.global.verbose,
-    )
-    .with_progress_interval(cli.global.progress_interval);
+    let ui = Ui::new(global.json && !planning, global.quiet, global.verbose)
+        .with_progress_interval(cli.global.progress_interval);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,8 +64,7 @@ fn main() {
     let result = runtime.block_on(async {
         let interrupt = Interrupt::install();
         let sub = matches.subcommand().map(|(_, m)| m);
-        let json = cli.global.json;
-        run(cli.command, sub, env, json, &ui, &interrupt).await
+        run(cli.command, sub, env, global.json, &ui, &interrupt).await
     });
     // Drop the runtime before exiting so that nothing is left running in the background.
     drop(runtime);
@@ -82,9 +78,69 @@ fn main() {
         result => result,
     };
     if let Err(err) = result {
-        ui.error(&err);
+        // A plan's failure is its JSON document: the summary every `--json` run ends with.
+        match planning && global.json {
+            true => Ui::new(true, global.quiet, global.verbose).error(&err),
+            false => ui.error(&err),
+        }
         std::process::exit(err.exit_code());
     }
+}
+
+/// The global flags of a run: set on kbuild's own command line or on the command line a
+/// plan or a recipe is given (`kbuild plan R --json`, `kbuild run R -- -q`).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Globals {
+    json: bool,
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Globals {
+    fn over(self, outer: &cli::GlobalArgs) -> Globals {
+        Globals {
+            json: self.json || outer.json,
+            quiet: self.quiet || outer.quiet,
+            verbose: self.verbose || outer.verbose,
+        }
+    }
+}
+
+/// The global flags among the words `kbuild plan` and `kbuild run` pass on to the command
+/// they plan or run, which clap takes as plain values there. Read before the output mode is
+/// chosen, because a plan's or a recipe's command line is parsed only later; that parse
+/// refuses what is not a flag of the command, so these words are flags wherever they stand,
+/// up to a `--` that ends the flags.
+fn inner_globals(command: &Command) -> Globals {
+    let words: &[String] = match command {
+        Command::Plan(a) if kind_named(&a.what[0]).is_some() => &a.what[1..],
+        // A recipe, then its flags, after an optional `--`.
+        Command::Plan(a) => match a.what.get(1).map(String::as_str) {
+            Some("--") => &a.what[2..],
+            _ => &a.what[1..],
+        },
+        Command::Run(a) => &a.overrides,
+        _ => &[],
+    };
+    let mut found = Globals::default();
+    for word in words.iter().take_while(|w| *w != "--") {
+        match word.as_str() {
+            "--json" => found.json = true,
+            "--quiet" => found.quiet = true,
+            "--verbose" => found.verbose = true,
+            // Short flags, alone or together (-q, -v, -qv): the only short flags kbuild has.
+            short
+                if short.len() > 1
+                    && short.starts_with('-')
+                    && short[1..].bytes().all(|b| b == b'q' || b == b'v') =>
+            {
+                found.quiet |= short.contains('q');
+                found.verbose |= short.contains('v');
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The `--context` of a command that talks to the engine, and whether it needs the engine
@@ -102,15 +158,34 @@ fn context_flag(command: &Command) -> (Option<String>, bool) {
     }
 }
 
+/// clap's refusal of a command line kbuild parses itself (a plan's command, a recipe's
+/// flags after `--`), in kbuild's words: `what`, clap's first line, then every line clap
+/// says under it (the missing arguments, the valid values, the `-- -1` tip) as details.
+/// Only clap's usage line and its pointer to `--help` go: the hint says where help is.
+fn clap_refusal(what: &str, e: &clap::Error, hint: &str) -> error::Error {
+    let text = e.to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim_start_matches("error: ");
+    let mut details = Vec::new();
+    let mut in_usage = false;
+    for line in lines {
+        // The usage runs from `Usage:` to the next empty line.
+        in_usage = line.starts_with("Usage:") || (in_usage && !line.trim().is_empty());
+        if in_usage || line.trim().is_empty() || line.starts_with("For more information") {
+            continue;
+        }
+        details.push(line.strip_prefix("  ").unwrap_or(line).to_string());
+    }
+    error::Error::usage(format!("{what}: {first}"))
+        .with_details(details)
+        .with_hint(hint)
+}
+
 /// Flags after a recipe's `--` that the command line parser refuses.
 fn override_flags_error(path: &std::path::Path, e: clap::Error) -> error::Error {
-    let text = e.to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("error: ");
-    error::Error::usage(format!("{} -- flags: {first}", path.display())).with_hint(
+    clap_refusal(
+        &format!("{} -- flags", path.display()),
+        &e,
         "flags after `--` are the recipe command's own flags; see `kbuild <command> --help`",
     )
 }
@@ -174,13 +249,14 @@ fn resolved(
     Ok((command, Invocation { inputs, mode }))
 }
 
-/// A recipe with the flags after its `--`, resolved into its command.
+/// A recipe with the flags after its `--`, resolved into its command. `mode` is made from
+/// the global flags among those (`kbuild plan R --json`).
 fn from_recipe(
     path: &std::path::Path,
     overrides: &[String],
     env: &env::Env,
     lock: cli::LockArgs,
-    mode: Mode,
+    mode: impl FnOnce(&cli::GlobalArgs) -> Mode,
 ) -> Result<(Command, Invocation)> {
     let loaded = recipe::load(path)?;
     let name = loaded.recipe.command.get_ref().clone();
@@ -205,7 +281,7 @@ fn from_recipe(
     let overlay = flags
         .over(options::from_env(env, kind))
         .over(options::from_recipe(&loaded.recipe, &loaded.path));
-    resolved(kind, overlay, lock_flags, mode)
+    resolved(kind, overlay, lock_flags, mode(&parsed.global))
 }
 
 /// `--no-wait` / `--lock-timeout` of a command that locks its output directory. Set only when
@@ -249,7 +325,7 @@ async fn run(
                     &args.overrides,
                     env,
                     args.lock.clone(),
-                    Mode::Run,
+                    |_| Mode::Run,
                 )?
             };
             dispatch(command, invocation, ui, interrupt).await
@@ -260,19 +336,22 @@ async fn run(
                 Some(kind) => {
                     let mut line = vec!["kbuild".to_string()];
                     line.extend(args.what.iter().cloned());
-                    let matches = Cli::command().try_get_matches_from(&line).map_err(|e| {
-                        error::Error::usage(format!(
-                            "kbuild plan {first}: {}",
-                            e.to_string()
-                                .lines()
-                                .next()
-                                .unwrap_or("")
-                                .trim_start_matches("error: ")
-                        ))
-                        .with_hint(format!("see `kbuild {first} --help`"))
-                    })?;
-                    let parsed = Cli::from_arg_matches(&matches)
-                        .map_err(|e| error::Error::usage(e.to_string()))?;
+                    let refused = |e: clap::Error| {
+                        clap_refusal(
+                            &format!("kbuild plan {first}"),
+                            &e,
+                            &format!("see `kbuild {first} --help`"),
+                        )
+                    };
+                    let matches = match Cli::command().try_get_matches_from(&line) {
+                        Ok(matches) => matches,
+                        // `kbuild plan build --help`: the command's help, as asked.
+                        Err(e) if !e.use_stderr() => {
+                            return ui::write_stdout(e.render().to_string().as_bytes())
+                        }
+                        Err(e) => return Err(refused(e)),
+                    };
+                    let parsed = Cli::from_arg_matches(&matches).map_err(refused)?;
                     let json = json || parsed.global.json;
                     let sub = matches.subcommand().map(|(_, m)| m).expect("a subcommand");
                     let overlay =
@@ -290,7 +369,9 @@ async fn run(
                         &rest,
                         env,
                         cli::LockArgs::default(),
-                        Mode::Plan { json },
+                        |global| Mode::Plan {
+                            json: json || global.json,
+                        },
                     )?
                 }
             };
@@ -299,7 +380,7 @@ async fn run(
         Command::Recipe(cli::RecipeCommand::Check { files }) => {
             for file in &files {
                 let (command, invocation) =
-                    from_recipe(file, &[], env, cli::LockArgs::default(), Mode::Run)?;
+                    from_recipe(file, &[], env, cli::LockArgs::default(), |_| Mode::Run)?;
                 let kind = planned_kind(&command).map(CommandKind::name).unwrap_or("?");
                 // What it resolves to: the recipe's settings, with the environment's over them.
                 let settings: Vec<String> = invocation

@@ -802,6 +802,22 @@ pub fn print_report(ui: &Ui, header: &str, header_json: serde_json::Value, resul
     }
 }
 
+/// Refuses a `--cpus` above the CPUs of the engine that is to run the containers, as Docker
+/// would when the container is created: said before anything is made. `have` 0 is an engine
+/// that did not say.
+pub fn check_cpus_fit(cpus: Option<f64>, have: u64, engine: &str) -> Result<()> {
+    match cpus {
+        Some(cpus) if have > 0 && cpus > have as f64 => Err(Error::usage(format!(
+            "--cpus {cpus} is more than the {} of the engine at {engine}",
+            crate::ui::count(have as usize, "CPU", "CPUs")
+        ))
+        .with_hint(format!(
+            "give at most --cpus {have}, or leave --cpus out to let each build use every CPU the engine has"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

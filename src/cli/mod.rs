@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand};
 /// where `out` would be an untracked directory in the tree (refused: it makes the tree
 /// dirty and lands in kubernetes-src.tar.gz); there it is `_output/kbuild`, beside
 /// upstream's own `_output/` build outputs, which upstream's .gitignore (`/_output*/`) covers.
+///
+/// Help shows this rule, not its value here: the value follows the directory kbuild runs in,
+/// and help, the man page and the completions must read the same wherever they are made.
 pub fn default_out() -> PathBuf {
     let in_kube_tree = std::path::Path::new("build/build-image/cross/VERSION").is_file()
         && std::path::Path::new("go.mod").is_file();
@@ -269,8 +272,8 @@ pub enum RecipeCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
-    /// The output directory to clean: only what kbuild recorded writing there is removed
-    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
+    /// The output directory to clean: only what kbuild recorded writing there is removed [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(long, default_value_os_t = default_out(), hide_default_value = true, value_name = "DIR")]
     pub out: PathBuf,
     /// Also remove the Go build and module cache volumes
     #[arg(long)]
@@ -296,8 +299,8 @@ pub struct BuildArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Output directory: binaries land in <out>/bin/<os>/<arch>/, logs in <out>/logs/
-    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
+    /// Output directory: binaries land in <out>/bin/<os>/<arch>/, logs in <out>/logs/ [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(long, default_value_os_t = default_out(), hide_default_value = true, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -440,8 +443,8 @@ pub struct DoctorArgs {
     /// The Kubernetes tree to check for (.go-version, builder image, disk)
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub kube_root: PathBuf,
-    /// The output directory whose disk is checked
-    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
+    /// The output directory whose disk is checked [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(long, default_value_os_t = default_out(), hide_default_value = true, value_name = "DIR")]
     pub out: PathBuf,
     /// Builder image [default: the kube-cross image named by build/build-image/cross/VERSION]
     #[arg(long, value_name = "IMAGE", env = "KBUILD_IMAGE")]
@@ -470,8 +473,8 @@ pub struct QuickReleaseArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Output directory: binaries in <out>/bin/, tarballs in <out>/release-tars/, logs in <out>/logs/
-    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
+    /// Output directory: binaries in <out>/bin/, tarballs in <out>/release-tars/, logs in <out>/logs/ [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(long, default_value_os_t = default_out(), hide_default_value = true, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -494,8 +497,8 @@ pub struct ExtensionArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Output directory: the layout goes to <out>/extension/, binaries to <out>/bin/
-    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
+    /// Output directory: the layout goes to <out>/extension/, binaries to <out>/bin/ [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(long, default_value_os_t = default_out(), hide_default_value = true, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -542,8 +545,8 @@ pub struct ExtensionImageArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SmokeArgs {
     /// Where the built kubectl binaries are: an output directory (bin/<os>/<arch>/), an
-    /// extension layout, or an unpacked image variant
-    #[arg(value_name = "DIR", default_value_os_t = default_out())]
+    /// extension layout, or an unpacked image variant [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(value_name = "DIR", default_value_os_t = default_out(), hide_default_value = true)]
     pub dir: PathBuf,
     /// Also run the calls an extension makes with this kubeconfig (cluster-info, config view, get namespaces)
     #[arg(long, value_name = "FILE")]
@@ -567,8 +570,8 @@ pub struct PackageArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Output directory: tarballs go to <out>/release-tars/
-    #[arg(long, default_value_os_t = default_out(), value_name = "DIR")]
+    /// Output directory: tarballs go to <out>/release-tars/ [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(long, default_value_os_t = default_out(), hide_default_value = true, value_name = "DIR")]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -581,8 +584,8 @@ pub struct PackageArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct VerifyArgs {
-    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
-    #[arg(value_name = "DIR", default_value_os_t = default_out())]
+    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(value_name = "DIR", default_value_os_t = default_out(), hide_default_value = true)]
     pub dir: PathBuf,
     /// Also check the SSH signatures of SHA256SUMS, SHA512SUMS, the SBOM and the provenance against this allowed_signers file (read as ssh-keygen -Y verify reads it)
     #[arg(long, value_name = "FILE")]
@@ -600,7 +603,7 @@ pub struct SignArgs {
     /// The OpenSSH private key to sign with (Ed25519 or ECDSA P-256, without a passphrase)
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
-    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them
-    #[arg(value_name = "DIR", default_value_os_t = default_out())]
+    /// A directory kbuild packaged (release-tars or extension), or the output directory holding them [default: _output/kbuild when run in the top directory of a Kubernetes tree, else out]
+    #[arg(value_name = "DIR", default_value_os_t = default_out(), hide_default_value = true)]
     pub dir: PathBuf,
 }

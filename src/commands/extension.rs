@@ -119,7 +119,7 @@ impl Building for Extension<'_> {
     ) -> Result<Option<PathBuf>> {
         let binaries = building::binaries(built.ran);
         let info = built.info();
-        let toolchain = toolchain(info, Some(built.fleet.first()), &binaries);
+        let toolchain = toolchain(info, Some(built.fleet.first()), &binaries)?;
         let source = source_record(info);
         let bin = request.out.join("bin");
         let out = request.out.clone();

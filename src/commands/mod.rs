@@ -275,29 +275,39 @@ fn source_record(info: &SourceInfo) -> SourceRecord {
     }
 }
 
-/// The Go version(s) the binaries were linked with, from their embedded build info.
-fn go_version_of(paths: &[PathBuf]) -> Option<String> {
-    let mut versions: Vec<String> = paths
-        .iter()
-        .filter_map(|p| buildinfo::go_version(p).ok().flatten())
-        .collect();
+/// The Go version(s) the binaries were linked with, from their embedded build info. A
+/// binary that is not there is left to the packaging, which names what is missing; one
+/// that cannot be read fails here rather than leave the manifest without a Go version.
+fn go_version_of(paths: &[PathBuf]) -> Result<Option<String>> {
+    let mut versions: Vec<String> = Vec::new();
+    for path in paths {
+        match buildinfo::go_version(path) {
+            Ok(version) => versions.extend(version),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::error::Error::io("cannot read", path, e)),
+        }
+    }
     versions.sort();
     versions.dedup();
-    (!versions.is_empty()).then(|| versions.join(", "))
+    Ok((!versions.is_empty()).then(|| versions.join(", ")))
 }
 
-fn toolchain(info: &SourceInfo, builder: Option<&Builder>, binaries: &[PathBuf]) -> Toolchain {
-    Toolchain {
+fn toolchain(
+    info: &SourceInfo,
+    builder: Option<&Builder>,
+    binaries: &[PathBuf],
+) -> Result<Toolchain> {
+    Ok(Toolchain {
         builder_image: builder.map(|b| b.image.clone()),
         builder_image_id: builder.map(|b| b.image_id.clone()),
-        go_version: go_version_of(binaries),
+        go_version: go_version_of(binaries)?,
         go_version_from:
             "the Go build information embedded in the binaries (what `go version <binary>` reads)"
                 .to_string(),
         go_version_pinned: info.go_version.clone(),
         compressor: Toolchain::compressor(),
         gzip_level: Toolchain::gzip_level(),
-    }
+    })
 }
 
 /// What manifest.json and the provenance record of the plan: everything but the packaging

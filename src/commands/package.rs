@@ -141,7 +141,7 @@ pub async fn package(
         plan.notes = notes;
         return crate::ui::show::print(&plan, json);
     }
-    let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts));
+    let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts))?;
     let what = Packaging {
         bin,
         out: &args.out,

@@ -102,7 +102,7 @@ impl Building for QuickRelease {
         let layouts = layout::layouts(&self.platforms, &has);
         let bin = request.out.join("bin");
         let builder = built.fleet.first();
-        let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts));
+        let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts))?;
         let what = Packaging {
             bin,
             out: &request.out,

@@ -497,39 +497,32 @@ pub fn check_memory_limit(bytes: u64, flag: &str) -> Result<()> {
     ))
 }
 
-/// Refuses an image reference the engine would refuse, with the syntax and a caret under
-/// the first bad character. The grammar is distribution/reference's (reference.go, `Parse`),
-/// which the engine applies; `container_image_dist_ref` is tested against it.
+/// Refuses an image reference the engine would refuse (crate::imageref has the grammar),
+/// saying why, with a caret under the first bad character.
 pub fn check_reference(image: &str) -> Result<()> {
-    let bad_at = match container_image_dist_ref::ImgRef::new(image) {
-        // distribution/reference keeps repository paths lowercase; the grammar lets an
-        // uppercase first component through only as a registry host.
-        Ok(r) if r.path().to_str().bytes().all(|b| !b.is_ascii_uppercase()) => return Ok(()),
-        Ok(_) => image.find(|c: char| c.is_ascii_uppercase()).unwrap_or(0),
-        Err(e) => usize::from(e.index()),
+    let Err(fault) = crate::imageref::parse(image) else {
+        return Ok(());
     };
-    let column = image[..bad_at.min(image.len())].chars().count();
-    Err(Error::usage(format!("\"{image}\" is not a valid image reference"))
-        .with_details(vec![image.to_string(), format!("{}^", " ".repeat(column))])
-        .with_hint(
-            "write it as [registry[:port]/]path[:tag][@sha256:<64 hex digits>], the path in lowercase letters, digits and . _ - separators, e.g. kbuild-builder:go1.24-trixie or registry.k8s.io/build-image/kube-cross:v1.34.0-go1.24.4-bullseye.0",
-        ))
+    let column = image[..fault.at.min(image.len())].chars().count();
+    Err(Error::usage(format!(
+        "\"{image}\" is not a valid image reference: {}",
+        fault.why
+    ))
+    .with_details(vec![image.to_string(), format!("{}^", " ".repeat(column))])
+    .with_hint(
+        "write it as [registry[:port]/]path[:tag][@sha256:<64 hex digits>], the path in lowercase letters, digits and . _ - separators, e.g. kbuild-builder:go1.24-trixie or registry.k8s.io/build-image/kube-cross:v1.34.0-go1.24.4-bullseye.0",
+    ))
 }
 
-/// Splits `repo[:tag][@digest]` (the registry part may hold a port) into the repo and what
-/// to pull: the digest when there is one (the engine's pull API takes it as the tag, and a
-/// digest names the image exactly, so a tag beside it is dropped, as the docker CLI does).
+/// Splits `repo[:tag][@digest]` into the repo and what to pull: the digest when there is
+/// one (the engine's pull API takes it as the tag, and a digest names the image exactly, so
+/// a tag beside it is dropped, as the docker CLI does). A reference the grammar refuses is
+/// passed on whole, for the engine to refuse in its words.
 pub fn split_reference(image: &str) -> (&str, &str) {
-    let (image, digest) = match image.split_once('@') {
-        Some((name, digest)) => (name, Some(digest)),
-        None => (image, None),
-    };
-    let name_start = image.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (repo, tag) = match image[name_start..].rfind(':') {
-        Some(i) => (&image[..name_start + i], &image[name_start + i + 1..]),
-        None => (image, "latest"),
-    };
-    (repo, digest.unwrap_or(tag))
+    match crate::imageref::parse(image) {
+        Ok(parts) => (parts.name, parts.digest.or(parts.tag).unwrap_or("latest")),
+        Err(_) => (image, "latest"),
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,10 @@ pub struct SyncReport {
     pub full: bool,
     /// Files and links uploaded.
     pub files_uploaded: usize,
-    /// Bytes of the archive sent to the engine (0 when nothing changed).
+    /// Bytes of the files uploaded: comparable with `tree_bytes`.
+    pub content_bytes_uploaded: u64,
+    /// Bytes of the archive sent to the engine (0 when nothing changed): the files' bytes
+    /// with the tar headers and padding (512 bytes and more a file), so more than them.
     pub bytes_uploaded: u64,
     /// Paths deleted from the volume (a removed directory counts once).
     pub paths_removed: usize,
@@ -75,14 +78,22 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    /// `sync: 1 file, 2.0 KiB uploaded (of 5.1 MiB) to tcp://builder:2375`.
+    /// `sync: 1 of 10 files (2.0 KiB of 5.0 MiB) uploaded to tcp://builder:2375 in a 3.0 KiB
+    /// archive`: files with files, their bytes with the tree's, and the archive on its own.
     pub fn summary(&self, endpoint: &str) -> String {
         let mut line = format!(
-            "sync: {}, {} uploaded (of {}) to {endpoint}",
-            crate::ui::count(self.files_uploaded, "file", "files"),
-            human_bytes(self.bytes_uploaded),
+            "sync: {} of {} ({} of {}) uploaded to {endpoint}",
+            self.files_uploaded,
+            crate::ui::count(self.tree_files, "file", "files"),
+            human_bytes(self.content_bytes_uploaded),
             human_bytes(self.tree_bytes),
         );
+        if self.bytes_uploaded > 0 {
+            line.push_str(&format!(
+                " in a {} archive",
+                human_bytes(self.bytes_uploaded)
+            ));
+        }
         if self.paths_removed > 0 {
             line.push_str(&format!("; {} removed", self.paths_removed));
         }
@@ -153,6 +164,13 @@ pub async fn sync(
             .iter()
             .filter(|p| scanned.listing.entries[*p].kind != listing::Kind::Dir)
             .count(),
+        content_bytes_uploaded: changes
+            .upload
+            .iter()
+            .map(|p| &scanned.listing.entries[p])
+            .filter(|e| e.kind == listing::Kind::File)
+            .map(|e| e.size)
+            .sum(),
         bytes_uploaded,
         paths_removed: match removal {
             Removal::Paths(_) => changes.remove.len(),
@@ -436,14 +454,27 @@ mod tests {
             volume: "v".into(),
             full: false,
             files_uploaded: 1,
-            bytes_uploaded: 2048,
+            content_bytes_uploaded: 2048,
+            bytes_uploaded: 3072,
             paths_removed: 2,
             tree_files: 10,
             tree_bytes: 5 * 1024 * 1024,
         };
         assert_eq!(
             report.summary("tcp://builder:2375"),
-            "sync: 1 file, 2.0 KiB uploaded (of 5.0 MiB) to tcp://builder:2375; 2 removed"
+            "sync: 1 of 10 files (2.0 KiB of 5.0 MiB) uploaded to tcp://builder:2375 in a 3.0 KiB archive; 2 removed"
+        );
+        // Nothing changed: nothing sent, and no archive to speak of.
+        let unchanged = SyncReport {
+            files_uploaded: 0,
+            content_bytes_uploaded: 0,
+            bytes_uploaded: 0,
+            paths_removed: 0,
+            ..report
+        };
+        assert_eq!(
+            unchanged.summary("tcp://builder:2375"),
+            "sync: 0 of 10 files (0 B of 5.0 MiB) uploaded to tcp://builder:2375"
         );
     }
 }

@@ -87,6 +87,7 @@ impl Builder {
             None => DockerEngine::connect().await?,
         };
         ui.engine(&engine.info.endpoint);
+        crate::checks::check_cpus_fit(plan.cpus, engine.info.cpus, &engine.info.endpoint)?;
         ui.phase(
             "engine",
             &format!(
@@ -375,6 +376,7 @@ pub async fn plan_facts(
     };
     let facts = match DockerEngine::connect_to(chosen.clone()).await {
         Ok(engine) => {
+            crate::checks::check_cpus_fit(settings.cpus, engine.info.cpus, &engine.info.endpoint)?;
             // An unfetched tree names no image yet: nothing to look up.
             let image_known = info.is_some() || settings.image.is_some();
             let image_id = match image_known {

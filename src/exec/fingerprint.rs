@@ -30,8 +30,11 @@ pub struct OutputStamp {
     pub mtime_ns: i128,
 }
 
-/// Hex sha256 over every input of `job` (its image, command, variables and mounts) run on
-/// `image_id` against the tree in `info`.
+/// Hex sha256 over every input of `job` (its command, variables and output path) run on
+/// `image_id` against the tree in `info`. Its mounts are left out: they change where the
+/// inputs come from, not what is built. The tree counts by its digest, not by where it is
+/// mounted from, and the Go cache volume only makes a build faster (it is named by the
+/// image id, which is hashed).
 pub fn compute(info: &SourceInfo, job: &Job, image_id: &str) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {

@@ -180,32 +180,105 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
         user_env: jobs::user_env(crate::env::current(), args.network),
         host_gocache: jobs::host_gocache(crate::env::current()),
         expect_image_id: None,
-        engines: args
-            .engines
-            .iter()
-            .map(|e| parse_engine_entry(e))
-            .collect::<Result<_>>()?,
+        engines: resolve_engines(&args.engines)?,
         require_all_engines: args.require_all_engines,
-        cpus: match args.cpus {
-            Some(c) if !(c > 0.0 && c.is_finite()) => {
-                return Err(Error::usage(format!("--cpus {c} is not a number of CPUs"))
-                    .with_hint("give a positive number, e.g. --cpus 1 or --cpus 2.5"))
-            }
-            other => other,
-        },
+        cpus: args.cpus.map(check_cpus).transpose()?,
         endpoint: None,
     })
 }
 
-/// `NAME` or `NAME=JOBS` of `--engines`: an engine and how many jobs it takes at a time.
-fn parse_engine_entry(entry: &str) -> Result<(String, usize)> {
-    let entry = entry.trim();
+/// The smallest `--cpus` Docker accepts (daemon/daemon_unix.go: "Range of CPUs is from 0.01
+/// to N").
+pub const MIN_CPUS: f64 = 0.01;
+
+/// `--cpus` as the engine will take it: at least `MIN_CPUS`, and small enough for the
+/// engine's nano-CPU count (an i64). Whether the engine has that many is known only once it
+/// answers (`check_cpus_fit`).
+fn check_cpus(cpus: f64) -> Result<f64> {
+    // 1e30 as the user wrote it, not as thirty-one digits.
+    let cpus_shown = match cpus.to_string() {
+        long if long.len() > 12 => format!("{cpus:e}"),
+        short => short,
+    };
+    let hint = "give a number of CPUs from 0.01 up to the engine's count, e.g. --cpus 1 or --cpus 2.5, or leave --cpus out for no limit";
+    if !(cpus > 0.0 && cpus.is_finite()) {
+        return Err(
+            Error::usage(format!("--cpus {cpus_shown} is not a number of CPUs")).with_hint(hint),
+        );
+    }
+    if cpus < MIN_CPUS {
+        return Err(Error::usage(format!(
+            "--cpus {cpus_shown} is below {MIN_CPUS}, the smallest share of a CPU Docker gives a container"
+        ))
+        .with_hint(hint));
+    }
+    if cpus * 1e9 >= i64::MAX as f64 {
+        return Err(Error::usage(format!(
+            "--cpus {cpus_shown} is more CPUs than any engine has"
+        ))
+        .with_hint(hint));
+    }
+    Ok(cpus)
+}
+
+/// `--engines`: each entry parsed, and no engine named twice. Names are compared by the
+/// endpoint they reach, resolved as the docker CLI would (`default` and
+/// `unix:///var/run/docker.sock` are one engine), not by spelling. A daemon's ID would not
+/// do: two daemons of one machine may share it (see engine::sync's `engine_id`).
+fn resolve_engines(list: &[String]) -> Result<Vec<(String, usize)>> {
+    // Every entry is read before any is looked up: a slip in the list is said first.
+    let parsed = (0..list.len())
+        .map(|at| parse_engine_entry(list, at))
+        .collect::<Result<Vec<_>>>()?;
+    let mut engines: Vec<(String, usize)> = Vec::new();
+    let mut reached: Vec<String> = Vec::new();
+    for ((name, jobs), entry) in parsed.into_iter().zip(list) {
+        let endpoint = crate::engine::endpoint::named(&name)?;
+        let key = endpoint_key(&endpoint.host);
+        if let Some(first) = reached.iter().position(|k| *k == key) {
+            let first = &engines[first].0;
+            let what = if *first == name {
+                format!("--engines names {name} twice")
+            } else {
+                format!(
+                    "--engines names one engine twice: {first} and {} both reach {}",
+                    entry.trim(),
+                    endpoint.shown()
+                )
+            };
+            return Err(Error::usage(what).with_hint(
+                "name each engine once; to give one engine more jobs at a time, write NAME=JOBS, e.g. --engines default=2",
+            ));
+        }
+        reached.push(key);
+        engines.push((name, jobs));
+    }
+    Ok(engines)
+}
+
+/// What tells two endpoints apart: a socket by the file it is (`/var/run` is often a link
+/// to `/run`), a network endpoint as written, but for a trailing `/`.
+fn endpoint_key(host: &str) -> String {
+    match host.strip_prefix("unix://") {
+        Some(path) => std::fs::canonicalize(path)
+            .map(|p| format!("unix://{}", p.display()))
+            .unwrap_or_else(|_| host.to_string()),
+        None => host.trim_end_matches('/').to_string(),
+    }
+}
+
+/// Entry `at` of `--engines`, `NAME` or `NAME=JOBS`: an engine and how many jobs it takes
+/// at a time. Errors quote the whole list as given, split at its commas.
+fn parse_engine_entry(list: &[String], at: usize) -> Result<(String, usize)> {
+    let entry = list[at].trim();
+    let given = format!("--engines \"{}\"", list.join(","));
+    let which = format!("entry {} of {}", at + 1, list.len());
     let (name, jobs) = match entry.rsplit_once('=') {
         Some((name, jobs)) => match jobs.parse::<usize>() {
-            Ok(n) if n > 0 => (name, n),
+            Ok(n) if n > 0 => (name.trim(), n),
             _ => {
                 return Err(Error::usage(format!(
-                    "--engines {entry}: \"{jobs}\" is not a number of jobs"
+                    "{given}: \"{jobs}\" in {which} is not a number of jobs"
                 ))
                 .with_hint(
                     "write NAME or NAME=JOBS with JOBS at least 1, e.g. --engines default=2,ci",
@@ -215,11 +288,16 @@ fn parse_engine_entry(entry: &str) -> Result<(String, usize)> {
         None => (entry, 1),
     };
     if name.is_empty() {
-        return Err(
-            Error::usage(format!("--engines names an empty engine in \"{entry}\"")).with_hint(
-                "name docker contexts or endpoints, e.g. --engines default,tcp://build:2376",
-            ),
-        );
+        let what = if list.iter().all(|e| e.trim().is_empty()) {
+            format!("{given} names no engine")
+        } else if entry.is_empty() {
+            format!("{given}: {which} is empty")
+        } else {
+            format!("{given}: {which} (\"{entry}\") has no engine name")
+        };
+        return Err(Error::usage(what).with_hint(
+            "name docker contexts or endpoints, separated by single commas, e.g. --engines default,tcp://build:2376",
+        ));
     }
     Ok((name.to_string(), jobs))
 }
@@ -229,6 +307,7 @@ pub use crate::units::parse_size;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::check_cpus_fit;
 
     #[test]
     fn sizes() {
@@ -238,6 +317,72 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0g").is_err());
         assert!(parse_size("5x").is_err());
+    }
+
+    #[test]
+    fn cpus_are_refused_where_docker_would_refuse_them() {
+        for good in [0.01, 1.0, 2.5] {
+            assert_eq!(check_cpus(good).unwrap(), good);
+        }
+        for (bad, says) in [
+            (0.0, "not a number of CPUs"),
+            (-1.0, "not a number of CPUs"),
+            (f64::NAN, "not a number of CPUs"),
+            (f64::INFINITY, "not a number of CPUs"),
+            (0.0000001, "below 0.01"),
+            (1e30, "more CPUs than any engine has"),
+        ] {
+            let err = check_cpus(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.message.contains(says), "{bad}: {}", err.message);
+        }
+        assert!(check_cpus_fit(Some(2.0), 2, "e").is_ok());
+        assert!(
+            check_cpus_fit(Some(3.0), 0, "e").is_ok(),
+            "an engine that did not say"
+        );
+        assert!(check_cpus_fit(None, 1, "e").is_ok());
+        let err = check_cpus_fit(Some(3.0), 2, "unix:///var/run/docker.sock").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.message,
+            "--cpus 3 is more than the 2 CPUs of the engine at unix:///var/run/docker.sock"
+        );
+    }
+
+    #[test]
+    fn engines_are_named_once_and_never_empty() {
+        let list = |l: &[&str]| l.iter().map(|e| e.to_string()).collect::<Vec<_>>();
+        let says = |l: &[&str]| resolve_engines(&list(l)).unwrap_err().message;
+        assert_eq!(says(&["", "", ""]), "--engines \",,\" names no engine");
+        assert_eq!(
+            says(&["tcp://a:2375", "", "tcp://b:2375"]),
+            "--engines \"tcp://a:2375,,tcp://b:2375\": entry 2 of 3 is empty"
+        );
+        assert_eq!(
+            says(&["=2"]),
+            "--engines \"=2\": entry 1 of 1 (\"=2\") has no engine name"
+        );
+        assert_eq!(
+            says(&["tcp://a:2375", "tcp://a:2375=2"]),
+            "--engines names tcp://a:2375 twice"
+        );
+        assert_eq!(
+            says(&["tcp://a:2375", "tcp://a:2375"]),
+            "--engines names tcp://a:2375 twice"
+        );
+        assert_eq!(
+            says(&["tcp://a:2375", "tcp://a:2375/"]),
+            "--engines names one engine twice: tcp://a:2375 and tcp://a:2375/ both reach tcp://a:2375/"
+        );
+        let two = resolve_engines(&list(&["tcp://a:2375=2", "tcp://b:2375"])).unwrap();
+        assert_eq!(
+            two,
+            vec![
+                ("tcp://a:2375".to_string(), 2),
+                ("tcp://b:2375".to_string(), 1)
+            ]
+        );
     }
 
     #[test]

@@ -189,7 +189,13 @@ pub fn check_tree(root: &Path) -> Result<PathBuf> {
         ))
         .with_hint("pass --kube-root with the path of a kubernetes checkout, or --ref to clone one")
     })?;
-    let go_mod = std::fs::read_to_string(root.join("go.mod")).unwrap_or_default();
+    // No go.mod is not a Kubernetes tree; a go.mod that cannot be read is an I/O failure.
+    let go_mod_path = root.join("go.mod");
+    let go_mod = match std::fs::read_to_string(&go_mod_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("cannot read", &go_mod_path, e)),
+    };
     let is_kube = go_mod
         .lines()
         .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["module", "k8s.io/kubernetes"]);

@@ -17,9 +17,9 @@ const MIN_FOR_ETA: u64 = 5;
 /// Makes `go build` name the packages it compiles: `-v` in GOFLAGS, keeping what the user
 /// set. `-v` goes first because upstream's kube::golang::build_binaries reads `-tags=` out
 /// of GOFLAGS with a sed that stops at the next `-`: a `-v` after the tags would leave a
-/// trailing space in them. A user's own `-v` or `-v=...` is left alone. The engines add
-/// it to what make gets, not to the job's environment: `-v` changes what go prints, not
-/// what it builds, so it stays out of the fingerprint.
+/// trailing space in them. A user's own `-v` or `-v=...` is left alone. It is part of the
+/// job's environment (resolve::jobs), so the plan shows it and the fingerprint covers it:
+/// every run adds it alike, so it never makes a job look changed.
 pub fn name_compiled_packages(env: &mut Vec<(String, String)>) {
     match env.iter_mut().find(|(k, _)| k == "GOFLAGS") {
         Some((_, value)) => {

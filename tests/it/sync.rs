@@ -144,6 +144,12 @@ fn a_resync_uploads_only_what_changed_and_the_volume_matches_the_tree() {
         "{first}"
     );
     assert!(number(&first, "bytes_uploaded") >= tree_bytes, "{first}");
+    // The files' own bytes are the tree's: the archive's headers are counted apart.
+    assert_eq!(
+        number(&first, "content_bytes_uploaded"),
+        tree_bytes,
+        "{first}"
+    );
     assert_eq!(
         number(&first, "files_uploaded") as usize,
         local_files(repo.path()).len(),
@@ -166,6 +172,11 @@ fn a_resync_uploads_only_what_changed_and_the_volume_matches_the_tree() {
     std::fs::write(&main, text.replace(FIXTURE_SAYS, EDITED_SAYS)).unwrap();
     let edited = build_on(&engine, repo.path(), cache.path(), outs[2].path());
     assert_eq!(number(&edited, "files_uploaded"), 1, "{edited}");
+    assert_eq!(
+        number(&edited, "content_bytes_uploaded"),
+        std::fs::metadata(&main).unwrap().len(),
+        "{edited}"
+    );
     let uploaded = number(&edited, "bytes_uploaded");
     assert!(uploaded > 0, "{edited}");
     assert!(

@@ -207,3 +207,183 @@ fn stall_timeout_zero_is_documented_as_off() {
         );
     }
 }
+
+/// A place to run kbuild from that is no Kubernetes tree and has no docker configuration:
+/// what kbuild says there depends on the command line alone.
+struct Words {
+    dir: tempfile::TempDir,
+}
+
+impl Words {
+    fn new() -> Words {
+        Words {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `kbuild args` run here, with the terminal width, colour and engine choice fixed.
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = kbuild();
+        cmd.current_dir(self.path())
+            .args(args)
+            .env("COLUMNS", "100")
+            .env("NO_COLOR", "1")
+            .env("TERM", "dumb")
+            .env("DOCKER_CONFIG", self.path().join("no-docker-config"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT");
+        cmd
+    }
+
+    /// The exit code, stdout and the whole of stderr of `kbuild args`, with this place's
+    /// path and the repository's replaced: the text a snapshot keeps.
+    fn said(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = run(&mut self.cmd(args));
+        let normal = |text: &str| {
+            text.replace(&self.path().display().to_string(), "[HERE]")
+                .replace(env!("CARGO_MANIFEST_DIR"), "[REPO]")
+        };
+        format!(
+            "$ kbuild {}\nexit {code}\n--- stdout\n{}--- stderr\n{}",
+            normal(&args.join(" ")),
+            normal(&stdout),
+            normal(&stderr)
+        )
+    }
+
+    /// A recipe that builds kubectl, written here.
+    fn recipe(&self) -> String {
+        let path = self.path().join("kubectl.toml");
+        std::fs::write(&path, "command = \"build\"\ncomponents = [\"kubectl\"]\n").unwrap();
+        path.display().to_string()
+    }
+}
+
+#[test]
+fn a_plans_command_line_refused_by_clap_is_said_whole() {
+    let here = Words::new();
+    let said: Vec<String> = [
+        // What is missing, under the message.
+        &["plan", "build"][..],
+        // The valid values.
+        &["plan", "build", "kubectl", "--engine", "nope"],
+        // The `-- -1` tip.
+        &["plan", "build", "kubectl", "--cpus", "-1"],
+        // The flag meant.
+        &["plan", "build", "kubectl", "--platfrom", "linux/amd64"],
+    ]
+    .iter()
+    .map(|args| here.said(args))
+    .collect();
+    insta::assert_snapshot!("plan_refused_by_clap", said.join("\n"));
+}
+
+#[test]
+fn a_failed_json_plan_ends_with_the_json_summary() {
+    let here = Words::new();
+    let recipe = here.recipe();
+    let said: Vec<String> = [
+        &["--json", "plan", "build"][..],
+        &["plan", "build", "--json"],
+        &["plan", &recipe, "--json", "--engine", "nope"],
+        &["plan", &recipe, "--", "--json", "--bogus"],
+    ]
+    .iter()
+    .map(|args| here.said(args))
+    .collect();
+    insta::assert_snapshot!("plan_json_refused", said.join("\n"));
+}
+
+#[test]
+fn json_after_a_plans_recipe_is_honoured() {
+    let here = Words::new();
+    let recipe = here.recipe();
+    for args in [
+        vec!["plan", &recipe, "--json"],
+        vec!["plan", &recipe, "--", "--json"],
+        vec!["--json", "plan", &recipe],
+    ] {
+        let (code, stdout, stderr) = run(&mut here.cmd(&args));
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        let plan: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}):\n{stdout}"));
+        assert_eq!(plan["command"], "build", "{args:?}");
+    }
+}
+
+#[test]
+fn cpus_engines_and_images_are_refused_in_true_words() {
+    let here = Words::new();
+    let said: Vec<String> = [
+        &["plan", "build", "kubectl", "--cpus", "0.0000001"][..],
+        &["plan", "build", "kubectl", "--cpus", "1e30"],
+        &["plan", "build", "kubectl", "--engines", ",,"],
+        &[
+            "plan",
+            "build",
+            "kubectl",
+            "--engines",
+            "tcp://a:2375,,tcp://b:2375",
+        ],
+        &["plan", "build", "kubectl", "--engines", "default,default"],
+        &[
+            "plan",
+            "build",
+            "kubectl",
+            "--engines",
+            "default,unix:///var/run/docker.sock",
+        ],
+        &["plan", "build", "kubectl", "--image", "Bad Image!!"],
+    ]
+    .iter()
+    .map(|args| here.said(args))
+    .collect();
+    insta::assert_snapshot!("refused_settings", said.join("\n"));
+}
+
+/// `--cpus` above what the engine has is refused when the engine answers, before any
+/// container is made (Docker would refuse the container, exit 5).
+#[test]
+fn cpus_beyond_the_engine_are_refused_before_anything_is_made() {
+    let here = Words::new();
+    let (code, _, stderr) = run(&mut here.cmd(&["plan", "build", "kubectl", "--cpus", "100000"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--cpus 100000 is more than the "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CPUs of the engine at unix://"), "{stderr}");
+    assert!(stderr.contains("hint: give at most --cpus "), "{stderr}");
+}
+
+/// The default `--out` follows the directory kbuild runs in: help says the rule, so help,
+/// the man page and the completions are the same text wherever they are made.
+#[test]
+fn help_man_and_completions_do_not_depend_on_where_they_are_made() {
+    let plain = Words::new();
+    let tree = Words::new();
+    std::fs::create_dir_all(tree.path().join("build/build-image/cross")).unwrap();
+    std::fs::write(tree.path().join("build/build-image/cross/VERSION"), "v1\n").unwrap();
+    std::fs::write(tree.path().join("go.mod"), "module k8s.io/kubernetes\n").unwrap();
+    for args in [
+        vec!["build", "--help"],
+        vec!["quick-release", "--help"],
+        vec!["clean", "--help"],
+        vec!["verify", "--help"],
+        vec!["man"],
+        vec!["completions", "zsh"],
+        vec!["completions", "fish"],
+    ] {
+        let (code, text, stderr) = run(&mut plain.cmd(&args));
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        let (_, in_tree, _) = run(&mut tree.cmd(&args));
+        assert_eq!(text, in_tree, "{args:?}");
+    }
+    let (_, text, _) = run(&mut plain.cmd(&["build", "--help"]));
+    let out = &text[text.find("--out <DIR>").unwrap()..];
+    insta::assert_snapshot!("help_build_out", &out[..out.find("\n      --").unwrap()]);
+}

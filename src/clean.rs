@@ -324,6 +324,10 @@ async fn volume_sizes(
     volumes: &[bollard::models::Volume],
 ) -> HashMap<String, u64> {
     let mut sizes = HashMap::new();
+    if volumes.is_empty() {
+        // The engine's disk-usage report is slow on a busy engine: ask only when needed.
+        return sizes;
+    }
     if let Ok(usage) = engine.docker.df(None).await {
         for item in usage.volume_usage.and_then(|v| v.items).unwrap_or_default() {
             if let (Some(name), Some(size)) =

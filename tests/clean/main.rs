@@ -189,6 +189,7 @@ fn clean_never_touches_a_live_build_and_waits_for_its_locks() {
         .arg("--out")
         .arg(scratch.path().join("nonexistent")));
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(running_containers(tree.path()), container, "{stderr}");
     // Engine-wide, a live run's container stays, and clean says so.
     let (code, stderr) = run(kbuild()
         .args(["clean", "--engine-wide"])

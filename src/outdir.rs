@@ -225,8 +225,8 @@ pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
     for name in KNOWN {
         refuse_link(&out.join(name))?;
     }
-    track(out);
     if read_owner(out)?.is_some() {
+        track(out);
         return Ok(checked);
     }
     if !created && !empty_but_ours(out)? {
@@ -238,6 +238,7 @@ pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
     }
     let paths = BTreeSet::from([LOCK_FILE.to_string()]);
     write_owner(out, &new_owner(created, paths))?;
+    track(out);
     Ok(checked)
 }
 
@@ -325,10 +326,11 @@ pub const LEDGER_FILE: &str = "files";
 /// The output directories this process writes, with the paths already in their ledgers.
 static TRACKED: Mutex<Vec<(PathBuf, HashSet<PathBuf>)>> = Mutex::new(Vec::new());
 
-/// Starts recording the files written below `out` (once it is kbuild's).
+/// Starts recording the files written below `out`, once it is kbuild's (a directory
+/// without the marker gets no ledger: kbuild never writes one into a user's directory).
 fn track(out: &Path) {
     let mut tracked = TRACKED.lock().unwrap_or_else(|e| e.into_inner());
-    if tracked.iter().any(|(o, _)| o == out) {
+    if tracked.iter().any(|(o, _)| o == out) || !matches!(read_owner(out), Ok(Some(_))) {
         return;
     }
     let known = read_ledger(out).into_iter().collect();

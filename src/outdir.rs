@@ -3,8 +3,10 @@
 //! kbuild writes only into an output directory it created, or adopted while it was empty,
 //! and marks it with `.kbuild/owner.json`: who owns it (kbuild, and the run that made the
 //! marker) and the top-level paths kbuild wrote there (bin, logs, release-tars, extension,
-//! its lock and state). `kbuild clean` removes only those paths, and refuses a directory
-//! without the marker, so it can delete nothing kbuild did not create.
+//! its lock and state), and `.kbuild/files`: every file kbuild wrote below them. `kbuild
+//! clean` removes only those files and the directories they leave empty, never the lock
+//! file, and refuses a directory without the marker, so it deletes nothing kbuild did not
+//! write.
 //!
 //! Below `--out`, nothing is written through a symbolic link: every directory is walked one
 //! component at a time with `symlink_metadata`, and every file is created new (O_EXCL,
@@ -612,7 +614,7 @@ pub struct Removed {
 }
 
 /// Removes, in `out` (whose lock the caller holds): staging leftovers, the files the ledger
-/// records, every directory kbuild recorded that is empty afterwards, then the marker. It
+/// records, every directory kbuild recorded that is empty afterwards, then its state. It
 /// never unlinks the lock file (a waiting run would lock a file nobody else sees) and never
 /// removes a file it did not record, so `out` itself stays.
 pub fn remove_owned(out: &Path, owner: &Owner) -> Result<Removed> {
@@ -647,14 +649,29 @@ pub fn remove_owned(out: &Path, owner: &Owner) -> Result<Removed> {
             Err(_) => {}
         }
     }
-    let marker = out.join(MARKER_DIR);
-    if std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_dir()) {
-        let size = dir_size(&marker);
-        make_writable(&marker);
-        std::fs::remove_dir_all(&marker).map_err(|e| Error::io("cannot remove", &marker, e))?;
-        removed.paths.push((marker, size));
-    }
+    clear_marker(out, &mut removed.paths)?;
     Ok(removed)
+}
+
+/// Removes kbuild's state in `out`: the whole marker when nothing else but the lock is
+/// left, else all of it but the owner file, so that the directory stays kbuild's (the user's
+/// files in it do not make the next run refuse it).
+fn clear_marker(out: &Path, removed: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    let marker = out.join(MARKER_DIR);
+    if !std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    if empty_but_ours(out)? {
+        removed.push(remove_any(&marker)?);
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(&marker).map_err(|e| Error::io("cannot read", &marker, e))?;
+    for entry in entries.flatten() {
+        if entry.file_name() != OWNER_FILE {
+            removed.push(remove_any(&entry.path())?);
+        }
+    }
+    Ok(())
 }
 
 /// Removes the recorded file `out/rel`, never through a link on the way, and never a
@@ -838,7 +855,9 @@ mod tests {
         assert_eq!(
             left,
             [
+                MARKER_DIR,
                 LOCK_FILE,
+                ".kbuild/owner.json",
                 "bin",
                 "bin/linux",
                 "bin/linux/amd64",
@@ -853,9 +872,15 @@ mod tests {
         );
         assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"keep");
 
+        // With the user's files around, the directory stays kbuild's; once they are gone
+        // too, so does the marker.
+        claim(&out, &tree).expect("still kbuild's");
         std::fs::remove_file(out.join("notes.txt")).unwrap();
-        let err = owned_for_clean(&out, Some(&tree)).unwrap_err();
-        assert_eq!(err.kind, Kind::Usage, "the marker went with the rest");
+        std::fs::remove_dir_all(out.join("bin")).unwrap();
+        let owner = owned_for_clean(&out, Some(&tree)).unwrap().unwrap();
+        remove_owned(&out, &owner).unwrap();
+        assert_eq!(walkdir(&out), [out.join(LOCK_FILE)]);
+        assert!(owned_for_clean(&out, Some(&tree)).unwrap().is_none());
     }
 
     fn walkdir(dir: &Path) -> Vec<PathBuf> {

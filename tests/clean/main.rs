@@ -277,7 +277,9 @@ fn clean_removes_only_recorded_files_and_never_the_lock() {
     assert_eq!(
         listing(&out),
         [
+            ".kbuild",
             ".kbuild.lock",
+            ".kbuild/owner.json",
             "bin",
             "bin/linux",
             "bin/linux/amd64",
@@ -296,6 +298,9 @@ fn clean_removes_only_recorded_files_and_never_the_lock() {
         inode,
         "the lock file is never unlinked"
     );
+    // Still kbuild's: the next build writes there.
+    let (code, stderr) = run(&mut build(tree.path(), &out));
+    assert_eq!(code, 0, "{stderr}");
 }
 
 fn docker_lines(args: &[&str]) -> Vec<String> {
@@ -365,19 +370,24 @@ fn clean_engine_wide_removes_finished_runs_objects_and_reports_the_space() {
         docker_lines(&["ps", "-aq", "--filter", &format!("id={leftover}")]).is_empty(),
         "{stderr}"
     );
-    // Only what kbuild recorded writing is gone; the user's file and the lock stay.
-    assert_eq!(listing(&out_dir), [".kbuild.lock", "notes.txt"], "{stderr}");
+    // Only what kbuild recorded writing is gone; the user's file, the lock and the owner file
+    // (the directory is still kbuild's) stay.
+    assert_eq!(
+        listing(&out_dir),
+        [".kbuild", ".kbuild.lock", ".kbuild/owner.json", "notes.txt"],
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read_to_string(out_dir.join("notes.txt")).unwrap(),
         "precious\n"
     );
 
-    // Without kbuild's marker the directory is the user's now: clean refuses it.
-    let (code, _) = run(kbuild().arg("clean").arg("--out").arg(&out_dir));
-    assert_eq!(code, 2);
+    // Cleaning again finds nothing more to remove.
+    let (code, stderr) = run(kbuild().arg("clean").arg("--out").arg(&out_dir));
+    assert_eq!(code, 0, "{stderr}");
     assert!(out_dir.join("notes.txt").exists());
 
-    // Holding only kbuild's lock, it is kbuild's again: built into and cleaned back to the lock.
+    // Without the user's file, a build and a clean leave only the lock.
     std::fs::remove_file(out_dir.join("notes.txt")).unwrap();
     let (code, stderr) = run(&mut build(tree.path(), &out_dir));
     assert_eq!(code, 0, "{stderr}");

@@ -223,7 +223,7 @@ fn volume_in_scope(plan: &CleanPlan<'_>, labels: &HashMap<String, String>) -> bo
     of_tree || plan.engine_wide
 }
 
-/// Whether any container (after the dead ones went: a live run's) mounts `volume`.
+/// Whether any container left (a live run's, or one out of this clean's scope) mounts `volume`.
 async fn in_use(engine: &DockerEngine, volume: &str) -> bool {
     let filters = HashMap::from([("volume".to_string(), vec![volume.to_string()])]);
     engine
@@ -257,7 +257,7 @@ async fn clean_volumes(engine: &DockerEngine, plan: &CleanPlan<'_>, ui: &Ui) -> 
     for volume in wanted {
         if in_use(engine, &volume.name).await {
             ui.info(&format!(
-                "kept volume {}: a running build uses it",
+                "kept volume {}: a container uses it (a live run's, or one outside this clean)",
                 volume.name
             ));
             continue;

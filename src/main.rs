@@ -512,8 +512,10 @@ async fn dispatch_command(
                 kube_root,
                 caches: args.caches || args.all,
                 tree: tree.as_deref(),
+                engine_wide: args.engine_wide,
+                wait: args.wait,
             };
-            commands::clean::run(&plan, ui).await
+            commands::clean::run(&plan, ui, interrupt).await
         }
         Command::Completions { shell } => {
             // Generated into memory first: clap_complete panics on a failed write.

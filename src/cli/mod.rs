@@ -215,11 +215,12 @@ Examples:
   kbuild recipe check recipes/*.toml"
     )]
     Recipe(RecipeCommand),
-    /// Remove what kbuild made: labelled containers and volumes in the engine, and the output directory
+    /// Remove what kbuild made for an output directory: its finished runs' containers, and the files it wrote there
     #[command(after_help = "Examples:
-  kbuild clean                 # containers, transfer volumes, ./out
-  kbuild clean --caches        # also the Go build and module cache volumes
-  kbuild clean --all --kube-root ~/src/kubernetes   # also _output/dockerized and _output/local in the tree")]
+  kbuild clean                 # ./out's files and its finished runs' containers
+  kbuild clean --caches        # also the Go build and module cache volumes no build uses
+  kbuild clean --all --kube-root ~/src/kubernetes   # also the tree's _output/dockerized, _output/local and source volumes
+  kbuild clean --engine-wide   # every finished run's containers, every unused source volume")]
     Clean(CleanArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "Examples:
@@ -284,6 +285,12 @@ pub struct CleanArgs {
     /// The tree whose _output intermediates --all removes
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub kube_root: PathBuf,
+    /// Also every other run's containers and every source volume on the engine; a live run's are still kept
+    #[arg(long)]
+    pub engine_wide: bool,
+    /// Wait for a run holding the output directory (or, with --all, the tree) instead of failing at once (exit 9)
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub context: ContextArg,
 }

@@ -81,10 +81,12 @@ async fn give_to_user(
     engine: &DockerEngine,
     image: &str,
     volume: &str,
-    labels: HashMap<String, String>,
+    mut labels: HashMap<String, String>,
     uid: u32,
     gid: u32,
 ) -> Result<()> {
+    // A run-scoped helper: `kbuild clean` must see whether its run is alive.
+    labels.extend(super::owner::run_labels());
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: Some(vec!["chown".into(), format!("{uid}:{gid}"), MOUNT.into()]),

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use super::client::{connect_versioned_to, unreachable};
 use super::endpoint::{self, Endpoint};
 use super::guard::ContainerGuard;
-use super::{LABEL_MANAGED, LABEL_SOURCE};
+use super::LABEL_SOURCE;
 use crate::error::{Error, Result};
 use crate::outdir::joblog::JobLog;
 use crate::plan::Job;
@@ -221,8 +221,9 @@ impl DockerEngine {
     /// environment, mounts, network, user and memory limit; nothing is added but kbuild's
     /// labels and the hardening every build container gets.
     fn container_body(&self, job: &Job, options: &RunOptions<'_>) -> ContainerCreateBody {
-        let labels = HashMap::from([
-            (LABEL_MANAGED.to_string(), "true".to_string()),
+        // The run's ownership labels (not part of the plan's job: they name this process).
+        let mut labels = super::owner::run_labels();
+        labels.extend([
             ("io.kbuild.job".to_string(), job.name.clone()),
             (LABEL_SOURCE.to_string(), options.root.display().to_string()),
         ]);

@@ -14,6 +14,7 @@ pub mod guard;
 pub mod hermetic;
 pub mod host;
 pub mod listing;
+pub mod owner;
 
 pub mod podman;
 pub mod ssh;

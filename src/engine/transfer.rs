@@ -131,6 +131,7 @@ impl SourceVolume {
     /// and no network. Archive transfers need it only created; removals start it.
     pub(super) async fn helper(&self, cmd: Vec<String>) -> Result<ContainerGuard> {
         let mut labels = labels(&self.root);
+        labels.extend(super::owner::run_labels());
         labels.insert("io.kbuild.job".to_string(), "transfer".to_string());
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),

@@ -77,10 +77,9 @@ pub async fn acquire(dir: &Path, ui: &Ui, interrupt: &Interrupt) -> Result<Lock>
 /// [`acquire`] with an explicit policy.
 pub async fn acquire_with(dir: &Path, wait: Wait, ui: &Ui, interrupt: &Interrupt) -> Result<Lock> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    let what = format!("the output directory {}", dir.display());
     let hint =
         "wait for it to finish (drop --no-wait, or raise --lock-timeout), or use another --out";
-    let lock = take(&dir.join(LOCK_FILE), &what, hint, wait, ui, interrupt).await?;
+    let lock = acquire_existing(dir, wait, hint, ui, interrupt).await?;
     // Holding the lock proves no run writes here: what a killed one left goes now.
     let swept = crate::outdir::sweep_staging(dir)?;
     for (set, how) in &swept.settled {
@@ -93,24 +92,63 @@ pub async fn acquire_with(dir: &Path, wait: Wait, ui: &Ui, interrupt: &Interrupt
             set.display()
         ));
     }
+    // The run's containers are labelled with the `--out` they work for (engine::owner).
+    let _ = HELD_OUT.set(out_identity(dir));
     Ok(lock)
+}
+
+/// Takes the lock of the existing output directory `dir` (`kbuild clean`, which must not
+/// create what it cleans), with `hint` for a run that gives up waiting.
+pub async fn acquire_existing(
+    dir: &Path,
+    wait: Wait,
+    hint: &str,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<Lock> {
+    let what = format!("the output directory {}", dir.display());
+    take(&dir.join(LOCK_FILE), &what, hint, wait, ui, interrupt).await
+}
+
+static HELD_OUT: OnceLock<String> = OnceLock::new();
+
+/// The identity of the `--out` whose lock this run took first, if any.
+pub fn held_out() -> Option<&'static str> {
+    HELD_OUT.get().map(String::as_str)
+}
+
+/// A short, stable name for the output directory `dir`: a hash of its canonical path.
+pub fn out_identity(dir: &Path) -> String {
+    let digest = Sha256::digest(canonical(dir).as_os_str().as_encoded_bytes());
+    hex::encode(&digest[..8])
 }
 
 /// Takes the lock on the tree (or checkout directory) `root`: its `_output` and, for
 /// `--ref`, the checkout itself. Take it before the output directory's lock.
 pub async fn acquire_tree(root: &Path, ui: &Ui, interrupt: &Interrupt) -> Result<Lock> {
+    let hint = "wait for it to finish (drop --no-wait, or raise --lock-timeout): runs on one tree share its _output and checkout, so they take turns; a copy of the tree (or another --source-dir) builds alongside";
+    acquire_tree_with(root, policy(), hint, ui, interrupt).await
+}
+
+/// [`acquire_tree`] with an explicit policy, and `hint` for a run that gives up waiting.
+pub async fn acquire_tree_with(
+    root: &Path,
+    wait: Wait,
+    hint: &str,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<Lock> {
     let dir = locks_dir()?;
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
     let key = canonical(root);
     let digest = Sha256::digest(key.as_os_str().as_encoded_bytes());
     let hex = hex::encode(&digest[..8]);
     let what = format!("the tree {} (its _output and checkout)", key.display());
-    let hint = "wait for it to finish (drop --no-wait, or raise --lock-timeout): runs on one tree share its _output and checkout, so they take turns; a copy of the tree (or another --source-dir) builds alongside";
     take(
         &dir.join(format!("tree-{hex}.lock")),
         &what,
         hint,
-        policy(),
+        wait,
         ui,
         interrupt,
     )

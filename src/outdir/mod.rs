@@ -3,8 +3,10 @@
 //! kbuild writes only into an output directory it created, or adopted while it was empty,
 //! and marks it with `.kbuild/owner.json`: who owns it (kbuild, and the run that made the
 //! marker) and the top-level paths kbuild wrote there (bin, logs, release-tars, extension,
-//! its lock and state). `kbuild clean` removes only those paths, and refuses a directory
-//! without the marker, so it can delete nothing kbuild did not create.
+//! its lock and state), and `.kbuild/files`: every file kbuild wrote below them. `kbuild
+//! clean` removes only those files and the directories they leave empty, never the lock
+//! file, and refuses a directory without the marker, so it deletes nothing kbuild did not
+//! write.
 //!
 //! Below `--out`, nothing is written through a symbolic link: every directory is walked one
 //! component at a time with `symlink_metadata`, and every file is created new (O_EXCL,
@@ -14,12 +16,13 @@ pub mod joblog;
 pub mod lock;
 pub mod outputs;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
@@ -229,6 +232,7 @@ pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
         refuse_link(&out.join(name))?;
     }
     if read_owner(out)?.is_some() {
+        track(out);
         return Ok(checked);
     }
     if !created && !empty_but_ours(out)? {
@@ -240,6 +244,7 @@ pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
     }
     let paths = BTreeSet::from([LOCK_FILE.to_string()]);
     write_owner(out, &new_owner(created, paths))?;
+    track(out);
     Ok(checked)
 }
 
@@ -302,6 +307,7 @@ fn write_owner(out: &Path, owner: &Owner) -> Result<()> {
 /// Adds the top-level `name` to the paths `out`'s owner file records (a directory
 /// without an owner file records nothing: kbuild did not claim it).
 pub fn record(out: &Path, name: &str) -> Result<()> {
+    track(out);
     if name == MARKER_DIR {
         // Always removed last, whether recorded or not.
         return Ok(());
@@ -313,6 +319,102 @@ pub fn record(out: &Path, name: &str) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+// ---- The ledger: every file kbuild writes below an owned `--out`, one relative path a
+// line in `.kbuild/files`, so that `kbuild clean` removes those files and nothing a user
+// put beside them. It is appended to before the file is made, so a crash leaves no
+// unrecorded file; runs on one `--out` take turns (its lock), so lines never interleave.
+
+/// The ledger's name inside the marker directory.
+pub const LEDGER_FILE: &str = "files";
+
+/// The output directories this process writes, with the paths already in their ledgers.
+static TRACKED: Mutex<Vec<(PathBuf, HashSet<PathBuf>)>> = Mutex::new(Vec::new());
+
+/// Starts recording the files written below `out`, once it is kbuild's (a directory
+/// without the marker gets no ledger: kbuild never writes one into a user's directory).
+fn track(out: &Path) {
+    let mut tracked = TRACKED.lock().unwrap_or_else(|e| e.into_inner());
+    if tracked.iter().any(|(o, _)| o == out) || !matches!(read_owner(out), Ok(Some(_))) {
+        return;
+    }
+    let known = read_ledger(out).into_iter().collect();
+    tracked.push((out.to_path_buf(), known));
+}
+
+/// Records `path` in the ledger of the tracked `--out` it lies in (nothing otherwise).
+fn note_written(path: &Path) {
+    let mut tracked = TRACKED.lock().unwrap_or_else(|e| e.into_inner());
+    for (out, known) in tracked.iter_mut() {
+        let Some(rel) = path.strip_prefix(&*out).ok().and_then(final_name) else {
+            continue;
+        };
+        if known.insert(rel.clone()) {
+            // Best effort: an unrecorded file is only kept by clean, never lost.
+            let _ = append_ledger(out, &rel);
+        }
+        return;
+    }
+}
+
+/// Where a file being written will end up: staging names (`.NAME.PID.kbuild-tmp`,
+/// `NAME.kbuild-tmp`) become `NAME`. None for what the ledger does not hold: kbuild's own
+/// state (the marker, the lock) and anything that is not a plain one-line relative path.
+fn final_name(rel: &Path) -> Option<PathBuf> {
+    let mut name = PathBuf::new();
+    for c in rel.components() {
+        let Component::Normal(part) = c else {
+            return None;
+        };
+        let part = part.to_str().filter(|p| !p.contains('\n'))?;
+        name.push(match part.strip_suffix(TMP_SUFFIX) {
+            Some(staged) => unstage(staged),
+            None => part,
+        });
+    }
+    let top = name.components().next()?.as_os_str();
+    (top != MARKER_DIR && top != LOCK_FILE).then_some(name)
+}
+
+/// `.NAME.PID` -> `NAME`; `NAME` stays.
+fn unstage(staged: &str) -> &str {
+    match staged.strip_prefix('.').and_then(|s| s.rsplit_once('.')) {
+        Some((name, pid)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => staged,
+    }
+}
+
+fn append_ledger(out: &Path, rel: &Path) -> Result<()> {
+    let marker = ensure_below(out, Path::new(MARKER_DIR))?;
+    let path = marker.join(LEDGER_FILE);
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io("cannot record in", &path, e))?;
+    let line = format!("{}\n", rel.display());
+    file.write_all(line.as_bytes())
+        .map_err(|e| Error::io("cannot record in", &path, e))
+}
+
+/// The paths `out`'s ledger holds (plain relative paths only: a doctored ledger cannot
+/// point outside `out`).
+pub fn read_ledger(out: &Path) -> Vec<PathBuf> {
+    let path = out.join(MARKER_DIR).join(LEDGER_FILE);
+    if refuse_link(&path).is_err() {
+        return Vec::new();
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut paths: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| final_name(Path::new(l)))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 /// An error naming a link kbuild refuses to write through (exit 8).
@@ -341,6 +443,7 @@ pub fn refuse_link(path: &Path) -> Result<()> {
 /// Creates (or checks) the directory `out/rel` one component at a time, none of them a
 /// link, and records `rel`'s first component in the owner file. Returns `out/rel`.
 pub fn ensure_dir(out: &Path, rel: &Path) -> Result<PathBuf> {
+    track(out);
     let dir = ensure_below(out, rel)?;
     if let Some(Component::Normal(top)) = rel.components().next() {
         record(out, &top.to_string_lossy())?;
@@ -395,6 +498,7 @@ pub fn create_file(path: &Path, mode: u32) -> Result<File> {
         Ok(_) => std::fs::remove_file(path).map_err(|e| Error::io("cannot replace", path, e))?,
         Err(_) => {}
     }
+    note_written(path);
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -441,6 +545,7 @@ impl AtomicFile {
             .permissions(std::fs::Permissions::from_mode(0o644))
             .tempfile_in(dir)
             .map_err(|e| Error::io("cannot create a temporary file for", path, e))?;
+        note_written(path);
         Ok(AtomicFile {
             path: path.to_path_buf(),
             file: Some(BufWriter::with_capacity(256 * 1024, file)),
@@ -484,9 +589,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.commit()
 }
 
-/// What `kbuild clean --out` may remove: `None` when `out` does not exist, its owner file
-/// when kbuild owns it. A directory kbuild does not own is refused (exit 2), as is `/`,
-/// `$HOME` or the tree and its ancestors.
+/// What `kbuild clean --out` may remove: `None` when `out` does not exist or holds nothing
+/// but kbuild's lock file, its owner file when kbuild owns it. A directory kbuild does not
+/// own is refused (exit 2), as is `/`, `$HOME` or the tree and its ancestors.
 pub fn owned_for_clean(out: &Path, tree: Option<&Path>) -> Result<Option<Owner>> {
     check_not_precious(out, tree)?;
     if std::fs::symlink_metadata(out).is_err() {
@@ -494,6 +599,7 @@ pub fn owned_for_clean(out: &Path, tree: Option<&Path>) -> Result<Option<Owner>>
     }
     match read_owner(out)? {
         Some(owner) => Ok(Some(owner)),
+        None if empty_but_ours(out)? => Ok(None),
         None => Err(Error::usage(format!(
             "{} was not made by kbuild (it has no {MARKER_DIR}/{OWNER_FILE}), so kbuild clean leaves it untouched",
             out.display()
@@ -502,46 +608,144 @@ pub fn owned_for_clean(out: &Path, tree: Option<&Path>) -> Result<Option<Owner>>
     }
 }
 
-/// Removes the paths `owner` records in `out`, then the marker, then `out` itself when
-/// kbuild created it and nothing else is left. Returns the paths removed, with the bytes
-/// their files held.
-pub fn remove_owned(out: &Path, owner: &Owner) -> Result<Vec<(PathBuf, u64)>> {
-    let mut removed = Vec::new();
-    let names = owner.paths.iter().map(String::as_str).chain([MARKER_DIR]);
-    for name in names {
-        // Only plain top-level names: a doctored owner file cannot point elsewhere.
-        let mut parts = Path::new(name).components();
-        if !matches!(
-            (parts.next(), parts.next()),
-            (Some(Component::Normal(_)), None)
-        ) {
-            continue;
+/// What `remove_owned` did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Files and staging leftovers removed, with the bytes they held.
+    pub paths: Vec<(PathBuf, u64)>,
+    /// Directories kept because something kbuild did not record is still in them.
+    pub kept_dirs: Vec<PathBuf>,
+}
+
+/// Removes, in `out` (whose lock the caller holds): staging leftovers, the files the ledger
+/// records, every directory kbuild recorded that is empty afterwards, then its state. It
+/// never unlinks the lock file (a waiting run would lock a file nobody else sees) and never
+/// removes a file it did not record, so `out` itself stays.
+pub fn remove_owned(out: &Path, owner: &Owner) -> Result<Removed> {
+    let mut removed = Removed {
+        paths: sweep_staging(out)?.removed,
+        ..Removed::default()
+    };
+    for rel in read_ledger(out) {
+        if let Some(done) = remove_recorded(out, &rel)? {
+            removed.paths.push(done);
         }
-        let path = out.join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+    }
+    for name in &owner.paths {
+        let Some(rel) = final_name(Path::new(name)).filter(|r| r.components().count() == 1) else {
             continue;
         };
-        let size = if meta.is_dir() {
-            let size = dir_size(&path);
-            make_writable(&path);
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
-            size
-        } else {
-            // A file, or a link (the link goes, never what it points to).
-            std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
-            if meta.is_file() {
-                meta.len()
-            } else {
-                0
+        let path = out.join(&rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {
+                sweep_temp_files(&path, &mut removed.paths);
+                if !prune_empty(&path) {
+                    removed.kept_dirs.push(path);
+                }
             }
-        };
-        removed.push((path, size));
+            // A top-level file or link kbuild recorded (a link goes, never its target).
+            Ok(m) => {
+                std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+                removed
+                    .paths
+                    .push((path, if m.is_file() { m.len() } else { 0 }));
+            }
+            Err(_) => {}
+        }
     }
-    if owner.created {
-        // Fails (and is left) when anything else is in it.
-        let _ = std::fs::remove_dir(out);
-    }
+    clear_marker(out, &mut removed.paths)?;
     Ok(removed)
+}
+
+/// Removes kbuild's state in `out`: the whole marker when nothing else but the lock is
+/// left, else all of it but the owner file, so that the directory stays kbuild's (the user's
+/// files in it do not make the next run refuse it).
+fn clear_marker(out: &Path, removed: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    let marker = out.join(MARKER_DIR);
+    if !std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    if empty_but_ours(out)? {
+        removed.push(remove_any(&marker)?);
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(&marker).map_err(|e| Error::io("cannot read", &marker, e))?;
+    for entry in entries.flatten() {
+        if entry.file_name() != OWNER_FILE {
+            removed.push(remove_any(&entry.path())?);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the recorded file `out/rel`, never through a link on the way, and never a
+/// directory (those go only when empty). Returns what it removed.
+fn remove_recorded(out: &Path, rel: &Path) -> Result<Option<(PathBuf, u64)>> {
+    let mut dir = out.to_path_buf();
+    let parents = rel.parent().map(|p| p.components().count()).unwrap_or(0);
+    for c in rel.components().take(parents) {
+        dir.push(c);
+        if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+    }
+    let path = out.join(rel);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if !m.is_dir() => {
+            std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            Ok(Some((path, if m.is_file() { m.len() } else { 0 })))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Removes a file, a link (never its target) or a directory tree; returns its bytes.
+fn remove_any(path: &Path) -> Result<(PathBuf, u64)> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let size = if meta.is_dir() {
+        let size = dir_size(path);
+        make_writable(path);
+        std::fs::remove_dir_all(path).map_err(|e| Error::io("cannot remove", path, e))?;
+        size
+    } else {
+        std::fs::remove_file(path).map_err(|e| Error::io("cannot remove", path, e))?;
+        if meta.is_file() {
+            meta.len()
+        } else {
+            0
+        }
+    };
+    Ok((path.to_path_buf(), size))
+}
+
+/// Removes the unfinished writes (`*.kbuild-tmp`) below `dir`, not following links.
+fn sweep_temp_files(dir: &Path, removed: &mut Vec<(PathBuf, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
+            if let Ok(done) = remove_any(&path) {
+                removed.push(done);
+            }
+        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            sweep_temp_files(&path, removed);
+        }
+    }
+}
+
+/// Removes `dir` and the directories below it that are empty once their own empty
+/// subdirectories are gone (links are not followed). True when `dir` is gone.
+fn prune_empty(dir: &Path) -> bool {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                prune_empty(&entry.path());
+            }
+        }
+    }
+    std::fs::remove_dir(dir).is_ok()
 }
 
 /// Bytes held by the regular files under `dir` (links are not followed).
@@ -684,7 +888,7 @@ fn replace_with(
     let new = names_in(staging)?;
     refuse_dirs(dir, old.iter().chain(&new))?;
     let aside = aside_dir(dir);
-    remove_any(&aside);
+    remove_quietly(&aside);
     std::fs::create_dir(&aside).map_err(|e| Error::io("cannot create", &aside, e))?;
     let journal = Journal {
         staging: file_name(staging),
@@ -826,8 +1030,8 @@ fn finish(dir: &Path, j: &Journal, step: Step<'_>) -> std::result::Result<(), St
     sync_dir(dir);
     checkpoint(step)?;
     let (staging, aside) = j.paths(dir);
-    remove_any(&aside);
-    remove_any(&staging);
+    remove_quietly(&aside);
+    remove_quietly(&staging);
     checkpoint(step)
 }
 
@@ -921,8 +1125,9 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).map_err(|e| Error::io("cannot move into place", to, e))
 }
 
-/// Removes a file, link or directory tree (links are removed, never followed).
-fn remove_any(path: &Path) -> u64 {
+/// Removes a file, link or directory tree (links are removed, never followed), as far as
+/// it can; returns its bytes.
+fn remove_quietly(path: &Path) -> u64 {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {
             let size = dir_size(path);
@@ -987,7 +1192,7 @@ fn sweep_below(dir: &Path, depth: usize, removed: &mut Vec<(PathBuf, u64)>) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if name.ends_with(TMP_SUFFIX) {
-            let size = remove_any(&path);
+            let size = remove_quietly(&path);
             removed.push((path, size));
         } else if entry.file_type().is_ok_and(|t| t.is_dir())
             && (depth > 0 || KNOWN.contains(&name.as_str()))
@@ -1198,34 +1403,99 @@ mod tests {
     }
 
     #[test]
-    fn clean_removes_only_what_the_owner_file_records() {
+    fn clean_removes_only_recorded_files_and_never_the_lock() {
         let parent = tempfile::tempdir().unwrap();
         let tree = parent.path().join("tree");
         std::fs::create_dir(&tree).unwrap();
         let out = parent.path().join("out");
         claim(&out, &tree).unwrap();
+        std::fs::write(out.join(LOCK_FILE), b"").unwrap();
         let bin = ensure_dir(&out, Path::new("bin/linux/amd64")).unwrap();
-        std::fs::write(bin.join("kubectl"), b"binary").unwrap();
+        create_file(&temp_path(&bin.join("kubectl")), 0o755).unwrap();
+        std::fs::rename(temp_path(&bin.join("kubectl")), bin.join("kubectl")).unwrap();
+        ensure_dir(&out, Path::new("bin/darwin/arm64")).unwrap();
+        write_atomic(&out.join("kbuild-timings.json"), b"{}").unwrap();
+        // The user's files, beside and among kbuild's.
         std::fs::write(out.join("notes.txt"), b"precious").unwrap();
+        std::fs::write(bin.join("mine"), b"mine").unwrap();
+        // A killed run's staging directory, and a link kbuild must not follow.
+        std::fs::create_dir(out.join(".release-tars.99.kbuild-tmp")).unwrap();
         let outside = parent.path().join("outside");
         std::fs::create_dir(&outside).unwrap();
         std::fs::write(outside.join("keep"), b"keep").unwrap();
-        std::os::unix::fs::symlink(&outside, out.join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join("logs")).unwrap();
+        record(&out, "logs").unwrap();
 
         let owner = owned_for_clean(&out, Some(&tree)).unwrap().unwrap();
+        let lock_inode = std::fs::metadata(out.join(LOCK_FILE)).unwrap().ino();
+        let removed = remove_owned(&out, &owner).unwrap();
+        assert_eq!(removed.kept_dirs, [out.join("bin")]);
+        let mut left = Vec::new();
+        for e in walkdir(&out) {
+            left.push(e.strip_prefix(&out).unwrap().display().to_string());
+        }
+        left.sort();
         assert_eq!(
-            owner.paths,
-            BTreeSet::from(["bin".into(), LOCK_FILE.into()])
+            left,
+            [
+                MARKER_DIR,
+                LOCK_FILE,
+                ".kbuild/owner.json",
+                "bin",
+                "bin/linux",
+                "bin/linux/amd64",
+                "bin/linux/amd64/mine",
+                "notes.txt"
+            ]
         );
-        assert!(owner.created);
-        remove_owned(&out, &owner).unwrap();
-        assert!(!out.join("bin").exists() && !out.join(MARKER_DIR).exists());
-        assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"precious");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(out.join(LOCK_FILE)).unwrap().ino(),
+            lock_inode
+        );
         assert_eq!(std::fs::read(outside.join("keep")).unwrap(), b"keep");
 
+        // With the user's files around, the directory stays kbuild's; once they are gone
+        // too, so does the marker.
+        claim(&out, &tree).expect("still kbuild's");
         std::fs::remove_file(out.join("notes.txt")).unwrap();
-        let err = owned_for_clean(&out, Some(&tree)).unwrap_err();
-        assert_eq!(err.kind, Kind::Usage, "the marker went with the rest");
+        std::fs::remove_dir_all(out.join("bin")).unwrap();
+        let owner = owned_for_clean(&out, Some(&tree)).unwrap().unwrap();
+        remove_owned(&out, &owner).unwrap();
+        assert_eq!(walkdir(&out), [out.join(LOCK_FILE)]);
+        assert!(owned_for_clean(&out, Some(&tree)).unwrap().is_none());
+    }
+
+    fn walkdir(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            found.push(e.path());
+            if e.file_type().unwrap().is_dir() {
+                found.extend(walkdir(&e.path()));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn staging_names_are_recorded_under_their_final_names() {
+        let name = |p: &str| final_name(Path::new(p)).map(|p| p.display().to_string());
+        assert_eq!(
+            name(".release-tars.123.kbuild-tmp/SHA256SUMS").as_deref(),
+            Some("release-tars/SHA256SUMS")
+        );
+        assert_eq!(
+            name("bin/linux/amd64/.kubectl.77.kbuild-tmp").as_deref(),
+            Some("bin/linux/amd64/kubectl")
+        );
+        assert_eq!(
+            name("extension.kbuild-tmp/a").as_deref(),
+            Some("extension/a")
+        );
+        assert_eq!(name(".kbuild/files"), None);
+        assert_eq!(name(LOCK_FILE), None);
+        assert_eq!(name("../etc/passwd"), None);
+        assert_eq!(name("/etc/passwd"), None);
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Kind {
 }
 
 /// A failure with a message for the user and, where the user can act, a hint.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub kind: Kind,
     pub message: String,

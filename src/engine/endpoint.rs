@@ -401,10 +401,16 @@ fn choice() -> &'static (Option<String>, EnvSnapshot) {
     CHOICE.get_or_init(|| (None, EnvSnapshot::capture()))
 }
 
-/// The endpoint for this run.
+/// The endpoint for this run, resolved once (contexts and config.json are read once): the
+/// plan, the checks and every connection of the run see the same answer.
 pub fn current() -> Result<Endpoint> {
-    let (flag, env) = choice();
-    resolve(flag.as_deref(), env)
+    static RESOLVED: OnceLock<Result<Endpoint>> = OnceLock::new();
+    RESOLVED
+        .get_or_init(|| {
+            let (flag, env) = choice();
+            resolve(flag.as_deref(), env)
+        })
+        .clone()
 }
 
 /// One engine of `--engines`: a docker context name, resolved as `--context NAME` would be,

@@ -331,23 +331,33 @@ fn host_facts(engine: &HostEngine) -> EngineFacts {
     }
 }
 
+/// What `plan_facts` learnt of an engine: one connection, asked read-only.
+pub struct PlanFacts {
+    pub facts: EngineFacts,
+    /// Facts that stay unknown until the run, and why.
+    pub notes: Vec<String>,
+    /// Why the engine did not answer (its facts are then assumed).
+    pub unanswered: Option<Error>,
+}
+
 /// What a plan needs from the engine, asked without changing anything (no pull, no volume,
 /// no container), with a note for each fact that stays unknown until the run.
-pub async fn plan_facts(
-    info: Option<&SourceInfo>,
-    settings: &EngineSettings,
-) -> Result<(EngineFacts, Vec<String>)> {
+pub async fn plan_facts(info: Option<&SourceInfo>, settings: &EngineSettings) -> Result<PlanFacts> {
     let mut notes = Vec::new();
     if settings.kind == EngineKind::Host {
         return match HostEngine::detect() {
-            Ok(engine) => Ok((host_facts(&engine), notes)),
+            Ok(engine) => Ok(PlanFacts {
+                facts: host_facts(&engine),
+                notes,
+                unanswered: None,
+            }),
             Err(e) => {
                 notes.push(format!(
                     "no local Go found ({}): the run will fail its go check",
                     e.message
                 ));
-                Ok((
-                    EngineFacts {
+                Ok(PlanFacts {
+                    facts: EngineFacts {
                         kind: crate::plan::EngineKind::Host,
                         endpoint: "host".to_string(),
                         endpoint_from: "--engine host".to_string(),
@@ -357,7 +367,8 @@ pub async fn plan_facts(
                         user: None,
                     },
                     notes,
-                ))
+                    unanswered: None,
+                })
             }
         };
     }
@@ -374,6 +385,7 @@ pub async fn plan_facts(
         Some(chosen) => chosen.clone(),
         None => crate::engine::endpoint::current()?,
     };
+    let mut unanswered = None;
     let facts = match DockerEngine::connect_to(chosen.clone()).await {
         Ok(engine) => {
             crate::checks::check_cpus_fit(settings.cpus, engine.info.cpus, &engine.info.endpoint)?;
@@ -403,7 +415,7 @@ pub async fn plan_facts(
                 "the engine did not answer ({}): the image id, the build user and the Go cache volume are assumed or unknown",
                 e.message
             ));
-            EngineFacts {
+            let facts = EngineFacts {
                 kind: crate::plan::EngineKind::Docker,
                 endpoint: chosen.shown(),
                 endpoint_from: chosen.why(),
@@ -414,10 +426,16 @@ pub async fn plan_facts(
                 )),
                 image,
                 image_id: None,
-            }
+            };
+            unanswered = Some(e);
+            facts
         }
     };
-    Ok((facts, notes))
+    Ok(PlanFacts {
+        facts,
+        notes,
+        unanswered,
+    })
 }
 
 /// Checks git when the source needs it, gets the source (`--ref`) and reports its facts.

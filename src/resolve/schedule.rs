@@ -112,15 +112,15 @@ pub async fn plan_slots(
     settings: &EngineSettings,
 ) -> Result<(Vec<EngineSlot>, Vec<String>)> {
     if settings.engines.is_empty() {
-        let (facts, notes) = crate::exec::builder::plan_facts(info, settings).await?;
-        let name = facts.endpoint.clone();
+        let asked = crate::exec::builder::plan_facts(info, settings).await?;
+        let name = asked.facts.endpoint.clone();
         return Ok((
             vec![EngineSlot {
                 name,
-                facts,
+                facts: asked.facts,
                 capacity: 1,
             }],
-            notes,
+            asked.notes,
         ));
     }
     let mut slots = Vec::new();
@@ -129,21 +129,22 @@ pub async fn plan_slots(
         let mut one = settings.clone();
         one.endpoint = Some(crate::engine::endpoint::named(entry)?);
         one.engines.clear();
-        match crate::engine::docker::DockerEngine::connect_to(one.endpoint.clone().unwrap()).await {
-            Ok(_) => {
-                let (facts, more) = crate::exec::builder::plan_facts(info, &one).await?;
-                notes.extend(more);
+        // One connection per engine: the facts and whether it answers come together.
+        let asked = crate::exec::builder::plan_facts(info, &one).await?;
+        match asked.unanswered {
+            None => {
+                notes.extend(asked.notes);
                 slots.push(EngineSlot {
                     name: entry.clone(),
-                    facts,
+                    facts: asked.facts,
                     capacity: *capacity,
                 });
             }
-            Err(e) if !settings.require_all_engines => notes.push(format!(
+            Some(e) if !settings.require_all_engines => notes.push(format!(
                 "engine {entry} does not answer ({}): left out",
                 e.message
             )),
-            Err(e) => return Err(required_engine_down(e, entry)),
+            Some(e) => return Err(required_engine_down(e, entry)),
         }
     }
     if slots.is_empty() {

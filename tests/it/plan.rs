@@ -20,10 +20,30 @@ struct ContainerWatch {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
+/// `docker`, talking to the engine at `host` (None: the machine's own, as kbuild finds it).
+fn docker_on(host: Option<&str>) -> Command {
+    let mut cmd = Command::new("docker");
+    match host {
+        Some(host) => {
+            cmd.args(["-H", host]);
+        }
+        None => {
+            cmd.env_remove("DOCKER_HOST");
+        }
+    }
+    cmd
+}
+
 impl ContainerWatch {
     fn start(root: &Path) -> ContainerWatch {
+        ContainerWatch::start_on(root, None)
+    }
+
+    /// Watches the engine at `host` (None: the machine's own).
+    fn start_on(root: &Path, host: Option<&str>) -> ContainerWatch {
         let root = root.canonicalize().unwrap();
-        let mut child = Command::new("docker")
+        let inspect_host = host.map(str::to_string);
+        let mut child = docker_on(host)
             .args([
                 "events",
                 "--filter",
@@ -45,7 +65,7 @@ impl ContainerWatch {
                 .lines()
                 .map_while(Result::ok)
             {
-                let out = Command::new("docker")
+                let out = docker_on(inspect_host.as_deref())
                     .args(["inspect", &id])
                     .output()
                     .unwrap();
@@ -253,57 +273,120 @@ fn assert_run_matches_plan_of(root: &Path, plan_args: &[String], run_args: &[Str
             let names: Vec<&String> = seen.iter().map(|(j, _)| j).collect();
             panic!("no container ran job {name} of {run_args:?}; seen {names:?}")
         });
-        let image = job["image"].as_str().unwrap();
-        assert_eq!(c["Config"]["Image"].as_str(), Some(image), "{name}: image");
-        assert_eq!(
-            c["Image"].as_str(),
-            plan["engine"]["image_id"].as_str(),
-            "{name}: the image id the plan names"
-        );
-        assert_eq!(
-            strings(&c["Config"]["Cmd"]),
-            strings(&job["command"]),
-            "{name}: command"
-        );
-        assert_eq!(
-            c["Config"]["WorkingDir"], job["workdir"],
-            "{name}: working dir"
-        );
-        let from_image = image_env(image);
-        let set: Vec<String> = strings(&c["Config"]["Env"])
-            .into_iter()
-            .filter(|e| !from_image.contains(e))
-            .collect();
-        assert_eq!(
-            set,
-            strings(&job["env"]),
-            "{run_args:?} {name}: environment"
-        );
-        assert_eq!(
-            strings(&c["HostConfig"]["Binds"]),
-            strings(&job["mounts"]),
-            "{name}: mounts"
-        );
-        assert_eq!(
-            c["HostConfig"]["NetworkMode"], job["network"],
-            "{name}: network"
-        );
-        assert_eq!(
-            c["Config"]["User"].as_str().unwrap_or(""),
-            job["user"].as_str().unwrap_or(""),
-            "{name}: user"
-        );
-        let memory = c["HostConfig"]["Memory"].as_u64().unwrap_or(0);
-        assert_eq!(
-            memory,
-            job["memory_limit"].as_u64().unwrap_or(0),
-            "{name}: memory"
-        );
-        let nano_cpus = c["HostConfig"]["NanoCpus"].as_u64().unwrap_or(0);
-        let cpus = job["cpus"].as_f64().map_or(0, |c| (c * 1e9) as u64);
-        assert_eq!(nano_cpus, cpus, "{name}: cpus");
+        assert_container_is_job(c, job, &plan, &format!("{run_args:?} {name}"));
     }
     assert_no_containers_left(root);
+}
+
+/// The container `c`, as its engine's inspect shows it, is the plan's `job` field by field.
+fn assert_container_is_job(c: &Value, job: &Value, plan: &Value, name: &str) {
+    let image = job["image"].as_str().unwrap();
+    assert_eq!(c["Config"]["Image"].as_str(), Some(image), "{name}: image");
+    assert_eq!(
+        c["Image"].as_str(),
+        plan["engine"]["image_id"].as_str(),
+        "{name}: the image id the plan names"
+    );
+    assert_eq!(
+        strings(&c["Config"]["Cmd"]),
+        strings(&job["command"]),
+        "{name}: command"
+    );
+    assert_eq!(
+        c["Config"]["WorkingDir"], job["workdir"],
+        "{name}: working dir"
+    );
+    let from_image = image_env(image);
+    let set: Vec<String> = strings(&c["Config"]["Env"])
+        .into_iter()
+        .filter(|e| !from_image.contains(e))
+        .collect();
+    assert_eq!(set, strings(&job["env"]), "{name}: environment");
+    assert_eq!(
+        strings(&c["HostConfig"]["Binds"]),
+        strings(&job["mounts"]),
+        "{name}: mounts"
+    );
+    assert_eq!(
+        c["HostConfig"]["NetworkMode"], job["network"],
+        "{name}: network"
+    );
+    assert_eq!(
+        c["Config"]["User"].as_str().unwrap_or(""),
+        job["user"].as_str().unwrap_or(""),
+        "{name}: user"
+    );
+    let memory = c["HostConfig"]["Memory"].as_u64().unwrap_or(0);
+    assert_eq!(
+        memory,
+        job["memory_limit"].as_u64().unwrap_or(0),
+        "{name}: memory"
+    );
+    let nano_cpus = c["HostConfig"]["NanoCpus"].as_u64().unwrap_or(0);
+    let cpus = job["cpus"].as_f64().map_or(0, |c| (c * 1e9) as u64);
+    assert_eq!(nano_cpus, cpus, "{name}: cpus");
+}
+
+#[test]
+fn a_two_engine_run_creates_each_job_on_its_planned_engine_as_planned() {
+    let second = crate::engines::SecondEngine::shared();
+    let main = "unix:///var/run/docker.sock".to_string();
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let mut args = vec!["build".to_string(), "kubectl".to_string()];
+    args.extend(common_flags(repo.path(), &out));
+    args.extend(["--platform", "linux/amd64", "--platform", "darwin/arm64"].map(String::from));
+    args.extend([
+        "--engines".to_string(),
+        format!("{main},{}", second.docker_host()),
+    ]);
+    let plan = plan_json(&args);
+    let jobs = plan["jobs"].as_array().expect("jobs").clone();
+    let engines: Vec<&str> = jobs.iter().map(|j| j["engine"].as_str().unwrap()).collect();
+    assert_eq!(jobs.len(), 2, "a job per platform: {plan}");
+    assert_ne!(engines[0], engines[1], "one job on each engine: {plan}");
+
+    let hosts = [
+        (main.clone(), None),
+        (second.docker_host(), Some(second.docker_host())),
+    ];
+    let watches: Vec<(String, ContainerWatch)> = hosts
+        .iter()
+        .map(|(name, host)| {
+            (
+                name.clone(),
+                ContainerWatch::start_on(repo.path(), host.as_deref()),
+            )
+        })
+        .collect();
+    let (code, _, stderr) = run(kbuild().args(&args).env_remove("DOCKER_HOST"));
+    let seen: Vec<(String, Vec<(String, Value)>)> = watches
+        .into_iter()
+        .map(|(name, w)| (name, w.stop()))
+        .collect();
+    assert_eq!(code, 0, "{stderr}");
+    for job in &jobs {
+        let name = job["name"].as_str().unwrap();
+        let planned = job["engine"].as_str().unwrap();
+        let mut found = Vec::new();
+        for (engine, containers) in &seen {
+            for (j, c) in containers {
+                if j == name {
+                    found.push((engine.clone(), c.clone()));
+                }
+            }
+        }
+        assert_eq!(
+            found.len(),
+            1,
+            "{name} ran once: on {:?}",
+            found.iter().map(|f| &f.0).collect::<Vec<_>>()
+        );
+        assert_eq!(found[0].0, planned, "{name} ran on its planned engine");
+        assert_container_is_job(&found[0].1, job, &plan, name);
+    }
+    assert_no_containers_left(repo.path());
 }
 
 #[test]

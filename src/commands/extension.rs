@@ -178,7 +178,11 @@ pub async fn extension(
         args,
         components,
         platforms,
-        image: image_plan(&args.image)?,
+        // Checked before a run builds anything; a plan may be made where the extras are not.
+        image: match invocation.planning() {
+            Some(_) => None,
+            None => image_plan(&args.image)?,
+        },
     };
     building::run(&command, &request, invocation, ui, interrupt).await
 }

@@ -1,5 +1,7 @@
 //! Command-line definitions only (clap). Resolving them into a plan happens elsewhere.
 
+mod documented;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};

@@ -203,7 +203,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe> {
         if let Some(unknown) = unknown_key(&message) {
             if let Some(close) = crate::suggest::closest(unknown, KEYS.iter().copied()) {
                 err = err.with_hint(format!(
-                    "did you mean `{close}`? see the recipe schema in the README"
+                    "did you mean `{close}`? see the recipe schema in docs/plans-and-recipes.md"
                 ));
             }
         }

@@ -103,11 +103,17 @@ fn help_texts() {
     }
 }
 
-/// Every ```toml block in the README that holds a recipe (a `command = ` line) must parse,
-/// so the documentation cannot drift from the schema.
+/// Every ```toml block in the README and docs/ that holds a recipe (a `command = ` line)
+/// must parse, so the documentation cannot drift from the schema.
 #[test]
 fn readme_recipe_examples_parse() {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    for page in std::fs::read_dir(repo_root().join("docs")).unwrap() {
+        let page = page.unwrap().path();
+        if page.extension().is_some_and(|e| e == "md") {
+            readme.push_str(&std::fs::read_to_string(page).unwrap());
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for (i, block) in readme.split("```toml").skip(1).enumerate() {
@@ -125,7 +131,7 @@ fn readme_recipe_examples_parse() {
     }
     assert!(
         checked >= 2,
-        "the README shows recipe examples ({checked} found)"
+        "the documentation shows recipe examples ({checked} found)"
     );
 }
 

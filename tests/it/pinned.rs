@@ -406,3 +406,44 @@ fn a_defaulted_tree_that_cannot_be_read_is_not_planned() {
         "{plan}"
     );
 }
+
+#[test]
+fn a_ref_plan_pins_the_commit_and_a_moved_ref_is_refused_before_the_fetch() {
+    let upstream = HistoryRepo::new();
+    let work = tempfile::tempdir().unwrap();
+    let (out, checkout) = (work.path().join("o"), work.path().join("src"));
+    let file = work.path().join("plan.json");
+    let plan = save_plan(
+        &file,
+        kbuild()
+            .args([
+                "plan",
+                "--json",
+                "build",
+                "kubectl",
+                "--platform",
+                "linux/amd64",
+            ])
+            .args(["--image", BUILDER_IMAGE, "--repo", &upstream.url()])
+            .args(["--ref", "master", "--source-dir"])
+            .arg(&checkout)
+            .arg("--out")
+            .arg(&out),
+    );
+    let planned = upstream.master.last().unwrap();
+    assert_eq!(
+        plan["source"]["commit"].as_str(),
+        Some(planned.as_str()),
+        "the commit master names, asked without a fetch: {plan}"
+    );
+    assert!(!checkout.exists(), "planning fetches nothing");
+    let moved = upstream.add_commit("master", "c41");
+    let (code, _, stderr) = run(kbuild().arg("run").arg(&file));
+    assert_eq!(code, 2, "a moved ref is refused: {stderr}");
+    assert!(
+        stderr.contains(planned.as_str()) && stderr.contains(&moved),
+        "{stderr}"
+    );
+    assert!(!checkout.exists(), "refused before the fetch: {stderr}");
+    assert!(!out.exists(), "not even an empty --out: {stderr}");
+}

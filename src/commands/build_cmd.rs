@@ -37,7 +37,7 @@ impl Building for Build<'_> {
             components: self.request.components.clone(),
             platforms: self.request.platforms.clone(),
         };
-        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, vec![whole]);
+        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, vec![whole])?;
         plan.notes = notes;
         Ok(plan)
     }

@@ -2,10 +2,11 @@
 //! plan of any of them (`kbuild run plan.json`). A command only says which plan it wants
 //! (`Building::plan`), what the tree must have (`check_tree`), and what it makes of the
 //! built binaries (`finish`); the order of everything else is written once, here:
-//! the source (tree lock, fetch, the saved plan's commit), the claim of `--out` and its
-//! lock, the engines (checks, image, caches, sync), the plan, its jobs on their planned
-//! engines (`exec::fleet`), the command's packaging with the record of what ran, and the
-//! signature.
+//! the source (tree lock, fetch), everything that can refuse the run before it creates
+//! anything (`check_before_claim`: the tree, the engine, a saved plan's pins and jobs), the
+//! claim of `--out` and its lock, the engines (checks, image, caches, sync), the plan, its
+//! jobs on their planned engines (`exec::fleet`), the command's packaging with the record of
+//! what ran, and the signature.
 
 use std::path::{Path, PathBuf};
 
@@ -93,22 +94,38 @@ pub async fn run<B: Building>(
     outdir::check_not_precious(&request.out, Some(request.spec.dir()))?;
     let inputs = invocation.inputs.clone();
     if let Some(json) = invocation.planning() {
-        let (info, slots, notes) =
-            super::planning_facts(&request.spec, &request.overrides, &request.settings).await?;
+        let (info, slots, notes) = super::planning_facts(
+            &request.spec,
+            &request.overrides,
+            &request.settings,
+            invocation,
+        )
+        .await?;
         let plan = command.plan(request, inputs, info.as_ref(), &slots, notes)?;
         return crate::ui::show::print(&plan, json);
     }
     let sign_key = super::sign::load_sign_key(request.sign_key.as_deref())?;
-    // The tree first, then the output directory (outdir::lock: that order everywhere).
+    // The tree first, then the output directory (outdir::lock: that order everywhere). The
+    // tree lock lives in kbuild's own lock directory, so taking it leaves no trace.
     let _tree_lock = outdir::lock::acquire_tree(request.spec.dir(), ui, interrupt).await?;
+    invocation.check_remote(&request.spec)?;
     let info =
         crate::exec::builder::get_source(&request.spec, &request.overrides, &request.settings, ui)?;
-    invocation.check_commit(&info)?;
+    let mut settings = request.settings.clone();
+    let image_pin = invocation.expected_image()?;
+    settings.expect_image_id = image_pin.as_ref().map(|p| p.id.clone());
+    check_before_claim(
+        command,
+        request,
+        invocation,
+        &info,
+        image_pin.as_ref(),
+        ui,
+        interrupt,
+    )
+    .await?;
     let claimed = outdir::claim(&request.out, &info.root)?;
     let _lock = outdir::lock::acquire(&request.out, ui, interrupt).await?;
-    command.check_tree(&info)?;
-    let mut settings = request.settings.clone();
-    settings.expect_image_id = invocation.expected_image()?;
     let fleet = Fleet::prepare(info, &settings, ui, interrupt).await?;
     let plan = command.plan(
         request,
@@ -117,6 +134,7 @@ pub async fn run<B: Building>(
         &fleet.engine_slots(),
         Vec::new(),
     )?;
+    // Checked before the claim too; again with the prepared engines, which may have moved.
     invocation.check(&plan)?;
     for note in &plan.notes {
         ui.info(note);
@@ -135,6 +153,38 @@ pub async fn run<B: Building>(
     }
 }
 
+/// Everything that can refuse the run, before it creates anything (no --out, no lock in
+/// it, no pull by tag, no volume, no container): the tree has what the command builds, the
+/// engine answers, and a saved plan still holds. Its tree (commit, changes) is checked, its
+/// image is on the engine (pulled by digest at most), and the plan made now from the engine's
+/// read-only facts, as `kbuild plan` makes it, has the saved jobs and artifacts.
+#[allow(clippy::too_many_arguments)]
+async fn check_before_claim<B: Building>(
+    command: &B,
+    request: &Request,
+    invocation: &Invocation,
+    info: &SourceInfo,
+    image_pin: Option<&crate::exec::builder::ImagePin>,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    invocation.check_source(info)?;
+    command.check_tree(info)?;
+    crate::exec::builder::check_engines(&request.settings, image_pin, ui, interrupt).await?;
+    if invocation.saved().is_none() {
+        return Ok(());
+    }
+    let (slots, _) = crate::resolve::schedule::plan_slots(Some(info), &request.settings).await?;
+    let now = command.plan(
+        request,
+        invocation.inputs.clone(),
+        Some(info),
+        &slots,
+        Vec::new(),
+    )?;
+    invocation.check(&now)
+}
+
 /// The plan of a building command: its inputs, source, engines, checks, and the jobs of
 /// `work` (split over the engines' lanes); the command adds its artifacts and notes.
 pub fn plan_of(
@@ -144,7 +194,7 @@ pub fn plan_of(
     info: Option<&SourceInfo>,
     slots: &[EngineSlot],
     work: Vec<crate::resolve::schedule::Work>,
-) -> Plan {
+) -> Result<Plan> {
     use crate::resolve::schedule::{self, Work};
     let work = Work::split(work, schedule::lanes(slots));
     let tree = super::tree_of(&request.spec, info);
@@ -157,10 +207,10 @@ pub fn plan_of(
         &request.spec,
         info,
         request.git_version.as_deref(),
-    ));
+    )?);
     super::engines_part(&mut plan, &request.settings, slots);
     plan.jobs = schedule::planned_jobs(&work, slots, &tree, &request.settings);
-    plan
+    Ok(plan)
 }
 
 /// The binaries every job installed.

@@ -32,7 +32,8 @@ pub async fn run(
         shown.source = tree
             .as_deref()
             .and_then(|root| source::inspect(root, &Overrides::default()).ok())
-            .map(|info| crate::resolve::jobs::source_facts(&info));
+            .map(|info| crate::resolve::jobs::source_facts(&info))
+            .transpose()?;
         shown.checks = crate::resolve::jobs::check_steps(args.engine.into(), &plan, true);
         return crate::ui::show::print(&shown, json);
     }

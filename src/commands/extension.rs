@@ -75,7 +75,7 @@ impl Building for Extension<'_> {
             components: self.components.clone(),
             platforms: self.platforms.clone(),
         };
-        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, vec![whole]);
+        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, vec![whole])?;
         plan.packaging = jobs::extension_artifacts(&self.components, &self.platforms);
         let image = &self.args.image;
         if let Some(tag) = &image.tag {

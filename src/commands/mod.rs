@@ -80,28 +80,56 @@ impl Invocation {
         }
     }
 
-    /// After the source is known: a saved plan's commit must be the tree's.
-    pub fn check_commit(&self, info: &SourceInfo) -> Result<()> {
+    /// The saved plan, when running one.
+    pub fn saved(&self) -> Option<&crate::plan::Plan> {
         match &self.mode {
-            Mode::Replay(saved) => replay::check_commit(saved, info.commit.as_deref()),
-            _ => Ok(()),
+            Mode::Replay(saved) => Some(saved),
+            _ => None,
         }
     }
 
-    /// The image id a saved plan requires of the engine (None: any).
-    pub fn expected_image(&self) -> Result<Option<String>> {
-        match &self.mode {
-            Mode::Replay(saved) => replay::expected_image(saved),
-            _ => Ok(None),
+    /// Before a `--ref` is fetched: the ref must still name the commit the plan pinned.
+    pub fn check_remote(&self, spec: &crate::source::SourceSpec) -> Result<()> {
+        match self.saved() {
+            Some(saved) => replay::check_remote(saved, spec),
+            None => Ok(()),
         }
+    }
+
+    /// After the source is known: a saved plan's tree must be the tree now (its commit and
+    /// the digest of its changes).
+    pub fn check_source(&self, info: &SourceInfo) -> Result<()> {
+        match self.saved() {
+            Some(saved) => replay::check_source(saved, info),
+            None => Ok(()),
+        }
+    }
+
+    /// The image a saved plan requires of the engine (None: any).
+    pub fn expected_image(&self) -> Result<Option<builder::ImagePin>> {
+        match self.saved() {
+            Some(saved) => replay::expected_image(saved),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the tree was defaulted (no `--kube-root` and no `--ref` among the inputs).
+    fn tree_defaulted(&self) -> bool {
+        !self
+            .inputs
+            .iter()
+            .any(|i| i.name == "kube-root" || i.name == "ref")
     }
 }
 
 /// The source as a plan sees it without changing anything: a tree is inspected, a `--ref`
-/// is not fetched (its facts come with the fetch), with a note saying so.
+/// is not fetched (its facts come with the fetch), with a note saying so. A tree named
+/// explicitly may be one that is not here (planned here, run elsewhere); the defaulted one
+/// (the current directory) must be readable, or the plan is refused as the run would be.
 pub fn plan_source(
     spec: &crate::source::SourceSpec,
     overrides: &Overrides,
+    invocation: &Invocation,
 ) -> Result<(Option<SourceInfo>, Vec<String>)> {
     match spec {
         crate::source::SourceSpec::Tree(root) => {
@@ -109,6 +137,7 @@ pub fn plan_source(
                 .and_then(|root| crate::source::inspect(&root, overrides));
             match inspected {
                 Ok(info) => Ok((Some(info), Vec::new())),
+                Err(e) if invocation.tree_defaulted() => Err(e),
                 // A plan is also made where the tree is not (yet): say so and go on.
                 Err(e) => Ok((
                     None,
@@ -174,30 +203,37 @@ pub async fn planning_facts(
     spec: &crate::source::SourceSpec,
     overrides: &Overrides,
     settings: &crate::resolve::EngineSettings,
+    invocation: &Invocation,
 ) -> Result<(
     Option<SourceInfo>,
     Vec<crate::exec::settings::EngineSlot>,
     Vec<String>,
 )> {
-    let (info, mut notes) = plan_source(spec, overrides)?;
+    let (info, mut notes) = plan_source(spec, overrides, invocation)?;
     let (slots, more) = crate::resolve::schedule::plan_slots(info.as_ref(), settings).await?;
     notes.extend(more);
     Ok((info, slots, notes))
 }
 
-/// The plan's source part: the facts, or for an unfetched ref what is known.
+/// The plan's source part: the facts, or for an unfetched ref what is known: the commit the
+/// ref names now (asked read-only), which the run's fetch must bring. Roots are absolute, so
+/// that a plan run from another directory builds the planned tree.
 pub fn source_part(
     spec: &crate::source::SourceSpec,
     info: Option<&SourceInfo>,
     git_version: Option<&str>,
-) -> crate::plan::SourceFacts {
-    match (info, spec) {
-        (Some(info), _) => crate::resolve::jobs::source_facts(info),
+) -> Result<crate::plan::SourceFacts> {
+    Ok(match (info, spec) {
+        (Some(info), _) => crate::resolve::jobs::source_facts(info)?,
         (None, crate::source::SourceSpec::Git { repo, git_ref, dir }) => crate::plan::SourceFacts {
-            root: dir.clone(),
+            root: crate::resolve::jobs::absolute(dir),
             repo: Some(crate::redact::url(repo)),
             git_ref: Some(git_ref.clone()),
-            commit: None,
+            // Unknown when the repository does not answer: such a plan is refused at run.
+            commit: crate::source::checkout::remote_commit(repo, git_ref)
+                .ok()
+                .flatten(),
+            changes: None,
             tree_state: "unknown until fetched".to_string(),
             git_version: git_version
                 .unwrap_or("from the ref once fetched")
@@ -206,16 +242,17 @@ pub fn source_part(
             go_version: None,
         },
         (None, crate::source::SourceSpec::Tree(root)) => crate::plan::SourceFacts {
-            root: root.clone(),
+            root: crate::resolve::jobs::absolute(root),
             repo: None,
             git_ref: None,
             commit: None,
+            changes: None,
             tree_state: "unknown".to_string(),
             git_version: git_version.unwrap_or("unknown").to_string(),
             source_date_epoch: 0,
             go_version: None,
         },
-    }
+    })
 }
 
 /// The tree `--kube-root`, or `--ref` fetched into a checkout, with its facts reported.
@@ -472,7 +509,10 @@ pub async fn save_timings(
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
+    // Claimed by this run, not only owned by kbuild: a run refused before its claim leaves
+    // the previous run's timings as they were.
     let claimed = crate::outdir::check_not_precious(out, None).is_ok()
+        && crate::outdir::claimed_here(out)
         && matches!(crate::outdir::read_owner(out), Ok(Some(_)));
     if !claimed {
         ui.warn(&format!(

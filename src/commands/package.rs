@@ -53,26 +53,24 @@ pub async fn package(
     }
     let spec = source_checked_against(&args.source, &args.out)?;
     let planning = invocation.planning();
-    // The tree first, then the output directory (lock.rs: that order everywhere); a plan
-    // takes no lock and claims nothing.
-    let (_tree_lock, info, outdir, _lock) = match planning {
+    // The tree lock, as every run takes it (a plan takes none); the output directory is
+    // claimed only once a saved plan is known to hold.
+    let (_tree_lock, info) = match planning {
         Some(_) => {
             let overrides = Overrides::from_env(args.source.git_version.clone())?;
-            let (info, _) = super::plan_source(&spec, &overrides)?;
+            let (info, _) = super::plan_source(&spec, &overrides, invocation)?;
             let info = info.ok_or_else(|| {
                 Error::usage("kbuild package plans from a tree, not a ref that is not fetched")
                     .with_hint(
                         "fetch it first with `kbuild source --ref REF`, then plan with --kube-root",
                     )
             })?;
-            (None, info, None, None)
+            (None, info)
         }
         None => {
             let tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
-            let info = get_source(&args.source, None, ui)?;
-            let outdir = outdir::claim(&args.out, &info.root)?;
-            let lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
-            (Some(tree_lock), info, Some(outdir), Some(lock))
+            invocation.check_remote(&spec)?;
+            (Some(tree_lock), get_source(&args.source, None, ui)?)
         }
     };
     let root = info.root.clone();
@@ -130,28 +128,56 @@ pub async fn package(
             bin.join(&rel).display()
         ));
     }
+    let mut plan = Plan::new(
+        CommandKind::Package,
+        invocation.inputs.clone(),
+        jobs::absolute(&args.out),
+    );
+    plan.source = Some(jobs::source_facts(&info)?);
+    plan.packaging = jobs::release_artifacts(&layouts);
+    plan.notes = notes;
+    // Hashed only where a plan pins them: a plain run's packaging hashes what it reads.
+    if planning.is_some() || invocation.saved().is_some() {
+        plan.binaries = pinned_binaries(&found)?;
+    }
     if let Some(json) = planning {
-        let mut plan = Plan::new(
-            CommandKind::Package,
-            invocation.inputs.clone(),
-            jobs::absolute(&args.out),
-        );
-        plan.source = Some(jobs::source_facts(&info));
-        plan.packaging = jobs::release_artifacts(&layouts);
-        plan.notes = notes;
         return crate::ui::show::print(&plan, json);
     }
+    // A saved plan holds, or nothing is created: no --out, no lock in it.
+    if let Some(saved) = invocation.saved() {
+        invocation.check_source(&info)?;
+        super::replay::check_binaries(saved, &plan.binaries)?;
+        invocation.check(&plan)?;
+    }
+    let outdir = outdir::claim(&args.out, &info.root)?;
+    let _lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
     let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts))?;
     let what = Packaging {
         bin,
         out: &args.out,
-        out_in_tree: outdir.and_then(|o| o.in_tree),
+        out_in_tree: outdir.in_tree,
         info: &info,
         layouts,
         toolchain,
-        notes,
+        notes: plan.notes,
         plan: None,
     };
     package_release(what, ui, interrupt).await?;
     super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)
+}
+
+/// Every file of the binary tree with its sha256: what a plan of `package` pins.
+fn pinned_binaries(found: &[package::bintree::Found]) -> Result<Vec<crate::plan::PinnedFile>> {
+    found
+        .iter()
+        .map(|f| {
+            let (_, digests) = std::fs::File::open(&f.path)
+                .and_then(crate::artifact::hash_reader)
+                .map_err(|e| Error::io("cannot read", &f.path, e))?;
+            Ok(crate::plan::PinnedFile {
+                path: jobs::absolute(&f.path),
+                sha256: digests.sha256,
+            })
+        })
+        .collect()
 }

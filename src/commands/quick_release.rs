@@ -74,7 +74,7 @@ impl Building for QuickRelease {
             return Err(no_targets(request.spec.dir()));
         }
         let work: Vec<Work> = release.jobs.iter().map(release_work).collect();
-        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, work);
+        let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, work)?;
         let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
         plan.packaging = jobs::release_artifacts(&layout::layouts(&self.platforms, &has));
         plan.notes = notes;

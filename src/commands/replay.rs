@@ -1,7 +1,10 @@
 //! `kbuild run plan.json`: a plan made by `kbuild plan --json` run as it was planned. The
 //! command is resolved again from the plan's inputs, on the plan's tree and output directory;
-//! it runs only when the tree is at the planned commit, the engine has the planned image, and
-//! the jobs and artifacts come out the same. A pipeline plans once and builds elsewhere.
+//! it runs only when every pin holds (the tree's commit and the digest of its changes, the
+//! `--ref`'s commit, the image id, `package`'s binaries) and the jobs and artifacts come out
+//! the same. All of that is checked before anything is created (`building::run`): a refused
+//! plan leaves no --out, no lock in it, and nothing on the engine. A pipeline plans once and
+//! builds elsewhere.
 
 use std::path::Path;
 
@@ -73,6 +76,85 @@ fn stale(what: String) -> Error {
     )
 }
 
+/// Before a fetch: the plan's `--ref` must still name the commit it pinned (asked with
+/// `git ls-remote`, so a moved ref is refused before the checkout is switched). A remote
+/// that does not answer is left to the fetch, whose commit is checked after.
+pub fn check_remote(saved: &Plan, spec: &crate::source::SourceSpec) -> Result<()> {
+    let crate::source::SourceSpec::Git { repo, git_ref, .. } = spec else {
+        return Ok(());
+    };
+    let Some(planned) = saved.source.as_ref().and_then(|s| s.commit.as_deref()) else {
+        return check_commit(saved, None);
+    };
+    match crate::source::checkout::remote_commit(repo, git_ref) {
+        Ok(Some(now)) if now != planned => Err(stale(format!(
+            "{git_ref} names commit {now} now, the plan was made at {planned}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The tree must be the one the plan was made on: its commit, and the digest of its
+/// changes when it was not clean (a tree made dirty, or edited further, is refused).
+pub fn check_source(saved: &Plan, info: &crate::source::SourceInfo) -> Result<()> {
+    check_commit(saved, info.commit.as_deref())?;
+    let Some(planned) = saved.source.as_ref() else {
+        return Ok(());
+    };
+    let now = crate::resolve::jobs::source_facts(info)?;
+    if planned.changes != now.changes {
+        return Err(stale(match (&planned.changes, &now.changes) {
+            (None, Some(_)) => format!(
+                "the tree {} was clean when it was made and has changes now ({})",
+                info.root.display(),
+                now.tree_state
+            ),
+            (Some(_), None) => format!(
+                "the tree {} had changes when it was made and is clean now",
+                info.root.display()
+            ),
+            _ => format!(
+                "the tree {} changed since it was made: its uncommitted changes differ",
+                info.root.display()
+            ),
+        }));
+    }
+    Ok(())
+}
+
+/// `package`: every binary it packages must still have the planned sha256.
+pub fn check_binaries(saved: &Plan, now: &[crate::plan::PinnedFile]) -> Result<()> {
+    for planned in &saved.binaries {
+        match now.iter().find(|f| f.path == planned.path) {
+            None => {
+                return Err(stale(format!(
+                    "{} is gone from the binary tree",
+                    planned.path.display()
+                )))
+            }
+            Some(f) if f.sha256 != planned.sha256 => {
+                return Err(stale(format!(
+                    "{} changed: sha256 {} now, {} when it was made",
+                    planned.path.display(),
+                    f.sha256,
+                    planned.sha256
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    match now
+        .iter()
+        .find(|f| !saved.binaries.iter().any(|p| p.path == f.path))
+    {
+        Some(extra) => Err(stale(format!(
+            "{} appeared in the binary tree since it was made",
+            extra.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The tree must be at the commit the plan was made at.
 pub fn check_commit(saved: &Plan, commit: Option<&str>) -> Result<()> {
     let Some(planned) = saved.source.as_ref() else {
@@ -83,10 +165,15 @@ pub fn check_commit(saved: &Plan, commit: Option<&str>) -> Result<()> {
             "it was made before {} was fetched, so it names no commit",
             planned.git_ref.as_deref().unwrap_or("the ref")
         ))),
-        (Some(p), Some(now)) if p != now => Err(stale(format!(
-            "the tree {} is at commit {now}, the plan was made at {p}",
-            planned.root.display()
-        ))),
+        (Some(p), Some(now)) if p != now => Err(stale(match &planned.git_ref {
+            Some(git_ref) => {
+                format!("{git_ref} was fetched at commit {now}, the plan was made at {p}")
+            }
+            None => format!(
+                "the tree {} is at commit {now}, the plan was made at {p}",
+                planned.root.display()
+            ),
+        })),
         (Some(p), None) => Err(stale(format!(
             "the plan was made at commit {p}, and {} has no commit now",
             planned.root.display()
@@ -95,9 +182,9 @@ pub fn check_commit(saved: &Plan, commit: Option<&str>) -> Result<()> {
     }
 }
 
-/// The image id the engine must have for the plan's image (checked by the builder as soon
-/// as it knows it); a plan made before the image was there names none and is refused.
-pub fn expected_image(saved: &Plan) -> Result<Option<String>> {
+/// The image the engine must have (checked before anything is created, and again by the
+/// builder); a plan made before the image was there names no id and is refused.
+pub fn expected_image(saved: &Plan) -> Result<Option<crate::exec::builder::ImagePin>> {
     let Some(engine) = &saved.engine else {
         return Ok(None);
     };
@@ -106,7 +193,11 @@ pub fn expected_image(saved: &Plan) -> Result<Option<String>> {
             "it names no image id ({} was not on the engine when it was made)",
             engine.image
         ))),
-        Some(id) => Ok(Some(id.clone())),
+        Some(id) => Ok(Some(crate::exec::builder::ImagePin {
+            image: engine.image.clone(),
+            id: id.clone(),
+            repo_digest: engine.repo_digest.clone(),
+        })),
     }
 }
 
@@ -168,6 +259,7 @@ mod tests {
             git_version: "v1.34.0".into(),
             source_date_epoch: 1,
             go_version: None,
+            changes: None,
         });
         plan
     }

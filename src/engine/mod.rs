@@ -15,6 +15,7 @@ pub mod hermetic;
 pub mod host;
 pub mod listing;
 pub mod owner;
+pub mod pin;
 
 pub mod podman;
 pub mod ssh;

@@ -121,11 +121,10 @@ impl Builder {
         ui.phase("checks", &checker.summary());
         ui.phase("image", &image);
         let image_id = engine.ensure_image(&image, ui, interrupt).await?;
+        // Checked before the run claimed anything (`check_engines`); again here, in case
+        // the tag moved since.
         if let Some(expected) = plan.expect_image_id.as_deref().filter(|e| *e != image_id) {
-            return Err(Error::usage(format!(
-                "the saved plan is stale: {image} is image {image_id} on the engine now, the plan was made with {expected}"
-            ))
-            .with_hint("plan again (`kbuild plan --json ... > plan.json`) and run the new plan, or run the command itself"));
+            return Err(stale_image(&image, &image_id, expected));
         }
         if image_arch.is_none() {
             preflight::pulled_arch(&mut checker, &engine, &image).await?;
@@ -141,6 +140,7 @@ impl Builder {
             endpoint_from: engine.info.endpoint_why.clone(),
             image: image.clone(),
             image_id: Some(image_id.clone()),
+            repo_digest: None,
             transfer: Some(chosen_transfer),
             user: engine.build_user(),
         };
@@ -326,6 +326,7 @@ fn host_facts(engine: &HostEngine) -> EngineFacts {
             engine.go_version,
             engine.go.display()
         )),
+        repo_digest: None,
         transfer: None,
         user: None,
     }
@@ -363,6 +364,7 @@ pub async fn plan_facts(info: Option<&SourceInfo>, settings: &EngineSettings) ->
                         endpoint_from: "--engine host".to_string(),
                         image: "host (no Go found)".to_string(),
                         image_id: None,
+                        repo_digest: None,
                         transfer: None,
                         user: None,
                     },
@@ -391,9 +393,13 @@ pub async fn plan_facts(info: Option<&SourceInfo>, settings: &EngineSettings) ->
             crate::checks::check_cpus_fit(settings.cpus, engine.info.cpus, &engine.info.endpoint)?;
             // An unfetched tree names no image yet: nothing to look up.
             let image_known = info.is_some() || settings.image.is_some();
-            let image_id = match image_known {
-                true => engine.image_id(&image).await?,
+            let pinned = match image_known {
+                true => crate::engine::pin::inspect(&engine, &image).await?,
                 false => None,
+            };
+            let (image_id, repo_digest) = match pinned {
+                Some(p) => (Some(p.id), p.repo_digest),
+                None => (None, None),
             };
             if image_id.is_none() {
                 notes.push(format!(
@@ -408,6 +414,7 @@ pub async fn plan_facts(info: Option<&SourceInfo>, settings: &EngineSettings) ->
                 user: engine.build_user(),
                 image,
                 image_id,
+                repo_digest,
             }
         }
         Err(e) => {
@@ -426,6 +433,7 @@ pub async fn plan_facts(info: Option<&SourceInfo>, settings: &EngineSettings) ->
                 )),
                 image,
                 image_id: None,
+                repo_digest: None,
             };
             unanswered = Some(e);
             facts
@@ -436,6 +444,83 @@ pub async fn plan_facts(info: Option<&SourceInfo>, settings: &EngineSettings) ->
         notes,
         unanswered,
     })
+}
+
+/// The image a saved plan was made with: the engine must have it under `image`.
+pub struct ImagePin {
+    pub image: String,
+    pub id: String,
+    pub repo_digest: Option<String>,
+}
+
+fn stale_image(image: &str, now: &str, planned: &str) -> Error {
+    Error::usage(format!(
+        "the saved plan is stale: {image} is image {now} on the engine now, the plan was made with {planned}"
+    ))
+    .with_hint("plan again (`kbuild plan --json ... > plan.json`) and run the new plan, or run the command itself")
+}
+
+/// Before the run creates anything: the engine answers (one that does not refuses the run
+/// here, exit 5, before --out exists), and with `pin` (a saved plan) it has the planned
+/// image under its name. A missing image is pulled only by the plan's repository digest,
+/// the one fetch that brings exactly the planned image; without a digest it is refused, as
+/// a pull by tag could bring another. Of several engines (`--engines`), those that do not
+/// answer are left to the plan's comparison, which names the jobs they were to run.
+pub async fn check_engines(
+    settings: &EngineSettings,
+    pin: Option<&ImagePin>,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    if settings.kind == EngineKind::Host {
+        return Ok(());
+    }
+    if settings.engines.is_empty() {
+        let chosen = match &settings.endpoint {
+            Some(chosen) => chosen.clone(),
+            None => crate::engine::endpoint::current()?,
+        };
+        let engine = DockerEngine::connect_to(chosen).await?;
+        return match pin {
+            Some(pin) => ensure_pinned(&engine, pin, ui, interrupt).await,
+            None => Ok(()),
+        };
+    }
+    for (entry, _) in &settings.engines {
+        let endpoint = crate::engine::endpoint::named(entry)?;
+        let (Some(pin), Ok(engine)) = (pin, DockerEngine::connect_to(endpoint).await) else {
+            continue;
+        };
+        ensure_pinned(&engine, pin, ui, interrupt).await?;
+    }
+    Ok(())
+}
+
+/// The engine has `pin.image` as `pin.id`, pulling it by digest when it is missing.
+async fn ensure_pinned(
+    engine: &DockerEngine,
+    pin: &ImagePin,
+    ui: &Ui,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    use crate::engine::pin;
+    let id = match (pin::inspect(engine, &pin.image).await?, &pin.repo_digest) {
+        (Some(found), _) => found.id,
+        (None, Some(digest)) => {
+            pin::pull_by_digest(engine, &pin.image, digest, ui, interrupt).await?
+        }
+        (None, None) => {
+            return Err(Error::usage(format!(
+                "the saved plan is stale: {} is not on the engine at {}, and the plan names no repository digest to pull exactly image {} by",
+                pin.image, engine.info.endpoint, pin.id
+            ))
+            .with_hint("load or build that image on the engine (a pull by tag may bring another), or plan again where it is"));
+        }
+    };
+    match id == pin.id {
+        true => Ok(()),
+        false => Err(stale_image(&pin.image, &id, &pin.id)),
+    }
 }
 
 /// Checks git when the source needs it, gets the source (`--ref`) and reports its facts.

@@ -54,8 +54,8 @@ pub fn compute(info: &SourceInfo, job: &Job, image_id: &str) -> Result<String> {
 
 /// The tree's state: for a git checkout the commit and, when it is dirty, the diff against it
 /// and the untracked files (ignored ones such as _output do not count); otherwise every
-/// file's path and bytes.
-fn tree_digest(info: &SourceInfo) -> Result<String> {
+/// file's path and bytes. A saved plan pins it for a tree that is not clean.
+pub fn tree_digest(info: &SourceInfo) -> Result<String> {
     let root = &info.root;
     let mut hasher = Sha256::new();
     match &info.commit {

@@ -49,6 +49,8 @@ pub struct EngineFacts {
     pub image: String,
     /// The image id when the engine has the image (Docker), or the host Go's identity.
     pub image_id: Option<String>,
+    /// The image's `repository@sha256:...`, when the engine knows one.
+    pub repo_digest: Option<String>,
     /// Bind or copy (Docker).
     pub transfer: Option<crate::engine::transfer::Transfer>,
     /// uid:gid builds run as; None on a rootless engine.

@@ -343,6 +343,13 @@ fn track(out: &Path) {
     tracked.push((out.to_path_buf(), known));
 }
 
+/// Whether this process claimed `out` ([`claim`]): a run refused before its claim (a stale
+/// saved plan, an engine that does not answer) leaves an earlier run's files alone.
+pub fn claimed_here(out: &Path) -> bool {
+    let tracked = TRACKED.lock().unwrap_or_else(|e| e.into_inner());
+    tracked.iter().any(|(o, _)| o == out)
+}
+
 /// Records `path` in the ledger of the tracked `--out` it lies in (nothing otherwise).
 fn note_written(path: &Path) {
     let mut tracked = TRACKED.lock().unwrap_or_else(|e| e.into_inner());

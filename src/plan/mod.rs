@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// The plan file format `kbuild run` understands.
-pub const FORMAT: u32 = 1;
+/// The plan file format `kbuild run` understands. 2: a plan pins its inputs (the tree's
+/// changes, the image's repository digest, `package`'s binaries).
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -38,6 +39,17 @@ pub struct Plan {
     pub out: PathBuf,
     /// Things the user should know (targets the tree lacks, sets upstream skips).
     pub notes: Vec<String>,
+    /// `package`: every file of the binary tree it packages, with its sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binaries: Vec<PinnedFile>,
+}
+
+/// An input file and the sha256 it must still have when the plan runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedFile {
+    /// Absolute.
+    pub path: PathBuf,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,9 +92,14 @@ pub struct SourceFacts {
     pub repo: Option<String>,
     #[serde(rename = "ref")]
     pub git_ref: Option<String>,
-    /// The commit the run must find; None outside git.
+    /// The commit the run must find; None outside git. With `--ref`, the commit the ref
+    /// named when the plan was made: the fetch must bring exactly that one.
     pub commit: Option<String>,
     pub tree_state: String,
+    /// A tree that is not clean: the digest of its changes against the commit (of every file
+    /// outside git), so that an edit after planning is noticed.
+    #[serde(default)]
+    pub changes: Option<String>,
     pub git_version: String,
     pub source_date_epoch: u64,
     /// The Go version the tree pins in .go-version.
@@ -107,6 +124,10 @@ pub struct EngineChoice {
     /// The builder image as named, and its id when the engine has it.
     pub image: String,
     pub image_id: Option<String>,
+    /// `repository@sha256:...` when the engine knows where the image came from: a plan run
+    /// where the image is missing pulls exactly this.
+    #[serde(default)]
+    pub repo_digest: Option<String>,
     /// `bind` or `copy` (Docker only).
     pub transfer: Option<String>,
     /// The uid:gid builds run as; None on a rootless engine (root there is the user).
@@ -197,6 +218,7 @@ impl Plan {
             packaging: Vec::new(),
             out,
             notes: Vec::new(),
+            binaries: Vec::new(),
         }
     }
 }

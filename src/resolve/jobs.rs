@@ -22,6 +22,7 @@ pub fn engine_choice(settings: &EngineSettings, facts: &EngineFacts) -> EngineCh
         endpoint_from: facts.endpoint_from.clone(),
         image: facts.image.clone(),
         image_id: facts.image_id.clone(),
+        repo_digest: facts.repo_digest.clone(),
         transfer: facts.transfer.map(|t| transfer_name(t).to_string()),
         user: facts.user.map(|(u, g)| format!("{u}:{g}")),
         cache_volume: facts.cache_volume(),
@@ -39,8 +40,14 @@ fn transfer_name(t: crate::engine::transfer::Transfer) -> &'static str {
     }
 }
 
-pub fn source_facts(info: &SourceInfo) -> SourceFacts {
-    SourceFacts {
+/// The tree's facts for a plan; a tree that is not clean is pinned by the digest of its
+/// changes, the one the jobs' fingerprints use.
+pub fn source_facts(info: &SourceInfo) -> crate::error::Result<SourceFacts> {
+    let changes = match info.tree_state {
+        crate::source::TreeState::Clean => None,
+        _ => Some(crate::exec::fingerprint::tree_digest(info)?),
+    };
+    Ok(SourceFacts {
         root: info.root.clone(),
         repo: info.origin.as_ref().map(|o| o.repo.clone()),
         git_ref: info.origin.as_ref().map(|o| o.git_ref.clone()),
@@ -49,7 +56,8 @@ pub fn source_facts(info: &SourceInfo) -> SourceFacts {
         git_version: info.version.git_version.clone(),
         source_date_epoch: info.source_date_epoch,
         go_version: info.go_version.clone(),
-    }
+        changes,
+    })
 }
 
 /// A check's name and what it requires.

@@ -203,6 +203,7 @@ mod tests {
             endpoint_from: "--engines".into(),
             image: "img".into(),
             image_id: Some("sha256:1".into()),
+            repo_digest: None,
             transfer: None,
             user: None,
         };

@@ -175,7 +175,12 @@ struct RemoteRefs {
 
 impl RemoteRefs {
     fn list(dir: &Path, repo: &str) -> Result<RemoteRefs> {
-        let args = ["ls-remote", "--tags", "--heads", "origin"];
+        Self::list_of(dir, "origin", repo)
+    }
+
+    /// The refs of `remote` (a remote's name in `dir`, or a URL), read in `dir`.
+    fn list_of(dir: &Path, remote: &str, repo: &str) -> Result<RemoteRefs> {
+        let args = ["ls-remote", "--tags", "--heads", remote];
         let out = git_raw(dir, &args, None)?;
         if !out.status.success() {
             return Err(fetch_failed(repo, &args, &out));
@@ -242,6 +247,19 @@ impl Target {
             Target::Commit(c) | Target::ShortCommit(c) => c.clone(),
         }
     }
+}
+
+/// The commit `git_ref` names in `repo` now, asked without a checkout (`git ls-remote`,
+/// which changes nothing): what a plan of a `--ref` build pins. None for the default branch
+/// and for an abbreviated id no ref explains, which only a fetch can resolve.
+pub fn remote_commit(repo: &str, git_ref: &str) -> Result<Option<String>> {
+    let remote = RemoteRefs::list_of(&std::env::temp_dir(), repo, repo)?;
+    Ok(match resolve(Some(git_ref), &remote, repo)? {
+        Target::Tag(t) => remote.tag_commits.get(&format!("refs/tags/{t}")).cloned(),
+        Target::Branch(b) => remote.refs.get(&format!("refs/heads/{b}")).cloned(),
+        Target::Commit(c) => Some(c),
+        Target::Head | Target::ShortCommit(_) => None,
+    })
 }
 
 fn is_hex(s: &str) -> bool {

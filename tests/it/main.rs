@@ -17,6 +17,7 @@ mod gzip;
 mod host;
 mod inputs;
 mod outdir;
+mod pinned;
 mod pipes;
 mod plan;
 mod podman;

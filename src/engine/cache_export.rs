@@ -101,8 +101,7 @@ async fn export_to(
         std::fs::create_dir_all(target).map_err(|e| Error::io("cannot create", target, e))?;
         Sink::Dir(target.to_path_buf())
     };
-    let mtimes: BTreeMap<String, u64> =
-        chosen.iter().map(|l| (l.path.clone(), l.mtime)).collect();
+    let mtimes: BTreeMap<String, u64> = chosen.iter().map(|l| (l.path.clone(), l.mtime)).collect();
     let (fetched, sink) = if fetch.is_empty() {
         (BTreeMap::new(), sink)
     } else {
@@ -209,7 +208,8 @@ enum Sink {
 impl Sink {
     fn tar(target: &Path) -> Result<Sink> {
         let partial = partial_name(target);
-        let file = std::fs::File::create(&partial).map_err(|e| Error::io("cannot write", &partial, e))?;
+        let file =
+            std::fs::File::create(&partial).map_err(|e| Error::io("cannot write", &partial, e))?;
         Ok(Sink::Tar {
             target: target.to_path_buf(),
             partial,
@@ -218,7 +218,14 @@ impl Sink {
     }
 
     /// Writes one entry of `size` bytes from `data`; returns its sha256.
-    fn put(&mut self, path: &str, size: u64, mtime: u64, mode: u32, data: impl Read) -> Result<String> {
+    fn put(
+        &mut self,
+        path: &str,
+        size: u64,
+        mtime: u64,
+        mode: u32,
+        data: impl Read,
+    ) -> Result<String> {
         let mut hashing = HashingReader::new(data.take(size));
         match self {
             Sink::Dir(dir) => {
@@ -226,7 +233,8 @@ impl Sink {
                 super::extract::check_no_symlink_ancestors(dir, rel, rel)?;
                 let dest = dir.join(rel);
                 let parent = dest.parent().expect("an entry has a parent");
-                std::fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("cannot create", parent, e))?;
                 let tmp = partial_name(&dest);
                 let mut file =
                     std::fs::File::create(&tmp).map_err(|e| Error::io("cannot write", &tmp, e))?;
@@ -236,14 +244,18 @@ impl Sink {
                     let _ = std::fs::remove_file(&tmp);
                     return Err(Error::engine(format!("{path} came short from the engine")));
                 }
-                file.flush().map_err(|e| Error::io("cannot write", &tmp, e))?;
+                file.flush()
+                    .map_err(|e| Error::io("cannot write", &tmp, e))?;
                 let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
-                file.set_modified(time).map_err(|e| Error::io("cannot write", &tmp, e))?;
+                file.set_modified(time)
+                    .map_err(|e| Error::io("cannot write", &tmp, e))?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = file.set_permissions(std::fs::Permissions::from_mode(host_mode(mode)));
                 std::fs::rename(&tmp, &dest).map_err(|e| Error::io("cannot write", &dest, e))?;
             }
-            Sink::Tar { builder, partial, .. } => {
+            Sink::Tar {
+                builder, partial, ..
+            } => {
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(size);
@@ -267,16 +279,23 @@ impl Sink {
                 std::fs::write(&tmp, &bytes).map_err(|e| Error::io("cannot write", &tmp, e))?;
                 std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))
             }
-            Sink::Tar { target, partial, mut builder } => {
+            Sink::Tar {
+                target,
+                partial,
+                mut builder,
+            } => {
                 let mut h = tar::Header::new_gnu();
                 h.set_size(bytes.len() as u64);
                 h.set_mode(0o644);
                 h.set_mtime(0);
                 let io = |e| Error::io("cannot write", &partial, e);
-                builder.append_data(&mut h, MANIFEST, &bytes[..]).map_err(io)?;
+                builder
+                    .append_data(&mut h, MANIFEST, &bytes[..])
+                    .map_err(io)?;
                 let mut w = builder.into_inner().map_err(io)?;
                 w.flush().map_err(io)?;
-                std::fs::rename(&partial, &target).map_err(|e| Error::io("cannot write", &target, e))
+                std::fs::rename(&partial, &target)
+                    .map_err(|e| Error::io("cannot write", &target, e))
             }
         }
     }
@@ -320,14 +339,20 @@ async fn download(
         archive.set_ignore_zeros(true);
         let mut got = BTreeMap::new();
         let unreadable = |e: std::io::Error| {
-            Error::engine(format!("the engine's archive of the Go cache cannot be read: {e}"))
+            Error::engine(format!(
+                "the engine's archive of the Go cache cannot be read: {e}"
+            ))
         };
         for entry in archive.entries().map_err(unreadable)? {
             let entry = entry.map_err(unreadable)?;
             if !entry.header().entry_type().is_file() {
                 continue;
             }
-            let path = entry.path().map_err(unreadable)?.to_string_lossy().into_owned();
+            let path = entry
+                .path()
+                .map_err(unreadable)?
+                .to_string_lossy()
+                .into_owned();
             if !fetch.contains(&path) {
                 continue;
             }
@@ -335,7 +360,13 @@ async fn download(
             let mode = entry.header().mode().unwrap_or(0o644);
             let mtime = mtimes.get(&path).copied().unwrap_or(0);
             let sha256 = sink.put(&path, size, mtime, mode, entry)?;
-            let e = Entry { path: path.clone(), size, mtime, mode: host_mode(mode), sha256 };
+            let e = Entry {
+                path: path.clone(),
+                size,
+                mtime,
+                mode: host_mode(mode),
+                sha256,
+            };
             got.insert(path, e);
         }
         Ok::<_, Error>((got, sink))

@@ -121,7 +121,9 @@ fn write_upload(
     };
     let mut dirs = HashSet::new();
     let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
-    builder.append_data(&mut h, prefix, std::io::empty()).map_err(io)?;
+    builder
+        .append_data(&mut h, prefix, std::io::empty())
+        .map_err(io)?;
     let mut put = |builder: &mut tar::Builder<ChannelWriter>, e: &Entry, data: &mut dyn Read| {
         let parts: Vec<&str> = e.path.split('/').collect();
         for n in 1..parts.len() {

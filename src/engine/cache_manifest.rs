@@ -41,7 +41,11 @@ pub struct CacheKey {
 
 impl std::fmt::Display for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}) with {}", self.image, self.image_digest_of, self.go)
+        write!(
+            f,
+            "{} ({}) with {}",
+            self.image, self.image_digest_of, self.go
+        )
     }
 }
 
@@ -77,17 +81,27 @@ impl Manifest {
     }
 
     fn parse(bytes: &[u8], origin: &Path) -> Result<Manifest> {
-        let manifest: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| bad(origin, format!("its {MANIFEST} is not a kbuild cache manifest: {e}")))?;
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            bad(
+                origin,
+                format!("its {MANIFEST} is not a kbuild cache manifest: {e}"),
+            )
+        })?;
         if manifest.format != FORMAT {
             return Err(bad(
                 origin,
-                format!("its {MANIFEST} has format {}, this kbuild reads {FORMAT}", manifest.format),
+                format!(
+                    "its {MANIFEST} has format {}, this kbuild reads {FORMAT}",
+                    manifest.format
+                ),
             ));
         }
         for e in &manifest.entries {
             if !valid_path(&e.path) {
-                return Err(bad(origin, format!("it lists an entry at an unsafe path: {:?}", e.path)));
+                return Err(bad(
+                    origin,
+                    format!("it lists an entry at an unsafe path: {:?}", e.path),
+                ));
             }
         }
         Ok(manifest)
@@ -284,11 +298,16 @@ pub fn bad(origin: &Path, why: String) -> Error {
         "the Go cache at {} is refused: {why}",
         origin.display()
     ))
-    .with_hint("nothing was imported; export the cache again (`kbuild cache export`), or build without it")
+    .with_hint(
+        "nothing was imported; export the cache again (`kbuild cache export`), or build without it",
+    )
 }
 
 fn unreadable(origin: &Path, e: std::io::Error) -> Error {
-    bad(origin, format!("it cannot be read as a tar archive (corrupted or cut short?): {e}"))
+    bad(
+        origin,
+        format!("it cannot be read as a tar archive (corrupted or cut short?): {e}"),
+    )
 }
 
 #[cfg(test)]

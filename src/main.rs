@@ -154,6 +154,8 @@ fn context_flag(command: &Command) -> (Option<String>, bool) {
         Command::Extension(a) => docker(&a.engine),
         Command::Doctor(a) => (a.context.name.clone(), false),
         Command::Clean(a) => (a.context.name.clone(), true),
+        Command::Cache(cli::CacheCommand::Export(a)) => (a.image.context.name.clone(), true),
+        Command::Cache(cli::CacheCommand::Import(a)) => (a.image.context.name.clone(), true),
         _ => (None, false),
     }
 }
@@ -501,6 +503,14 @@ async fn dispatch_command(
         Command::Run(_) | Command::Plan(_) | Command::Recipe(_) => Err(error::Error::internal(
             "a recipe or plan reaches dispatch only resolved",
         )),
+        Command::Cache(cli::CacheCommand::Export(args)) => {
+            let request = resolve::cache::resolve_export(&args)?;
+            commands::cache::export(&request, ui, interrupt).await
+        }
+        Command::Cache(cli::CacheCommand::Import(args)) => {
+            let request = resolve::cache::resolve_import(&args)?;
+            commands::cache::import(&request, ui, interrupt).await
+        }
         Command::Clean(args) => {
             let tree = args
                 .all

@@ -97,6 +97,26 @@ pub fn statement(
         }
         dependencies.push(dep);
     }
+    // Each imported Go cache (`--cache-from`): its entries were trusted by their key.
+    let imports = input
+        .plan
+        .and_then(|p| p.get("cacheImports"))
+        .and_then(Value::as_array);
+    for import in imports.into_iter().flatten() {
+        let origin = import["origin"].as_str().unwrap_or_default();
+        dependencies.push(json!({
+            "name": "go-cache",
+            "uri": format!("file://{origin}"),
+            "digest": { "sha256": import["sha256"] },
+            "annotations": {
+                "digestOf": import["digestOf"],
+                "engine": import["engine"],
+                "key": import["key"],
+                "entries": import["entries"],
+                "added": import["added"],
+            },
+        }));
+    }
     if let Some(go) = &toolchain.go_version {
         dependencies.push(json!({ "name": "go-toolchain", "annotations": { "goVersion": go } }));
     }

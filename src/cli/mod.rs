@@ -224,6 +224,9 @@ Examples:
   kbuild clean --all --kube-root ~/src/kubernetes   # also the tree's _output/dockerized, _output/local and source volumes
   kbuild clean --engine-wide   # every finished run's containers, every unused source volume")]
     Clean(CleanArgs),
+    /// Move a builder image's Go build cache (and module cache) out of the engine and back, for CI cache steps
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "Examples:
   kbuild completions bash > /etc/bash_completion.d/kbuild
@@ -260,6 +263,75 @@ pub struct PlanArgs {
         allow_hyphen_values = true
     )]
     pub what: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// Write the Go build cache (GOCACHE; GOMODCACHE too when not empty) of a builder image to a directory or a .tar
+    #[command(
+        after_help = "PATH ending in .tar gets an uncompressed tarball (CI caches compress for themselves); \
+any other PATH a directory, which a later export updates in place, writing only the entries it lacks. \
+The export carries a manifest: the key (the image's repository or config digest and its Go version) and every \
+entry's sha256.
+
+Examples:
+  kbuild cache export ~/.cache/kbuild-go --image kbuild-builder:go1.24-trixie
+  kbuild cache export go-cache.tar --max-size 2g --kube-root ~/src/kubernetes"
+    )]
+    Export(CacheExportArgs),
+    /// Put an exported Go cache back into the cache volume of its builder image (adds entries, never replaces one)
+    #[command(
+        after_help = "The whole export is checked against its manifest (digests, nothing missing, nothing cut \
+short) and its key against the image on the engine before the volume is touched; a mismatch is refused (exit 2) \
+and changes nothing. Entries are owned by the build user, with their mtimes.
+
+Examples:
+  kbuild cache import ~/.cache/kbuild-go --image kbuild-builder:go1.24-trixie
+  kbuild cache import go-cache.tar --engines default,buildbox"
+    )]
+    Import(CacheImportArgs),
+}
+
+/// Which builder image's cache, on which engine.
+#[derive(Args, Debug, Clone)]
+pub struct CacheImageArgs {
+    /// Builder image [default: the kube-cross image named by <kube-root>/build/build-image/cross/VERSION]
+    #[arg(long, value_name = "IMAGE", env = "KBUILD_IMAGE")]
+    pub image: Option<String>,
+    /// The Kubernetes tree whose builder image to use when --image is not given
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub kube_root: PathBuf,
+    #[command(flatten)]
+    pub context: ContextArg,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CacheExportArgs {
+    /// Where to write: a directory, or a file ending in .tar
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub image: CacheImageArgs,
+    /// Keep at most this much (e.g. 2g), dropping the least recently used entries first (by mtime). This is kbuild's own policy, not Go's: Go trims its cache by age (5 days unused) only
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CacheImportArgs {
+    /// What `kbuild cache export` wrote: a directory or a .tar
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub image: CacheImageArgs,
+    /// Import into each of these engines (docker context names or endpoints) [default: the one engine --context chooses]
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_delimiter = ',',
+        conflicts_with = "name"
+    )]
+    pub engines: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -376,6 +448,12 @@ pub struct EngineArgs {
     /// Fail when any of --engines does not answer at the start (default: leave it out and go on with the others)
     #[arg(long)]
     pub require_all_engines: bool,
+    /// Import this Go cache (what `kbuild cache export` wrote) into every engine's cache volume before building; repeatable. Recorded in the provenance
+    #[arg(long, value_name = "PATH")]
+    pub cache_from: Vec<PathBuf>,
+    /// Refuse Go cache imports (--cache-from), for release runs that want a clean build from their own caches
+    #[arg(long)]
+    pub no_cache_import: bool,
     /// CPUs each build container may use, e.g. 1 or 2.5 [default: no limit]
     #[arg(long, value_name = "CPUS")]
     pub cpus: Option<f64>,

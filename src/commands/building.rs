@@ -39,6 +39,8 @@ pub struct Built<'a> {
     pub fleet: &'a Fleet,
     /// `--out` relative to the tree, when it is inside it.
     pub out_in_tree: Option<PathBuf>,
+    /// The Go caches imported before the jobs ran (`--cache-from`).
+    pub imports: &'a [crate::exec::cache_travel::ImportRecord],
 }
 
 impl Built<'_> {
@@ -49,7 +51,12 @@ impl Built<'_> {
 
     /// What manifest.json and the provenance record of the plan and the run.
     pub fn record(&self) -> Result<serde_json::Value> {
-        super::plan_record(self.plan, Some(self.ran))
+        let mut record = super::plan_record(self.plan, Some(self.ran))?;
+        if !self.imports.is_empty() {
+            // A supply-chain input: the provenance names each import's digest and origin.
+            record["cacheImports"] = serde_json::json!(self.imports);
+        }
+        Ok(record)
     }
 }
 
@@ -139,12 +146,20 @@ pub async fn run<B: Building>(
     for note in &plan.notes {
         ui.info(note);
     }
+    let imports = crate::exec::cache_travel::import_fleet(
+        &fleet,
+        &request.settings.cache_from,
+        ui,
+        interrupt,
+    )
+    .await?;
     let ran = fleet.run(&plan.jobs, &request.out, ui, interrupt).await?;
     let built = Built {
         plan: &plan,
         ran: &ran,
         fleet: &fleet,
         out_in_tree: claimed.in_tree,
+        imports: &imports,
     };
     let signed = command.finish(request, built, ui, interrupt).await?;
     match signed {

@@ -6,6 +6,7 @@
 //! Building goes through `build::Builder`; writing goes through `package`, on blocking
 //! threads that stop (and remove their temporary files) on Ctrl-C or SIGTERM.
 
+pub mod cache;
 pub mod clean;
 pub mod doctor;
 pub mod smoke;

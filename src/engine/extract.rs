@@ -143,7 +143,7 @@ fn safe_relative(path: &Path) -> Option<PathBuf> {
 }
 
 /// An entry name: relative, without any `..` (even one that stays inside).
-fn strict_relative(path: &Path) -> Option<PathBuf> {
+pub(crate) fn strict_relative(path: &Path) -> Option<PathBuf> {
     if path
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
@@ -154,7 +154,7 @@ fn strict_relative(path: &Path) -> Option<PathBuf> {
 }
 
 /// Refuses when any existing ancestor of `rel` inside `dest` is a symbolic link.
-fn check_no_symlink_ancestors(dest: &Path, rel: &Path, raw: &Path) -> Result<()> {
+pub(crate) fn check_no_symlink_ancestors(dest: &Path, rel: &Path, raw: &Path) -> Result<()> {
     let mut here = dest.to_path_buf();
     let parts: Vec<_> = rel.components().collect();
     for part in &parts[..parts.len().saturating_sub(1)] {

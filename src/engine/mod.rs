@@ -6,6 +6,10 @@ pub mod cache;
 pub mod extract;
 pub mod image_load;
 
+pub mod cache_export;
+pub mod cache_helper;
+pub mod cache_import;
+pub mod cache_manifest;
 pub mod cache_volume;
 pub mod client;
 pub mod docker;

@@ -307,10 +307,21 @@ impl<R: Read> Read for ExactReader<R> {
 }
 
 /// A `Write` that sends fixed-size chunks into a channel (from a blocking thread).
-struct ChannelWriter {
+pub(super) struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     buf: Vec<u8>,
     sent: u64,
+}
+
+impl ChannelWriter {
+    /// A writer into `tx` (also used by the Go cache's upload).
+    pub(super) fn new(tx: tokio::sync::mpsc::Sender<Bytes>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+            sent: 0,
+        }
+    }
 }
 
 impl ChannelWriter {
@@ -341,9 +352,19 @@ impl Write for ChannelWriter {
 }
 
 /// A `Read` over chunks received from a channel (on a blocking thread).
-struct ChannelReader<'a> {
+pub(super) struct ChannelReader<'a> {
     rx: &'a mut tokio::sync::mpsc::Receiver<Bytes>,
     current: Bytes,
+}
+
+impl<'a> ChannelReader<'a> {
+    /// A reader of what arrives on `rx` (also used by the Go cache's download).
+    pub(super) fn new(rx: &'a mut tokio::sync::mpsc::Receiver<Bytes>) -> ChannelReader<'a> {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
 }
 
 impl std::io::Read for ChannelReader<'_> {

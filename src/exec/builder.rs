@@ -207,6 +207,14 @@ impl Builder {
         })
     }
 
+    /// The Docker API engine this builder runs on (None for the host engine).
+    pub fn docker(&self) -> Option<&DockerEngine> {
+        match &self.runner {
+            Runner::Docker { engine, .. } => Some(engine),
+            Runner::Host(_) => None,
+        }
+    }
+
     /// Whether the engine still answers (a job that failed with an engine error on an
     /// engine that is gone is run again elsewhere).
     pub async fn alive(&self) -> bool {

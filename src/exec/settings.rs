@@ -37,6 +37,8 @@ pub struct EngineSettings {
     pub cpus: Option<f64>,
     /// The engine this builder talks to, when not the run's own (one of `engines`).
     pub endpoint: Option<crate::engine::endpoint::Endpoint>,
+    /// `--cache-from`: Go caches imported into every engine before the jobs run.
+    pub cache_from: Vec<PathBuf>,
 }
 
 /// What the engine tells before anything runs: where it is, who builds, which image.

@@ -85,6 +85,8 @@ fn engine(o: &mut Options) -> Result<EngineArgs> {
         engines: value(o.engines.take()).unwrap_or_default(),
         require_all_engines: value(o.require_all_engines.take()).unwrap_or(false),
         cpus: value(o.cpus.take()),
+        cache_from: value(o.cache_from.take()).unwrap_or_default(),
+        no_cache_import: value(o.no_cache_import.take()).unwrap_or(false),
         engine: choice(o.engine.take(), "engine")?.unwrap_or(crate::cli::EngineKind::Docker),
         context: ContextArg {
             name: value(o.context.take()),

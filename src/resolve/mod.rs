@@ -8,6 +8,7 @@ pub mod recipe;
 pub mod schedule;
 
 pub mod args;
+pub mod cache;
 pub mod jobs;
 pub mod options;
 
@@ -162,6 +163,7 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
     if let Some(image) = &image {
         docker::check_reference(image)?;
     }
+    check_cache_imports(args)?;
     let checks = CheckPlan::new(
         profile,
         args.min_memory.as_deref().map(parse_size).transpose()?,
@@ -184,7 +186,28 @@ pub fn resolve_engine_for(args: &EngineArgs, profile: Profile) -> Result<EngineS
         require_all_engines: args.require_all_engines,
         cpus: args.cpus.map(check_cpus).transpose()?,
         endpoint: None,
+        cache_from: args.cache_from.clone(),
     })
+}
+
+/// `--cache-from` is refused where imports are turned off (`--no-cache-import`, or
+/// `no_cache_import` in a recipe) and where there is no cache volume to import into.
+fn check_cache_imports(args: &EngineArgs) -> Result<()> {
+    let Some(first) = args.cache_from.first() else {
+        return Ok(());
+    };
+    if args.no_cache_import {
+        return Err(Error::usage(format!(
+            "--cache-from {} is refused: Go cache imports are turned off (--no-cache-import, or no_cache_import = true in the recipe)",
+            first.display()
+        ))
+        .with_hint("an imported cache is trusted by its key; drop --cache-from for a clean build, or allow imports"));
+    }
+    if args.engine == crate::cli::EngineKind::Host {
+        return Err(Error::usage("--cache-from imports into a Docker engine's cache volume; --engine host uses a host GOCACHE")
+            .with_hint("with --engine host, let the CI cache step save and restore GOCACHE itself"));
+    }
+    Ok(())
 }
 
 /// The smallest `--cpus` Docker accepts (daemon/daemon_unix.go: "Range of CPUs is from 0.01

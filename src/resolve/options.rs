@@ -127,6 +127,8 @@ options! {
     engines: Vec<String> = "engines",
     require_all_engines: bool = "require-all-engines",
     cpus: f64 = "cpus",
+    cache_from: Vec<PathBuf> = "cache-from",
+    no_cache_import: bool = "no-cache-import",
 }
 
 impl Options {
@@ -208,6 +210,10 @@ impl<'a> Flags<'a> {
         o.engines = self.given_list("engines", &a.engines);
         o.require_all_engines = self.given("require_all_engines", a.require_all_engines);
         o.cpus = a.cpus.and_then(|v| self.given("cpus", v));
+        o.cache_from = (!a.cache_from.is_empty())
+            .then(|| self.given("cache_from", a.cache_from.clone()))
+            .flatten();
+        o.no_cache_import = self.given("no_cache_import", a.no_cache_import);
         o.engine = self.given("engine", value_name(&a.engine));
         o.context = a.context.name.clone().and_then(|v| self.given("name", v));
         o.skip_checks = self.given_list("skip_checks", &a.skip_checks);
@@ -407,6 +413,7 @@ pub fn from_recipe(recipe: &Recipe, path: &std::path::Path) -> Options {
                 .collect(),
             from: from(),
         }),
+        no_cache_import: flag(recipe.engine.no_cache_import),
         skip_checks: list(&recipe.checks.skip),
         min_memory: text(&recipe.checks.min_memory),
         min_disk: text(&recipe.checks.min_disk),

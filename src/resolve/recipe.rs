@@ -81,6 +81,8 @@ pub struct EngineSection {
     pub stall_timeout: Option<u64>,
     /// CPUs each build container may use.
     pub cpus: Option<f64>,
+    /// Refuse Go cache imports (`--no-cache-import`): a release recipe's clean build.
+    pub no_cache_import: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +168,7 @@ const KEYS: &[&str] = &[
     "name",
     "jobs",
     "cpus",
+    "no_cache_import",
 ];
 
 /// A recipe read from a file.

@@ -13,6 +13,7 @@ mod doctor;
 mod engines;
 mod extimage;
 mod fleet;
+mod gocache;
 mod gzip;
 mod host;
 mod inputs;

@@ -1,0 +1,177 @@
+//! `kbuild cache import` and `--cache-from`: a verified archive (`cache_manifest::verify`)
+//! put into the cache volume as a union. GOCACHE is content-addressed, so an entry the
+//! volume has is never overwritten and none is deleted.
+//!
+//! The entries the volume lacks are uploaded into a staging directory inside the volume,
+//! owned by the build user (uids differ between CI machines) with their mtimes (Go trims by
+//! age), and a marker comes last. Only when the marker arrived does the helper move them in
+//! (`tar --skip-old-files`: never over an existing entry); otherwise it removes the staging
+//! directory, so a failed upload changes nothing.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+use bollard::query_parameters::UploadToContainerOptions;
+use bytes::Bytes;
+
+use super::cache::MOUNT;
+use super::cache_helper;
+use super::cache_manifest::{self as manifest, Entry, HashingReader, Verified};
+use super::docker::DockerEngine;
+use super::transfer::ChannelWriter;
+use crate::error::{Error, Result};
+use crate::signals::Interrupt;
+
+const MARKER: &str = ".complete";
+
+/// Puts the entries of `verified` that are not in `present` into `volume`, owned by
+/// `user`; returns how many were added.
+pub async fn import(
+    engine: &DockerEngine,
+    image: &str,
+    volume: &str,
+    user: (u32, u32),
+    verified: &Verified,
+    present: &HashSet<String>,
+    interrupt: &Interrupt,
+) -> Result<usize> {
+    let add: Vec<Entry> = verified
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| !present.contains(&e.path))
+        .cloned()
+        .collect();
+    if add.is_empty() {
+        return Ok(0);
+    }
+    let staging = format!(".kbuild-import-{}", super::owner::run_id());
+    let (uid, gid) = user;
+    let tops = manifest::TOPS.join(" ");
+    let script = format!(
+        "set -euo pipefail; s={MOUNT}/{staging}; \
+         if [ ! -e \"$s/{MARKER}\" ]; then rm -rf \"$s\"; echo 'the upload did not finish' >&2; exit 3; fi; \
+         rm -f \"$s/{MARKER}\"; chown -R {uid}:{gid} \"$s\"; cd \"$s\"; \
+         tops=(); for d in {tops}; do if [ -e \"$d\" ]; then tops+=(\"$d\"); fi; done; \
+         tar -cf - \"${{tops[@]}}\" | tar -xf - --skip-old-files --same-owner -p -C {MOUNT}; \
+         cd /; rm -rf \"$s\""
+    );
+    let helper = cache_helper::helper(engine, image, volume, script, false).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let origin = verified.origin.clone();
+    let entries = add.clone();
+    let prefix = staging.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        write_upload(&origin, &entries, &prefix, user, ChannelWriter::new(tx))
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let upload = engine.docker.upload_to_container(
+        &helper.id,
+        Some(UploadToContainerOptions {
+            path: MOUNT.to_string(),
+            ..Default::default()
+        }),
+        bollard::body_stream(body),
+    );
+    let uploaded = tokio::select! {
+        r = upload => r.map_err(|e| Error::engine(format!("cannot upload the Go cache: {e}"))),
+        e = interrupt.wait() => Err(e),
+    };
+    let written = writer
+        .await
+        .map_err(|e| Error::internal(format!("the cache upload writer failed: {e}")))?;
+    // The helper runs either way: it moves a complete upload in, or removes a partial one.
+    let merged = cache_helper::run(engine, &helper, "importing the Go cache").await;
+    helper.remove().await;
+    written?;
+    uploaded?;
+    merged?;
+    Ok(add.len())
+}
+
+/// The tar stream of `entries` under `prefix/`, then the marker. Each entry's content is
+/// hashed again as it is sent: an archive changed since it was verified fails the upload.
+fn write_upload(
+    origin: &Path,
+    entries: &[Entry],
+    prefix: &str,
+    (uid, gid): (u32, u32),
+    sink: ChannelWriter,
+) -> Result<()> {
+    let mut builder = tar::Builder::new(sink);
+    let header = |kind: tar::EntryType, mode: u32, size: u64, mtime: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
+        h.set_mtime(mtime);
+        h
+    };
+    let io = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::engine("the engine stopped accepting the Go cache upload")
+        } else {
+            Error::io("cannot read", origin, e)
+        }
+    };
+    let mut dirs = HashSet::new();
+    let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
+    builder
+        .append_data(&mut h, prefix, std::io::empty())
+        .map_err(io)?;
+    let mut put = |builder: &mut tar::Builder<ChannelWriter>, e: &Entry, data: &mut dyn Read| {
+        let parts: Vec<&str> = e.path.split('/').collect();
+        for n in 1..parts.len() {
+            let dir = parts[..n].join("/");
+            if dirs.insert(dir.clone()) {
+                let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
+                builder
+                    .append_data(&mut h, format!("{prefix}/{dir}"), std::io::empty())
+                    .map_err(io)?;
+            }
+        }
+        let mut hashing = HashingReader::new(data.take(e.size));
+        let mut h = header(tar::EntryType::Regular, e.mode & 0o755, e.size, e.mtime);
+        builder
+            .append_data(&mut h, format!("{prefix}/{}", e.path), &mut hashing)
+            .map_err(io)?;
+        if hashing.finish() != e.sha256 {
+            return Err(manifest::bad(
+                origin,
+                format!("{} changed after it was checked", e.path),
+            ));
+        }
+        Ok(())
+    };
+    if manifest::is_tarball(origin) {
+        let wanted: std::collections::HashMap<&str, &Entry> =
+            entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let file = std::fs::File::open(origin).map_err(io)?;
+        let mut archive = tar::Archive::new(file);
+        for entry in archive.entries().map_err(io)? {
+            let mut entry = entry.map_err(io)?;
+            let path = entry.path().map_err(io)?.to_string_lossy().into_owned();
+            if let Some(e) = wanted.get(path.as_str()) {
+                put(&mut builder, e, &mut entry)?;
+            }
+        }
+    } else {
+        for e in entries {
+            let path = origin.join(&e.path);
+            let mut file = std::fs::File::open(&path).map_err(io)?;
+            put(&mut builder, e, &mut file)?;
+        }
+    }
+    let mut h = header(tar::EntryType::Regular, 0o644, 0, 0);
+    builder
+        .append_data(&mut h, format!("{prefix}/{MARKER}"), std::io::empty())
+        .map_err(io)?;
+    let mut sink = builder.into_inner().map_err(io)?;
+    std::io::Write::flush(&mut sink).map_err(io)?;
+    Ok(())
+}

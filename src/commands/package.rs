@@ -70,7 +70,8 @@ pub async fn package(
         None => {
             let tree_lock = crate::outdir::lock::acquire_tree(spec.dir(), ui, interrupt).await?;
             let info = get_source(&args.source, None, ui)?;
-            let outdir = outdir::claim(&args.out, &info.root)?;
+            // A CI job's downloaded `--bin` may be the only thing in `--out`.
+            let outdir = outdir::claim_beside(&args.out, &info.root, Some(&bin))?;
             let lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
             (Some(tree_lock), info, Some(outdir), Some(lock))
         }

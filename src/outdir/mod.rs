@@ -612,7 +612,7 @@ pub fn owned_for_clean(out: &Path, tree: Option<&Path>) -> Result<Option<Owner>>
     }
     match read_owner(out)? {
         Some(owner) => Ok(Some(owner)),
-        None if empty_but_ours(out)? => Ok(None),
+        None if empty_but_ours(out, None)? => Ok(None),
         None => Err(Error::usage(format!(
             "{} was not made by kbuild (it has no {MARKER_DIR}/{OWNER_FILE}), so kbuild clean leaves it untouched",
             out.display()
@@ -678,7 +678,7 @@ fn clear_marker(out: &Path, removed: &mut Vec<(PathBuf, u64)>) -> Result<()> {
     if !std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
-    if empty_but_ours(out)? {
+    if empty_but_ours(out, None)? {
         removed.push(remove_any(&marker)?);
         return Ok(());
     }

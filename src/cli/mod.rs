@@ -221,7 +221,7 @@ Examples:
     #[command(after_help = "Examples:
   kbuild clean                 # ./out's files and its finished runs' containers
   kbuild clean --caches        # also the Go build and module cache volumes no build uses
-  kbuild clean --all --kube-root ~/src/kubernetes   # also the tree's _output/dockerized, _output/local and source volumes
+  kbuild clean --all --kube-root ~/src/kubernetes   # also the tree's _output/dockerized, _output/local, _output/jobs and source volumes
   kbuild clean --engine-wide   # every finished run's containers, every unused source volume")]
     Clean(CleanArgs),
     /// Move a builder image's Go build cache (and module cache) out of the engine and back, for CI cache steps
@@ -353,7 +353,7 @@ pub struct CleanArgs {
     /// Also remove the Go build and module cache volumes
     #[arg(long)]
     pub caches: bool,
-    /// Everything: caches too, and the build intermediates in the tree (_output/dockerized, _output/local)
+    /// Everything: caches too, and the build intermediates in the tree (_output/dockerized, _output/local, _output/jobs)
     #[arg(long)]
     pub all: bool,
     /// The tree whose _output intermediates --all removes

@@ -35,7 +35,8 @@ pub struct CleanPlan<'a> {
     pub kube_root: Option<&'a Path>,
     /// Also the Go build and module caches.
     pub caches: bool,
-    /// Also the tree's intermediates (`_output/dockerized`, `_output/local`) and source volumes.
+    /// Also the tree's intermediates (`_output/dockerized`, `_output/local`, the jobs' own
+    /// `_output/jobs`) and source volumes.
     pub tree: Option<&'a Path>,
     /// Every run's objects in the engine, not only this `--out`'s (live runs' still stay).
     pub engine_wide: bool,
@@ -60,7 +61,8 @@ pub async fn run(plan: &CleanPlan<'_>, ui: &Ui, interrupt: &Interrupt) -> Result
     reclaimed += clean_volumes(&engine, plan, ui).await?;
     reclaimed += clean_out(plan.out, owned, ui)?;
     if let Some(tree) = plan.tree {
-        for sub in ["_output/dockerized", "_output/local"] {
+        use crate::engine::{DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH, JOB_OUTPUTS};
+        for sub in [DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH, JOB_OUTPUTS] {
             reclaimed += remove_dir(&tree.join(sub), ui)?;
         }
     }

@@ -149,7 +149,8 @@ pub async fn package(
         super::replay::check_binaries(saved, &plan.binaries)?;
         invocation.check(&plan)?;
     }
-    let outdir = outdir::claim(&args.out, &info.root)?;
+    // A CI job's downloaded `--bin` may be the only thing in `--out`.
+    let outdir = outdir::claim_beside(&args.out, &info.root, Some(&bin))?;
     let _lock = crate::outdir::lock::acquire(&args.out, ui, interrupt).await?;
     let toolchain = toolchain(&info, None, &sample_binaries(&bin, &layouts))?;
     let what = Packaging {

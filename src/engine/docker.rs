@@ -348,6 +348,9 @@ impl DockerEngine {
         let exit = async {
             let mut oom = false;
             let mut code = None;
+            // Signals sent to the container by someone else than the kernel's OOM killer:
+            // the engine stopping it (a daemon shutdown), or `docker stop`/`kill`.
+            let mut killed_by = None;
             while code.is_none() {
                 let Some(event) = events.next().await else {
                     return Err(lost("the engine closed its event stream"));
@@ -355,6 +358,14 @@ impl DockerEngine {
                 let event = event.map_err(lost)?;
                 match event.action.as_deref() {
                     Some("oom") => oom = true,
+                    Some("kill") => {
+                        killed_by = event
+                            .actor
+                            .as_ref()
+                            .and_then(|a| a.attributes.as_ref())
+                            .and_then(|a| a.get("signal").cloned())
+                            .or(Some("?".to_string()));
+                    }
                     Some("die") => {
                         code = Some(
                             event
@@ -382,6 +393,13 @@ impl DockerEngine {
                     .await
                     .unwrap_or(false);
             }
+            // The kernel's verdict, while the container is still there to ask.
+            oom = oom || self.oom_killed(id).await;
+            if code != 0 && !oom {
+                if let Some(signal) = &killed_by {
+                    return Err(self.stopped_from_outside(code, signal, events).await);
+                }
+            }
             Ok::<(i64, bool), Error>((code, oom))
         };
         let outcome = tokio::try_join!(follow, exit);
@@ -405,6 +423,8 @@ impl DockerEngine {
         // container's first process: under a memory limit, a killed process means the same.
         let killed = killed_in(&log.tail());
         if oom || (job.memory_limit.is_some() && (code == 137 || killed)) {
+            // Nobody sent the container a signal (that is an engine error, above): under a
+            // memory limit, a kill is the kernel's.
             return Err(self.out_of_memory(job, log));
         }
         let mut err = Error::build(format!(
@@ -421,6 +441,56 @@ impl DockerEngine {
             ));
         }
         Err(err)
+    }
+
+    /// Whether the kernel killed the container for memory (`State.OOMKilled`); false when it
+    /// has already removed itself.
+    async fn oom_killed(&self, id: &str) -> bool {
+        let inspected = self.docker.inspect_container(id, None).await;
+        let state = inspected.ok().and_then(|c| c.state);
+        state.and_then(|s| s.oom_killed).unwrap_or(false)
+    }
+
+    /// The container was stopped by a signal nobody in this build sent. When the engine
+    /// itself is going away (a SIGTERM'd dockerd stops its containers, still answering pings
+    /// meanwhile, then closes its connections), its event stream ends soon after: the engine
+    /// is lost, and the job may run elsewhere. Otherwise someone stopped the container
+    /// (`docker stop`, `docker kill`): the build did not fail, but it did not finish either.
+    async fn stopped_from_outside(
+        &self,
+        code: i64,
+        signal: &str,
+        mut events: impl futures_util::Stream<
+                Item = std::result::Result<bollard::models::EventMessage, bollard::errors::Error>,
+            > + Unpin,
+    ) -> Error {
+        let watch = async {
+            loop {
+                tokio::select! {
+                    event = events.next() => match event {
+                        None | Some(Err(_)) => return true,
+                        Some(Ok(_)) => {}
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if self.docker.ping().await.is_err() {
+                            return true;
+                        }
+                    }
+                }
+            }
+        };
+        let going = tokio::time::timeout(SHUTDOWN_GRACE, watch)
+            .await
+            .unwrap_or(false);
+        if going {
+            return lost(format!(
+                "the engine shut down and stopped the build container (signal {signal}, exit code {code})"
+            ));
+        }
+        Error::engine(format!(
+            "the build container was stopped from outside kbuild (signal {signal}, exit code {code}) while the engine kept running"
+        ))
+        .with_hint("someone stopped or killed the container (docker stop, docker kill, docker rm -f); run again")
     }
 
     fn out_of_memory(&self, job: &Job, log: &JobLog) -> Error {
@@ -473,6 +543,11 @@ fn killed_in(tail: &[String]) -> bool {
             || l.split_whitespace().any(|w| w == "Killed")
     })
 }
+
+/// How long an engine that stopped a build container gets to show it is shutting down
+/// (its event stream ends, or it stops answering). dockerd stops every container on SIGTERM
+/// (each within its stop timeout, 10 s) and then closes its connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// The engine stopped answering in the middle of a build.
 fn lost(e: impl std::fmt::Display) -> Error {

@@ -216,14 +216,51 @@ impl Builder {
     }
 
     /// Whether the engine still answers (a job that failed with an engine error on an
-    /// engine that is gone is run again elsewhere).
+    /// engine that is gone is run again elsewhere). Not one ping: an engine shutting down
+    /// answers for a while as it stops its containers, so it must answer three, a second
+    /// apart, each within 3 s.
     pub async fn alive(&self) -> bool {
+        let Runner::Docker { engine, .. } = &self.runner else {
+            return true;
+        };
+        for n in 0..3 {
+            if n > 0 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let ping =
+                tokio::time::timeout(std::time::Duration::from_secs(3), engine.docker.ping());
+            if !matches!(ping.await, Ok(Ok(_))) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Creates the job's own `_output` in the tree (as the user: the engine would create a
+    /// missing bind source as root), so that it exists before it is mounted.
+    fn make_own_output(&self, job: &Job) -> Result<()> {
+        if crate::engine::private_output(job).is_none() {
+            return Ok(());
+        }
+        let made = self.info.root.join(&job.output_subpath);
+        std::fs::create_dir_all(&made).map_err(|e| Error::io("cannot create", &made, e))
+    }
+
+    /// The place the job's make writes into, when the job has no `_output` of its own: the
+    /// jobs of one writable tree run one at a time (see `fleet::Runner::tree`).
+    pub fn shared_tree(&self, job: &Job) -> Option<String> {
         match &self.runner {
-            Runner::Docker { engine, .. } => matches!(
-                tokio::time::timeout(std::time::Duration::from_secs(3), engine.docker.ping()).await,
-                Ok(Ok(_))
-            ),
-            Runner::Host(_) => true,
+            Runner::Docker {
+                source: Some(volume),
+                engine,
+            } => Some(format!(
+                "volume {} on {}",
+                volume.name, engine.info.endpoint
+            )),
+            Runner::Docker { source: None, .. } if crate::engine::private_output(job).is_some() => {
+                None
+            }
+            _ => Some(self.info.root.display().to_string()),
         }
     }
 
@@ -274,6 +311,7 @@ impl Builder {
         let mut downloaded = None;
         match &self.runner {
             Runner::Docker { engine, source } => {
+                self.make_own_output(job)?;
                 let options = RunOptions {
                     root: &self.info.root,
                     stall_timeout: self.plan.stall_timeout,

@@ -5,7 +5,7 @@
 //! at a time as the engine has lanes. Only a lost engine moves a job: its jobs run again on
 //! another engine, at most twice each, and the record says where every attempt ran.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -40,6 +40,10 @@ pub trait Runner {
     /// Whether `error`, which a job on this engine failed with, means the engine is gone
     /// (so the job runs again elsewhere) rather than the build failing.
     async fn lost(&self, error: &Error) -> bool;
+    /// The writable tree `job` builds in when it shares it with other jobs (a bind-mounted
+    /// tree without an `_output` of the job's own, a copied tree's volume, the host's
+    /// tree): jobs of one such tree run one at a time, whichever engines and lanes they have.
+    fn tree(&self, job: &Job) -> Option<String>;
 }
 
 /// One attempt at a job: where and when it ran, and how it ended.
@@ -106,26 +110,39 @@ pub async fn execute<R: Runner>(
     let mut attempts: Vec<Vec<Attempt>> = vec![Vec::new(); jobs.len()];
     let mut running = FuturesUnordered::new();
     let mut done: Vec<Option<Ran>> = (0..jobs.len()).map(|_| None).collect();
+    // The shared writable trees a job is building in now.
+    let mut busy: HashSet<String> = HashSet::new();
     loop {
         for e in 0..engines.len() {
             while alive[e] && free[e] > 0 {
-                let Some(i) = queues[e].pop_front() else {
+                let Some(&i) = queues[e].front() else {
                     break;
                 };
+                // A rerun builds in an output place of its own (the lost engine's container
+                // may still be writing into the first one).
+                let job = crate::engine::with_attempt(&jobs[i], attempts[i].len());
+                let tree = engines[e].tree(&job);
+                if tree.as_ref().is_some_and(|t| busy.contains(t)) {
+                    break;
+                }
+                queues[e].pop_front();
+                busy.extend(tree.clone());
                 free[e] -= 1;
                 let engine = &engines[e];
-                let job = &jobs[i];
                 running.push(async move {
                     let started = now();
-                    let result = engine.run(job).await;
-                    (e, i, started, now(), result)
+                    let result = engine.run(&job).await;
+                    (e, i, tree, started, now(), result)
                 });
             }
         }
-        let Some((e, i, started, finished, result)) = running.next().await else {
+        let Some((e, i, tree, started, finished, result)) = running.next().await else {
             break;
         };
         free[e] += 1;
+        if let Some(tree) = tree {
+            busy.remove(&tree);
+        }
         // Recorded by name, without user names: the provenance is public.
         let engine = crate::redact::engine(engines[e].name());
         match result {
@@ -266,6 +283,10 @@ impl Runner for Prepared<'_> {
     async fn lost(&self, _error: &Error) -> bool {
         !self.builder.alive().await
     }
+
+    fn tree(&self, job: &Job) -> Option<String> {
+        self.builder.shared_tree(job)
+    }
 }
 
 impl Fleet {
@@ -375,7 +396,7 @@ pub fn no_engine_left(settings: &EngineSettings) -> Error {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     /// How the fake engine ends a job.
@@ -388,6 +409,8 @@ mod tests {
         Fails,
         /// Ctrl-C arrives during the job.
         Interrupted,
+        /// The kernel kills the build for memory (exit code 137, `State.OOMKilled`).
+        OutOfMemory,
     }
 
     /// An in-memory engine: runs each job for a few milliseconds and ends it as scripted,
@@ -399,6 +422,19 @@ mod tests {
         running: AtomicUsize,
         most_at_once: AtomicUsize,
         started: Mutex<Vec<String>>,
+        /// The jobs as they reached the engine (a rerun's output place included).
+        given: Mutex<Vec<Job>>,
+        /// How often the executor asked whether it is lost.
+        asked_lost: AtomicUsize,
+        /// The writable tree its jobs share, with a count of the jobs in it across engines.
+        tree: Option<(&'static str, Arc<InTree>)>,
+    }
+
+    /// Jobs building in one shared tree now, and the most seen at once.
+    #[derive(Default)]
+    struct InTree {
+        now: AtomicUsize,
+        most: AtomicUsize,
     }
 
     impl Fake {
@@ -410,7 +446,16 @@ mod tests {
                 running: AtomicUsize::new(0),
                 most_at_once: AtomicUsize::new(0),
                 started: Mutex::new(Vec::new()),
+                given: Mutex::new(Vec::new()),
+                asked_lost: AtomicUsize::new(0),
+                tree: None,
             }
+        }
+
+        /// Its jobs build in `tree`, shared with other engines holding the same count.
+        fn sharing(mut self, tree: &'static str, count: &Arc<InTree>) -> Fake {
+            self.tree = Some((tree, count.clone()));
+            self
         }
 
         fn with(mut self, job: &'static str, outcome: Outcome) -> Fake {
@@ -434,9 +479,17 @@ mod tests {
 
         async fn run(&self, job: &Job) -> Result<Built> {
             self.started.lock().unwrap().push(job.name.clone());
+            self.given.lock().unwrap().push(job.clone());
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.most_at_once.fetch_max(now, Ordering::SeqCst);
+            if let Some((_, count)) = &self.tree {
+                let now = count.now.fetch_add(1, Ordering::SeqCst) + 1;
+                count.most.fetch_max(now, Ordering::SeqCst);
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some((_, count)) = &self.tree {
+                count.now.fetch_sub(1, Ordering::SeqCst);
+            }
             self.running.fetch_sub(1, Ordering::SeqCst);
             let outcome = self
                 .script
@@ -452,11 +505,25 @@ mod tests {
                 Outcome::Lost => Err(Error::engine("the engine closed the connection")),
                 Outcome::Fails => Err(Error::new(Kind::Build, "make failed with exit code 2")),
                 Outcome::Interrupted => Err(Error::new(Kind::Interrupted, "stopped by Ctrl-C")),
+                Outcome::OutOfMemory => Err(Error::build(format!(
+                    "the build of {} ran out of memory and was killed",
+                    job.name
+                ))),
             }
         }
 
         async fn lost(&self, _error: &Error) -> bool {
-            self.script.iter().any(|(_, o)| *o == Outcome::Lost)
+            self.asked_lost.fetch_add(1, Ordering::SeqCst);
+            self.script
+                .iter()
+                .any(|(_, o)| matches!(o, Outcome::Lost | Outcome::OutOfMemory))
+        }
+
+        fn tree(&self, job: &Job) -> Option<String> {
+            if crate::engine::private_output(job).is_some() {
+                return None;
+            }
+            self.tree.as_ref().map(|(t, _)| t.to_string())
         }
     }
 
@@ -609,5 +676,109 @@ mod tests {
         let err = run(&engines, &[job("j", "gone")]).await.err().unwrap();
         assert_eq!(err.kind, Kind::Internal);
         assert!(engines[0].started().is_empty());
+    }
+
+    /// A job with an `_output` of its own, mounted over the container's, as the plan makes
+    /// one for a bind-mounted tree.
+    fn own_output_job(name: &str, engine: &str) -> Job {
+        let dir = crate::engine::job_output_dir(name, 0);
+        let mut j = job(name, engine);
+        j.mounts = vec![
+            "/src/tree:/go/src/k8s.io/kubernetes".into(),
+            format!("/src/tree/{dir}:/go/src/k8s.io/kubernetes/_output"),
+        ];
+        j.output_subpath = crate::engine::job_output_subpath(&dir);
+        j
+    }
+
+    #[tokio::test]
+    async fn jobs_of_one_shared_tree_run_one_at_a_time_across_engines_and_lanes() {
+        let tree = Arc::new(InTree::default());
+        let engines = [
+            Fake::new("a", 4).sharing("/src/tree", &tree),
+            Fake::new("b", 2).sharing("/src/tree", &tree),
+        ];
+        let jobs: Vec<Job> = ["j1", "j2", "j3", "j4", "j5"]
+            .iter()
+            .enumerate()
+            .map(|(n, name)| job(name, if n % 2 == 0 { "a" } else { "b" }))
+            .collect();
+        let ran = run(&engines, &jobs).await.unwrap();
+        assert_eq!(ran.len(), 5);
+        assert_eq!(tree.most.load(Ordering::SeqCst), 1, "one job at a time");
+        // Still each on its planned engine.
+        assert_eq!(engines[0].started(), ["j1", "j3", "j5"]);
+        assert_eq!(engines[1].started(), ["j2", "j4"]);
+    }
+
+    #[tokio::test]
+    async fn jobs_with_outputs_of_their_own_share_a_tree_at_once() {
+        let tree = Arc::new(InTree::default());
+        let engines = [
+            Fake::new("a", 4).sharing("/src/tree", &tree),
+            Fake::new("b", 1).sharing("/src/tree", &tree),
+        ];
+        let jobs: Vec<Job> = ["j1", "j2", "j3", "j4", "j5"]
+            .iter()
+            .enumerate()
+            .map(|(n, name)| own_output_job(name, if n < 4 { "a" } else { "b" }))
+            .collect();
+        run(&engines, &jobs).await.unwrap();
+        assert_eq!(engines[0].most_at_once.load(Ordering::SeqCst), 4);
+        assert_eq!(tree.most.load(Ordering::SeqCst), 5, "all five at once");
+    }
+
+    #[tokio::test]
+    async fn other_trees_do_not_wait_for_each_other() {
+        let (one, two) = (Arc::new(InTree::default()), Arc::new(InTree::default()));
+        let engines = [
+            Fake::new("a", 1).sharing("volume on a", &one),
+            Fake::new("b", 1).sharing("volume on b", &two),
+        ];
+        let jobs = [job("j1", "a"), job("j2", "b")];
+        let ran = run(&engines, &jobs).await.unwrap();
+        let overlap = ran[0].record.started < ran[1].record.finished
+            && ran[1].record.started < ran[0].record.finished;
+        assert!(overlap, "{:?}", where_ran(&ran));
+    }
+
+    #[tokio::test]
+    async fn a_rerun_builds_in_an_output_place_of_its_own() {
+        let engines = [
+            Fake::new("a", 1),
+            Fake::new("b", 1).with("j", Outcome::Lost),
+        ];
+        let ran = run(&engines, &[own_output_job("j", "b")]).await.unwrap();
+        assert_eq!(where_ran(&ran), [("j".into(), "a".into(), 2)]);
+        let first = engines[1].given.lock().unwrap()[0].clone();
+        let rerun = engines[0].given.lock().unwrap()[0].clone();
+        assert_eq!(first.output_subpath, "_output/jobs/j/dockerized");
+        assert_eq!(rerun.output_subpath, "_output/jobs/j.rerun1/dockerized");
+        assert_eq!(
+            rerun.mounts[1],
+            "/src/tree/_output/jobs/j.rerun1:/go/src/k8s.io/kubernetes/_output"
+        );
+        // Nothing of the first attempt's place is mounted for the rerun.
+        assert!(
+            !rerun.mounts.iter().any(|m| m.contains("/_output/jobs/j:")),
+            "{:?}",
+            rerun.mounts
+        );
+    }
+
+    #[tokio::test]
+    async fn an_oom_kill_is_a_failed_build_never_run_elsewhere() {
+        // Even on an engine that would look gone: an OOM kill is the build's, not the engine's.
+        let engines = [
+            Fake::new("a", 2).with("j1", Outcome::OutOfMemory),
+            Fake::new("b", 1),
+        ];
+        let jobs = [job("j1", "a"), job("j2", "a"), job("j3", "a")];
+        let err = run(&engines, &jobs).await.err().unwrap();
+        assert_eq!(err.kind, Kind::Build, "{err:?}");
+        assert!(err.message.contains("ran out of memory"), "{err:?}");
+        assert_eq!(engines[0].asked_lost.load(Ordering::SeqCst), 0);
+        assert!(engines[1].started().is_empty(), "nothing moved to b");
+        assert!(!engines[0].started().contains(&"j3".to_string()));
     }
 }

@@ -212,6 +212,14 @@ pub fn resolve(path: &Path) -> PathBuf {
 /// as is. A directory with other files and no marker is refused (exit 2), as is one where
 /// a path kbuild writes is a symbolic link (exit 8).
 pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
+    claim_beside(out, tree, None)
+}
+
+/// [`claim`], where `out` may also hold `input`, a directory directly in it that the run
+/// reads (`kbuild package --bin out/bin --out out`, after a CI job downloaded `out/bin`):
+/// such a directory is adopted with nothing recorded but the lock, so the owner file and
+/// the ledger list only what kbuild writes, and `kbuild clean` leaves the input alone.
+pub fn claim_beside(out: &Path, tree: &Path, input: Option<&Path>) -> Result<OutDir> {
     let checked = check(out, Some(tree))?;
     let created = match std::fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -235,7 +243,7 @@ pub fn claim(out: &Path, tree: &Path) -> Result<OutDir> {
         track(out);
         return Ok(checked);
     }
-    if !created && !empty_but_ours(out)? {
+    if !created && !empty_but_ours(out, input)? {
         return Err(Error::usage(format!(
             "--out {} holds files and kbuild did not create it (it has no {MARKER_DIR}/{OWNER_FILE}): kbuild writes only into directories it owns, so that `kbuild clean` never removes anything else",
             out.display()
@@ -270,13 +278,18 @@ fn new_owner(created: bool, paths: BTreeSet<String>) -> Owner {
 }
 
 /// Empty, apart from kbuild's own lock and marker directory (a concurrent run that is
-/// marking the same new directory).
-fn empty_but_ours(out: &Path) -> Result<bool> {
+/// marking the same new directory) and the run's `input` directory.
+fn empty_but_ours(out: &Path, input: Option<&Path>) -> Result<bool> {
+    let input = input.map(resolve);
     let entries = std::fs::read_dir(out).map_err(|e| Error::io("cannot read", out, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot read", out, e))?;
         let name = entry.file_name();
-        if name != MARKER_DIR && name != LOCK_FILE {
+        let is_input = || {
+            let real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            real_dir && input.as_deref() == Some(resolve(&entry.path()).as_path())
+        };
+        if name != MARKER_DIR && name != LOCK_FILE && !is_input() {
             return Ok(false);
         }
     }
@@ -606,7 +619,7 @@ pub fn owned_for_clean(out: &Path, tree: Option<&Path>) -> Result<Option<Owner>>
     }
     match read_owner(out)? {
         Some(owner) => Ok(Some(owner)),
-        None if empty_but_ours(out)? => Ok(None),
+        None if empty_but_ours(out, None)? => Ok(None),
         None => Err(Error::usage(format!(
             "{} was not made by kbuild (it has no {MARKER_DIR}/{OWNER_FILE}), so kbuild clean leaves it untouched",
             out.display()
@@ -672,7 +685,7 @@ fn clear_marker(out: &Path, removed: &mut Vec<(PathBuf, u64)>) -> Result<()> {
     if !std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
-    if empty_but_ours(out)? {
+    if empty_but_ours(out, None)? {
         removed.push(remove_any(&marker)?);
         return Ok(());
     }
@@ -1503,6 +1516,34 @@ mod tests {
         assert_eq!(name(LOCK_FILE), None);
         assert_eq!(name("../etc/passwd"), None);
         assert_eq!(name("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn claim_adopts_a_directory_holding_only_the_run_s_input_and_records_none_of_it() {
+        let parent = tempfile::tempdir().unwrap();
+        let tree = parent.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        let out = parent.path().join("out");
+        let bin = out.join("bin");
+        std::fs::create_dir_all(bin.join("linux/amd64")).unwrap();
+        std::fs::write(bin.join("linux/amd64/kubectl"), b"downloaded").unwrap();
+        assert_eq!(claim(&out, &tree).unwrap_err().kind, Kind::Usage);
+        claim_beside(&out, &tree, Some(&bin)).expect("the input alone is adopted");
+        let owner = read_owner(&out).unwrap().unwrap();
+        assert!(!owner.created);
+        assert_eq!(owner.paths, BTreeSet::from([LOCK_FILE.to_string()]));
+        assert!(read_ledger(&out).is_empty(), "the input is not kbuild's");
+        // Anything else beside it is still the user's: refused.
+        let other = parent.path().join("other");
+        std::fs::create_dir_all(other.join("bin")).unwrap();
+        std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+        let err = claim_beside(&other, &tree, Some(&other.join("bin"))).unwrap_err();
+        assert_eq!(err.kind, Kind::Usage);
+        // And a directory that is not the input.
+        let elsewhere = parent.path().join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("bin")).unwrap();
+        let err = claim_beside(&elsewhere, &tree, Some(&bin)).unwrap_err();
+        assert_eq!(err.kind, Kind::Usage);
     }
 
     #[test]

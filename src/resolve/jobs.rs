@@ -218,13 +218,22 @@ pub fn job(
                 ("HOME".to_string(), "/tmp".to_string()),
                 ("GOTOOLCHAIN".to_string(), "local".to_string()),
             ];
-            let tree = match facts.transfer {
-                Some(crate::engine::transfer::Transfer::Copy) => {
-                    crate::engine::sync::source_volume_name(info.root)
-                }
-                _ => info.root.display().to_string(),
+            let copied = matches!(
+                facts.transfer,
+                Some(crate::engine::transfer::Transfer::Copy)
+            );
+            let tree = match copied {
+                true => crate::engine::sync::source_volume_name(info.root),
+                false => info.root.display().to_string(),
             };
             job.mounts.push(format!("{tree}:{CONTAINER_SRC}"));
+            // A bind-mounted tree is shared by every job that runs at once: each gets an
+            // `_output` of its own (a copied tree is one per engine, whose jobs take turns).
+            let own_output = (!copied).then(|| crate::engine::job_output_dir(&name, 0));
+            if let Some(dir) = &own_output {
+                job.mounts
+                    .push(format!("{tree}/{dir}:{CONTAINER_SRC}/_output"));
+            }
             if let Some(volume) = facts.cache_volume() {
                 job.mounts
                     .push(format!("{volume}:{}", crate::engine::cache::MOUNT));
@@ -236,7 +245,10 @@ pub fn job(
             job.user = facts.user.map(|(u, g)| format!("{u}:{g}"));
             job.memory_limit = settings.memory_limit;
             job.cpus = settings.cpus;
-            job.output_subpath = DOCKER_OUTPUT_SUBPATH.to_string();
+            job.output_subpath = match &own_output {
+                Some(dir) => crate::engine::job_output_subpath(dir),
+                None => DOCKER_OUTPUT_SUBPATH.to_string(),
+            };
             job
         }
         EngineKind::Host => {

@@ -308,15 +308,25 @@ impl SecondEngine {
         found
     }
 
+    /// The engine shuts down as on `systemctl stop docker`: SIGTERM to dockerd, which stops
+    /// its containers (each within its stop timeout) and then exits.
+    pub(crate) fn terminate(&mut self) {
+        self.stop_within(Duration::from_secs(60));
+    }
+
     /// Stops the daemon: SIGTERM, a grace period, then the guard kills what is left.
     fn stop(&mut self) {
+        self.stop_within(Duration::from_secs(20));
+    }
+
+    fn stop_within(&mut self, grace: Duration) {
         let Some(mut daemon) = self.daemon.take() else {
             return;
         };
         if let Some(pid) = rustix::process::Pid::from_raw(daemon.id() as i32) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + grace;
         while daemon.try_wait().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }

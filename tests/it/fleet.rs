@@ -22,9 +22,15 @@ const TWO_PLATFORMS: &[&str] = &["linux/amd64", "darwin/arm64"];
 /// The provenance states the run's times (and the checksum lists its digest): the one file
 /// of a release that two runs do not share.
 const PROVENANCE: &str = "kubernetes-release.intoto.jsonl";
-/// A file in the tree's (ignored) `_output` that holds every build job before it compiles,
-/// for as long as it exists (see `hold_builds`).
-const HOLD: &str = "_output/kbuild-test-hold";
+/// A file in the tree's `.git` (which every job sees: each job's `_output` is its own) that
+/// holds every build job before it compiles, for as long as it exists (see `hold_builds`).
+const HOLD: &str = ".git/kbuild-test-hold";
+/// Four platforms, four jobs on four lanes.
+const FOUR_PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64", "darwin/arm64", "darwin/amd64"];
+/// mini-kube's releases take megabytes: the machine's free disk need not fit Kubernetes'.
+const SMALL_DISK: &[&str] = &["--min-disk", "2g"];
+/// Where the jobs of `race_place_bins` meet (in `.git`, which every job sees).
+const MEETING: &str = ".git/kbuild-test-meet";
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -437,9 +443,9 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
 }
 
 /// Makes every build job of the tree at `root` wait, before it compiles, for as long as
-/// `<root>/_output/kbuild-test-hold` exists (the tree is bind-mounted on both engines, and
-/// `_output` is ignored by git, so the file leaves the tree clean); committed and tagged
-/// again, so that the tree stays clean. Returns the hold file, in place.
+/// `<root>/.git/kbuild-test-hold` exists (the tree is bind-mounted on both engines, and a
+/// file in `.git` leaves the tree clean); committed and tagged again, so that the tree stays
+/// clean. Returns the hold file, in place.
 fn hold_builds(root: &Path) -> PathBuf {
     patch_build_script(
         root,
@@ -449,9 +455,83 @@ fn hold_builds(root: &Path) -> PathBuf {
     commit_all(root, "builds wait while the test holds them");
     git(root, &["tag", "-f", "-a", "v1.34.0", "-m", "v1.34.0"]);
     let hold = root.join(HOLD);
-    std::fs::create_dir_all(hold.parent().unwrap()).unwrap();
     std::fs::write(&hold, "").unwrap();
     hold
+}
+
+/// Makes the jobs of the tree at `root` that run at once meet before upstream's
+/// `kube::golang::place_bins` (the fixture's copy) replaces `_output/bin`, and widens its
+/// window between `rm -f` and `ln -s`: jobs sharing one `_output` then lose the race every
+/// time (`ln -s` follows the link another job just made, or finds its own link there, "File
+/// exists"). Jobs wait for `jobs` to arrive, or 10 s. Committed and tagged again.
+fn race_place_bins(root: &Path, jobs: usize) {
+    let path = root.join("hack/lib/golang.sh");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let marker = "  rm -f \"${THIS_PLATFORM_BIN}\"\n";
+    assert!(text.contains(marker), "golang.sh changed: {text}");
+    let meet = format!(
+        "  mkdir -p \"${{KUBE_ROOT}}/{MEETING}\"\n  touch \"${{KUBE_ROOT}}/{MEETING}/$$-${{RANDOM}}\"\n  \
+         for _ in $(seq 100); do [ \"$(ls \"${{KUBE_ROOT}}/{MEETING}\" | wc -l)\" -ge {jobs} ] && break; sleep 0.1; done\n"
+    );
+    let patched = text.replacen(marker, &format!("{meet}{marker}  sleep 1\n"), 1);
+    std::fs::write(&path, patched).unwrap();
+    commit_all(root, "place_bins races");
+    git(root, &["tag", "-f", "-a", "v1.34.0", "-m", "v1.34.0"]);
+}
+
+/// A quick-release of FOUR_PLATFORMS on `engines`, four jobs meeting at `place_bins`.
+fn four_at_once(repo: &Path, out: &Path, engines: &str, second: Option<&SecondEngine>) {
+    let _ = std::fs::remove_dir_all(repo.join(MEETING));
+    let events = succeed(
+        quick_release(repo, out, FOUR_PLATFORMS, Some(engines)).args(SMALL_DISK),
+        second,
+    );
+    assert_eq!(ran_on(&events).len(), 4, "four jobs: {events:?}");
+}
+
+#[test]
+fn four_jobs_at_once_on_one_tree_give_the_tarballs_of_one_at_a_time() {
+    let engine = SecondEngine::shared();
+    let repo = KubeRepo::tagged("v1.34.0");
+    race_place_bins(repo.path(), 4);
+    let work = tempfile::tempdir().unwrap();
+    let (one_engine, two_engines, one_at_a_time) = (
+        work.path().join("one-engine"),
+        work.path().join("two-engines"),
+        work.path().join("one-at-a-time"),
+    );
+    // Four lanes on the main engine, then two on each engine: four jobs at once.
+    four_at_once(repo.path(), &one_engine, &format!("{MAIN_ENGINE}=4"), None);
+    let both = format!("{MAIN_ENGINE}=2,{}=2", engine.docker_host());
+    four_at_once(repo.path(), &two_engines, &both, Some(&engine));
+    // No job wrote into another's directory: `_output/bin` of each is its own link.
+    let jobs = repo.path().join("_output/jobs");
+    for job in std::fs::read_dir(&jobs).unwrap() {
+        let dir = job.unwrap().path();
+        let bin = dir.join("dockerized/bin/linux/amd64");
+        if let Ok(entries) = std::fs::read_dir(&bin) {
+            for e in entries {
+                let e = e.unwrap();
+                assert!(
+                    !e.file_type().unwrap().is_symlink(),
+                    "a link in {}: {:?}",
+                    bin.display(),
+                    e.file_name()
+                );
+            }
+        }
+        let link = std::fs::read_link(dir.join("bin")).unwrap();
+        assert!(link.ends_with("dockerized/bin/linux/amd64"), "{link:?}");
+    }
+    // The same release one job at a time.
+    let _ = std::fs::remove_dir_all(repo.path().join(MEETING));
+    succeed(
+        quick_release(repo.path(), &one_at_a_time, FOUR_PLATFORMS, None).args(SMALL_DISK),
+        None,
+    );
+    assert_same_release(&one_engine, &one_at_a_time, FOUR_PLATFORMS);
+    assert_same_release(&two_engines, &one_at_a_time, FOUR_PLATFORMS);
+    assert_no_containers_on_either(repo.path(), &engine);
 }
 
 /// Ids of the running containers kbuild made for the tree at `root` on `engine`.
@@ -476,6 +556,20 @@ fn running_on(engine: &SecondEngine, root: &Path) -> Vec<String> {
 
 #[test]
 fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_bytes() {
+    lost_mid_build(SecondEngine::kill);
+}
+
+/// A SIGTERM'd dockerd answers pings while it stops its containers (make gets SIGTERM, then
+/// SIGKILL: exit code 137, as from an OOM kill): that is an engine lost, not a failed build.
+#[test]
+fn an_engine_shut_down_mid_build_is_lost_and_the_healthy_engine_s_jobs_finish() {
+    lost_mid_build(SecondEngine::terminate);
+}
+
+/// Runs a two-engine release whose second engine is lost (by `lose`) while it holds a job:
+/// the job runs again on the main engine, in an output place of its own, the main engine's
+/// own job finishes, and the release is the one-engine release.
+fn lost_mid_build(lose: fn(&mut SecondEngine)) {
     // An engine of this test's own: the shared one serves other tests while this one dies.
     let mut engine = SecondEngine::private();
     let repo = KubeRepo::tagged("v1.34.0");
@@ -485,7 +579,8 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
     let engines = format!("{MAIN_ENGINE},{}", engine.docker_host());
     let stdout_path = work.path().join("stdout.jsonl");
     let mut cmd = quick_release(repo.path(), &fleet_out, TWO_PLATFORMS, Some(&engines));
-    cmd.stdout(std::fs::File::create(&stdout_path).unwrap())
+    cmd.args(SMALL_DISK)
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(work.path().join("stderr")).unwrap());
     // The second engine's own event stream, read while it lives (it dies mid-run).
     let since = unix_now();
@@ -513,7 +608,7 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    engine.kill();
+    lose(&mut engine);
     std::fs::remove_file(&hold).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     let status = loop {
@@ -595,6 +690,12 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
     assert_eq!(planned, &second, "it was planned on the lost engine");
     assert_eq!(attempts, &vec![second.clone(), MAIN_ENGINE.to_string()]);
     assert_eq!(built_on, MAIN_ENGINE);
+    // The rerun built in a place of its own: the lost engine's container may have gone on
+    // writing into the first.
+    let rerun_bin = repo
+        .path()
+        .join(format!("_output/jobs/{}.rerun1/dockerized/bin", rerun[0]));
+    assert!(rerun_bin.is_dir(), "{}", rerun_bin.display());
     assert_eq!(
         on_second.keys().collect::<Vec<_>>(),
         [rerun[0]],
@@ -611,7 +712,7 @@ fn an_engine_lost_mid_build_has_its_job_run_again_on_the_other_with_the_same_byt
 
     // The same release as one engine makes of the same commit.
     succeed(
-        &mut quick_release(repo.path(), &one_out, TWO_PLATFORMS, None),
+        quick_release(repo.path(), &one_out, TWO_PLATFORMS, None).args(SMALL_DISK),
         None,
     );
     assert_same_release(&fleet_out, &one_out, TWO_PLATFORMS);

@@ -7,6 +7,7 @@ mod common;
 mod attest;
 mod build;
 mod cache;
+mod ciflow;
 mod cli;
 mod contexts;
 mod doctor;

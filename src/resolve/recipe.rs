@@ -204,7 +204,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Recipe> {
         let message = e.message().to_string();
         let mut err = located(path, text, span.start, &message);
         if let Some(unknown) = unknown_key(&message) {
-            if let Some(close) = crate::suggest::closest(unknown, KEYS.iter().copied()) {
+            if KEYS.contains(&unknown) {
+                // A real key in the wrong table (say `kube_root` outside `[source]`).
+                err = err.with_hint(format!(
+                    "`{unknown}` is a recipe key of another table: the recipe schema in docs/plans-and-recipes.md says which"
+                ));
+            } else if let Some(close) = crate::suggest::closest(unknown, KEYS.iter().copied()) {
                 err = err.with_hint(format!(
                     "did you mean `{close}`? see the recipe schema in docs/plans-and-recipes.md"
                 ));
@@ -505,6 +510,21 @@ mod tests {
         );
         assert!(e.hint.unwrap().contains("did you mean `platforms`?"));
         assert_eq!(e.details[0], "platfrom = [\"linux/amd64\"]");
+    }
+
+    #[test]
+    fn a_key_in_the_wrong_table_is_named_as_such() {
+        let e = parse(
+            Path::new("r.toml"),
+            "command = \"build\"\nkube_root = \".\"\n",
+        )
+        .unwrap_err();
+        let hint = e.hint.unwrap();
+        assert!(
+            hint.contains("`kube_root` is a recipe key of another table"),
+            "{hint}"
+        );
+        assert!(!hint.contains("did you mean"), "{hint}");
     }
 
     #[test]

@@ -397,6 +397,17 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
         "{built}"
     );
     assert_eq!(plan_of(&packaged), Value::Null);
+    // The quick-release's provenance says where each job ran; `package` ran no job.
+    let jobs_of =
+        |v: &Value| v["predicate"]["buildDefinition"]["internalParameters"]["jobs"].clone();
+    let jobs = jobs_of(&built);
+    assert!(
+        jobs.as_array().is_some_and(|j| !j.is_empty()
+            && j.iter()
+                .all(|j| j["engine"].is_string() && j["engine"] == j["planned_engine"])),
+        "{jobs}"
+    );
+    assert_eq!(jobs_of(&packaged), Value::Null);
     // `kbuild package` has no builder image (nor plan) to name, so compare what both runs know.
     assert_eq!(
         std::fs::read(tars.join(SBOM)).unwrap(),
@@ -413,6 +424,12 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
         external["builderImage"] = Value::Null;
         if let Some(external) = external.as_object_mut() {
             external.remove("plan");
+        }
+        // Only a build has jobs to record (where each ran); `package` ran none.
+        if let Some(internal) =
+            v["predicate"]["buildDefinition"]["internalParameters"].as_object_mut()
+        {
+            internal.remove("jobs");
         }
         v
     };

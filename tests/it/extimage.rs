@@ -544,11 +544,16 @@ fn extension_load_puts_the_engines_variant_into_the_engine_with_its_labels() {
 #[test]
 fn a_recipe_carries_the_extension_image_keys_and_only_for_extension() {
     let dir = tempfile::tempdir().unwrap();
+    let tree = KubeRepo::tagged("v1.34.0");
     let recipe = dir.path().join("ext.toml");
     std::fs::write(
         &recipe,
-        "command = \"extension\"\n\n[extension]\ntag = \"me/kubectl-ext:1.0\"\nmetadata = \"metadata.json\"\n\
-         icon = \"icon.svg\"\nui = \"ui\"\nlabels = [\"org.opencontainers.image.vendor=Me\"]\npush = true\n",
+        format!(
+            "command = \"extension\"\n\n[source]\nkube_root = \"{}\"\n\n[extension]\n\
+             tag = \"me/kubectl-ext:1.0\"\nmetadata = \"metadata.json\"\nicon = \"icon.svg\"\n\
+             ui = \"ui\"\nlabels = [\"org.opencontainers.image.vendor=Me\"]\npush = true\n",
+            tree.path().display()
+        ),
     )
     .unwrap();
     let (code, stdout, stderr) = run(kbuild().args(["plan", s(&recipe)]));

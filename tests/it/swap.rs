@@ -132,11 +132,11 @@ fn a_swap_killed_at_every_step_leaves_one_whole_set_the_next_run_settles() {
             _ => panic!("step {at}: verify exited {code}:\n{stderr}"),
         }
 
-        // The next run on this --out settles the swap under its lock, even one that then
-        // fails (linux/s390x has no binaries here).
-        let (code, _, stderr) =
-            run(package(&bin_b, &out, repo.path()).args(["--platform", "linux/s390x"]));
-        assert_eq!(code, 2, "step {at}:\n{stderr}");
+        // The next run on this --out settles the swap under its lock before its own one.
+        // (A run refused for bad input takes no lock and changes nothing: issue 22; how
+        // each step is settled, finished or undone, is outdir's unit tests' subject.)
+        let (code, _, stderr) = run(&mut package(&bin_b, &out, repo.path()));
+        assert_eq!(code, 0, "step {at}:\n{stderr}");
         let (code, stderr) = verify(&out);
         assert_eq!(code, 0, "step {at}: settled into a whole set:\n{stderr}");
         let set = listed(&out);

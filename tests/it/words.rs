@@ -261,6 +261,17 @@ impl Words {
         std::fs::write(&path, "command = \"build\"\ncomponents = [\"kubectl\"]\n").unwrap();
         path.display().to_string()
     }
+
+    /// A recipe that builds kubectl from `tree`: a plan pins a tree it can read.
+    fn recipe_for(&self, tree: &Path) -> String {
+        let path = self.path().join("kubectl.toml");
+        let text = format!(
+            "command = \"build\"\ncomponents = [\"kubectl\"]\n\n[source]\nkube_root = \"{}\"\n",
+            tree.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
 }
 
 #[test]
@@ -301,7 +312,8 @@ fn a_failed_json_plan_ends_with_the_json_summary() {
 #[test]
 fn json_after_a_plans_recipe_is_honoured() {
     let here = Words::new();
-    let recipe = here.recipe();
+    let tree = KubeRepo::tagged("v1.34.0");
+    let recipe = here.recipe_for(tree.path());
     for args in [
         vec!["plan", &recipe, "--json"],
         vec!["plan", &recipe, "--", "--json"],
@@ -350,7 +362,16 @@ fn cpus_engines_and_images_are_refused_in_true_words() {
 #[test]
 fn cpus_beyond_the_engine_are_refused_before_anything_is_made() {
     let here = Words::new();
-    let (code, _, stderr) = run(&mut here.cmd(&["plan", "build", "kubectl", "--cpus", "100000"]));
+    let tree = KubeRepo::tagged("v1.34.0");
+    let (code, _, stderr) = run(&mut here.cmd(&[
+        "plan",
+        "build",
+        "kubectl",
+        "--kube-root",
+        &tree.path().display().to_string(),
+        "--cpus",
+        "100000",
+    ]));
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("--cpus 100000 is more than the "),

@@ -88,6 +88,7 @@ pub async fn build(
         settings: request.engine.clone(),
         out: request.out.clone(),
         sign_key: None,
+        last_engines: invocation.last_engines(&request.out),
     };
     building::run(&Build { request }, &common, invocation, ui, interrupt).await
 }

@@ -30,6 +30,8 @@ pub struct Request {
     pub out: PathBuf,
     /// `--sign-key`: sign the written set.
     pub sign_key: Option<PathBuf>,
+    /// Where each job ran last in `out` (`Invocation::last_engines`).
+    pub last_engines: crate::plan::LastEngines,
 }
 
 /// A run whose jobs are done: what `finish` packages.
@@ -154,6 +156,12 @@ pub async fn run<B: Building>(
     )
     .await?;
     let ran = fleet.run(&plan.jobs, &request.out, ui, interrupt).await?;
+    // The next plan sends each job back where its cache is now warm.
+    outdir::last_engines::write(
+        &request.out,
+        ran.iter()
+            .map(|r| (r.record.job.clone(), r.record.engine.clone())),
+    )?;
     let built = Built {
         plan: &plan,
         ran: &ran,
@@ -224,7 +232,14 @@ pub fn plan_of(
         request.git_version.as_deref(),
     )?);
     super::engines_part(&mut plan, &request.settings, slots);
-    plan.jobs = schedule::planned_jobs(&work, slots, &tree, &request.settings);
+    plan.last_engines = request.last_engines.clone();
+    plan.jobs = schedule::planned_jobs(
+        &work,
+        slots,
+        &tree,
+        &request.settings,
+        &request.last_engines,
+    );
     Ok(plan)
 }
 

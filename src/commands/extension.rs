@@ -173,6 +173,7 @@ pub async fn extension(
         settings: resolve::resolve_engine(&args.engine)?,
         out: args.out.clone(),
         sign_key: args.sign_key.clone(),
+        last_engines: invocation.last_engines(&args.out),
     };
     let command = Extension {
         args,

@@ -81,6 +81,15 @@ impl Invocation {
         }
     }
 
+    /// Where each job last ran in `out`: the saved plan's record when running one (it
+    /// replays its own assignment), else what the last run there wrote (read-only).
+    pub fn last_engines(&self, out: &std::path::Path) -> crate::plan::LastEngines {
+        match self.saved() {
+            Some(saved) => saved.last_engines.clone(),
+            None => crate::outdir::last_engines::read(out),
+        }
+    }
+
     /// The saved plan, when running one.
     pub fn saved(&self) -> Option<&crate::plan::Plan> {
         match &self.mode {

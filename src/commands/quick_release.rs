@@ -151,6 +151,7 @@ pub async fn quick_release(
         settings: resolve::resolve_engine_for(&args.engine, crate::checks::Profile::QuickRelease)?,
         out: args.out.clone(),
         sign_key: args.sign_key.clone(),
+        last_engines: invocation.last_engines(&args.out),
     };
     building::run(
         &QuickRelease { platforms },

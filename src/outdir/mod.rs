@@ -13,6 +13,7 @@
 //! O_NOFOLLOW) under its own name or a temporary one that is then renamed.
 
 pub mod joblog;
+pub mod last_engines;
 pub mod lock;
 pub mod outputs;
 

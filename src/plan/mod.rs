@@ -42,7 +42,15 @@ pub struct Plan {
     /// `package`: every file of the binary tree it packages, with its sha256.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binaries: Vec<PinnedFile>,
+    /// The engine each job last ran on in this `--out`, as read when the plan was made: a
+    /// job goes back there, where its Go cache is warm. Pinned, so a saved plan replays
+    /// its own assignment whatever ran since.
+    #[serde(default, skip_serializing_if = "LastEngines::is_empty")]
+    pub last_engines: LastEngines,
 }
+
+/// Job name to the engine (as `--engines` names it) that last built it.
+pub type LastEngines = std::collections::BTreeMap<String, String>;
 
 /// An input file and the sha256 it must still have when the plan runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +227,7 @@ impl Plan {
             out,
             notes: Vec::new(),
             binaries: Vec::new(),
+            last_engines: LastEngines::new(),
         }
     }
 }

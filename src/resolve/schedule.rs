@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::exec::fleet::{no_engine_left, required_engine_down};
 use crate::exec::settings::{EngineSettings, EngineSlot};
 use crate::kube::{Component, Platform};
-use crate::plan::Job;
+use crate::plan::{Job, LastEngines};
 use crate::resolve::jobs;
 use crate::source::SourceInfo;
 
@@ -54,8 +54,11 @@ pub fn lanes(slots: &[EngineSlot]) -> usize {
 }
 
 /// Largest first, each onto the lane that frees up first (by estimated weight); ties go to
-/// the earlier engine. Returns each job's engine.
-pub fn assign(weights: &[usize], capacities: &[usize]) -> Vec<usize> {
+/// the earlier engine. A job with a `preferred` engine (where it ran last: its Go cache is
+/// warm there) goes back to it unless that would start it a whole job's weight later than
+/// the first free lane: waiting for a warm cache beats a cold one, queueing behind a whole
+/// other job does not. Returns each job's engine.
+pub fn assign(weights: &[usize], capacities: &[usize], preferred: &[Option<usize>]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(weights[i]));
     // One entry per lane: (busy until, engine).
@@ -64,29 +67,51 @@ pub fn assign(weights: &[usize], capacities: &[usize]) -> Vec<usize> {
         .enumerate()
         .flat_map(|(e, &c)| std::iter::repeat_n((0, e), c.max(1)))
         .collect();
+    let first_free = |lanes: &[(usize, usize)], engine: Option<usize>| {
+        lanes
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, e))| engine.is_none_or(|want| *e == want))
+            .min_by_key(|(_, (busy, e))| (*busy, *e))
+            .map(|(lane, _)| lane)
+    };
     let mut assigned = vec![0; weights.len()];
     for i in order {
-        let lane = lanes
-            .iter_mut()
-            .min_by_key(|(busy, engine)| (*busy, *engine))
-            .expect("at least one engine");
-        lane.0 += weights[i].max(1);
-        assigned[i] = lane.1;
+        let weight = weights[i].max(1);
+        let free = first_free(&lanes, None).expect("at least one engine");
+        let warm = preferred
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|e| first_free(&lanes, Some(e)))
+            .filter(|&lane| lanes[lane].0 < lanes[free].0 + weight);
+        let lane = warm.unwrap_or(free);
+        lanes[lane].0 += weight;
+        assigned[i] = lanes[lane].1;
     }
     assigned
 }
 
 /// The plan's jobs for `work` on `slots`, each made with its assigned engine's facts. Each
-/// engine starts its jobs in this order, as its lanes free up.
+/// engine starts its jobs in this order, as its lanes free up. `last` says where each job
+/// ran before; an engine no longer among the slots is no preference.
 pub fn planned_jobs(
     work: &[Work],
     slots: &[EngineSlot],
     tree: &jobs::Tree<'_>,
     settings: &EngineSettings,
+    last: &LastEngines,
 ) -> Vec<Job> {
     let weights: Vec<usize> = work.iter().map(Work::weight).collect();
     let capacities: Vec<usize> = slots.iter().map(|s| s.capacity).collect();
-    let assigned = assign(&weights, &capacities);
+    let preferred: Vec<Option<usize>> = work
+        .iter()
+        .map(|w| {
+            let engine = last.get(&w.name)?;
+            slots.iter().position(|s| &s.name == engine)
+        })
+        .collect();
+    let assigned = assign(&weights, &capacities, &preferred);
     work.iter()
         .zip(assigned)
         .map(|(w, e)| {
@@ -160,11 +185,33 @@ mod tests {
     #[test]
     fn largest_first_onto_the_engine_free_first() {
         // Two engines of one lane: 4 and 3 go to different engines, then 2 joins the 3.
-        assert_eq!(assign(&[2, 4, 3], &[1, 1]), vec![1, 0, 1]);
+        assert_eq!(assign(&[2, 4, 3], &[1, 1], &[]), vec![1, 0, 1]);
         // One engine takes everything.
-        assert_eq!(assign(&[1, 2, 3], &[1]), vec![0, 0, 0]);
+        assert_eq!(assign(&[1, 2, 3], &[1], &[]), vec![0, 0, 0]);
         // An engine with two lanes takes two jobs before the other's first frees.
-        assert_eq!(assign(&[5, 5, 5], &[2, 1]), vec![0, 0, 1]);
+        assert_eq!(assign(&[5, 5, 5], &[2, 1], &[]), vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn a_job_goes_back_to_its_warm_engine_unless_it_would_queue_behind_a_whole_job() {
+        // Equal jobs last run the other way round go back where they ran.
+        assert_eq!(assign(&[1, 1], &[1, 1], &[Some(1), Some(0)]), vec![1, 0]);
+        // Both last ran on engine 0 (a one-engine run): the second still fans out.
+        assert_eq!(assign(&[1, 1], &[1, 1], &[Some(0), Some(0)]), vec![0, 1]);
+        // A job waits for its warm engine when that starts it less than its own weight
+        // later than the cold one: 2 waits 1 for engine 0 rather than go cold to engine 1.
+        assert_eq!(assign(&[3, 2, 2], &[1, 1], &[]), vec![0, 1, 1]);
+        assert_eq!(
+            assign(&[3, 2, 2], &[1, 1], &[None, None, Some(0)]),
+            vec![0, 1, 0]
+        );
+        // A whole job's wait or more: it goes cold rather than queue.
+        assert_eq!(
+            assign(&[4, 1, 1], &[1, 1], &[None, None, Some(0)]),
+            vec![0, 1, 1]
+        );
+        // A preferred engine that is no longer there is no preference.
+        assert_eq!(assign(&[1, 1], &[1, 1], &[Some(7), None]), vec![0, 1]);
     }
 
     fn client_work() -> Vec<Work> {

@@ -387,6 +387,24 @@ fn a_two_engine_run_creates_each_job_on_its_planned_engine_as_planned() {
         assert_container_is_job(&found[0].1, job, &plan, name);
     }
     assert_no_containers_left(repo.path());
+
+    // The next plan sends each job back to the engine where its Go cache is now warm,
+    // even with the engines listed the other way round (which alone would swap them).
+    let mut again = args.clone();
+    let last = again.len() - 1;
+    again[last] = format!("{},{main}", second.docker_host());
+    let replanned = plan_json(&again);
+    for job in &jobs {
+        let name = job["name"].as_str().unwrap();
+        let now = replanned["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is planned again: {replanned}"));
+        assert_eq!(now["engine"], job["engine"], "{name} goes back: {replanned}");
+        assert_eq!(replanned["last_engines"][name], job["engine"], "{replanned}");
+    }
 }
 
 #[test]

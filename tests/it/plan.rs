@@ -402,8 +402,14 @@ fn a_two_engine_run_creates_each_job_on_its_planned_engine_as_planned() {
             .iter()
             .find(|j| j["name"] == name)
             .unwrap_or_else(|| panic!("{name} is planned again: {replanned}"));
-        assert_eq!(now["engine"], job["engine"], "{name} goes back: {replanned}");
-        assert_eq!(replanned["last_engines"][name], job["engine"], "{replanned}");
+        assert_eq!(
+            now["engine"], job["engine"],
+            "{name} goes back: {replanned}"
+        );
+        assert_eq!(
+            replanned["last_engines"][name], job["engine"],
+            "{replanned}"
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 //! std only, so it compiles in a moment. Every task runs from the workspace root.
 //!
 //!   cargo xtask builder-image [--force]   make the local builder image (Debian trixie + Go 1.24)
-//!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`
+//!   cargo xtask test [ARGS...]            builder-image, then `cargo test --workspace ARGS...`, timed
 //!   cargo xtask demo                      builder-image, then a quick-release of a tagged git copy of the fixture (recipes/mini-kube.toml)
 //!   cargo xtask bench [--quick]           benchmarks against the upstream way -> bench/results.md
 //!   cargo xtask ci [ARGS...]              fmt --check, clippy -D warnings, then `test ARGS...`
@@ -11,8 +11,10 @@
 mod bench;
 mod builder_image;
 mod demo;
+mod deny;
 mod modgraph;
 mod packages;
+mod testtimes;
 mod util;
 
 use std::path::Path;
@@ -26,15 +28,16 @@ usage: cargo xtask <task> [options]
 tasks:
   builder-image [--force]  make the local builder image from Debian packages (no registry needed);
                            does nothing when it is present, unless --force
-  test [ARGS...]           builder-image, then `cargo test --workspace ARGS...`
+  test [ARGS...]           builder-image, then `cargo test --workspace ARGS...` (cargo args, then
+                           `--` and test args); names the ten slowest tests and the total time
   demo                     builder-image, a git copy of the mini-kube fixture tagged v1.34.0 in
                            target/demo/mini-kube, then `kbuild run recipes/mini-kube.toml` (a
                            quick-release of it for linux/amd64, darwin/arm64, windows/amd64) and
                            `kbuild verify`; results in out/mini-kube
   bench [--quick]          kbuild against the upstream way, side by side; writes bench/results.md
                            (--quick: a, e and f once each, to target/bench-quick.md)
-  lint                     no circle in src/'s module graph, cargo fmt --check and
-                           cargo clippy --all-targets -D warnings
+  lint                     no circle in src/'s module graph, cargo fmt --check,
+                           cargo clippy --all-targets -D warnings and cargo deny (deny.toml)
   ci [ARGS...]             cargo fmt --check, cargo clippy -D warnings, then `test ARGS...`
   help                     this text
 ";
@@ -107,19 +110,30 @@ fn usage_error(message: String) -> Failure {
 }
 
 /// The test packages and the builder image, then the whole workspace's tests (they name the
-/// image by its constant, `kbuild-builder:go1.24-trixie`).
+/// image by its constant, `kbuild-builder:go1.24-trixie`), each timed, the slowest named.
+/// ARGS before a `--` go to cargo, those after it to the test binaries.
 fn test(root: &Path, extra: &[String]) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     packages::ensure()?;
     packages::ensure_pypi()?;
     builder_image::ensure(root, false)?;
     util::step("cargo test --workspace");
+    let (cargo_args, test_args) = match extra.iter().position(|a| a == "--") {
+        Some(at) => (&extra[..at], &extra[at + 1..]),
+        None => (extra, &[][..]),
+    };
     let mut cmd = cargo();
     // The timings test renders its page in chromium, installed above: it must not skip here.
     cmd.arg("test")
         .arg("--workspace")
-        .args(extra)
+        .args(cargo_args)
         .env("KBUILD_REQUIRE_CHROMIUM", "1");
-    run(&mut cmd)
+    let tested = testtimes::run_timed(cmd, test_args);
+    println!(
+        "==> cargo xtask test took {:.0} s (packages, builder image and tests)",
+        started.elapsed().as_secs_f64()
+    );
+    tested
 }
 
 /// The gates before the tests: layers that call only down, formatting and lints.
@@ -140,7 +154,7 @@ fn lint() -> Result<(), Failure> {
         "warnings",
     ]))?;
 
-    Ok(())
+    deny::check(&util::workspace_root())
 }
 
 /// Fails naming every circle in src/'s module graph, with a reference for each step.

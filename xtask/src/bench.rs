@@ -11,16 +11,26 @@
 //!   e. several engines: a four-platform client build with `--cpus 1` on one engine against
 //!      two, the second a dockerd the bench starts (`engines`, `second_engine`);
 //!   f. incremental source sync: a first sync and a one-file resync of the fixture padded
-//!      to about 200 MB (`sync`).
+//!      to about 200 MB (`sync`);
+//!   g. fan-out on compile work: kubectl for two platforms from empty Go caches, `--cpus 1`,
+//!      on one engine, on two, and as two raw `docker run`s at once, the ceiling (`fanout`);
+//!   h. the travelling cache: a one-file rebuild on the warm engine, on a fresh engine with
+//!      the exported cache imported, and on one without; export plus import against a cold
+//!      build (`warmcache`).
 //!
-//! `cargo xtask bench --quick` runs the packaging scenarios and e once each, and f, and
-//! prints them (written to target/bench-quick.md, not bench/): a check that the benchmark
-//! works, not figures to quote.
+//! `cargo xtask bench --quick` runs the packaging scenarios, e, g and h once each, and f,
+//! and prints them (written to target/bench-quick.md, not bench/): a check that the
+//! benchmark works, not figures to quote. `--only LETTERS` (with --quick) runs just those of
+//! a, e, f, g and h, e.g. `--quick --only gh`.
 
 mod engines;
+mod fanout;
 mod packaging;
 mod second_engine;
 mod sync;
+mod warmcache;
+
+use engines::main_endpoint;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,19 +60,12 @@ struct Figure {
 }
 
 pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
-    let quick = match args {
-        [] => false,
-        [flag] if flag == "--quick" => true,
-        [other, ..] => {
-            return Err(Failure::with_code(
-                format!("bench: unknown option {other:?} (the only one is --quick)"),
-                2,
-            ))
-        }
-    };
+    let (quick, only) = parse_args(args)?;
+    let wanted = |letter: char| only.as_ref().is_none_or(|o| o.contains(letter));
     // Leaves out the packaging scenarios of a quick check (they build six Go commands cold
-    // first): for checking e and f alone on a busy machine.
-    let skip_packaging = quick && std::env::var_os("KBUILD_BENCH_SKIP_PACKAGING").is_some();
+    // first): for checking the others alone on a busy machine.
+    let skip_packaging =
+        !wanted('a') || (quick && std::env::var_os("KBUILD_BENCH_SKIP_PACKAGING").is_some());
     crate::builder_image::ensure(root, false)?;
     packaging::ensure_pigz()?;
     step("cargo build --release --bin kbuild --example pack-limits");
@@ -95,21 +98,44 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
             &scenario, &kbuild, &limits, &tree, &work, runs,
         )?);
     }
-    let fleet = engines::measure(&kbuild, &tree, &work, if quick { 1 } else { BUILD_RUNS })?;
-    let sync_tree = work.join("sync-tree");
-    make_tree(root, &sync_tree)?;
-    let synced = sync::measure(&kbuild, &sync_tree, &work)?;
+    let build_runs = if quick { 1 } else { BUILD_RUNS };
+    let fleet = if wanted('e') {
+        Some(engines::measure(&kbuild, &tree, &work, build_runs)?)
+    } else {
+        None
+    };
+    let synced = if wanted('f') {
+        let sync_tree = work.join("sync-tree");
+        make_tree(root, &sync_tree)?;
+        Some(sync::measure(&kbuild, &sync_tree, &work)?)
+    } else {
+        None
+    };
+    let fanned = if wanted('g') {
+        Some(fanout::measure(&kbuild, &tree, &work, build_runs)?)
+    } else {
+        None
+    };
+    let travelled = if wanted('h') {
+        Some(warmcache::measure(&kbuild, &tree, &work, build_runs)?)
+    } else {
+        None
+    };
     if quick {
+        let left_out = || "(left out: not in --only)\n".to_string();
         let md = format!(
             "# kbuild benchmark, quick check (one run each: not figures to quote)\n\n\
-             ## a. Packaging\n\n{}\n## e. One engine against two\n\n{}\n## f. Incremental source sync\n\n{}",
+             ## a. Packaging\n\n{}\n## e. One engine against two\n\n{}\n## f. Incremental source sync\n\n{}\n\
+             ## g. Fan-out on compile work\n\n{}\n## h. The travelling cache\n\n{}",
             if skip_packaging {
-                "(left out: KBUILD_BENCH_SKIP_PACKAGING)\n".to_string()
+                "(left out: KBUILD_BENCH_SKIP_PACKAGING or --only)\n".to_string()
             } else {
                 packaging::markdown(&packed, runs)
             },
-            fleet.markdown(),
-            synced.markdown(),
+            fleet.as_ref().map_or_else(left_out, engines::Measured::markdown),
+            synced.as_ref().map_or_else(left_out, sync::Measured::markdown),
+            fanned.as_ref().map_or_else(left_out, fanout::Measured::markdown),
+            travelled.as_ref().map_or_else(left_out, warmcache::Measured::markdown),
         );
         print!("{md}");
         let path = root.join("target/bench-quick.md");
@@ -118,10 +144,61 @@ pub fn run_bench(root: &Path, args: &[String]) -> Result<(), Failure> {
         remove_dir(&work);
         return Ok(());
     }
+    let measured = (fleet, synced, fanned, travelled);
+    let (Some(fleet), Some(synced), Some(fanned), Some(travelled)) = measured else {
+        return Err(Failure::with_code("bench: --only goes with --quick", 2));
+    };
     let figures = builds(&kbuild, &tree, &work)?;
-    write_results(root, &packed, &figures, &fleet, &synced)?;
+    let scenarios = Scenarios {
+        fleet,
+        synced,
+        fanned,
+        travelled,
+    };
+    write_results(root, &packed, &figures, &scenarios)?;
     remove_dir(&work);
     Ok(())
+}
+
+/// `[--quick] [--only LETTERS]`.
+fn parse_args(args: &[String]) -> Result<(bool, Option<String>), Failure> {
+    let mut quick = false;
+    let mut only = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                let letters = rest
+                    .next()
+                    .filter(|l| !l.is_empty() && l.chars().all(|c| "aefgh".contains(c)));
+                only = Some(letters.cloned().ok_or_else(|| {
+                    Failure::with_code("bench: --only takes letters of a, e, f, g and h", 2)
+                })?);
+            }
+            other => return Err(Failure::with_code(
+                format!(
+                    "bench: unknown option {other:?} (the options are --quick and --only LETTERS)"
+                ),
+                2,
+            )),
+        }
+    }
+    if only.is_some() && !quick {
+        return Err(Failure::with_code(
+            "bench: --only goes with --quick (bench/results.md holds every scenario of one run)",
+            2,
+        ));
+    }
+    Ok((quick, only))
+}
+
+/// The measured scenarios e to h of a full run.
+struct Scenarios {
+    fleet: engines::Measured,
+    synced: sync::Measured,
+    fanned: fanout::Measured,
+    travelled: warmcache::Measured,
 }
 
 /// A copy of the fixture as a git repository tagged v1.34.0, like the tests make.
@@ -382,9 +459,14 @@ fn write_results(
     root: &Path,
     packed: &[packaging::Measured],
     figures: &[Figure],
-    fleet: &engines::Measured,
-    synced: &sync::Measured,
+    scenarios: &Scenarios,
 ) -> Result<(), Failure> {
+    let Scenarios {
+        fleet,
+        synced,
+        fanned,
+        travelled,
+    } = scenarios;
     let machine = format!(
         "{} CPUs, {}",
         std::thread::available_parallelism()
@@ -434,6 +516,10 @@ fn write_results(
     md.push_str(&fleet.markdown());
     let _ = writeln!(md, "\n## f. Incremental source sync\n");
     md.push_str(&synced.markdown());
+    let _ = writeln!(md, "\n## g. Fan-out on compile work\n");
+    md.push_str(&fanned.markdown());
+    let _ = writeln!(md, "\n## h. The travelling cache\n");
+    md.push_str(&travelled.markdown());
     let mut json = String::from("{\n  \"packaging\": [\n");
     for (i, m) in packed.iter().enumerate() {
         let _ = writeln!(
@@ -483,6 +569,29 @@ fn write_results(
         synced.resync.bytes,
         synced.resync.files,
         synced.resync.seconds
+    );
+    let _ = writeln!(
+        json,
+        "  ,\"fanout\": {{\"one_engine_s\": {:.4}, \"two_engines_s\": {:.4}, \"raw_parallel_s\": {:.4}, \"before_jobs_s\": {:.4}, \"after_jobs_s\": {:.4}, \"speedup\": {:.4}, \"against_ceiling\": {:.4}, \"separate_machines\": {:.4}, \"runs\": {}}}",
+        fanned.one,
+        fanned.two,
+        fanned.raw_parallel,
+        fanned.before_jobs,
+        fanned.after_jobs,
+        fanned.speedup(),
+        fanned.against_ceiling(),
+        fanned.separate_machines(),
+        fanned.runs
+    );
+    let _ = writeln!(
+        json,
+        "  ,\"travelling_cache\": {{\"warm_local_s\": {:.4}, \"fresh_imported_s\": {:.4}, \"fresh_cold_s\": {:.4}, \"export_s\": {:.4}, \"import_s\": {:.4}, \"runs\": {}}}",
+        travelled.warm_local,
+        travelled.fresh_imported,
+        travelled.fresh_cold,
+        travelled.export,
+        travelled.import,
+        travelled.runs
     );
     json.push_str("}\n");
     let dir = root.join("bench");

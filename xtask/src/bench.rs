@@ -176,12 +176,14 @@ fn parse_args(args: &[String]) -> Result<(bool, Option<String>), Failure> {
                     Failure::with_code("bench: --only takes letters of a, e, f, g and h", 2)
                 })?);
             }
-            other => return Err(Failure::with_code(
-                format!(
+            other => {
+                return Err(Failure::with_code(
+                    format!(
                     "bench: unknown option {other:?} (the options are --quick and --only LETTERS)"
                 ),
-                2,
-            )),
+                    2,
+                ))
+            }
         }
     }
     if only.is_some() && !quick {
@@ -483,6 +485,12 @@ fn write_results(
     let mut md = String::new();
     let _ = writeln!(md, "# kbuild benchmark results\n");
     let _ = writeln!(md, "Written by `cargo xtask bench` on {machine}; medians of {PACKAGING_RUNS} runs for packaging, {RUNS} for no-op rebuilds, {BUILD_RUNS} for other builds, all in one run.\n");
+    let size = binary_size(root);
+    let _ = writeln!(
+        md,
+        "The release binary, `target/release/kbuild`: {:.1} MB ({size} bytes; Cargo.toml's release profile: thin LTO, one codegen unit, symbols stripped).\n",
+        size as f64 / 1e6
+    );
     let _ = writeln!(md, "## a. Packaging\n");
     md.push_str(&packaging::markdown(packed, PACKAGING_RUNS));
     let _ = writeln!(md, "\n## b-d. Builds\n");
@@ -520,7 +528,7 @@ fn write_results(
     md.push_str(&fanned.markdown());
     let _ = writeln!(md, "\n## h. The travelling cache\n");
     md.push_str(&travelled.markdown());
-    let mut json = String::from("{\n  \"packaging\": [\n");
+    let mut json = format!("{{\n  \"binary_bytes\": {size},\n  \"packaging\": [\n");
     for (i, m) in packed.iter().enumerate() {
         let _ = writeln!(
             json,
@@ -601,6 +609,11 @@ fn write_results(
     print!("{md}");
     println!("written to bench/results.md and bench/results.json");
     Ok(())
+}
+
+/// The size of the release binary the bench built and ran.
+fn binary_size(root: &Path) -> u64 {
+    std::fs::metadata(root.join("target/release/kbuild")).map_or(0, |m| m.len())
 }
 
 fn remove_dir(dir: &PathBuf) {

@@ -2,13 +2,15 @@
 //! caches, so that each build compiles the standard library for its platform, every build
 //! container limited to one CPU.
 //!
-//! - one engine: `kbuild build` on this machine's engine, the two platforms one after another;
-//! - two engines: the same with `--engines main,second`, one platform on each;
+//! - one engine: `kbuild build` on one engine, the two platforms one after another;
+//! - two engines: the same with `--engines a,b`, one platform on each;
 //! - the ceiling: the same two builds as two raw `docker run`s of upstream's make started at
 //!   once, one per engine, without kbuild. Both engines share this machine's cores, so the
 //!   ceiling is below 2x; two engines are judged against it, not against 2x.
 //!
-//! The three alternate within each run, every cache volume removed before each build. The
+//! Both engines are dockerds the bench starts (same storage driver, builder image loaded),
+//! so that emptying their caches never touches this machine's engine and its users. The
+//! three ways alternate within each run, every cache volume removed before each build. The
 //! fixed cost of the two-engine run (engine preparation, sync, container start before the
 //! first job; outputs and packaging after the last) is read from its `kbuild-timings.json`.
 
@@ -17,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use super::second_engine::SecondEngine;
-use super::{main_endpoint, median, remove_dir, time, uid_gid, VERSION};
+use super::{median, remove_dir, time, uid_gid, VERSION};
 use crate::builder_image::IMAGE;
 use crate::util::{self, run, step, Failure};
 
@@ -72,8 +74,8 @@ impl Measured {
              | fixed cost of the two-engine run: before the first job / after the last | {:.1} / {:.1} | | |\n\
              | two separate one-CPU machines, argued from the fixed cost | | {:.2}x | >= 1.8x |\n\n\
              {runs}. Every cache volume on both engines is removed before each build, so each \
-             compiles the standard library for its platform. The builder image is on both \
-             engines before timing starts. Both engines share this machine's {} cores (and its \
+             compiles the standard library for its platform. Both engines are dockerds the bench \
+             starts, with the builder image loaded before timing starts. Both engines share this machine's {} cores (and its \
              disk), which puts the ceiling below 2x. The separate-machines figure takes the \
              one-engine time, halves its compile work (one platform per machine) and adds the \
              measured fixed cost.\n",
@@ -95,10 +97,10 @@ impl Measured {
 }
 
 pub fn measure(kbuild: &Path, tree: &Path, work: &Path, runs: usize) -> Result<Measured, Failure> {
-    step("bench g: fan-out on compile work (starting a second dockerd)");
-    let second = SecondEngine::start()?;
-    let main = main_endpoint();
-    let hosts = [main.clone(), second.docker_host()];
+    step("bench g: fan-out on compile work (starting two dockerds of the bench's own)");
+    let engines = [SecondEngine::start_nth(1)?, SecondEngine::start_nth(2)?];
+    let hosts = engines.each_ref().map(SecondEngine::docker_host);
+    let first = hosts[0].clone();
     let both = hosts.join(",");
     let out = work.join("fanout-out");
     let commit = util::output(
@@ -111,9 +113,10 @@ pub fn measure(kbuild: &Path, tree: &Path, work: &Path, runs: usize) -> Result<M
         result.map_err(|f| {
             Failure::with_code(
                 format!(
-                    "{}\n--- the bench's second dockerd ---\n{}",
+                    "{}\n--- the bench's dockerds ---\n{}\n{}",
                     f.message,
-                    second.log()
+                    engines[0].log(),
+                    engines[1].log()
                 ),
                 f.code,
             )
@@ -134,7 +137,7 @@ pub fn measure(kbuild: &Path, tree: &Path, work: &Path, runs: usize) -> Result<M
         step(&format!("bench g: run {} of {runs}", i + 1));
         cold()?;
         one.push(with_log(time(&mut kbuild_build(
-            kbuild, tree, &out, &main,
+            kbuild, tree, &out, &first,
         )))?);
         cold()?;
         two.push(with_log(time(&mut kbuild_build(
@@ -148,7 +151,7 @@ pub fn measure(kbuild: &Path, tree: &Path, work: &Path, runs: usize) -> Result<M
     }
     remove_dir(&out);
     remove_dir(&tree.join("_output"));
-    drop(second);
+    drop(engines);
     Ok(Measured {
         one: median(one),
         two: median(two),

@@ -23,18 +23,33 @@ pub struct SecondEngine {
     /// The data-root, the config file, the pidfile and the daemon's log.
     data_dir: PathBuf,
     bridge: String,
+    /// The third octet of the bridge's 10.251.x.0/24.
+    subnet: u32,
 }
 
 impl SecondEngine {
     /// Starts the daemon and loads the builder image into it (about 15 s).
     pub fn start() -> Result<SecondEngine, Failure> {
+        SecondEngine::start_nth(0)
+    }
+
+    /// The bench's `n`th engine of its own: each has its own socket, data-root and bridge,
+    /// so several run side by side.
+    pub fn start_nth(n: u32) -> Result<SecondEngine, Failure> {
         let pid = std::process::id();
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         let mut engine = SecondEngine {
             daemon: None,
-            run_dir: PathBuf::from(format!("/tmp/kbb{pid}")),
-            data_dir: std::env::temp_dir().join(format!("kbuild-bench-engine-{pid}")),
+            run_dir: PathBuf::from(format!("/tmp/kbb{pid}{suffix}")),
+            data_dir: std::env::temp_dir().join(format!("kbuild-bench-engine-{pid}{suffix}")),
             // Not the tests' kbt prefix: a test run may have its own engine up meanwhile.
-            bridge: format!("kbb{}", pid % 1_000_000),
+            // An interface name has at most 15 bytes.
+            bridge: format!("kbb{}{suffix}", pid % 1_000_000),
+            subnet: 20 + (pid + n * 97) % 200,
         };
         for dir in [&engine.run_dir, &engine.data_dir] {
             std::fs::create_dir_all(dir)
@@ -105,8 +120,7 @@ impl SecondEngine {
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
             .status();
-        let subnet = 20 + std::process::id() % 200;
-        let address = format!("10.251.{subnet}.1/24");
+        let address = format!("10.251.{}.1/24", self.subnet);
         for args in [
             vec!["link", "add", &self.bridge, "type", "bridge"],
             vec!["addr", "add", &address, "dev", &self.bridge],

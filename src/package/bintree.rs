@@ -218,7 +218,7 @@ mod tests {
         let has = |c: &Component| matches!(c.name, "kubectl" | "kube-proxy");
         // Only the client tarballs are made: no node binary but kube-proxy was built.
         let clients = |platforms: &[Platform]| {
-            layouts(platforms, &has)
+            layouts(platforms, &has, false)
                 .into_iter()
                 .filter(|l| l.kind == crate::kube::release::TarballKind::Client)
                 .collect::<Vec<_>>()

@@ -46,9 +46,15 @@ fn quick_release(
 ) -> std::process::Command {
     let mut cmd = kbuild();
     // The four jobs counted here are the binary sets': no test jobs.
-    cmd.args(["quick-release", "--json", "--no-test-tarballs", "--kube-root", s(repo)])
-        .args(["--image", BUILDER_IMAGE, "--out", s(out)])
-        .env_remove("DOCKER_HOST");
+    cmd.args([
+        "quick-release",
+        "--json",
+        "--no-test-tarballs",
+        "--kube-root",
+        s(repo),
+    ])
+    .args(["--image", BUILDER_IMAGE, "--out", s(out)])
+    .env_remove("DOCKER_HOST");
     for p in platforms {
         cmd.args(["--platform", p]);
     }

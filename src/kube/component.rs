@@ -43,6 +43,11 @@ impl TargetSet {
         }
     }
 
+    /// A test set: its binaries go in the test tarballs.
+    pub fn is_test(self) -> bool {
+        matches!(self, TargetSet::Test | TargetSet::TestServer)
+    }
+
     /// The components of this set, in upstream's order.
     pub fn components(self) -> impl Iterator<Item = &'static Component> {
         COMPONENTS.iter().filter(move |c| c.sets.contains(&self))

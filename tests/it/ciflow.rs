@@ -63,10 +63,9 @@ fn step(dir: &Path, command: &str) -> (i32, String, String) {
         kbuild_bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    // No test targets: tests/it/testtars.rs builds them; this test is about the workflow.
     let command = command.replace(
         "kbuild --json quick-release",
-        "kbuild --json quick-release --min-disk 2g --no-test-tarballs",
+        "kbuild --json quick-release --min-disk 2g",
     );
     run(std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", &command])

@@ -439,8 +439,12 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     ui.phase(
         "package",
         &format!(
-            "{} plus the source and final tarballs into {}",
+            "{} plus the {} tarballs into {}",
             crate::ui::count(layouts.len(), "binary tarball", "binary tarballs"),
+            match test_portable {
+                true => "source, final and portable test",
+                false => "source and final",
+            },
             tars.display()
         ),
     );

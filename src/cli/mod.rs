@@ -570,6 +570,9 @@ pub struct QuickReleaseArgs {
     /// Sign SHA256SUMS, SHA512SUMS, the SBOM and the provenance with this SSH private key (as `kbuild sign --key`)
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
+    /// Build no test targets and write no kubernetes-test-*.tar.gz (e2e.test is the heaviest link of a build); the manifest says so
+    #[arg(long)]
+    pub no_test_tarballs: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -414,6 +414,8 @@ struct Packaging<'a> {
     out_in_tree: Option<PathBuf>,
     info: &'a SourceInfo,
     layouts: Vec<Layout>,
+    /// Write kubernetes-test-portable.tar.gz (a quick-release's test tarballs).
+    test_portable: bool,
     toolchain: Toolchain,
     notes: Vec<String>,
     /// The plan the binaries were built by and the record of the run, for the manifest.
@@ -428,6 +430,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         out_in_tree,
         info,
         layouts,
+        test_portable,
         toolchain,
         notes,
         plan,
@@ -436,8 +439,12 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
     ui.phase(
         "package",
         &format!(
-            "{} plus the source and final tarballs into {}",
+            "{} plus the {} tarballs into {}",
             crate::ui::count(layouts.len(), "binary tarball", "binary tarballs"),
+            match test_portable {
+                true => "source, final and portable test",
+                false => "source and final",
+            },
             tars.display()
         ),
     );
@@ -459,6 +466,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 out_in_tree: out_in_tree.as_deref(),
                 info: &info,
                 layouts,
+                test_portable,
                 source,
                 toolchain,
                 plan,

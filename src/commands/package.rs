@@ -76,7 +76,8 @@ pub async fn package(
     let root = info.root.clone();
     let has = |c: &Component| c.exists_in(&root);
     let mut layouts = Vec::new();
-    for l in layout::layouts(&platforms, &has) {
+    // Test tarballs are a quick-release's: their portable files come with its test build.
+    for l in layout::layouts(&platforms, &has, false) {
         // A tarball is made when its set's own binaries were built; the client binaries
         // it also carries must then be there too (packaging says which are missing).
         let set = match l.kind {
@@ -113,7 +114,10 @@ pub async fn package(
             ),
         );
     }
-    let mut notes = vec!["packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string()];
+    let mut notes = vec![
+        "packaged by `kbuild package` from binaries kbuild did not build in this run: builderImage is unknown".to_string(),
+        layout::no_test_tarballs_note("kbuild package makes the client, node and server tarballs; kbuild quick-release builds the test targets and writes them"),
+    ];
     // Nothing the tree holds is dropped unsaid: a warning line and a manifest note each.
     for (rel, why) in package::bintree::not_packaged(&found, &layouts, &platforms, &has) {
         ui.warn(&format!(
@@ -134,7 +138,7 @@ pub async fn package(
         jobs::absolute(&args.out),
     );
     plan.source = Some(jobs::source_facts(&info)?);
-    plan.packaging = jobs::release_artifacts(&layouts);
+    plan.packaging = jobs::release_artifacts(&layouts, false);
     plan.notes = notes;
     // Hashed only where a plan pins them: a plain run's packaging hashes what it reads.
     if planning.is_some() || invocation.saved().is_some() {
@@ -159,6 +163,7 @@ pub async fn package(
         out_in_tree: outdir.in_tree,
         info: &info,
         layouts,
+        test_portable: false,
         toolchain,
         notes: plan.notes,
         plan: None,

@@ -1,4 +1,4 @@
-//! `kbuild quick-release`: build the client, node and server sets, then package them.
+//! `kbuild quick-release`: build the client, node, server and test sets, then package them.
 
 use std::path::PathBuf;
 
@@ -21,6 +21,8 @@ use super::{package_release, sample_binaries, toolchain, Invocation, Packaging};
 
 struct QuickRelease {
     platforms: Vec<Platform>,
+    /// Build the test targets and write the test tarballs (not `--no-test-tarballs`).
+    tests: bool,
 }
 
 impl QuickRelease {
@@ -28,7 +30,12 @@ impl QuickRelease {
     /// target for a ref not fetched yet).
     fn release(&self, info: Option<&SourceInfo>) -> layout::ReleasePlan {
         let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
-        layout::plan(&self.platforms, &has)
+        layout::plan(&self.platforms, &has, self.tests)
+    }
+
+    /// The binary tarballs of the tree's targets.
+    fn layouts(&self, has: &dyn Fn(&Component) -> bool) -> Vec<layout::Layout> {
+        layout::layouts(&self.platforms, has, self.tests)
     }
 }
 
@@ -53,7 +60,13 @@ impl Building for QuickRelease {
                 names.join(", ")
             ));
         }
-        for set in [TargetSet::Server, TargetSet::Node] {
+        let mut sets = vec![TargetSet::Server, TargetSet::Node];
+        if self.tests {
+            sets.push(TargetSet::Test);
+        } else {
+            notes.push(layout::no_test_tarballs_note("--no-test-tarballs"));
+        }
+        for set in sets {
             let skipped: Vec<Platform> = release
                 .skipped
                 .iter()
@@ -76,7 +89,7 @@ impl Building for QuickRelease {
         let work: Vec<Work> = release.jobs.iter().map(release_work).collect();
         let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, work)?;
         let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
-        plan.packaging = jobs::release_artifacts(&layout::layouts(&self.platforms, &has));
+        plan.packaging = jobs::release_artifacts(&self.layouts(&has), self.tests);
         plan.notes = notes;
         Ok(plan)
     }
@@ -99,7 +112,7 @@ impl Building for QuickRelease {
         let info = built.info();
         let root = info.root.clone();
         let has = |c: &Component| c.exists_in(&root);
-        let layouts = layout::layouts(&self.platforms, &has);
+        let layouts = self.layouts(&has);
         let bin = request.out.join("bin");
         let builder = built.fleet.first();
         let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts))?;
@@ -109,6 +122,7 @@ impl Building for QuickRelease {
             out_in_tree: built.out_in_tree.clone(),
             info,
             layouts,
+            test_portable: self.tests,
             toolchain,
             notes: built.plan.notes.clone(),
             plan: Some(built.record()?),
@@ -154,7 +168,10 @@ pub async fn quick_release(
         last_engines: invocation.last_engines(&args.out),
     };
     building::run(
-        &QuickRelease { platforms },
+        &QuickRelease {
+            platforms,
+            tests: !args.no_test_tarballs,
+        },
         &request,
         invocation,
         ui,

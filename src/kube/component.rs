@@ -1,5 +1,5 @@
 //! Components (the binaries upstream builds) and the target sets they belong to
-//! (hack/lib/golang.sh: server, node and client targets).
+//! (hack/lib/golang.sh: server, node, client, test and server test targets).
 
 use std::fmt;
 use std::path::Path;
@@ -14,6 +14,12 @@ pub enum TargetSet {
     Client,
     Node,
     Server,
+    /// kube::golang::test_targets (KUBE_TEST_TARGETS).
+    Test,
+    /// kube::golang::server_test_targets (KUBE_TEST_SERVER_TARGETS): built for the server
+    /// platforms only.
+    #[serde(rename = "test-server")]
+    TestServer,
 }
 
 impl TargetSet {
@@ -22,6 +28,8 @@ impl TargetSet {
             TargetSet::Client => platform::CLIENT,
             TargetSet::Node => platform::NODE,
             TargetSet::Server => platform::SERVER,
+            TargetSet::Test => platform::TEST,
+            TargetSet::TestServer => platform::SERVER,
         }
     }
 
@@ -30,7 +38,14 @@ impl TargetSet {
             TargetSet::Client => "client",
             TargetSet::Node => "node",
             TargetSet::Server => "server",
+            TargetSet::Test => "test",
+            TargetSet::TestServer => "test-server",
         }
+    }
+
+    /// A test set: its binaries go in the test tarballs.
+    pub fn is_test(self) -> bool {
+        matches!(self, TargetSet::Test | TargetSet::TestServer)
     }
 
     /// The components of this set, in upstream's order.
@@ -44,8 +59,11 @@ impl TargetSet {
 pub struct Component {
     /// The binary's name, e.g. `kubectl`.
     pub name: &'static str,
-    /// The Go package directory under the tree root, as passed in `WHAT=`.
+    /// The target as upstream's make takes it in `WHAT=`: a package directory, an alias
+    /// (`ginkgo`) or `<dir>/<name>.test` for a `go test -c` binary.
     pub target: &'static str,
+    /// The Go package directory under the tree root: whether the tree has the component.
+    pub dir: &'static str,
     /// The target sets that build it.
     pub sets: &'static [TargetSet],
     /// Built with CGO_ENABLED=0 (KUBE_STATIC_LIBRARIES).
@@ -61,12 +79,32 @@ const fn c(
     Component {
         name,
         target,
+        dir: target,
         sets,
         is_static,
     }
 }
 
-use TargetSet::{Client, Node, Server};
+/// A test target whose `WHAT=` word is not its directory: the `ginkgo` alias
+/// (kube::golang::best_guess_go_targets) and `<dir>/<name>.test` targets, which
+/// kube::golang::build_binaries_for_platform builds with `go test -c`.
+const fn t(
+    name: &'static str,
+    target: &'static str,
+    dir: &'static str,
+    sets: &'static [TargetSet],
+    is_static: bool,
+) -> Component {
+    Component {
+        name,
+        target,
+        dir,
+        sets,
+        is_static,
+    }
+}
+
+use TargetSet::{Client, Node, Server, Test, TestServer};
 
 /// Every component, in the order upstream lists server, node and client targets.
 pub const COMPONENTS: &[Component] = &[
@@ -102,6 +140,30 @@ pub const COMPONENTS: &[Component] = &[
     c("mounter", "cluster/gce/gci/mounter", &[Server], true),
     c("kubectl", "cmd/kubectl", &[Client], true),
     c("kubectl-convert", "cmd/kubectl-convert", &[Client], true),
+    // kube::golang::test_targets, then kube::golang::server_test_targets (ginkgo is in both;
+    // upstream adds e2e_node.test only when it builds on Linux, as kbuild's engines do).
+    t(
+        "ginkgo",
+        "ginkgo",
+        "vendor/github.com/onsi/ginkgo/v2/ginkgo",
+        &[Test, TestServer],
+        false,
+    ),
+    t("e2e.test", "test/e2e/e2e.test", "test/e2e", &[Test], false),
+    c(
+        "go-runner",
+        "test/conformance/image/go-runner",
+        &[Test],
+        false,
+    ),
+    c("kubemark", "cmd/kubemark", &[TestServer], true),
+    t(
+        "e2e_node.test",
+        "test/e2e_node/e2e_node.test",
+        "test/e2e_node",
+        &[TestServer],
+        false,
+    ),
 ];
 
 impl Component {
@@ -111,7 +173,7 @@ impl Component {
         let name = text.trim().trim_end_matches('/');
         if let Some(found) = COMPONENTS
             .iter()
-            .find(|c| c.name == name || c.target == name)
+            .find(|c| c.name == name || c.target == name || c.dir == name)
         {
             return Ok(found);
         }
@@ -143,7 +205,7 @@ impl Component {
 
     /// Whether the tree at `root` has this component's source directory.
     pub fn exists_in(&self, root: &Path) -> bool {
-        root.join(self.target).is_dir()
+        root.join(self.dir).is_dir()
     }
 }
 
@@ -224,5 +286,27 @@ mod tests {
             ["kube-proxy", "kubelet", "kubeadm", "kube-log-runner"]
         );
         assert_eq!(names(TargetSet::Server).len(), 10);
+        assert_eq!(names(TargetSet::Test), ["ginkgo", "e2e.test", "go-runner"]);
+        assert_eq!(
+            names(TargetSet::TestServer),
+            ["ginkgo", "kubemark", "e2e_node.test"]
+        );
+    }
+
+    #[test]
+    fn test_targets_name_their_make_word_and_directory() {
+        let e2e = Component::parse("e2e.test").unwrap();
+        assert_eq!((e2e.target, e2e.dir), ("test/e2e/e2e.test", "test/e2e"));
+        let windows = Platform::parse("windows/amd64").unwrap();
+        assert_eq!(e2e.file_name(windows), "e2e.test.exe");
+        let ginkgo = Component::parse("vendor/github.com/onsi/ginkgo/v2/ginkgo").unwrap();
+        assert_eq!((ginkgo.name, ginkgo.target), ("ginkgo", "ginkgo"));
+        let darwin = Platform::parse("darwin/arm64").unwrap();
+        assert!(Component::parse("go-runner").unwrap().supports(darwin));
+        // Server test targets build for the server platforms only.
+        for server_only in ["kubemark", "e2e_node.test"] {
+            let c = Component::parse(server_only).unwrap();
+            assert!(!c.supports(darwin) && !c.supports(windows), "{server_only}");
+        }
     }
 }

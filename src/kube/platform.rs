@@ -47,6 +47,19 @@ pub const CLIENT: &[Platform] = &[
     p("windows", "arm64"),
 ];
 
+/// KUBE_SUPPORTED_TEST_PLATFORMS: the platforms kube::golang::test_targets build for
+/// (the server-only test targets build for `SERVER`).
+pub const TEST: &[Platform] = &[
+    p("linux", "amd64"),
+    p("linux", "arm64"),
+    p("linux", "s390x"),
+    p("linux", "ppc64le"),
+    p("darwin", "amd64"),
+    p("darwin", "arm64"),
+    p("windows", "amd64"),
+    p("windows", "arm64"),
+];
+
 impl Platform {
     /// Every platform any target set supports, in upstream's client order.
     pub fn all() -> &'static [Platform] {
@@ -178,7 +191,7 @@ mod tests {
 
     #[test]
     fn every_set_is_within_client_union() {
-        for set in [SERVER, NODE] {
+        for set in [SERVER, NODE, TEST] {
             for p in set {
                 assert!(CLIENT.contains(p), "{p} missing from the union");
             }

@@ -4,9 +4,9 @@
 //! function it mirrors.
 //!
 //! Written: kubernetes-src.tar.gz, kubernetes-client/node/server-<os>-<arch>.tar.gz,
-//! kubernetes-manifests.tar.gz and kubernetes.tar.gz. Not written, and said so in the
-//! manifest's notes (`LEFT_OUT`): the server images (kbuild builds no images) and the
-//! test tarballs (kbuild builds no test targets).
+//! kubernetes-manifests.tar.gz, kubernetes.tar.gz and (unless `--no-test-tarballs`)
+//! kubernetes-test-<os>-<arch>.tar.gz and kubernetes-test-portable.tar.gz. Not written, and
+//! said so in the manifest's notes (`LEFT_OUT`): the server images (kbuild builds no images).
 
 use super::component::{Component, TargetSet};
 use super::platform::Platform;
@@ -21,6 +21,9 @@ pub enum TarballKind {
     Server,
     Manifests,
     Final,
+    Test,
+    #[serde(rename = "test-portable")]
+    TestPortable,
 }
 
 impl TarballKind {
@@ -32,6 +35,8 @@ impl TarballKind {
             TarballKind::Server => "server",
             TarballKind::Manifests => "manifests",
             TarballKind::Final => "final",
+            TarballKind::Test => "test",
+            TarballKind::TestPortable => "test-portable",
         }
     }
 }
@@ -72,7 +77,12 @@ pub fn is_cruft(name: &str) -> bool {
 #[derive(Debug)]
 pub struct BinaryRule {
     pub kind: TarballKind,
+    /// The set whose platforms get this tarball, and whose binaries it holds.
     pub set: TargetSet,
+    /// A set whose binaries it also holds on the platforms that set builds for.
+    pub also: Option<TargetSet>,
+    /// It also carries the client binaries ("useful debugging tools").
+    pub with_client: bool,
     /// Directories under `kubernetes/` besides `<kind>/bin`.
     pub extra_dirs: &'static [&'static str],
     /// `cp -R LICENSES` and `cp kubernetes-src.tar.gz` into `kubernetes/`.
@@ -80,12 +90,14 @@ pub struct BinaryRule {
 }
 
 /// The binary tarballs. Each holds `kubernetes/<kind>/bin/` with its set's binaries, then
-/// the client binaries ("useful debugging tools"), `.exe` on windows.
+/// (but the test ones) the client binaries, `.exe` on windows.
 pub const BINARY_TARBALLS: &[BinaryRule] = &[
     // kube::release::package_client_tarballs
     BinaryRule {
         kind: TarballKind::Client,
         set: TargetSet::Client,
+        also: None,
+        with_client: true,
         extra_dirs: &[],
         carries_source: false,
     },
@@ -93,6 +105,8 @@ pub const BINARY_TARBALLS: &[BinaryRule] = &[
     BinaryRule {
         kind: TarballKind::Node,
         set: TargetSet::Node,
+        also: None,
+        with_client: true,
         extra_dirs: &[],
         carries_source: true,
     },
@@ -101,8 +115,21 @@ pub const BINARY_TARBALLS: &[BinaryRule] = &[
     BinaryRule {
         kind: TarballKind::Server,
         set: TargetSet::Server,
+        also: None,
+        with_client: true,
         extra_dirs: &["addons"],
         carries_source: true,
+    },
+    // kube::release::package_test_platform_tarballs: KUBE_TEST_BINARIES for every test
+    // platform, KUBE_TEST_SERVER_BINARIES too on the server platforms; no LICENSES, no
+    // client binaries.
+    BinaryRule {
+        kind: TarballKind::Test,
+        set: TargetSet::Test,
+        also: Some(TargetSet::TestServer),
+        with_client: false,
+        extra_dirs: &[],
+        carries_source: false,
     },
 ];
 
@@ -198,9 +225,30 @@ pub const FINAL_MANIFESTS_AT: &str = "server/kubernetes-manifests.tar.gz";
 /// kube::release::package_final_tarball: `echo KUBE_GIT_VERSION` into this file.
 pub const FINAL_VERSION_FILE: &str = "version";
 
+/// kubernetes-test-portable.tar.gz's name.
+pub const TEST_PORTABLE_TARBALL: &str = "kubernetes-test-portable.tar.gz";
+/// kube::release::package_test_tarballs: `mkdir -p test/images`, then `cp -fR test/images`
+/// and KUBE_TEST_PORTABLE (hack/lib/golang.sh), each under `kubernetes/` at its own path.
+/// No binaries, no LICENSES, no version file; cruft is cleaned.
+pub const TEST_PORTABLE_COPIES: &[TreeCopy] = &[
+    copy("test/images", "test/images"),
+    copy("test/e2e/testing-manifests", "test/e2e/testing-manifests"),
+    copy("test/kubemark", "test/kubemark"),
+    copy("hack/e2e-internal", "hack/e2e-internal"),
+    copy("hack/get-build.sh", "hack/get-build.sh"),
+    copy("hack/ginkgo-e2e.sh", "hack/ginkgo-e2e.sh"),
+    copy("hack/lib", "hack/lib"),
+];
+/// The directory the portable tarball always holds (its `mkdir -p`), under `kubernetes/`.
+pub const TEST_PORTABLE_DIR: &str = "test/images";
+
+/// The note of a run that writes no test tarballs, for the manifest.
+pub fn no_test_tarballs_note(why: &str) -> String {
+    format!("no {TEST_PORTABLE_TARBALL} or kubernetes-test-<os>-<arch>.tar.gz (upstream's kube::release::package_test_tarballs writes them): {why}")
+}
+
 /// What upstream's quick-release writes that kbuild does not, and why (for the manifest).
 pub const LEFT_OUT: &[&str] = &[
-    "kubernetes-test-portable.tar.gz and kubernetes-test-<os>-<arch>.tar.gz (kube::release::package_test_tarballs): kbuild builds no test targets (upstream's make cross also builds the test sets, e.g. e2e.test and ginkgo)",
     "server images (kube::release::build_server_images: release-images/<arch>/<binary>.tar, and <binary>.tar/.docker_tag in kubernetes/server/bin): kbuild builds no container images",
 ];
 
@@ -273,30 +321,44 @@ fn present(set: TargetSet, has: &dyn Fn(&Component) -> bool) -> Vec<&'static Com
     set.components().filter(|c| has(c)).collect()
 }
 
+/// Appends the components of `more` that `to` does not hold yet.
+fn add_new(to: &mut Vec<&'static Component>, more: Vec<&'static Component>) {
+    for c in more {
+        if !to.contains(&c) {
+            to.push(c);
+        }
+    }
+}
+
 /// The binary tarballs for `platforms`, given which components the tree has: client for
-/// every platform, node for node platforms, server for server platforms. A tarball whose
-/// set has no component in the tree is not made.
-pub fn layouts(platforms: &[Platform], has: &dyn Fn(&Component) -> bool) -> Vec<Layout> {
+/// every platform, node for node platforms, server for server platforms, and with `tests`
+/// test for test platforms. A tarball whose set has no component in the tree is not made.
+pub fn layouts(
+    platforms: &[Platform],
+    has: &dyn Fn(&Component) -> bool,
+    tests: bool,
+) -> Vec<Layout> {
     let client = present(TargetSet::Client, has);
     let mut out = Vec::new();
     for &platform in platforms {
-        for BinaryRule { kind, set, .. } in BINARY_TARBALLS {
-            let (kind, set) = (*kind, *set);
-            if !set.platforms().contains(&platform) {
+        for rule in BINARY_TARBALLS {
+            if !rule.set.platforms().contains(&platform)
+                || (rule.kind == TarballKind::Test && !tests)
+            {
                 continue;
             }
-            let own = present(set, has);
-            if own.is_empty() {
+            let mut components = present(rule.set, has);
+            if let Some(also) = rule.also.filter(|s| s.platforms().contains(&platform)) {
+                add_new(&mut components, present(also, has));
+            }
+            if components.is_empty() {
                 continue;
             }
-            let mut components = own;
-            for c in &client {
-                if !components.contains(c) {
-                    components.push(c);
-                }
+            if rule.with_client {
+                add_new(&mut components, client.clone());
             }
             out.push(Layout {
-                kind,
+                kind: rule.kind,
                 platform,
                 components,
             });
@@ -331,12 +393,45 @@ pub struct ReleasePlan {
     pub missing: Vec<&'static Component>,
 }
 
+/// The binary sets, built together per platform.
+const BINARY_SETS: &[TargetSet] = &[TargetSet::Server, TargetSet::Node, TargetSet::Client];
+/// The test sets (hack/make-rules/cross.sh makes them apart from the others): jobs of their
+/// own, so the heavy e2e.test link can run on another engine.
+const TEST_SETS: &[TargetSet] = &[TargetSet::Test, TargetSet::TestServer];
+
 /// Groups the platforms by the target sets that build for them, one job per group, as
-/// upstream's cross build builds each set for its own platform list.
-pub fn plan(platforms: &[Platform], has: &dyn Fn(&Component) -> bool) -> ReleasePlan {
-    let order = [TargetSet::Server, TargetSet::Node, TargetSet::Client];
+/// upstream's cross build builds each set for its own platform list; with `tests`, the test
+/// sets are grouped the same way into jobs of their own.
+pub fn plan(platforms: &[Platform], has: &dyn Fn(&Component) -> bool, tests: bool) -> ReleasePlan {
+    let mut groups = vec![BINARY_SETS];
+    if tests {
+        groups.push(TEST_SETS);
+    }
     let mut jobs: Vec<ReleaseJob> = Vec::new();
     let mut skipped = Vec::new();
+    for order in &groups {
+        group_jobs(order, platforms, has, &mut jobs, &mut skipped);
+    }
+    let missing = super::component::COMPONENTS
+        .iter()
+        .filter(|c| c.sets.iter().any(|s| groups.iter().any(|g| g.contains(s))))
+        .filter(|c| !has(c))
+        .collect();
+    ReleasePlan {
+        jobs,
+        skipped,
+        missing,
+    }
+}
+
+/// One group of sets' jobs for `platforms`, and the (set, platform) pairs it does not build.
+fn group_jobs(
+    order: &[TargetSet],
+    platforms: &[Platform],
+    has: &dyn Fn(&Component) -> bool,
+    jobs: &mut Vec<ReleaseJob>,
+    skipped: &mut Vec<(TargetSet, Platform)>,
+) {
     for &platform in platforms {
         let sets: Vec<TargetSet> = order
             .iter()
@@ -352,11 +447,7 @@ pub fn plan(platforms: &[Platform], has: &dyn Fn(&Component) -> bool) -> Release
         );
         let mut components: Vec<&'static Component> = Vec::new();
         for set in &sets {
-            for c in present(*set, has) {
-                if !components.contains(&c) {
-                    components.push(c);
-                }
-            }
+            add_new(&mut components, present(*set, has));
         }
         if components.is_empty() {
             continue;
@@ -370,15 +461,6 @@ pub fn plan(platforms: &[Platform], has: &dyn Fn(&Component) -> bool) -> Release
                 platforms: vec![platform],
             }),
         }
-    }
-    let missing = super::component::COMPONENTS
-        .iter()
-        .filter(|c| !has(c))
-        .collect();
-    ReleasePlan {
-        jobs,
-        skipped,
-        missing,
     }
 }
 
@@ -431,7 +513,7 @@ mod tests {
 
     #[test]
     fn names_follow_upstream() {
-        let got: Vec<String> = layouts(&[p("linux/amd64")], &all)
+        let got: Vec<String> = layouts(&[p("linux/amd64")], &all, false)
             .iter()
             .map(Layout::file_name)
             .collect();
@@ -447,7 +529,7 @@ mod tests {
 
     #[test]
     fn client_tarball_holds_client_binaries_only() {
-        let l = &layouts(&[p("darwin/arm64")], &all)[0];
+        let l = &layouts(&[p("darwin/arm64")], &all, false)[0];
         assert_eq!(l.kind, TarballKind::Client);
         let paths: Vec<String> = l.binaries().into_iter().map(|(p, _)| p).collect();
         assert_eq!(
@@ -466,12 +548,12 @@ mod tests {
 
     #[test]
     fn darwin_gets_no_node_or_server_tarball() {
-        assert_eq!(layouts(&[p("darwin/amd64")], &all).len(), 1);
+        assert_eq!(layouts(&[p("darwin/amd64")], &all, false).len(), 1);
     }
 
     #[test]
     fn windows_node_tarball_has_exe_names_and_client_binaries() {
-        let ls = layouts(&[p("windows/amd64")], &all);
+        let ls = layouts(&[p("windows/amd64")], &all, false);
         let kinds: Vec<_> = ls.iter().map(|l| l.kind).collect();
         assert_eq!(kinds, [TarballKind::Client, TarballKind::Node]);
         let node = &ls[1];
@@ -493,7 +575,7 @@ mod tests {
 
     #[test]
     fn server_tarball_holds_server_and_client_binaries_and_addons() {
-        let ls = layouts(&[p("linux/arm64")], &mini);
+        let ls = layouts(&[p("linux/arm64")], &mini, false);
         let server = ls.iter().find(|l| l.kind == TarballKind::Server).unwrap();
         assert_eq!(server.file_name(), "kubernetes-server-linux-arm64.tar.gz");
         assert_eq!(
@@ -526,6 +608,7 @@ mod tests {
                 p("linux/arm64"),
             ],
             &mini,
+            false,
         );
         let jobs: Vec<(String, usize, Vec<String>)> = plan
             .jobs
@@ -570,5 +653,141 @@ mod tests {
                 "kubectl-convert"
             ]
         );
+    }
+
+    /// mini-kube with its test targets: every test target but e2e_node.test.
+    fn mini_with_tests(c: &Component) -> bool {
+        mini(c) || (c.sets.contains(&TargetSet::Test) || c.name == "kubemark")
+    }
+
+    #[test]
+    fn test_tarballs_follow_package_test_platform_tarballs() {
+        let platforms = [
+            p("linux/amd64"),
+            p("darwin/arm64"),
+            p("windows/amd64"),
+            p("linux/386"),
+        ];
+        let ls: Vec<Layout> = layouts(&platforms, &all, true)
+            .into_iter()
+            .filter(|l| l.kind == TarballKind::Test)
+            .collect();
+        let names: Vec<String> = ls.iter().map(Layout::file_name).collect();
+        // linux/386 is no test platform.
+        assert_eq!(
+            names,
+            [
+                "kubernetes-test-linux-amd64.tar.gz",
+                "kubernetes-test-darwin-arm64.tar.gz",
+                "kubernetes-test-windows-amd64.tar.gz"
+            ]
+        );
+        let paths = |l: &Layout| -> Vec<String> {
+            let mut v: Vec<String> = l.binaries().into_iter().map(|(p, _)| p).collect();
+            v.sort();
+            v
+        };
+        // A server platform: KUBE_TEST_BINARIES and KUBE_TEST_SERVER_BINARIES, no client ones.
+        assert_eq!(
+            paths(&ls[0]),
+            [
+                "kubernetes/test/bin/e2e.test",
+                "kubernetes/test/bin/e2e_node.test",
+                "kubernetes/test/bin/ginkgo",
+                "kubernetes/test/bin/go-runner",
+                "kubernetes/test/bin/kubemark"
+            ]
+        );
+        assert_eq!(
+            ls[0].dirs(),
+            ["kubernetes", "kubernetes/test", "kubernetes/test/bin"]
+        );
+        assert!(!ls[0].carries_source());
+        assert_eq!(
+            paths(&ls[1]),
+            [
+                "kubernetes/test/bin/e2e.test",
+                "kubernetes/test/bin/ginkgo",
+                "kubernetes/test/bin/go-runner"
+            ]
+        );
+        // KUBE_TEST_BINARIES_WIN.
+        assert_eq!(
+            paths(&ls[2]),
+            [
+                "kubernetes/test/bin/e2e.test.exe",
+                "kubernetes/test/bin/ginkgo.exe",
+                "kubernetes/test/bin/go-runner.exe"
+            ]
+        );
+        assert!(layouts(&platforms, &all, false)
+            .iter()
+            .all(|l| l.kind != TarballKind::Test));
+    }
+
+    #[test]
+    fn test_targets_are_jobs_of_their_own_and_missing_ones_are_named() {
+        let platforms = [p("linux/amd64"), p("darwin/arm64")];
+        let plan = plan(&platforms, &mini_with_tests, true);
+        let jobs: Vec<(String, Vec<&str>, Vec<String>)> = plan
+            .jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.job_name(),
+                    j.components.iter().map(|c| c.target).collect(),
+                    j.platforms.iter().map(|p| p.to_string()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(jobs[0].0, "quick-release-server+node+client");
+        assert_eq!(
+            jobs[2],
+            (
+                "quick-release-test+test-server".to_string(),
+                vec![
+                    "ginkgo",
+                    "test/e2e/e2e.test",
+                    "test/conformance/image/go-runner",
+                    "cmd/kubemark"
+                ],
+                vec!["linux/amd64".to_string()]
+            )
+        );
+        assert_eq!(jobs[3].0, "quick-release-test");
+        assert_eq!(jobs[3].2, ["darwin/arm64"]);
+        assert!(plan
+            .skipped
+            .contains(&(TargetSet::TestServer, p("darwin/arm64"))));
+        let missing: Vec<&str> = plan.missing.iter().map(|c| c.name).collect();
+        assert!(missing.contains(&"e2e_node.test"), "{missing:?}");
+        // Without test tarballs, neither test jobs nor missing test targets.
+        let plan = super::plan(&platforms, &mini, false);
+        assert_eq!(plan.jobs.len(), 2);
+        assert!(plan.missing.iter().all(
+            |c| !c.sets.contains(&TargetSet::Test) && !c.sets.contains(&TargetSet::TestServer)
+        ));
+    }
+
+    #[test]
+    fn portable_tarball_copies_test_images_and_kube_test_portable() {
+        let from: Vec<&str> = TEST_PORTABLE_COPIES.iter().map(|c| c.from).collect();
+        assert_eq!(
+            from,
+            [
+                "test/images",
+                "test/e2e/testing-manifests",
+                "test/kubemark",
+                "hack/e2e-internal",
+                "hack/get-build.sh",
+                "hack/ginkgo-e2e.sh",
+                "hack/lib"
+            ]
+        );
+        assert!(TEST_PORTABLE_COPIES
+            .iter()
+            .all(|c| c.from == c.to && c.required));
+        assert!(LEFT_OUT.iter().all(|l| !l.contains("test")));
+        assert!(no_test_tarballs_note("--no-test-tarballs").contains(TEST_PORTABLE_TARBALL));
     }
 }

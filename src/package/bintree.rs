@@ -149,7 +149,11 @@ pub fn not_packaged(
             }
             (Some(p), Some(file)) => match component_named(p, file) {
                 None => format!("{file} is not a binary upstream's release tarballs carry"),
-                Some(c) if !has(c) => format!("the source tree has no {}", c.target),
+                Some(c) if !has(c) => format!("the source tree has no {}", c.dir),
+                Some(c) if c.sets.iter().all(|s| s.is_test()) => format!(
+                    "{} goes in a test tarball, which kbuild package does not write (kbuild quick-release does)",
+                    c.name
+                ),
                 Some(c) if !c.supports(p) => format!(
                     "upstream releases {} for {} only",
                     c.name,
@@ -206,6 +210,7 @@ mod tests {
         let dir = tree(&[
             ("linux/amd64/kubectl", 0o644),
             ("linux/amd64/kube-apiserver", 0o755),
+            ("linux/amd64/e2e.test", 0o755),
             ("linux/amd64/notes.txt", 0o644),
             ("darwin/arm64/kubectl", 0o755),
             ("darwin/arm64/kube-proxy", 0o755),
@@ -215,10 +220,10 @@ mod tests {
         let found = scan(dir.path()).unwrap();
         let platforms = [platform("linux/amd64"), platform("darwin/arm64")];
         // A tree with only the client targets and kube-proxy.
-        let has = |c: &Component| matches!(c.name, "kubectl" | "kube-proxy");
+        let has = |c: &Component| matches!(c.name, "kubectl" | "kube-proxy" | "e2e.test");
         // Only the client tarballs are made: no node binary but kube-proxy was built.
         let clients = |platforms: &[Platform]| {
-            layouts(platforms, &has)
+            layouts(platforms, &has, false)
                 .into_iter()
                 .filter(|l| l.kind == crate::kube::release::TarballKind::Client)
                 .collect::<Vec<_>>()
@@ -231,6 +236,7 @@ mod tests {
                 "README: only files in <os>/<arch>/ directories are packaged",
                 "darwin/arm64/kube-proxy: darwin/arm64 is not among the platforms asked for (--platform)",
                 "darwin/arm64/kubectl: darwin/arm64 is not among the platforms asked for (--platform)",
+                "linux/amd64/e2e.test: e2e.test goes in a test tarball, which kbuild package does not write (kbuild quick-release does)",
                 "linux/amd64/kube-apiserver: the source tree has no cmd/kube-apiserver",
                 "linux/amd64/notes.txt: notes.txt is not a binary upstream's release tarballs carry",
                 "plan9/amd64/kubectl: its directory names no platform upstream releases for",

@@ -3,7 +3,9 @@
 //! (kube::release::package_tarballs): the source, client and manifests tarballs first,
 //! then the node and server tarballs (which contain the source tarball) and
 //! kubernetes.tar.gz (which contains the manifests tarball), each phase on every core, one
-//! tarball per thread. What upstream writes and kbuild does not is named in the notes.
+//! tarball per thread; the test tarballs go with the first phase (the platform ones) and
+//! the last (the portable one, as upstream's package_test_tarballs runs beside
+//! package_final_tarball). What upstream writes and kbuild does not is named in the notes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +20,8 @@ use super::{srctar, staged, Control};
 use crate::artifact::{Artifact, Digests, SourceRecord, Toolchain};
 use crate::error::{Error, Kind, Result};
 use crate::kube::release::{
-    Layout, TarballKind, FINAL_TARBALL, LEFT_OUT, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL, TOP,
+    Layout, TarballKind, FINAL_TARBALL, LEFT_OUT, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL,
+    TEST_PORTABLE_TARBALL, TOP,
 };
 use crate::kube::Platform;
 use crate::outdir::outputs;
@@ -36,6 +39,8 @@ pub struct Input<'a> {
     pub out_in_tree: Option<&'a Path>,
     pub info: &'a SourceInfo,
     pub layouts: Vec<Layout>,
+    /// Write kubernetes-test-portable.tar.gz (the test platform tarballs are in `layouts`).
+    pub test_portable: bool,
     pub source: SourceRecord,
     pub toolchain: Toolchain,
     /// The plan record for the manifest (`Manifest::plan`).
@@ -268,9 +273,10 @@ fn staged_task<'a>(
     cancel: &'a Control,
 ) -> Task<'a, Artifact> {
     let dest = out.join(file);
-    // The final tarball carries the tree's cluster/ and LICENSES/: thousands of entries in
-    // a real tree, so it is counted, not listed, like the source tarball.
-    let list = kind != TarballKind::Final;
+    // The final and portable tarballs carry whole trees of the tree (cluster/, test/images):
+    // thousands of entries in a real tree, so they are counted, not listed, like the
+    // source tarball.
+    let list = !matches!(kind, TarballKind::Final | TarballKind::TestPortable);
     Box::new(move || {
         let span = crate::ui::timings::thread_span(&format!("package {file}"));
         let written = contents.write_to(&dest, epoch, list, cancel)?;
@@ -410,7 +416,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
     exclude.extend(input.out_in_tree.map(|rel| root.join(rel)));
     let excluded = Excluded::new(root, &exclude);
 
-    // Phase 1: the source tarball, the client tarballs and the manifests tarball.
+    // Phase 1: the source tarball, the client and test tarballs and the manifests tarball.
     let info = input.info;
     let src_dest = src_path.clone();
     let src_content = Mutex::new(None);
@@ -431,10 +437,9 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         *src_content_ref.lock().expect("src content") = Some(content);
         Ok(artifact(SRC_TARBALL, TarballKind::Src, None, written))
     }));
-    let (clients, rest): (Vec<&Layout>, Vec<&Layout>) = input
-        .layouts
-        .iter()
-        .partition(|l| l.kind == TarballKind::Client);
+    // The tarballs that carry no source tarball need not wait for it.
+    let (clients, rest): (Vec<&Layout>, Vec<&Layout>) =
+        input.layouts.iter().partition(|l| !l.carries_source());
     let licenses_ref = licenses.as_deref();
     let task = |layout| {
         let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
@@ -477,6 +482,21 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         epoch,
         cancel,
     ));
+    if input.test_portable {
+        let portable = staged::test_portable(root, &excluded)?;
+        notes.extend(staged::missing_note(
+            TEST_PORTABLE_TARBALL,
+            &portable.missing,
+        ));
+        second.push(staged_task(
+            TEST_PORTABLE_TARBALL,
+            TarballKind::TestPortable,
+            portable,
+            out,
+            epoch,
+            cancel,
+        ));
+    }
     artifacts.extend(run_parallel(second, threads, cancel)?);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
 

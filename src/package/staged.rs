@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::kube::release::{
     is_addon_manifest, is_cruft, TreeCopy, FINAL_COPIES, FINAL_MANIFESTS_AT, FINAL_TARBALL,
     FINAL_VERSION_FILE, FINAL_WRITTEN, MANIFESTS_ADDON_DIRS, MANIFESTS_DIR, MANIFESTS_FILES,
-    MANIFESTS_SRC_DIR, MANIFESTS_TARBALL, TOP,
+    MANIFESTS_SRC_DIR, MANIFESTS_TARBALL, TEST_PORTABLE_COPIES, TEST_PORTABLE_DIR, TOP,
 };
 
 /// A staged tarball's contents: entries from disk and files kbuild writes itself, by path.
@@ -215,6 +215,18 @@ pub fn final_tarball(
     Ok(staged)
 }
 
+/// kube::release::package_test_tarballs' portable part: test/images and KUBE_TEST_PORTABLE
+/// from the tree, cruft cleaned.
+pub fn test_portable(root: &Path, excluded: &Excluded) -> Result<Staged> {
+    let mut staged = Staged::default();
+    staged.dir(&format!("{TOP}/{TEST_PORTABLE_DIR}"));
+    for copy in TEST_PORTABLE_COPIES {
+        staged.copy(root, copy, excluded)?;
+    }
+    staged.clean_cruft();
+    Ok(staged)
+}
+
 /// The note for what a staged tarball left out because the tree lacks it.
 pub fn missing_note(tarball: &str, missing: &[String]) -> Option<String> {
     (!missing.is_empty()).then(|| {
@@ -334,5 +346,49 @@ mod tests {
             staged.written["kubernetes/version"], b"v1.34.0\n",
             "echo KUBE_GIT_VERSION"
         );
+    }
+
+    #[test]
+    fn test_portable_follows_package_test_tarballs() {
+        let t = tree(&[
+            "test/images/agnhost/VERSION",
+            "test/e2e/testing-manifests/storage/pod.yaml",
+            "test/e2e/testing-manifests/storage/pod.yaml~",
+            "test/e2e/e2e_test.go",
+            "hack/e2e-internal/e2e-up.sh",
+            "hack/ginkgo-e2e.sh",
+            "hack/lib/init.sh",
+            "hack/make-rules/build.sh",
+        ]);
+        let staged = test_portable(t.path(), &none(t.path())).unwrap();
+        assert_eq!(
+            staged.listing(),
+            [
+                "kubernetes/",
+                "kubernetes/hack/",
+                "kubernetes/hack/e2e-internal/",
+                "kubernetes/hack/e2e-internal/e2e-up.sh",
+                "kubernetes/hack/ginkgo-e2e.sh",
+                "kubernetes/hack/lib/",
+                "kubernetes/hack/lib/init.sh",
+                "kubernetes/test/",
+                "kubernetes/test/e2e/",
+                "kubernetes/test/e2e/testing-manifests/",
+                "kubernetes/test/e2e/testing-manifests/storage/",
+                "kubernetes/test/e2e/testing-manifests/storage/pod.yaml",
+                "kubernetes/test/images/",
+                "kubernetes/test/images/agnhost/",
+                "kubernetes/test/images/agnhost/VERSION",
+            ]
+        );
+        assert_eq!(staged.missing, ["test/kubemark", "hack/get-build.sh"]);
+        // `mkdir -p test/images` comes first: a tree without it still gets the directory.
+        let bare = tree(&["go.mod"]);
+        let staged = test_portable(bare.path(), &none(bare.path())).unwrap();
+        assert_eq!(
+            staged.listing(),
+            ["kubernetes/", "kubernetes/test/", "kubernetes/test/images/"]
+        );
+        assert_eq!(staged.missing.len(), TEST_PORTABLE_COPIES.len());
     }
 }

@@ -140,6 +140,7 @@ pub fn command(kind: CommandKind, mut o: Options, lock: LockArgs) -> Result<Comm
             lock,
             sign_key: value(o.sign_key.take()),
             timings: timings(o),
+            no_test_tarballs: value(o.no_test_tarballs.take()).unwrap_or(false),
         }),
         CommandKind::Extension => Command::Extension(ExtensionArgs {
             components: value(o.components.take()).unwrap_or_default(),

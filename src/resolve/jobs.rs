@@ -8,7 +8,9 @@ use super::EngineSettings;
 use crate::engine::{
     CONTAINER_SRC, DOCKER_OUTPUT_SUBPATH, HOST_OUTPUT_SUBPATH, NETWORK_ENV, PASSTHROUGH_ENV,
 };
-use crate::kube::release::{Layout, FINAL_TARBALL, MANIFESTS_TARBALL, RELEASE_TARS, SRC_TARBALL};
+use crate::kube::release::{
+    Layout, FINAL_TARBALL, MANIFESTS_TARBALL, RELEASE_TARS, SRC_TARBALL, TEST_PORTABLE_TARBALL,
+};
 use crate::kube::{Component, Platform};
 use crate::plan::{Artifact, CheckStep, EngineChoice, EngineKind, Job, SourceFacts};
 use crate::source::SourceInfo;
@@ -289,8 +291,9 @@ pub fn host_gocache(env: &crate::env::Env) -> Option<std::path::PathBuf> {
 }
 
 /// The release artifacts: each binary tarball with its members, then the source, manifests
-/// and final tarballs, the sums, the manifest and the attestations.
-pub fn release_artifacts(layouts: &[Layout]) -> Vec<Artifact> {
+/// and final tarballs (and the portable test tarball with `test_portable`), the sums, the
+/// manifest and the attestations.
+pub fn release_artifacts(layouts: &[Layout], test_portable: bool) -> Vec<Artifact> {
     let tars = |file: &str| format!("{RELEASE_TARS}/{file}");
     let mut out: Vec<Artifact> = layouts
         .iter()
@@ -322,6 +325,13 @@ pub fn release_artifacts(layouts: &[Layout]) -> Vec<Artifact> {
         "final",
         &["kubernetes/ (cluster, docs, version, server/kubernetes-manifests.tar.gz)"],
     ));
+    if test_portable {
+        out.push(whole(
+            TEST_PORTABLE_TARBALL,
+            "test-portable",
+            &["kubernetes/ (test/images, test/e2e/testing-manifests, test/kubemark, hack/e2e-internal, hack/get-build.sh, hack/ginkgo-e2e.sh, hack/lib)"],
+        ));
+    }
     for (file, kind) in [
         ("SHA256SUMS", "sums"),
         ("SHA512SUMS", "sums"),

@@ -129,6 +129,7 @@ options! {
     cpus: f64 = "cpus",
     cache_from: Vec<PathBuf> = "cache-from",
     no_cache_import: bool = "no-cache-import",
+    no_test_tarballs: bool = "no-test-tarballs",
 }
 
 impl Options {
@@ -243,6 +244,7 @@ impl<'a> Flags<'a> {
             platforms: self.given_list("platforms", &a.target.platforms),
             out: self.given("out", a.out.clone()),
             sign_key: a.sign_key.clone().and_then(|v| self.given("sign_key", v)),
+            no_test_tarballs: self.given("no_test_tarballs", a.no_test_tarballs),
             ..Options::default()
         };
         self.source(&mut o, &a.source);
@@ -419,6 +421,7 @@ pub fn from_recipe(recipe: &Recipe, path: &std::path::Path) -> Options {
         min_disk: text(&recipe.checks.min_disk),
         out: file(&recipe.output.dir),
         sign_key: file(&recipe.output.sign_key),
+        no_test_tarballs: flag(recipe.output.no_test_tarballs),
         tag: text(&ext.tag),
         metadata: file(&ext.metadata),
         icon: file(&ext.icon),

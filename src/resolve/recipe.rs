@@ -100,6 +100,8 @@ pub struct OutputSection {
     pub dir: Option<Spanned<PathBuf>>,
     /// The SSH private key that signs the set (`--sign-key`).
     pub sign_key: Option<Spanned<PathBuf>>,
+    /// A quick-release without test targets and test tarballs (`--no-test-tarballs`).
+    pub no_test_tarballs: Option<bool>,
 }
 
 /// `kbuild extension --tag` and what goes with it (command = "extension" only).
@@ -169,6 +171,7 @@ const KEYS: &[&str] = &[
     "jobs",
     "cpus",
     "no_cache_import",
+    "no_test_tarballs",
 ];
 
 /// A recipe read from a file.
@@ -300,6 +303,15 @@ fn validate(path: &Path, text: &str, recipe: &Recipe) -> Result<()> {
         if let Err(e) = crate::kube::version::parse(version.get_ref()) {
             return Err(at(version.span(), e.message, e.hint.unwrap_or_default()));
         }
+    }
+    if command != "quick-release" && recipe.output.no_test_tarballs.is_some() {
+        return Err(at(
+            recipe.command.span(),
+            format!(
+                "[output] no_test_tarballs is for command = \"quick-release\", not \"{command}\""
+            ),
+            "remove no_test_tarballs: only a quick-release writes test tarballs".to_string(),
+        ));
     }
     if command != "extension" && !recipe.extension.is_empty() {
         return Err(at(
@@ -496,6 +508,31 @@ mod tests {
         assert_eq!(args.sign_key.as_deref(), Some(Path::new("keys/release")));
         let e = err("command = \"quick-release\"\n[output]\nsign_key = \"-k\"\n");
         assert!(e.message.starts_with("r.toml:3:12:"), "{}", e.message);
+    }
+
+    #[test]
+    fn no_test_tarballs_is_an_output_key_of_quick_release_recipes() {
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"quick-release\"\n[output]\nno_test_tarballs = true\n",
+        )
+        .unwrap();
+        let crate::cli::Command::QuickRelease(args) = resolved(&r) else {
+            panic!("a quick-release recipe resolves to kbuild quick-release");
+        };
+        assert!(args.no_test_tarballs);
+        let e = err(
+            "command = \"build\"\ncomponents = [\"kubectl\"]\n[output]\nno_test_tarballs = true\n",
+        );
+        assert!(
+            e.message
+                .contains("no_test_tarballs is for command = \"quick-release\""),
+            "{}",
+            e.message
+        );
+        // In the wrong table, it is named as a key of another one.
+        let e = err("command = \"quick-release\"\nno_test_tarballs = true\n");
+        assert!(e.hint.unwrap().contains("another table"));
     }
 
     #[test]

@@ -772,3 +772,38 @@ impl Drop for EngineProxy {
         self.vanish();
     }
 }
+
+/// `tar tzf` of a tarball, as GNU tar lists it.
+pub fn gnu_tar_list(tarball: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("tzf")
+        .arg(tarball)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "GNU tar cannot list {}",
+        tarball.display()
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `script` with bash in `dir`: (exit code, stdout then stderr).
+pub fn shell(dir: &Path, script: &str) -> (i32, String) {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

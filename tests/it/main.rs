@@ -34,6 +34,7 @@ mod source;
 mod ssh;
 mod swap;
 mod sync;
+mod testtars;
 mod timings;
 mod version;
 mod words;

@@ -188,6 +188,7 @@ fn the_three_main_commands_run_their_plan() {
     assert_run_matches_plan(repo.path(), &build);
     let mut release = vec![
         "quick-release".to_string(),
+        "--no-test-tarballs".into(),
         "--platform".into(),
         "linux/amd64".into(),
         "--platform".into(),
@@ -598,6 +599,23 @@ fn every_command_prints_its_plan_as_json_and_runs_nothing() {
                 assert!(
                     checks.contains(&"memory") && checks.contains(&"disk"),
                     "{checks:?}"
+                );
+            }
+            "quick-release" => {
+                // By default the test targets build in jobs of their own and the test
+                // tarballs are planned.
+                let jobs: Vec<&str> = plan["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|j| j["name"].as_str())
+                    .collect();
+                assert!(jobs.iter().any(|j| j.contains("test")), "{jobs:?}");
+                let files = plan["packaging"].to_string();
+                assert!(
+                    files.contains("kubernetes-test-portable.tar.gz")
+                        && files.contains("kubernetes/test/bin/e2e.test"),
+                    "{files}"
                 );
             }
             _ => assert!(

@@ -485,6 +485,9 @@ fn a_tree_that_does_not_vendor_its_dependencies_needs_network() {
     let mut text = std::fs::read_to_string(&go_mod).unwrap();
     text.push_str("\nrequire github.com/spf13/cobra v1.8.0\n");
     std::fs::write(&go_mod, text).unwrap();
+    // mini-kube's vendor/ holds only its ginkgo stand-in (a local replace): without it the
+    // tree vendors nothing.
+    std::fs::remove_dir_all(repo.path().join("vendor")).unwrap();
     let out = tempfile::tempdir().unwrap();
     let (code, _, stderr) = run(&mut build_cmd(repo.path(), out.path(), &[]));
     assert_eq!(code, 3, "{stderr}");

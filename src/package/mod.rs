@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod ociimage;
 pub mod pgzip;
 pub mod release;
+pub mod serverimage;
 pub mod srctar;
 pub mod staged;
 pub mod tarball;

@@ -1,14 +1,17 @@
 //! `kbuild quick-release`: build the client, node and server sets, then package them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::cli::QuickReleaseArgs;
 use crate::error::{Error, Result};
+use crate::exec::images::{self, ImageRequest};
 use crate::exec::settings::EngineSlot;
 use crate::kube::component::Component;
 use crate::kube::release::{self as layout, ReleaseJob, RELEASE_TARS};
 use crate::kube::{Platform, TargetSet};
-use crate::plan::{CommandKind, Plan};
+use crate::plan::{CommandKind, Plan, PlannedImage};
 use crate::resolve;
 use crate::resolve::jobs;
 use crate::resolve::schedule::Work;
@@ -21,6 +24,10 @@ use super::{package_release, sample_binaries, toolchain, Invocation, Packaging};
 
 struct QuickRelease {
     platforms: Vec<Platform>,
+    /// The server images asked for; None with `--no-images`.
+    images: Option<ImageRequest>,
+    /// The bases the engine has (`exec::images::key` to image id), asked by `facts`.
+    bases: Mutex<BTreeMap<String, String>>,
 }
 
 impl QuickRelease {
@@ -29,6 +36,19 @@ impl QuickRelease {
     fn release(&self, info: Option<&SourceInfo>) -> layout::ReleasePlan {
         let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
         layout::plan(&self.platforms, &has)
+    }
+
+    /// The server images of the tree's server layouts, on the bases found so far.
+    fn images(&self, info: Option<&SourceInfo>, git_version: &str) -> Vec<PlannedImage> {
+        let Some(request) = &self.images else {
+            return Vec::new();
+        };
+        let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
+        let layouts = layout::layouts(&self.platforms, &has);
+        // kube::build::get_docker_wrapped_binaries and the bases build/common.sh pins.
+        let pins = images::tree_pins(info.map(|i| i.root.as_path()));
+        let bases = self.bases.lock().expect("bases").clone();
+        images::planned(request, &layouts, &pins, git_version, &bases)
     }
 }
 
@@ -77,8 +97,38 @@ impl Building for QuickRelease {
         let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, work)?;
         let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
         plan.packaging = jobs::release_artifacts(&layout::layouts(&self.platforms, &has));
+        let git_version = info
+            .map(|i| i.version.git_version.clone())
+            .or_else(|| request.git_version.clone())
+            .unwrap_or_else(|| "unknown".to_string());
+        plan.images = self.images(info, &git_version);
+        if self.images.is_none() {
+            notes.push(layout::NO_IMAGES_NOTE.to_string());
+        }
+        let missing: Vec<String> = images::wanted(&plan.images)
+            .into_iter()
+            .filter(|(r, a)| {
+                plan.images
+                    .iter()
+                    .any(|p| p.base_ref == *r && p.arch == *a && p.base_id.is_none())
+            })
+            .map(|(r, a)| images::key(&r, &a))
+            .collect();
+        if !missing.is_empty() {
+            notes.push(format!(
+                "the engine lacks the base images {}: a run refuses before building (--base-image BASE=REF, or --no-images)",
+                missing.join(", ")
+            ));
+        }
         plan.notes = notes;
         Ok(plan)
+    }
+
+    async fn facts(&self, info: Option<&SourceInfo>, refuse: bool) -> Result<()> {
+        let wanted = images::wanted(&self.images(info, "unknown"));
+        let found = images::find_bases(&wanted, refuse).await?;
+        *self.bases.lock().expect("bases") = found;
+        Ok(())
     }
 
     /// Refused before the engine is prepared: a tree without targets needs no image.
@@ -103,6 +153,26 @@ impl Building for QuickRelease {
         let bin = request.out.join("bin");
         let builder = built.fleet.first();
         let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts))?;
+        let images = match built.plan.images.is_empty() {
+            true => None,
+            false => {
+                ui.phase(
+                    "images",
+                    &crate::ui::count(built.plan.images.len(), "server image", "server images"),
+                );
+                Some(
+                    images::write(
+                        &built.plan.images,
+                        &bin,
+                        &request.out,
+                        &info.version.git_version,
+                        info.source_date_epoch,
+                        ui,
+                    )
+                    .await?,
+                )
+            }
+        };
         let what = Packaging {
             bin,
             out: &request.out,
@@ -112,6 +182,7 @@ impl Building for QuickRelease {
             toolchain,
             notes: built.plan.notes.clone(),
             plan: Some(built.record()?),
+            images,
         };
         package_release(what, ui, interrupt).await?;
         Ok(Some(request.out.join(RELEASE_TARS)))
@@ -143,6 +214,7 @@ pub async fn quick_release(
     interrupt: &Interrupt,
 ) -> Result<()> {
     let platforms = resolve::resolve_platforms(&args.target)?;
+    let images = resolve::resolve_images(&args.images)?;
     let request = Request {
         spec: resolve::resolve_source(&args.source)?,
         overrides: Overrides::from_env(args.source.git_version.clone())?,
@@ -154,7 +226,11 @@ pub async fn quick_release(
         last_engines: invocation.last_engines(&args.out),
     };
     building::run(
-        &QuickRelease { platforms },
+        &QuickRelease {
+            platforms,
+            images,
+            bases: Mutex::new(BTreeMap::new()),
+        },
         &request,
         invocation,
         ui,

@@ -168,25 +168,40 @@ fn assigned(line: &str, name: &str) -> Option<String> {
     Some(value.trim_matches('"').trim_matches('\'').to_string())
 }
 
-/// What overrides the tree's bases: `--base-image BASE=REF`, `KUBE_GORUNNER_IMAGE`,
-/// `KUBE_<BINARY>_BASE_IMAGE`, `KUBE_BASE_IMAGE_REGISTRY` (resolved by the caller).
+/// What overrides the tree's bases, by key: `go-runner`, `distroless-iptables` (from
+/// `--base-image BASE=REF` or `KUBE_GORUNNER_IMAGE`) or a binary's name (from
+/// `KUBE_<BINARY>_BASE_IMAGE`), each optionally `@<arch>` for one architecture only; and the
+/// registry of the tree's pinned bases (`KUBE_BASE_IMAGE_REGISTRY`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BaseOverrides {
-    pub by_base: BTreeMap<Base, String>,
-    /// Binary name to reference.
-    pub by_binary: BTreeMap<String, String>,
+    pub refs: BTreeMap<String, String>,
     pub registry: Option<String>,
 }
 
-/// The base image reference of `binary`: its own variable, then its base's override, then
-/// what the tree pins (under the overridden registry).
-pub fn base_reference(binary: &str, pins: &TreePins, overrides: &BaseOverrides) -> (Base, String) {
+/// Whether `key` names something `--base-image` can set (`go-runner`, `kubectl@arm64`).
+pub fn valid_key(key: &str) -> bool {
+    let name = key.split_once('@').map_or(key, |(n, _)| n);
+    Base::parse(name).is_some() || image_binary(name).is_some()
+}
+
+/// The base image reference of `binary` for `arch`: its own variable, then its base's
+/// override (the `@arch` ones first), then what the tree pins (under the overridden registry).
+pub fn base_reference(
+    binary: &str,
+    arch: &str,
+    pins: &TreePins,
+    overrides: &BaseOverrides,
+) -> (Base, String) {
     let base = pins.base_of(binary);
-    if let Some(r) = overrides.by_binary.get(binary) {
-        return (base, r.clone());
-    }
-    if let Some(r) = overrides.by_base.get(&base) {
-        return (base, r.clone());
+    for key in [
+        format!("{binary}@{arch}"),
+        binary.to_string(),
+        format!("{}@{arch}", base.name()),
+        base.name().to_string(),
+    ] {
+        if let Some(r) = overrides.refs.get(&key) {
+            return (base, r.clone());
+        }
     }
     let registry = overrides.registry.as_deref().unwrap_or(&pins.registry);
     (base, pins.reference(base, registry))
@@ -276,14 +291,14 @@ readonly __default_setcap_version=bookworm-v1.0.6
         assert_eq!(pins.registry, "registry.k8s.io/build-image");
         let none = BaseOverrides::default();
         assert_eq!(
-            base_reference("kube-proxy", &pins, &none),
+            base_reference("kube-proxy", "amd64", &pins, &none),
             (
                 Base::DistrolessIptables,
                 "registry.k8s.io/build-image/distroless-iptables:v0.8.6".to_string()
             )
         );
         assert_eq!(
-            base_reference("kube-apiserver", &pins, &none).1,
+            base_reference("kube-apiserver", "amd64", &pins, &none).1,
             "registry.k8s.io/build-image/go-runner:v2.4.0-go1.25.5-bookworm.0"
         );
     }
@@ -302,18 +317,20 @@ readonly __default_setcap_version=bookworm-v1.0.6
             ..Default::default()
         };
         assert_eq!(
-            base_reference("kubectl", &pins, &o).1,
+            base_reference("kubectl", "amd64", &pins, &o).1,
             "example.com/mirror/go-runner:v2.4.0-go1.25.5-bookworm.0"
         );
-        o.by_base.insert(Base::GoRunner, "local/base:1".into());
-        assert_eq!(base_reference("kubectl", &pins, &o).1, "local/base:1");
-        o.by_binary
-            .insert("kubectl".into(), "local/kubectl:1".into());
-        assert_eq!(base_reference("kubectl", &pins, &o).1, "local/kubectl:1");
-        assert_eq!(
-            base_reference("kube-scheduler", &pins, &o).1,
-            "local/base:1"
-        );
+        o.refs.insert("go-runner".into(), "local/base:1".into());
+        o.refs.insert("go-runner@arm64".into(), "local/base-arm64:1".into());
+        let of = |binary, arch| base_reference(binary, arch, &pins, &o).1;
+        assert_eq!(of("kubectl", "amd64"), "local/base:1");
+        assert_eq!(of("kubectl", "arm64"), "local/base-arm64:1");
+        o.refs.insert("kubectl".into(), "local/kubectl:1".into());
+        let of = |binary, arch| base_reference(binary, arch, &pins, &o).1;
+        assert_eq!(of("kubectl", "arm64"), "local/kubectl:1");
+        assert_eq!(of("kube-scheduler", "amd64"), "local/base:1");
+        assert!(valid_key("distroless-iptables@arm64") && valid_key("kube-proxy"));
+        assert!(!valid_key("go_runner"));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! Written: kubernetes-src.tar.gz, kubernetes-client/node/server-<os>-<arch>.tar.gz,
 //! kubernetes-manifests.tar.gz and kubernetes.tar.gz. Not written, and said so in the
-//! manifest's notes (`LEFT_OUT`): the server images (kbuild builds no images) and the
-//! test tarballs (kbuild builds no test targets).
+//! manifest's notes (`LEFT_OUT`): the test tarballs (kbuild builds no test targets). The
+//! server images are kube/images.rs's; `--no-images` leaves them out with a note
+//! (`NO_IMAGES_NOTE`).
 
 use super::component::{Component, TargetSet};
 use super::platform::Platform;
@@ -201,8 +202,10 @@ pub const FINAL_VERSION_FILE: &str = "version";
 /// What upstream's quick-release writes that kbuild does not, and why (for the manifest).
 pub const LEFT_OUT: &[&str] = &[
     "kubernetes-test-portable.tar.gz and kubernetes-test-<os>-<arch>.tar.gz (kube::release::package_test_tarballs): kbuild builds no test targets (upstream's make cross also builds the test sets, e.g. e2e.test and ginkgo)",
-    "server images (kube::release::build_server_images: release-images/<arch>/<binary>.tar, and <binary>.tar/.docker_tag in kubernetes/server/bin): kbuild builds no container images",
 ];
+
+/// The note of a release set made with `--no-images`.
+pub const NO_IMAGES_NOTE: &str = "no server images (--no-images): upstream's quick-release also writes release-images/<arch>/<binary>.tar, and <binary>.tar and <binary>.docker_tag in kubernetes/server/bin of each server tarball (kube::release::build_server_images)";
 
 /// One binary tarball: what it is for and what goes in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

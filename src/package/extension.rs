@@ -297,6 +297,7 @@ pub fn write(
         artifacts,
         notes,
         plan,
+        images: Vec::new(),
     };
     manifest.write(&staging_dir)?;
     // The sums come last and list every file an extension author takes from here, so a

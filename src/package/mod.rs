@@ -26,6 +26,7 @@ pub mod checksum;
 pub mod extension;
 pub mod extimage;
 pub mod extmeta;
+pub mod imagearchive;
 pub mod manifest;
 pub mod ociimage;
 pub mod pgzip;

@@ -40,6 +40,11 @@ pub struct Input<'a> {
     pub toolchain: Toolchain,
     /// The plan record for the manifest (`Manifest::plan`).
     pub plan: Option<serde_json::Value>,
+    /// The server images written into release-images/ (`Manifest::images`).
+    pub images: Vec<super::serverimage::ImageRecord>,
+    /// What each platform's server tarball holds besides its binaries: the image tars and
+    /// their `.docker_tag` files in kubernetes/server/bin/.
+    pub server_entries: Vec<(Platform, Vec<Entry>)>,
 }
 
 /// What packaging wrote.
@@ -157,8 +162,16 @@ fn layout_entries(
     bin: &Path,
     src_tarball: &Path,
     licenses: Option<&[Entry]>,
+    server_entries: &[(Platform, Vec<Entry>)],
 ) -> Vec<Entry> {
     let mut entries: Vec<Entry> = layout.dirs().into_iter().map(Entry::dir).collect();
+    if layout.kind == TarballKind::Server {
+        for (platform, extra) in server_entries {
+            if *platform == layout.platform {
+                entries.extend(extra.iter().cloned());
+            }
+        }
+    }
     for (inside, component) in layout.binaries() {
         let src = bin_file(bin, layout.platform, &component.file_name(layout.platform));
         entries.push(Entry::file(inside, src, MODE_EXEC));
@@ -437,7 +450,13 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         .partition(|l| l.kind == TarballKind::Client);
     let licenses_ref = licenses.as_deref();
     let task = |layout| {
-        let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
+        let entries = layout_entries(
+            layout,
+            input.bin,
+            &src_path,
+            licenses_ref,
+            &input.server_entries,
+        );
         tarball_task(layout, out.join(layout.file_name()), entries, epoch, cancel)
     };
     first.extend(clients.into_iter().map(task));
@@ -525,6 +544,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         artifacts,
         notes,
         plan: input.plan,
+        images: input.images,
     };
     manifest.write(out)?;
     // The sums come last and list the manifest too, so a signature of SHA256SUMS covers

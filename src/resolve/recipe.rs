@@ -100,6 +100,11 @@ pub struct OutputSection {
     pub dir: Option<Spanned<PathBuf>>,
     /// The SSH private key that signs the set (`--sign-key`).
     pub sign_key: Option<Spanned<PathBuf>>,
+    /// `--base-image BASE=REF`, as a table (`go-runner = "..."`).
+    #[serde(default)]
+    pub base_images: std::collections::BTreeMap<String, Spanned<String>>,
+    /// `--no-images`.
+    pub no_images: Option<bool>,
 }
 
 /// `kbuild extension --tag` and what goes with it (command = "extension" only).
@@ -169,6 +174,8 @@ const KEYS: &[&str] = &[
     "jobs",
     "cpus",
     "no_cache_import",
+    "base_images",
+    "no_images",
 ];
 
 /// A recipe read from a file.

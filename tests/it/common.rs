@@ -24,6 +24,20 @@ pub fn kbuild() -> Command {
         .env_remove("KUBE_BUILD_PLATFORMS")
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("KBUILD_IMAGE");
+    // The server images' variables (build/common.sh) would change the bases.
+    for name in [
+        "KUBE_GORUNNER_IMAGE",
+        "KUBE_BASE_IMAGE_REGISTRY",
+        "KUBE_DOCKER_REGISTRY",
+        "KUBE_DOCKER_IMAGE_TAG",
+        "KUBE_APISERVER_BASE_IMAGE",
+        "KUBE_CONTROLLER_MANAGER_BASE_IMAGE",
+        "KUBE_SCHEDULER_BASE_IMAGE",
+        "KUBE_PROXY_BASE_IMAGE",
+        "KUBECTL_BASE_IMAGE",
+    ] {
+        cmd.env_remove(name);
+    }
     // Variables kbuild passes through to make would change plans and fingerprints.
     for name in [
         "KUBE_VERBOSE",

@@ -45,7 +45,7 @@ fn quick_release(
     engines: Option<&str>,
 ) -> std::process::Command {
     let mut cmd = kbuild();
-    cmd.args(["quick-release", "--json", "--kube-root", s(repo)])
+    cmd.args(["quick-release", "--no-images", "--json", "--kube-root", s(repo)])
         .args(["--image", BUILDER_IMAGE, "--out", s(out)])
         .env_remove("DOCKER_HOST");
     for p in platforms {
@@ -306,6 +306,7 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
             "plan",
             "--json",
             "quick-release",
+            "--no-images",
             "--kube-root",
             s(repo.path()),
         ])

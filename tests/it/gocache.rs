@@ -290,7 +290,8 @@ fn a_go_cache_travels_to_a_fresh_engine_and_bad_ones_are_refused() {
 
     // The provenance records the import: its digest and where it came from.
     let (code, _, stderr) = run(kbuild()
-        .args(["quick-release", "--platform", "linux/amd64", "--kube-root"])
+        .args(["quick-release", "--no-images", "--platform", "linux/amd64"])
+        .arg("--kube-root")
         .arg(repo.path())
         .args(["--image", img, "--out"])
         .arg(work.path().join("rel"))

@@ -219,7 +219,7 @@ fn an_out_inside_the_tree_is_refused_unless_git_ignores_it_and_then_leaves_the_t
     let dist = repo.path().join("dist");
     let quick_release = || {
         run(kbuild()
-            .args(["quick-release", "--platform", "linux/amd64"])
+            .args(["quick-release", "--no-images", "--platform", "linux/amd64"])
             .args(["--image", BUILDER_IMAGE, "--kube-root", s(repo.path())])
             .arg("--out")
             .arg(&dist))

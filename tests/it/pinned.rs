@@ -230,6 +230,7 @@ fn a_quick_release_plan_whose_image_was_retagged_or_removed_is_refused_without_t
                 "plan",
                 "--json",
                 "quick-release",
+                "--no-images",
                 "--platform",
                 "linux/amd64",
             ])

@@ -188,6 +188,7 @@ fn the_three_main_commands_run_their_plan() {
     assert_run_matches_plan(repo.path(), &build);
     let mut release = vec![
         "quick-release".to_string(),
+        "--no-images".into(),
         "--platform".into(),
         "linux/amd64".into(),
         "--platform".into(),
@@ -528,7 +529,7 @@ fn every_command_prints_its_plan_as_json_and_runs_nothing() {
         (
             "quick-release",
             [
-                vec!["quick-release".into()],
+                vec!["quick-release".into(), "--no-images".into()],
                 tree.to_vec(),
                 image.to_vec(),
                 out_flag.to_vec(),

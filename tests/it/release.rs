@@ -134,6 +134,7 @@ fn quick_release(repo: &Path, out: &Path, image: &str, platforms: &[&str]) -> St
     let mut cmd = kbuild();
     cmd.args([
         "quick-release",
+        "--no-images",
         "--kube-root",
         s(repo),
         "--image",

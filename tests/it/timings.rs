@@ -109,7 +109,7 @@ fn a_quick_release_timeline_renders_in_chromium_with_every_job_on_the_engine_lan
     let parent = tempfile::tempdir().unwrap();
     let out = parent.path().join("out");
     let (code, stdout, stderr) = run(kbuild()
-        .args(["--json", "quick-release", "--timings"])
+        .args(["--json", "quick-release", "--no-images", "--timings"])
         .args(["--platform", "linux/amd64", "--platform", "darwin/arm64"])
         .arg("--kube-root")
         .arg(repo.path())

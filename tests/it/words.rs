@@ -58,6 +58,7 @@ fn a_quick_release_names_each_build_job_in_its_summary() {
     let (code, _, stderr) = run(kbuild()
         .args([
             "quick-release",
+            "--no-images",
             "--platform",
             "linux/amd64",
             "--platform",

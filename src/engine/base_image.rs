@@ -42,12 +42,14 @@ pub async fn inspect(docker: &Docker, reference: &str) -> Result<Option<Found>> 
 pub async fn export(docker: &Docker, reference: &str, id: &str, dir: &Path) -> Result<BaseImage> {
     let archive = dir.join(format!("{}.export.tar", id.trim_start_matches("sha256:")));
     {
-        let mut file = std::fs::File::create(&archive)
-            .map_err(|e| Error::io("cannot write", &archive, e))?;
+        let mut file =
+            std::fs::File::create(&archive).map_err(|e| Error::io("cannot write", &archive, e))?;
         let mut stream = docker.export_image(id);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                Error::engine(format!("the engine cannot export the base image {reference} ({id}): {e}"))
+                Error::engine(format!(
+                    "the engine cannot export the base image {reference} ({id}): {e}"
+                ))
             })?;
             file.write_all(&chunk)
                 .map_err(|e| Error::io("cannot write", &archive, e))?;

@@ -166,9 +166,10 @@ pub async fn write(
         if bases.contains_key(&k) {
             continue;
         }
-        let id = p.base_id.clone().ok_or_else(|| {
-            Error::internal(format!("the plan has no image id for the base {k}"))
-        })?;
+        let id = p
+            .base_id
+            .clone()
+            .ok_or_else(|| Error::internal(format!("the plan has no image id for the base {k}")))?;
         ui.detail(&format!("exporting the base {k} ({id})"));
         let base = crate::engine::base_image::export(&docker, &p.base_ref, &id, &work).await?;
         bases.insert(k, base);
@@ -176,11 +177,10 @@ pub async fn write(
     let tag = images::docker_tag(git_version);
     let planned = planned.to_vec();
     let (st, b) = (staging.clone(), bin.to_path_buf());
-    let records = tokio::task::spawn_blocking(move || {
-        write_all(&planned, &bases, &b, &st, epoch, &tag)
-    })
-    .await
-    .map_err(|e| Error::internal(format!("writing the images stopped: {e}")))??;
+    let records =
+        tokio::task::spawn_blocking(move || write_all(&planned, &bases, &b, &st, epoch, &tag))
+            .await
+            .map_err(|e| Error::internal(format!("writing the images stopped: {e}")))??;
     let mut server_entries: BTreeMap<&str, Vec<Entry>> = BTreeMap::new();
     for r in &records {
         let dir = staged(&staging, &r.arch);
@@ -263,7 +263,11 @@ fn write_all(
         records.push(ImageRecord {
             binary: p.binary.clone(),
             arch: p.arch.clone(),
-            file: format!("{RELEASE_IMAGES}/{}/{}", p.arch, images::tar_name(&p.binary)),
+            file: format!(
+                "{RELEASE_IMAGES}/{}/{}",
+                p.arch,
+                images::tar_name(&p.binary)
+            ),
             names: p.names.clone(),
             size: written.size,
             sha256: written.digests.sha256,

@@ -321,7 +321,8 @@ readonly __default_setcap_version=bookworm-v1.0.6
             "example.com/mirror/go-runner:v2.4.0-go1.25.5-bookworm.0"
         );
         o.refs.insert("go-runner".into(), "local/base:1".into());
-        o.refs.insert("go-runner@arm64".into(), "local/base-arm64:1".into());
+        o.refs
+            .insert("go-runner@arm64".into(), "local/base-arm64:1".into());
         let of = |binary, arch| base_reference(binary, arch, &pins, &o).1;
         assert_eq!(of("kubectl", "amd64"), "local/base:1");
         assert_eq!(of("kubectl", "arm64"), "local/base-arm64:1");

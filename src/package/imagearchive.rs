@@ -53,11 +53,7 @@ pub fn read(archive: &Path, dir: &Path, reference: &str, digest: &str) -> Result
     let mut tar = tar::Archive::new(open()?);
     for e in tar.entries().map_err(|e| bad(archive, e))? {
         let mut e = e.map_err(|e| bad(archive, e))?;
-        let path = e
-            .path()
-            .map_err(|e| bad(archive, e))?
-            .display()
-            .to_string();
+        let path = e.path().map_err(|e| bad(archive, e))?.display().to_string();
         if path == entry.config {
             let mut bytes = Vec::new();
             e.read_to_end(&mut bytes).map_err(|e| bad(archive, e))?;

@@ -36,6 +36,7 @@ pub mod srctar;
 pub mod staged;
 pub mod tarball;
 pub mod verify;
+pub mod verify_images;
 pub mod worker;
 
 use std::io;

@@ -70,6 +70,7 @@ pub struct ImageSpec<'a> {
 
 /// What an image tar is, for the manifest, the SBOM and `kbuild verify`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImageRecord {
     pub binary: String,
     pub arch: String,

@@ -397,6 +397,9 @@ fn verify_set(dir: &Path, cancel: &Control) -> Option<Report> {
             report.ok.push((name, size));
         }
     }
+    if let Some(m) = &manifest {
+        super::verify_images::check(dir, m, &mut report, cancel);
+    }
     Some(report)
 }
 

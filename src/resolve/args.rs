@@ -7,8 +7,8 @@ use clap::ValueEnum;
 
 use super::options::{Given, Options, Origin};
 use crate::cli::{
-    BuildArgs, Command, ContextArg, DoctorArgs, EngineArgs, ExtensionArgs, ExtensionImageArgs, ImageArgs,
-    LockArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs, TimingsArg,
+    BuildArgs, Command, ContextArg, DoctorArgs, EngineArgs, ExtensionArgs, ExtensionImageArgs,
+    ImageArgs, LockArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs, TimingsArg,
 };
 use crate::error::{Error, Result};
 use crate::plan::CommandKind;

@@ -45,9 +45,15 @@ fn quick_release(
     engines: Option<&str>,
 ) -> std::process::Command {
     let mut cmd = kbuild();
-    cmd.args(["quick-release", "--no-images", "--json", "--kube-root", s(repo)])
-        .args(["--image", BUILDER_IMAGE, "--out", s(out)])
-        .env_remove("DOCKER_HOST");
+    cmd.args([
+        "quick-release",
+        "--no-images",
+        "--json",
+        "--kube-root",
+        s(repo),
+    ])
+    .args(["--image", BUILDER_IMAGE, "--out", s(out)])
+    .env_remove("DOCKER_HOST");
     for p in platforms {
         cmd.args(["--platform", p]);
     }

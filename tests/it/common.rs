@@ -786,3 +786,46 @@ impl Drop for EngineProxy {
         self.vanish();
     }
 }
+
+/// A tiny base image for the server image tests, made once: a static binary as /go-runner
+/// (docker's own tini, or Debian's tini-static), with go-runner's entrypoint and user, by
+/// `docker import` (no registry here). Idempotent: kept once made.
+pub const TEST_BASE_IMAGE: &str = "kbuild-test-base:1";
+
+pub fn ensure_test_base() -> &'static str {
+    let present = Command::new("docker")
+        .args(["image", "inspect", TEST_BASE_IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return TEST_BASE_IMAGE;
+    }
+    let binary = ["/usr/bin/docker-init", "/usr/bin/tini-static"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a static binary for the test base (docker-init or tini-static)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(binary, dir.path().join("go-runner")).unwrap();
+    let tar = dir.path().join("base.tar");
+    let out = Command::new("tar")
+        .args(["--owner=0", "--group=0", "--mode=0755", "--mtime=@0", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("go-runner")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new("docker")
+        .args(["import"])
+        .args(["--change", r#"ENTRYPOINT ["/go-runner"]"#])
+        .args(["--change", "USER 65532"])
+        .args(["--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin"])
+        .args(["--change", "WORKDIR /"])
+        .arg(&tar)
+        .arg(TEST_BASE_IMAGE)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker import: {out:?}");
+    TEST_BASE_IMAGE
+}

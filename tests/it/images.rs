@@ -1,0 +1,237 @@
+//! quick-release's server images (issue 24), against the real engine and real tools: the
+//! refusal without a base, then a run on a local base (`--base-image`), its places, `docker
+//! load` and run, skopeo, the capability in the tar header, the manifest, `kbuild verify`,
+//! and a second run's identical bytes.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn quick_release(repo: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let (code, _, stderr) = run(kbuild()
+        .args(["quick-release", "--platform", "linux/amd64"])
+        .args([
+            "--kube-root",
+            s(repo),
+            "--image",
+            BUILDER_IMAGE,
+            "--out",
+            s(out),
+        ])
+        .args(["--min-disk", "1g"])
+        .args(extra));
+    (code, stderr)
+}
+
+/// The named member of a tar, read whole.
+fn member(tar: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut archive = tar::Archive::new(std::fs::File::open(tar).unwrap());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap() == Path::new(name) {
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            return Some(bytes);
+        }
+    }
+    None
+}
+
+/// The PAX `SCHILY.xattr.security.capability` of `path` in the image's last layer.
+fn capability(image_tar: &Path, path: &str) -> Option<Vec<u8>> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&member(image_tar, "manifest.json").unwrap()).unwrap();
+    let last = manifest[0]["Layers"].as_array().unwrap().last().unwrap();
+    let layer = member(image_tar, last.as_str().unwrap()).unwrap();
+    let mut archive = tar::Archive::new(&layer[..]);
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap() == Path::new(path) {
+            for ext in e.pax_extensions().unwrap()? {
+                let ext = ext.unwrap();
+                if ext.key().unwrap() == "SCHILY.xattr.security.capability" {
+                    return Some(ext.value_bytes().to_vec());
+                }
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn server_images_are_refused_without_a_base_and_loadable_reproducible_and_verified_with_one() {
+    let base = ensure_test_base();
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+
+    // The tree pins registry.k8s.io's go-runner, which this engine lacks: refused before
+    // any build or any write, naming the way out.
+    let refused = work.path().join("refused");
+    let (code, stderr) = quick_release(repo.path(), &refused, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("registry.k8s.io/build-image/go-runner:v2.4.0-go1.25.5-bookworm.0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--no-images") && stderr.contains("--base-image"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("==> build"), "{stderr}");
+    assert!(
+        !refused.exists(),
+        "a refused run wrote {}",
+        refused.display()
+    );
+
+    let (go_runner, distroless) = (
+        format!("go-runner={base}"),
+        format!("distroless-iptables={base}"),
+    );
+    let flags = ["--base-image", &go_runner, "--base-image", &distroless];
+    let out = work.path().join("one");
+    let (code, stderr) = quick_release(repo.path(), &out, &flags);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Upstream's places: server/bin of the server tarball, and release-images/<arch>/.
+    let images = out.join("release-images/amd64");
+    let binaries = [
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-proxy",
+        "kube-scheduler",
+        "kubectl",
+    ];
+    let mut found: Vec<String> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let want: Vec<String> = binaries.iter().map(|b| format!("{b}.tar")).collect();
+    assert_eq!(found, want);
+    let server = out.join("release-tars/kubernetes-server-linux-amd64.tar.gz");
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(&server)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for b in binaries {
+        for f in [format!("{b}.tar"), format!("{b}.docker_tag")] {
+            let path = format!("kubernetes/server/bin/{f}");
+            assert!(
+                listing.lines().any(|l| l == path),
+                "{path} not in\n{listing}"
+            );
+        }
+    }
+    let tag = Command::new("tar")
+        .args([
+            "xzOf",
+            s(&server),
+            "kubernetes/server/bin/kube-apiserver.docker_tag",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&tag.stdout), "v1.34.0\n");
+
+    // The binary has setcap's capability, in the tar header (a docker load of security.*
+    // xattrs can fail on some storage drivers).
+    assert_eq!(
+        capability(
+            &images.join("kube-apiserver.tar"),
+            "usr/local/bin/kube-apiserver"
+        )
+        .as_deref(),
+        Some(&[1u8, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..])
+    );
+    assert_eq!(
+        capability(
+            &images.join("kube-scheduler.tar"),
+            "usr/local/bin/kube-scheduler"
+        ),
+        None
+    );
+
+    // The manifest lists every image with its digests and its base's.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("release-tars/manifest.json")).unwrap())
+            .unwrap();
+    let listed = manifest["images"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    for image in listed {
+        for field in ["configDigest", "manifestDigest", "baseDigest"] {
+            assert!(
+                image[field].as_str().unwrap().starts_with("sha256:"),
+                "{field}: {image}"
+            );
+        }
+        assert_eq!(image["base"], base);
+    }
+    assert!(manifest["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| !n.as_str().unwrap().contains("server images")));
+
+    // The real tools: docker load and run, skopeo.
+    let name = "registry.k8s.io/kube-scheduler-amd64:v1.34.0";
+    let loaded = Command::new("docker")
+        .args(["load", "-i", s(&images.join("kube-scheduler.tar"))])
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let ran = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/usr/local/bin/kube-scheduler",
+        ])
+        .args([name, "--version"])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", name]).output();
+    assert!(
+        String::from_utf8_lossy(&ran.stdout).contains("v1.34.0"),
+        "{ran:?}"
+    );
+    let skopeo = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!(
+            "docker-archive:{}",
+            s(&images.join("kube-apiserver.tar"))
+        ))
+        .output();
+    if let Ok(skopeo) = skopeo {
+        assert!(skopeo.status.success(), "{skopeo:?}");
+        let report: serde_json::Value = serde_json::from_slice(&skopeo.stdout).unwrap();
+        assert_eq!(report["Architecture"], "amd64");
+    }
+
+    // kbuild verify re-hashes the images too.
+    let (code, _, stderr) = run(kbuild().args(["verify", s(&out)]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("release-images/amd64/kube-apiserver.tar"),
+        "{stderr}"
+    );
+
+    // A second run (its own --out) writes the same bytes.
+    let two = work.path().join("two");
+    let (code, stderr) = quick_release(repo.path(), &two, &flags);
+    assert_eq!(code, 0, "{stderr}");
+    for b in binaries {
+        let tar = format!("release-images/amd64/{b}.tar");
+        assert!(
+            std::fs::read(out.join(&tar)).unwrap() == std::fs::read(two.join(&tar)).unwrap(),
+            "{tar} differs between two runs"
+        );
+    }
+}

@@ -237,6 +237,14 @@ fn every_ready_recipe_runs_its_plan() {
             "1g".into(),
         ]);
         args.extend(["--platform".into(), "linux/amd64".into()]);
+        // No go-runner base in this engine: the release recipes run without server images
+        // (tests/it/images.rs builds them on a local base).
+        if std::fs::read_to_string(recipe)
+            .unwrap()
+            .contains("command = \"quick-release\"")
+        {
+            args.push("--no-images".into());
+        }
         let mut plan_args = args.clone();
         plan_args.insert(0, "run".into());
         // `kbuild plan RECIPE -- flags` and `kbuild run RECIPE -- flags`.

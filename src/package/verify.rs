@@ -397,8 +397,20 @@ fn verify_set(dir: &Path, cancel: &Control) -> Option<Report> {
             report.ok.push((name, size));
         }
     }
-    if let Some(m) = &manifest {
-        super::verify_images::check(dir, m, &mut report, cancel);
+    for image in manifest
+        .iter()
+        .flat_map(|m| super::verify_images::check(dir, m, cancel))
+    {
+        if image.problems.is_empty() {
+            report.ok.push((image.file, image.size));
+            continue;
+        }
+        report
+            .problems
+            .extend(image.problems.into_iter().map(|what| Problem {
+                file: image.file.clone(),
+                what,
+            }));
     }
     Some(report)
 }

@@ -7,23 +7,31 @@
 use std::path::Path;
 
 use super::manifest::Manifest;
-use super::verify::{Problem, Report};
 use super::Control;
 use crate::artifact;
 use crate::input::{self, InputError, Links};
 use crate::kube::release::RELEASE_TARS;
 
+/// One image tar as verify found it: its path as shown (relative to the release-tars
+/// directory), its size, and what does not match (nothing: verified).
+pub struct Checked {
+    pub file: String,
+    pub size: u64,
+    pub problems: Vec<String>,
+}
+
 /// Checks the images `manifest` lists, beside `dir` (a release-tars directory).
-pub fn check(dir: &Path, manifest: &Manifest, report: &mut Report, cancel: &Control) {
+pub fn check(dir: &Path, manifest: &Manifest, cancel: &Control) -> Vec<Checked> {
+    let mut checked = Vec::new();
     if dir.file_name().is_none_or(|n| n != RELEASE_TARS) {
-        return;
+        return checked;
     }
     let Some(out) = dir.parent() else {
-        return;
+        return checked;
     };
     for image in &manifest.images {
         if cancel.check().is_err() {
-            return;
+            break;
         }
         let shown = format!("../{}", image.file);
         let mut problems: Vec<String> = Vec::new();
@@ -62,14 +70,11 @@ pub fn check(dir: &Path, manifest: &Manifest, report: &mut Report, cancel: &Cont
                 }
             }
         }
-        if problems.is_empty() {
-            report.ok.push((shown.clone(), size));
-        }
-        report
-            .problems
-            .extend(problems.into_iter().map(|what| Problem {
-                file: shown.clone(),
-                what,
-            }));
+        checked.push(Checked {
+            file: shown,
+            size,
+            problems,
+        });
     }
+    checked
 }

@@ -327,6 +327,39 @@ fn parse_engine_entry(list: &[String], at: usize) -> Result<(String, usize)> {
 
 pub use crate::units::parse_size;
 
+/// `--base-image KEY=REF` and the image variables into what quick-release builds its
+/// server images with; None with `--no-images`.
+pub fn resolve_images(
+    args: &crate::cli::ImageArgs,
+) -> Result<Option<crate::exec::images::ImageRequest>> {
+    if args.no_images {
+        return Ok(None);
+    }
+    let mut overrides = crate::kube::images::BaseOverrides {
+        registry: args.base_registry.clone(),
+        ..Default::default()
+    };
+    for given in &args.base_images {
+        let parsed = given
+            .split_once('=')
+            .filter(|(k, v)| crate::kube::images::valid_key(k) && !v.trim().is_empty());
+        let Some((key, reference)) = parsed else {
+            return Err(Error::usage(format!(
+                "--base-image \"{given}\" is not BASE=REF with BASE one of go-runner, distroless-iptables or a server image's binary"
+            ))
+            .with_hint("e.g. --base-image go-runner=registry.k8s.io/build-image/go-runner:v2.4.0-go1.25.5-bookworm.0 (BASE@ARCH=REF for one architecture)"));
+        };
+        overrides
+            .refs
+            .insert(key.to_string(), reference.trim().to_string());
+    }
+    Ok(Some(crate::exec::images::ImageRequest {
+        overrides,
+        docker_registry: args.docker_registry.clone(),
+        docker_image_tag: args.docker_image_tag.clone(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,37 +463,4 @@ mod tests {
             assert!(err.hint.unwrap().contains("--platform"));
         }
     }
-}
-
-/// `--base-image KEY=REF` and the image variables into what quick-release builds its
-/// server images with; None with `--no-images`.
-pub fn resolve_images(
-    args: &crate::cli::ImageArgs,
-) -> Result<Option<crate::exec::images::ImageRequest>> {
-    if args.no_images {
-        return Ok(None);
-    }
-    let mut overrides = crate::kube::images::BaseOverrides {
-        registry: args.base_registry.clone(),
-        ..Default::default()
-    };
-    for given in &args.base_images {
-        let parsed = given
-            .split_once('=')
-            .filter(|(k, v)| crate::kube::images::valid_key(k) && !v.trim().is_empty());
-        let Some((key, reference)) = parsed else {
-            return Err(Error::usage(format!(
-                "--base-image \"{given}\" is not BASE=REF with BASE one of go-runner, distroless-iptables or a server image's binary"
-            ))
-            .with_hint("e.g. --base-image go-runner=registry.k8s.io/build-image/go-runner:v2.4.0-go1.25.5-bookworm.0 (BASE@ARCH=REF for one architecture)"));
-        };
-        overrides
-            .refs
-            .insert(key.to_string(), reference.trim().to_string());
-    }
-    Ok(Some(crate::exec::images::ImageRequest {
-        overrides,
-        docker_registry: args.docker_registry.clone(),
-        docker_image_tag: args.docker_image_tag.clone(),
-    }))
 }

@@ -362,6 +362,24 @@ pub fn resolve_images(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_base_image_is_base_equals_ref() {
+        let args = |v: &[&str]| crate::cli::ImageArgs {
+            base_images: v.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let ok = super::resolve_images(&args(&["distroless-iptables@arm64=me/d:1"])).unwrap();
+        assert_eq!(
+            ok.unwrap().overrides.refs["distroless-iptables@arm64"],
+            "me/d:1"
+        );
+        for bad in ["go-runner", "gorunner=x", "go-runner="] {
+            let e = super::resolve_images(&args(&[bad])).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
+            assert!(e.hint.is_some());
+        }
+    }
+
     use super::*;
     use crate::checks::check_cpus_fit;
 

@@ -568,6 +568,33 @@ mod tests {
     }
 
     #[test]
+    fn base_images_merge_by_key_and_upstreams_variables_are_keys() {
+        let env = from_env(
+            &crate::env::Env::from_pairs(&[
+                ("KUBE_GORUNNER_IMAGE", "env/go-runner:1"),
+                ("KUBE_PROXY_BASE_IMAGE", "env/proxy:1"),
+                ("KUBE_DOCKER_REGISTRY", "me.io/k"),
+            ]),
+            CommandKind::QuickRelease,
+        );
+        assert_eq!(env.docker_registry.as_ref().unwrap().value, "me.io/k");
+        let flags = Options {
+            base_images: given(vec!["go-runner=flag/base:1".into()], Origin::Flag),
+            ..Options::default()
+        };
+        let merged = flags.over(env).base_images.unwrap();
+        assert_eq!(
+            merged.value,
+            ["go-runner=flag/base:1", "kube-proxy=env/proxy:1"]
+        );
+        let build = from_env(
+            &crate::env::Env::from_pairs(&[("KUBE_GORUNNER_IMAGE", "x")]),
+            CommandKind::Build,
+        );
+        assert!(build.base_images.is_none());
+    }
+
+    #[test]
     fn the_extension_ignores_kube_build_platforms() {
         let env = crate::env::Env::from_pairs(&[("KUBE_BUILD_PLATFORMS", "linux/amd64")]);
         assert!(from_env(&env, CommandKind::Extension).platforms.is_none());

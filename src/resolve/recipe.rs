@@ -506,6 +506,34 @@ mod tests {
     }
 
     #[test]
+    fn base_images_and_no_images_are_output_keys() {
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"quick-release\"\n[output]\nbase_images = { go-runner = \"me/base:1\", \"kube-proxy@arm64\" = \"me/proxy:1\" }\n",
+        )
+        .unwrap();
+        let crate::cli::Command::QuickRelease(args) = resolved(&r) else {
+            panic!("a quick-release recipe resolves to kbuild quick-release");
+        };
+        let images = crate::resolve::resolve_images(&args.images)
+            .unwrap()
+            .unwrap();
+        assert_eq!(images.overrides.refs["go-runner"], "me/base:1");
+        assert_eq!(images.overrides.refs["kube-proxy@arm64"], "me/proxy:1");
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"quick-release\"\n[output]\nno_images = true\n",
+        )
+        .unwrap();
+        let crate::cli::Command::QuickRelease(args) = resolved(&r) else {
+            panic!("a quick-release recipe resolves to kbuild quick-release");
+        };
+        assert!(crate::resolve::resolve_images(&args.images)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
     fn unknown_key_points_at_line_and_column_with_a_suggestion() {
         let e =
             err("command = \"build\"\ncomponents = [\"kubectl\"]\nplatfrom = [\"linux/amd64\"]\n");

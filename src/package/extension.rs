@@ -271,6 +271,7 @@ pub fn write(
         source: &source,
         toolchain: &toolchain,
         plan: plan.as_ref(),
+        images: Vec::new(),
     })?;
     artifacts.extend(attested);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));

@@ -517,10 +517,26 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         set: crate::attest::Set::Release,
         dir: out,
         artifacts: &artifacts,
-        binaries: crate::attest::release_binaries(input.bin, &input.layouts),
+        binaries: with_images(
+            crate::attest::release_binaries(input.bin, &input.layouts),
+            &input.images,
+        ),
         source: &input.source,
         toolchain: &input.toolchain,
         plan: input.plan.as_ref(),
+        images: input
+            .images
+            .iter()
+            .map(|i| crate::attest::Image {
+                file: i.file.clone(),
+                digests: Digests {
+                    sha256: i.sha256.clone(),
+                    sha512: i.sha512.clone(),
+                },
+                base: i.base.clone(),
+                base_digest: i.base_digest.clone(),
+            })
+            .collect(),
     })?;
     sums.extend(attested.iter().map(digests));
     artifacts.extend(attested);
@@ -556,6 +572,22 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         elapsed: started.elapsed(),
         threads,
     })
+}
+
+/// The binaries, each also carried by the server images made of it.
+fn with_images(
+    mut binaries: Vec<crate::attest::Binary>,
+    images: &[super::serverimage::ImageRecord],
+) -> Vec<crate::attest::Binary> {
+    for image in images {
+        let made_of = binaries
+            .iter_mut()
+            .find(|b| b.os == "linux" && b.arch == image.arch && b.name == image.binary);
+        if let Some(b) = made_of {
+            b.carried_by.push(image.file.clone());
+        }
+    }
+    binaries
 }
 
 /// The platforms that have a directory in `<bin>/<os>/<arch>/`, in upstream's order.

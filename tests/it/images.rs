@@ -180,6 +180,31 @@ fn server_images_are_refused_without_a_base_and_loadable_reproducible_and_verifi
         .iter()
         .all(|n| !n.as_str().unwrap().contains("server images")));
 
+    // The SBOM: each image a descendant of its base, containing its binary (whose Go
+    // modules are under it); the provenance names the image tars.
+    let sbom: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("release-tars/kubernetes-release.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    let relations = sbom["relationships"].to_string();
+    for b in binaries {
+        let image = format!("SPDXRef-Image-release-images-amd64-{b}.tar");
+        assert!(
+            relations.contains(&format!(r#""relatedSpdxElement":"SPDXRef-BaseImage-kbuild-test-base-1","relationshipType":"DESCENDANT_OF","spdxElementId":"{image}""#)),
+            "{relations}"
+        );
+        assert!(
+            relations.contains(&format!(r#""relatedSpdxElement":"SPDXRef-Binary-linux-amd64-{b}","relationshipType":"CONTAINS","spdxElementId":"{image}""#)),
+            "{relations}"
+        );
+    }
+    let provenance =
+        std::fs::read_to_string(out.join("release-tars/kubernetes-release.intoto.jsonl")).unwrap();
+    assert!(
+        provenance.contains(r#""name":"release-images/amd64/kube-proxy.tar""#),
+        "{provenance}"
+    );
+
     // The real tools: docker load and run, skopeo.
     let name = "registry.k8s.io/kube-scheduler-amd64:v1.34.0";
     let loaded = Command::new("docker")

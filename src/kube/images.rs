@@ -139,12 +139,17 @@ impl TreePins {
         pins
     }
 
-    /// The default base of `binary` (build/common.sh: kube-proxy on the dynamic base, the
-    /// others on go-runner, since kbuild links them statically, as upstream does by default:
-    /// `__default_base_image` asks kube::golang::is_statically_linked).
+    /// The default base of `binary` (build/common.sh): kube-proxy on the dynamic base, and any
+    /// command not statically linked (`__default_base_image` asks
+    /// kube::golang::is_statically_linked, KUBE_STATIC_LIBRARIES); the others on go-runner.
     pub fn base_of(&self, binary: &str) -> Base {
-        match (binary, &self.distroless_iptables_version) {
-            ("kube-proxy", Some(_)) => Base::DistrolessIptables,
+        let is_static = super::component::COMPONENTS
+            .iter()
+            .find(|c| c.name == binary)
+            .is_none_or(|c| c.is_static);
+        match (binary, is_static, &self.distroless_iptables_version) {
+            (_, _, None) => Base::GoRunner,
+            ("kube-proxy", _, _) | (_, false, _) => Base::DistrolessIptables,
             _ => Base::GoRunner,
         }
     }

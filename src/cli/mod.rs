@@ -583,6 +583,9 @@ pub struct ImageArgs {
     /// Write no server images: today's release set without release-images/ (the manifest says so)
     #[arg(long, conflicts_with = "base_images")]
     pub no_images: bool,
+    /// Build only the server binaries (and kubectl) and their images for the server platforms, like `make release-images`: release-images/<arch>/, no tarballs
+    #[arg(long, conflicts_with = "no_images")]
+    pub images_only: bool,
     /// The registry of the tree's pinned bases [env: KUBE_BASE_IMAGE_REGISTRY]
     #[arg(skip)]
     pub base_registry: Option<String>,

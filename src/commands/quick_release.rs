@@ -28,14 +28,22 @@ struct QuickRelease {
     images: Option<ImageRequest>,
     /// The bases the engine has (`exec::images::key` to image id), asked by `facts`.
     bases: Mutex<BTreeMap<String, String>>,
+    /// `--images-only`: upstream's `make release-images`, the server binaries (and kubectl)
+    /// and their images, no tarballs.
+    images_only: bool,
 }
 
 impl QuickRelease {
     /// Upstream's release grouping of the platforms, for the tree's targets (every upstream
     /// target for a ref not fetched yet).
     fn release(&self, info: Option<&SourceInfo>) -> layout::ReleasePlan {
-        let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
+        let has = |c: &Component| self.wanted(c) && info.is_none_or(|i| c.exists_in(&i.root));
         layout::plan(&self.platforms, &has)
+    }
+
+    /// Whether the run builds `c`: everything, or with `--images-only` what has an image.
+    fn wanted(&self, c: &Component) -> bool {
+        !self.images_only || images::has_image(c.name)
     }
 
     /// The server images of the tree's server layouts, on the bases found so far.
@@ -96,7 +104,9 @@ impl Building for QuickRelease {
         let work: Vec<Work> = release.jobs.iter().map(release_work).collect();
         let mut plan = building::plan_of(self.kind(), request, inputs, info, slots, work)?;
         let has = |c: &Component| info.is_none_or(|i| c.exists_in(&i.root));
-        plan.packaging = jobs::release_artifacts(&layout::layouts(&self.platforms, &has));
+        if !self.images_only {
+            plan.packaging = jobs::release_artifacts(&layout::layouts(&self.platforms, &has));
+        }
         let git_version = info
             .map(|i| i.version.git_version.clone())
             .or_else(|| request.git_version.clone())
@@ -151,6 +161,9 @@ impl Building for QuickRelease {
         let has = |c: &Component| c.exists_in(&root);
         let layouts = layout::layouts(&self.platforms, &has);
         let bin = request.out.join("bin");
+        if self.images_only {
+            return images_only(request, &built, &bin, ui).await;
+        }
         let builder = built.fleet.first();
         let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts))?;
         let images = match built.plan.images.is_empty() {
@@ -189,6 +202,49 @@ impl Building for QuickRelease {
     }
 }
 
+/// `--images-only`: the images of the built binaries into `<out>/release-images/<arch>/`.
+async fn images_only(
+    request: &Request,
+    built: &Built<'_>,
+    bin: &std::path::Path,
+    ui: &Ui,
+) -> Result<Option<PathBuf>> {
+    let info = built.info();
+    ui.phase(
+        "images",
+        &crate::ui::count(built.plan.images.len(), "server image", "server images"),
+    );
+    let written = images::write(
+        &built.plan.images,
+        bin,
+        &request.out,
+        &info.version.git_version,
+        info.source_date_epoch,
+        ui,
+    )
+    .await?;
+    images::move_in(&written, &request.out)?;
+    let mut size = 0;
+    for r in &written.records {
+        size += r.size;
+        ui.artifact_digest(&r.file, r.size, Some(&r.sha256));
+        ui.detail(&format!(
+            "{}: config {}, manifest {}, on {} ({})",
+            r.names.join(", "),
+            r.config_digest,
+            r.manifest_digest,
+            r.base,
+            r.base_digest
+        ));
+    }
+    ui.finished(&format!(
+        "wrote {} ({})",
+        crate::ui::count(written.records.len(), "server image", "server images"),
+        crate::units::human_bytes(size)
+    ));
+    Ok(None)
+}
+
 /// One make run of upstream's release grouping.
 fn release_work(job: &ReleaseJob) -> Work {
     Work {
@@ -213,8 +269,11 @@ pub async fn quick_release(
     ui: &Ui,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let platforms = resolve::resolve_platforms(&args.target)?;
+    let mut platforms = resolve::resolve_platforms(&args.target)?;
     let images = resolve::resolve_images(&args.images)?;
+    if args.images.images_only {
+        platforms = server_platforms(platforms)?;
+    }
     let request = Request {
         spec: resolve::resolve_source(&args.source)?,
         overrides: Overrides::from_env(args.source.git_version.clone())?,
@@ -230,6 +289,7 @@ pub async fn quick_release(
             platforms,
             images,
             bases: Mutex::new(BTreeMap::new()),
+            images_only: args.images.images_only,
         },
         &request,
         invocation,
@@ -237,4 +297,26 @@ pub async fn quick_release(
         interrupt,
     )
     .await
+}
+
+/// `--images-only` builds for server platforms only (upstream builds images for those); any
+/// other is refused, not dropped.
+fn server_platforms(platforms: Vec<Platform>) -> Result<Vec<Platform>> {
+    let server = TargetSet::Server.platforms();
+    let other: Vec<Platform> = platforms
+        .iter()
+        .copied()
+        .filter(|p| !server.contains(p))
+        .collect();
+    if !other.is_empty() {
+        return Err(Error::usage(format!(
+            "--images-only builds server images, and {} is no server platform",
+            crate::kube::platform::list(&other)
+        ))
+        .with_hint(format!(
+            "name one of {}",
+            crate::kube::platform::list(server)
+        )));
+    }
+    Ok(platforms)
 }

@@ -23,6 +23,11 @@ pub struct ImageRequest {
     pub docker_image_tag: Option<String>,
 }
 
+/// Whether `binary` is one upstream makes an image of.
+pub fn has_image(binary: &str) -> bool {
+    images::image_binary(binary).is_some()
+}
+
 /// The tree's pinned bases: build/common.sh when the tree has it, else upstream master's.
 pub fn tree_pins(root: Option<&Path>) -> TreePins {
     root.map(|r| r.join("build/common.sh"))

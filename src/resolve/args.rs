@@ -101,6 +101,7 @@ fn images(o: &mut Options) -> ImageArgs {
     ImageArgs {
         base_images: value(o.base_images.take()).unwrap_or_default(),
         no_images: value(o.no_images.take()).unwrap_or(false),
+        images_only: value(o.images_only.take()).unwrap_or(false),
         base_registry: value(o.base_registry.take()),
         docker_registry: value(o.docker_registry.take()),
         docker_image_tag: value(o.docker_image_tag.take()),

@@ -131,6 +131,7 @@ options! {
     no_cache_import: bool = "no-cache-import",
     base_images: Vec<String> = "base-image",
     no_images: bool = "no-images",
+    images_only: bool = "images-only",
     base_registry: String = "base-image-registry",
     docker_registry: String = "docker-registry",
     docker_image_tag: String = "docker-image-tag",
@@ -271,6 +272,7 @@ impl<'a> Flags<'a> {
             sign_key: a.sign_key.clone().and_then(|v| self.given("sign_key", v)),
             base_images: self.given_list("base_images", &a.images.base_images),
             no_images: self.given("no_images", a.images.no_images),
+            images_only: self.given("images_only", a.images.images_only),
             ..Options::default()
         };
         self.source(&mut o, &a.source);

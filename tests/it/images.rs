@@ -1,7 +1,7 @@
 //! quick-release's server images (issue 24), against the real engine and real tools: the
 //! refusal without a base, then a run on a local base (`--base-image`), its places, `docker
 //! load` and run, skopeo, the capability in the tar header, the manifest, `kbuild verify`,
-//! and a second run's identical bytes.
+//! and a second run's identical bytes (`--images-only`).
 
 use std::io::Read;
 use std::path::Path;
@@ -248,10 +248,14 @@ fn server_images_are_refused_without_a_base_and_loadable_reproducible_and_verifi
         "{stderr}"
     );
 
-    // A second run (its own --out) writes the same bytes.
+    // A second run, of just the images (`--images-only`, upstream's `make release-images`)
+    // into its own --out, writes the same bytes, and no tarballs.
     let two = work.path().join("two");
-    let (code, stderr) = quick_release(repo.path(), &two, &flags);
+    let mut again = flags.to_vec();
+    again.push("--images-only");
+    let (code, stderr) = quick_release(repo.path(), &two, &again);
     assert_eq!(code, 0, "{stderr}");
+    assert!(!two.join("release-tars").exists());
     for b in binaries {
         let tar = format!("release-images/amd64/{b}.tar");
         assert!(

@@ -65,6 +65,54 @@ fn capability(image_tar: &Path, path: &str) -> Option<Vec<u8>> {
 }
 
 #[test]
+fn a_saved_plan_pins_its_bases_and_is_refused_when_one_moved() {
+    let base = ensure_test_base();
+    let repo = KubeRepo::tagged("v1.34.0");
+    let work = tempfile::tempdir().unwrap();
+    // A tag of its own, so the test can move it.
+    let tag = format!("kbuild-test-base:moving-{}", std::process::id());
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    docker(&["tag", base, &tag]);
+    let pin = format!("go-runner={tag}");
+    let (code, stdout, stderr) = run(kbuild()
+        .args([
+            "plan",
+            "--json",
+            "quick-release",
+            "--platform",
+            "linux/amd64",
+        ])
+        .args(["--kube-root", s(repo.path()), "--image", BUILDER_IMAGE])
+        .args(["--out", s(&work.path().join("o")), "--min-disk", "1g"])
+        .args(["--base-image", &pin, "--base-image"])
+        .arg(format!("distroless-iptables={base}")));
+    assert_eq!(code, 0, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let id = docker(&["image", "inspect", "-f", "{{.Id}}", &tag]);
+    let pinned = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["binary"] == "kube-scheduler")
+        .unwrap();
+    assert_eq!(pinned["base_id"], id, "{pinned}");
+    let plan_file = work.path().join("plan.json");
+    std::fs::write(&plan_file, &stdout).unwrap();
+
+    // The tag now names another image: the saved plan is stale, before any build.
+    docker(&["tag", BUILDER_IMAGE, &tag]);
+    let (code, _, stderr) = run(kbuild().arg("run").arg(&plan_file));
+    let _ = Command::new("docker").args(["rmi", &tag]).output();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("moved") && stderr.contains(&id), "{stderr}");
+    assert!(!stderr.contains("==> build"), "{stderr}");
+}
+
+#[test]
 fn server_images_are_refused_without_a_base_and_loadable_reproducible_and_verified_with_one() {
     let base = ensure_test_base();
     let repo = KubeRepo::tagged("v1.34.0");

@@ -164,28 +164,32 @@ pub async fn write(
     let work = staged(&staging, "work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| Error::io("cannot create", &work, e))?;
-    let docker = crate::engine::client::connect_client().await?;
-    let mut bases: BTreeMap<String, BaseImage> = BTreeMap::new();
-    for p in planned {
-        let k = key(&p.base_ref, &p.arch);
-        if bases.contains_key(&k) {
-            continue;
+    let bases = match export_bases(planned, &work, ui).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(e);
         }
-        let id = p
-            .base_id
-            .clone()
-            .ok_or_else(|| Error::internal(format!("the plan has no image id for the base {k}")))?;
-        ui.detail(&format!("exporting the base {k} ({id})"));
-        let base = crate::engine::base_image::export(&docker, &p.base_ref, &id, &work).await?;
-        bases.insert(k, base);
-    }
+    };
     let tag = images::docker_tag(git_version);
-    let planned = planned.to_vec();
-    let (st, b) = (staging.clone(), bin.to_path_buf());
+    let (all, st, b) = (planned.to_vec(), staging.clone(), bin.to_path_buf());
     let records =
-        tokio::task::spawn_blocking(move || write_all(&planned, &bases, &b, &st, epoch, &tag))
+        tokio::task::spawn_blocking(move || write_all(&all, &bases, &b, &st, epoch, &tag))
             .await
-            .map_err(|e| Error::internal(format!("writing the images stopped: {e}")))??;
+            .map_err(|e| Error::internal(format!("writing the images stopped: {e}")))
+            .and_then(|r| r);
+    let records = match records {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing half-written stays: each architecture's staging and the scratch space.
+            let mut names: Vec<&str> = planned.iter().map(|p| p.arch.as_str()).collect();
+            names.push("work");
+            for name in names {
+                let _ = std::fs::remove_dir_all(staged(&staging, name));
+            }
+            return Err(e);
+        }
+    };
     let mut server_entries: BTreeMap<&str, Vec<Entry>> = BTreeMap::new();
     for r in &records {
         let dir = staged(&staging, &r.arch);
@@ -215,6 +219,30 @@ pub async fn write(
         records,
         server_entries,
     })
+}
+
+/// Each base the images need, exported once per architecture by its pinned id into `work`.
+async fn export_bases(
+    planned: &[PlannedImage],
+    work: &Path,
+    ui: &crate::ui::Ui,
+) -> Result<BTreeMap<String, BaseImage>> {
+    let docker = crate::engine::client::connect_client().await?;
+    let mut bases: BTreeMap<String, BaseImage> = BTreeMap::new();
+    for p in planned {
+        let k = key(&p.base_ref, &p.arch);
+        if bases.contains_key(&k) {
+            continue;
+        }
+        let id = p
+            .base_id
+            .clone()
+            .ok_or_else(|| Error::internal(format!("the plan has no image id for the base {k}")))?;
+        ui.detail(&format!("exporting the base {k} ({id})"));
+        let base = crate::engine::base_image::export(&docker, &p.base_ref, &id, work).await?;
+        bases.insert(k, base);
+    }
+    Ok(bases)
 }
 
 /// The platform's static arch name for `arch`.

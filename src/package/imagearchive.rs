@@ -127,3 +127,95 @@ fn normalise(layer: &mut impl Read, dir: &Path) -> std::io::Result<BaseLayer> {
         size,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+
+    /// A one-file layer tar.
+    fn layer() -> Vec<u8> {
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(3);
+        h.set_mode(0o755);
+        h.set_cksum();
+        t.append_data(&mut h, "go-runner", &b"abc"[..]).unwrap();
+        t.into_inner().unwrap()
+    }
+
+    /// A docker-archive as `docker save` writes it, its layer gzipped or not.
+    fn archive(dir: &Path, gzip: bool) -> (PathBuf, String) {
+        let raw = layer();
+        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&raw)));
+        archive_listing(dir, gzip, &diff_id)
+    }
+
+    /// As `archive`, with the config listing `diff_id` for the layer.
+    fn archive_listing(dir: &Path, gzip: bool, diff_id: &str) -> (PathBuf, String) {
+        let raw = layer();
+        let diff_id = diff_id.to_string();
+        let stored = match gzip {
+            true => {
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(&raw).unwrap();
+                gz.finish().unwrap()
+            }
+            false => raw,
+        };
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": { "Entrypoint": ["/go-runner"] },
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        }))
+        .unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!([{
+            "Config": "blobs/sha256/cfg", "RepoTags": ["b:1"], "Layers": ["blobs/sha256/l"],
+        }]))
+        .unwrap();
+        let mut t = tar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("blobs/sha256/cfg", &config),
+            ("blobs/sha256/l", &stored),
+            ("manifest.json", &manifest),
+        ] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            t.append_data(&mut h, name, &bytes[..]).unwrap();
+        }
+        let path = dir.join(format!("save-{gzip}.tar"));
+        std::fs::write(&path, t.into_inner().unwrap()).unwrap();
+        (path, diff_id)
+    }
+
+    #[test]
+    fn gzipped_and_plain_exports_give_the_same_uncompressed_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = Vec::new();
+        for gzip in [true, false] {
+            let (path, diff_id) = archive(dir.path(), gzip);
+            let base = read(&path, dir.path(), "b:1", "sha256:id").unwrap();
+            assert_eq!(base.config["config"]["Entrypoint"][0], "/go-runner");
+            assert_eq!(base.layers.len(), 1);
+            assert_eq!(base.layers[0].diff_id, diff_id);
+            let bytes = std::fs::read(&base.layers[0].path).unwrap();
+            assert_eq!(bytes, layer());
+            assert_eq!(base.layers[0].size, bytes.len() as u64);
+            seen.push(base.layers[0].path.clone());
+        }
+        assert_eq!(seen[0], seen[1], "the layer is named by its diff_id");
+    }
+
+    #[test]
+    fn a_layer_that_is_not_what_the_config_lists_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = archive_listing(dir.path(), true, "sha256:00");
+        let e = read(&path, dir.path(), "b:1", "x").unwrap_err();
+        assert!(e.message.contains("rootfs.diff_ids"), "{}", e.message);
+        assert!(read(&dir.path().join("missing.tar"), dir.path(), "b:1", "x").is_err());
+    }
+}

@@ -288,6 +288,45 @@ fn server_images_are_refused_without_a_base_and_loadable_reproducible_and_verifi
         assert_eq!(report["Architecture"], "amd64");
     }
 
+    // ctr import through dockerd's own containerd, where it has one (into a namespace of
+    // this test's, removed after).
+    let socket = [
+        "/var/run/docker/containerd/containerd.sock",
+        "/run/containerd/containerd.sock",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    if let (Some(socket), true) = (
+        socket,
+        Command::new("ctr").arg("--version").output().is_ok(),
+    ) {
+        let ns = format!("kbuild-test-{}", std::process::id());
+        let ctr = |args: &[&str]| {
+            Command::new("ctr")
+                .args(["-a", socket, "-n", &ns])
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let imported = ctr(&[
+            "images",
+            "import",
+            "--no-unpack",
+            s(&images.join("kube-proxy.tar")),
+        ]);
+        let listed = ctr(&["images", "ls", "-q"]);
+        let _ = ctr(&["images", "rm", "registry.k8s.io/kube-proxy-amd64:v1.34.0"]);
+        let _ = Command::new("ctr")
+            .args(["-a", socket, "namespaces", "rm", &ns])
+            .output();
+        assert!(imported.status.success(), "{imported:?}");
+        assert!(
+            String::from_utf8_lossy(&listed.stdout)
+                .contains("registry.k8s.io/kube-proxy-amd64:v1.34.0"),
+            "{listed:?}"
+        );
+    }
+
     // kbuild verify re-hashes the images too.
     let (code, _, stderr) = run(kbuild().args(["verify", s(&out)]));
     assert_eq!(code, 0, "{stderr}");

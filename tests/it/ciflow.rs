@@ -65,7 +65,7 @@ fn step(dir: &Path, command: &str) -> (i32, String, String) {
     );
     let command = command.replace(
         "kbuild --json quick-release",
-        "kbuild --json quick-release --min-disk 2g --no-images",
+        "kbuild --json quick-release --min-disk 2g",
     );
     run(std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", &command])

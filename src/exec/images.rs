@@ -2,7 +2,7 @@
 //! images a release has and on which bases (planned), whether the engine has every base
 //! (checked before any build), and, once the binaries are built, each base exported once
 //! per architecture and each image tar written into a staging directory beside
-//! `<out>/release-images`, which replaces the old set once the release-tars are in.
+//! `<out>/release-images/<arch>`, which replaces the old set once the release-tars are in.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use crate::package::serverimage::{self, BaseImage, ImageRecord, ImageSpec};
 use crate::package::tarball::{Entry, MODE_FILE};
 use crate::plan::PlannedImage;
 
-/// What the user asked of the images, resolved (None in `Images` means `--no-images`).
+/// What the user asked of the images, resolved (`--no-images` is no request at all).
 #[derive(Debug, Clone, Default)]
 pub struct ImageRequest {
     pub overrides: BaseOverrides,
@@ -190,30 +190,37 @@ pub async fn write(
             return Err(e);
         }
     };
-    let mut server_entries: BTreeMap<&str, Vec<Entry>> = BTreeMap::new();
+    // kube::release::create_docker_images_for_server: the tar and its tag in server/bin.
+    let mut server_entries: Vec<(Platform, Vec<Entry>)> = Vec::new();
     for r in &records {
+        let Some(platform) = Platform::all()
+            .iter()
+            .copied()
+            .find(|p| p.os == "linux" && p.arch == r.arch)
+        else {
+            continue;
+        };
+        let at = match server_entries.iter().position(|(p, _)| *p == platform) {
+            Some(at) => at,
+            None => {
+                server_entries.push((platform, Vec::new()));
+                server_entries.len() - 1
+            }
+        };
         let dir = staged(&staging, &r.arch);
-        let entries = server_entries.entry(leak_arch(&r.arch)).or_default();
-        entries.push(Entry::file(
-            format!("{TOP}/server/bin/{}", images::tar_name(&r.binary)),
-            dir.join(images::tar_name(&r.binary)),
-            MODE_FILE,
-        ));
-        entries.push(Entry::file(
-            format!("{TOP}/server/bin/{}", images::tag_file_name(&r.binary)),
-            work_tag(&staging, &r.arch, &r.binary),
-            MODE_FILE,
-        ));
+        server_entries[at].1.extend([
+            Entry::file(
+                format!("{TOP}/server/bin/{}", images::tar_name(&r.binary)),
+                dir.join(images::tar_name(&r.binary)),
+                MODE_FILE,
+            ),
+            Entry::file(
+                format!("{TOP}/server/bin/{}", images::tag_file_name(&r.binary)),
+                work_tag(&staging, &r.arch, &r.binary),
+                MODE_FILE,
+            ),
+        ]);
     }
-    let server_entries = server_entries
-        .into_iter()
-        .filter_map(|(arch, e)| {
-            Platform::all()
-                .iter()
-                .find(|p| p.os == "linux" && p.arch == arch)
-                .map(|p| (*p, e))
-        })
-        .collect();
     Ok(Written {
         staging,
         records,
@@ -243,15 +250,6 @@ async fn export_bases(
         bases.insert(k, base);
     }
     Ok(bases)
-}
-
-/// The platform's static arch name for `arch`.
-fn leak_arch(arch: &str) -> &'static str {
-    Platform::all()
-        .iter()
-        .find(|p| p.arch == arch)
-        .map(|p| p.arch)
-        .unwrap_or("unknown")
 }
 
 /// Where an image's `.docker_tag` is kept until the server tarball takes it (upstream

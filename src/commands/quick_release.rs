@@ -162,7 +162,7 @@ impl Building for QuickRelease {
         let layouts = layout::layouts(&self.platforms, &has);
         let bin = request.out.join("bin");
         if self.images_only {
-            return images_only(request, &built, &bin, ui).await;
+            return images_only(request, &built, &bin, ui, interrupt).await;
         }
         let builder = built.fleet.first();
         let toolchain = toolchain(info, Some(builder), &sample_binaries(&bin, &layouts))?;
@@ -181,6 +181,7 @@ impl Building for QuickRelease {
                         &info.version.git_version,
                         info.source_date_epoch,
                         ui,
+                        interrupt,
                     )
                     .await?,
                 )
@@ -208,6 +209,7 @@ async fn images_only(
     built: &Built<'_>,
     bin: &std::path::Path,
     ui: &Ui,
+    interrupt: &Interrupt,
 ) -> Result<Option<PathBuf>> {
     let info = built.info();
     ui.phase(
@@ -221,6 +223,7 @@ async fn images_only(
         &info.version.git_version,
         info.source_date_epoch,
         ui,
+        interrupt,
     )
     .await?;
     images::move_in(&written, &request.out)?;

@@ -159,6 +159,7 @@ pub async fn write(
     git_version: &str,
     epoch: u64,
     ui: &crate::ui::Ui,
+    interrupt: &crate::signals::Interrupt,
 ) -> Result<Written> {
     let staging = crate::outdir::ensure_dir(out, Path::new(RELEASE_IMAGES))?;
     let work = staged(&staging, "work");
@@ -173,11 +174,11 @@ pub async fn write(
     };
     let tag = images::docker_tag(git_version);
     let (all, st, b) = (planned.to_vec(), staging.clone(), bin.to_path_buf());
-    let records =
-        tokio::task::spawn_blocking(move || write_all(&all, &bases, &b, &st, epoch, &tag))
-            .await
-            .map_err(|e| Error::internal(format!("writing the images stopped: {e}")))
-            .and_then(|r| r);
+    // On blocking threads that stop on Ctrl-C, as the tarballs are written.
+    let records = crate::package::worker::blocking(ui, "images", 0, interrupt, move |cancel| {
+        write_all(&all, &bases, &b, &st, epoch, &tag, &cancel)
+    })
+    .await;
     let records = match records {
         Ok(r) => r,
         Err(e) => {
@@ -267,8 +268,8 @@ fn write_all(
     staging: &Path,
     epoch: u64,
     tag: &str,
+    cancel: &crate::package::Control,
 ) -> Result<Vec<ImageRecord>> {
-    let cancel = crate::package::Control::default();
     let mut records = Vec::new();
     for p in planned {
         let dir = staged(staging, &p.arch);
@@ -285,7 +286,7 @@ fn write_all(
             base,
         };
         let dest = dir.join(images::tar_name(&p.binary));
-        let written = serverimage::write(&dest, &staged(staging, "work"), &spec, &cancel)?;
+        let written = serverimage::write(&dest, &staged(staging, "work"), &spec, cancel)?;
         let tag_file = work_tag(staging, &p.arch, &p.binary);
         std::fs::create_dir_all(tag_file.parent().expect("parent"))
             .map_err(|e| Error::io("cannot create", &tag_file, e))?;

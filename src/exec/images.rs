@@ -91,7 +91,12 @@ pub async fn find_bases(
     if wanted.is_empty() {
         return Ok(found);
     }
-    let docker = crate::engine::client::connect_client().await?;
+    // A plan is made where no engine may answer: its bases are then unknown, and said so.
+    let docker = match crate::engine::client::connect_client().await {
+        Ok(d) => d,
+        Err(_) if !refuse => return Ok(found),
+        Err(e) => return Err(e),
+    };
     let mut problems = Vec::new();
     for (reference, arch) in wanted {
         match crate::engine::base_image::inspect(&docker, reference).await? {

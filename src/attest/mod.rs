@@ -134,6 +134,20 @@ pub struct Input<'a> {
     /// The plan the binaries were built by (its command and inputs become part of the
     /// provenance's externalParameters); None when kbuild packaged binaries it did not build.
     pub plan: Option<&'a serde_json::Value>,
+    /// The server images beside the set (release-images/), which the SBOM lists with their
+    /// bases and binaries, and the provenance names as subjects.
+    pub images: Vec<Image>,
+}
+
+/// A server image tar, as the attestations describe it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Relative to the output directory: `release-images/<arch>/<binary>.tar`.
+    pub file: String,
+    pub digests: artifact::Digests,
+    /// Its base image, and the digest (engine image id) it was taken by.
+    pub base: String,
+    pub base_digest: String,
 }
 
 /// When this kbuild process began: the provenance's startedOn.
@@ -164,6 +178,12 @@ pub fn write(input: &Input<'_>) -> Result<Vec<Artifact>> {
         .map(|a| (a.file.clone(), a.sha256.clone()))
         .collect();
     subjects.push((sbom.file.clone(), sbom.sha256.clone()));
+    subjects.extend(
+        input
+            .images
+            .iter()
+            .map(|i| (i.file.clone(), i.digests.sha256.clone())),
+    );
     subjects.sort();
     let statement = provenance::statement(input, &subjects, run_started(), SystemTime::now());
     let provenance = write_json(

@@ -233,6 +233,43 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The server images, which the document DESCRIBES, each a DESCENDANT_OF its base
+    /// (named by the digest it was taken by); their binaries are added as carried by them.
+    fn add_images(&mut self, images: &[super::Image]) {
+        let mut bases: BTreeMap<(String, String), String> = BTreeMap::new();
+        for image in images {
+            let id = self.ids.unique("Image", &image.file);
+            let name = image.file.rsplit('/').next().unwrap_or(&image.file);
+            self.packages
+                .push(self.package(&id, name, &image.file, "CONTAINER", &image.digests));
+            self.relate(DOCUMENT, "DESCRIBES", &id);
+            self.artifact_ids.insert(image.file.clone(), id.clone());
+            let key = (image.base.clone(), image.base_digest.clone());
+            let base_id = match bases.get(&key) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = self.ids.unique("BaseImage", &image.base);
+                    self.packages.push(json!({
+                        "SPDXID": b,
+                        "name": image.base,
+                        "versionInfo": image.base_digest,
+                        "downloadLocation": NOASSERTION,
+                        "filesAnalyzed": false,
+                        "primaryPackagePurpose": "CONTAINER",
+                        "checksums": [{
+                            "algorithm": "SHA256",
+                            "checksumValue": image.base_digest.trim_start_matches("sha256:"),
+                        }],
+                        "comment": "the base image, by the image id it was taken by from the engine",
+                    }));
+                    bases.insert(key, b.clone());
+                    b
+                }
+            };
+            self.relate(&id, "DESCENDANT_OF", &base_id);
+        }
+    }
+
     /// A binary, what carries it (or that it is an artifact itself), and its modules.
     fn add_binary(&mut self, b: &Binary) -> Result<()> {
         let (_, digests) = std::fs::File::open(&b.path)
@@ -305,6 +342,7 @@ pub fn document(input: &Input<'_>) -> Result<Value> {
         .filter_map(|b| b.is_artifact.as_deref())
         .collect();
     builder.add_archives(input.artifacts, &bare);
+    builder.add_images(&input.images);
     let mut binaries: Vec<&Binary> = input.binaries.iter().collect();
     binaries.sort_by(|a, b| (&a.os, &a.arch, &a.name).cmp(&(&b.os, &b.arch, &b.name)));
     for b in binaries {

@@ -573,6 +573,30 @@ pub struct QuickReleaseArgs {
     /// Build no test targets and write no kubernetes-test-*.tar.gz (e2e.test is the heaviest link of a build); the manifest says so
     #[arg(long)]
     pub no_test_tarballs: bool,
+    #[command(flatten)]
+    pub images: ImageArgs,
+}
+
+/// The server images (kube::release::build_server_images), on by default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ImageArgs {
+    /// Build the server images on this base instead of the one the tree pins: BASE is go-runner or distroless-iptables (or a binary's name), optionally BASE@ARCH for one architecture; REF is an image in the engine; repeat for several
+    #[arg(long = "base-image", value_name = "BASE=REF")]
+    pub base_images: Vec<String>,
+    /// Write no server images: today's release set without release-images/ (the manifest says so)
+    #[arg(long, conflicts_with = "base_images")]
+    pub no_images: bool,
+    /// Build only the server binaries (and kubectl) and their images for the server platforms, like `make release-images`: release-images/<arch>/, no tarballs
+    #[arg(long, conflicts_with = "no_images")]
+    pub images_only: bool,
+    /// The registry of the tree's pinned bases [env: KUBE_BASE_IMAGE_REGISTRY]
+    #[arg(skip)]
+    pub base_registry: Option<String>,
+    /// The second name's registry and tag [env: KUBE_DOCKER_REGISTRY, KUBE_DOCKER_IMAGE_TAG]
+    #[arg(skip)]
+    pub docker_registry: Option<String>,
+    #[arg(skip)]
+    pub docker_image_tag: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

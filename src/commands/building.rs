@@ -81,6 +81,12 @@ pub trait Building {
         Ok(())
     }
 
+    /// Asks the engine, read-only, for what the plan pins besides the builder image (the
+    /// server images' bases); `refuse`: a run, which stops here when something is missing.
+    async fn facts(&self, _info: Option<&SourceInfo>, _refuse: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// Packages and reports what the jobs built; returns the directory to sign, if any.
     async fn finish(
         &self,
@@ -110,6 +116,7 @@ pub async fn run<B: Building>(
             invocation,
         )
         .await?;
+        command.facts(info.as_ref(), false).await?;
         let plan = command.plan(request, inputs, info.as_ref(), &slots, notes)?;
         return crate::ui::show::print(&plan, json);
     }
@@ -194,6 +201,7 @@ async fn check_before_claim<B: Building>(
     invocation.check_source(info)?;
     command.check_tree(info)?;
     crate::exec::builder::check_engines(&request.settings, image_pin, ui, interrupt).await?;
+    command.facts(Some(info), true).await?;
     if invocation.saved().is_none() {
         return Ok(());
     }

@@ -420,6 +420,8 @@ struct Packaging<'a> {
     notes: Vec<String>,
     /// The plan the binaries were built by and the record of the run, for the manifest.
     plan: Option<serde_json::Value>,
+    /// The server images written before the tarballs (None: no images).
+    images: Option<crate::exec::images::Written>,
 }
 
 /// Packages the layouts into `<out>/release-tars` and reports the artifacts.
@@ -434,6 +436,7 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
         toolchain,
         notes,
         plan,
+        images,
     } = what;
     let tars = out.join(RELEASE_TARS);
     ui.phase(
@@ -458,7 +461,9 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 .join(c.file_name(l.platform))
         })
     }));
+    let images_clone = images.clone();
     let packaged = blocking(ui, "package", total, interrupt, move |cancel| {
+        let images_ref = images_clone.as_ref();
         crate::package::release::package(
             crate::package::release::Input {
                 bin: &bin,
@@ -470,12 +475,30 @@ async fn package_release(what: Packaging<'_>, ui: &Ui, interrupt: &Interrupt) ->
                 source,
                 toolchain,
                 plan,
+                images: images_ref.map(|w| w.records.clone()).unwrap_or_default(),
+                server_entries: images_ref
+                    .map(|w| w.server_entries.clone())
+                    .unwrap_or_default(),
             },
             notes,
             &cancel,
         )
     })
-    .await?;
+    .await;
+    // The images go in once the tarballs that hold them are in; either way the staging goes.
+    let packaged = match (packaged, &images) {
+        (Ok(p), Some(w)) => crate::exec::images::move_in(w, out).map(|()| p),
+        (Ok(p), None) => Ok(p),
+        (Err(e), w) => {
+            if let Some(w) = w {
+                crate::exec::images::discard(w);
+            }
+            Err(e)
+        }
+    }?;
+    for r in &packaged.manifest.images {
+        ui.artifact_digest(&r.file, r.size, Some(&r.sha256));
+    }
     let mut written = 0;
     for a in &packaged.manifest.artifacts {
         written += a.size;

@@ -167,6 +167,7 @@ pub async fn package(
         toolchain,
         notes: plan.notes,
         plan: None,
+        images: None,
     };
     package_release(what, ui, interrupt).await?;
     super::sign::sign_after_run(sign_key.as_ref(), &args.out.join(RELEASE_TARS), ui)

@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::plan::PlannedImage;
 use crate::plan::{Plan, FORMAT};
 use crate::resolve::options::{Options, Origin};
 
@@ -226,6 +227,41 @@ pub fn check_same(saved: &Plan, now: &Plan) -> Result<()> {
     }
     if saved.packaging != now.packaging {
         return Err(stale("the artifacts it writes differ".to_string()));
+    }
+    check_images(&saved.images, &now.images)
+}
+
+/// A saved plan's server images: the same ones, on bases the engine still has under the
+/// pinned ids (as the builder image is checked by id).
+fn check_images(saved: &[PlannedImage], now: &[PlannedImage]) -> Result<()> {
+    if saved.len() != now.len() {
+        return Err(stale(format!(
+            "it has {} server images, the tree and settings now give {}",
+            saved.len(),
+            now.len()
+        )));
+    }
+    for (a, b) in saved.iter().zip(now) {
+        if a.base_id != b.base_id && a.base_ref == b.base_ref {
+            return Err(stale(format!(
+                "the base image {} of {} for linux/{} moved: planned {}, the engine has {}",
+                a.base_ref,
+                a.binary,
+                a.arch,
+                a.base_id.as_deref().unwrap_or("nothing"),
+                b.base_id.as_deref().unwrap_or("nothing")
+            )));
+        }
+        if a != b {
+            let field = first_difference(
+                &serde_json::to_value(a).unwrap_or_default(),
+                &serde_json::to_value(b).unwrap_or_default(),
+            );
+            return Err(stale(format!(
+                "the server image of {} for linux/{} differs in {field}",
+                a.binary, a.arch
+            )));
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! through the Engine API; the host engine runs the local Go and make.
 //! Engines report through `ui::Ui`; they never draw anything themselves.
 
+pub mod base_image;
 pub mod cache;
 pub mod extract;
 pub mod image_load;

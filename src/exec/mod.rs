@@ -5,4 +5,5 @@ pub mod cache_travel;
 pub mod extension_image;
 pub mod fingerprint;
 pub mod fleet;
+pub mod images;
 pub mod settings;

@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod buildinfo;
 pub mod component;
+pub mod images;
 pub mod platform;
 pub mod release;
 pub mod version;

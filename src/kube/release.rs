@@ -5,8 +5,8 @@
 //!
 //! Written: kubernetes-src.tar.gz, kubernetes-client/node/server-<os>-<arch>.tar.gz,
 //! kubernetes-manifests.tar.gz, kubernetes.tar.gz and (unless `--no-test-tarballs`)
-//! kubernetes-test-<os>-<arch>.tar.gz and kubernetes-test-portable.tar.gz. Not written, and
-//! said so in the manifest's notes (`LEFT_OUT`): the server images (kbuild builds no images).
+//! kubernetes-test-<os>-<arch>.tar.gz and kubernetes-test-portable.tar.gz. The server
+//! images are kube/images.rs's; `--no-images` leaves them out with a note (`NO_IMAGES_NOTE`).
 
 use super::component::{Component, TargetSet};
 use super::platform::Platform;
@@ -247,10 +247,8 @@ pub fn no_test_tarballs_note(why: &str) -> String {
     format!("no {TEST_PORTABLE_TARBALL} or kubernetes-test-<os>-<arch>.tar.gz (upstream's kube::release::package_test_tarballs writes them): {why}")
 }
 
-/// What upstream's quick-release writes that kbuild does not, and why (for the manifest).
-pub const LEFT_OUT: &[&str] = &[
-    "server images (kube::release::build_server_images: release-images/<arch>/<binary>.tar, and <binary>.tar/.docker_tag in kubernetes/server/bin): kbuild builds no container images",
-];
+/// The note of a release set made with `--no-images`.
+pub const NO_IMAGES_NOTE: &str = "no server images (--no-images): upstream's quick-release also writes release-images/<arch>/<binary>.tar, and <binary>.tar and <binary>.docker_tag in kubernetes/server/bin of each server tarball (kube::release::build_server_images)";
 
 /// One binary tarball: what it is for and what goes in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -787,7 +785,6 @@ mod tests {
         assert!(TEST_PORTABLE_COPIES
             .iter()
             .all(|c| c.from == c.to && c.required));
-        assert!(LEFT_OUT.iter().all(|l| !l.contains("test")));
         assert!(no_test_tarballs_note("--no-test-tarballs").contains(TEST_PORTABLE_TARBALL));
     }
 }

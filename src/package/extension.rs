@@ -271,6 +271,7 @@ pub fn write(
         source: &source,
         toolchain: &toolchain,
         plan: plan.as_ref(),
+        images: Vec::new(),
     })?;
     artifacts.extend(attested);
     artifacts.sort_by(|a, b| a.file.cmp(&b.file));
@@ -297,6 +298,7 @@ pub fn write(
         artifacts,
         notes,
         plan,
+        images: Vec::new(),
     };
     manifest.write(&staging_dir)?;
     // The sums come last and list every file an extension author takes from here, so a

@@ -37,6 +37,10 @@ pub struct Manifest {
     /// container. None when kbuild packaged binaries it did not build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<serde_json::Value>,
+    /// The server images in release-images/ (and in the server tarballs), with their
+    /// digests and their bases' (kube::release::build_server_images).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<super::serverimage::ImageRecord>,
 }
 
 impl Toolchain {
@@ -114,6 +118,7 @@ mod tests {
             },
             artifacts: vec![],
             notes: vec![],
+            images: Vec::new(),
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["schemaVersion"], 1);

@@ -26,14 +26,17 @@ pub mod checksum;
 pub mod extension;
 pub mod extimage;
 pub mod extmeta;
+pub mod imagearchive;
 pub mod manifest;
 pub mod ociimage;
 pub mod pgzip;
 pub mod release;
+pub mod serverimage;
 pub mod srctar;
 pub mod staged;
 pub mod tarball;
 pub mod verify;
+pub mod verify_images;
 pub mod worker;
 
 use std::io;

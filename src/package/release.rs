@@ -20,7 +20,7 @@ use super::{srctar, staged, Control};
 use crate::artifact::{Artifact, Digests, SourceRecord, Toolchain};
 use crate::error::{Error, Kind, Result};
 use crate::kube::release::{
-    Layout, TarballKind, FINAL_TARBALL, LEFT_OUT, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL,
+    Layout, TarballKind, FINAL_TARBALL, LICENSES, MANIFESTS_TARBALL, SRC_TARBALL,
     TEST_PORTABLE_TARBALL, TOP,
 };
 use crate::kube::Platform;
@@ -45,6 +45,11 @@ pub struct Input<'a> {
     pub toolchain: Toolchain,
     /// The plan record for the manifest (`Manifest::plan`).
     pub plan: Option<serde_json::Value>,
+    /// The server images written into release-images/ (`Manifest::images`).
+    pub images: Vec<super::serverimage::ImageRecord>,
+    /// What each platform's server tarball holds besides its binaries: the image tars and
+    /// their `.docker_tag` files in kubernetes/server/bin/.
+    pub server_entries: Vec<(Platform, Vec<Entry>)>,
 }
 
 /// What packaging wrote.
@@ -162,8 +167,16 @@ fn layout_entries(
     bin: &Path,
     src_tarball: &Path,
     licenses: Option<&[Entry]>,
+    server_entries: &[(Platform, Vec<Entry>)],
 ) -> Vec<Entry> {
     let mut entries: Vec<Entry> = layout.dirs().into_iter().map(Entry::dir).collect();
+    if layout.kind == TarballKind::Server {
+        for (platform, extra) in server_entries {
+            if *platform == layout.platform {
+                entries.extend(extra.iter().cloned());
+            }
+        }
+    }
     for (inside, component) in layout.binaries() {
         let src = bin_file(bin, layout.platform, &component.file_name(layout.platform));
         entries.push(Entry::file(inside, src, MODE_EXEC));
@@ -408,7 +421,6 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
             "the tree has no {LICENSES} directory, so the node and server tarballs carry none (upstream copies {LICENSES}/ into them)"
         ));
     }
-    notes.extend(LEFT_OUT.iter().map(|s| s.to_string()));
     let src_path = out.join(SRC_TARBALL);
     let root = input.info.root.as_path();
     // Never package kbuild's own outputs: the output directory and the staging one in it.
@@ -442,7 +454,13 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         input.layouts.iter().partition(|l| !l.carries_source());
     let licenses_ref = licenses.as_deref();
     let task = |layout| {
-        let entries = layout_entries(layout, input.bin, &src_path, licenses_ref);
+        let entries = layout_entries(
+            layout,
+            input.bin,
+            &src_path,
+            licenses_ref,
+            &input.server_entries,
+        );
         tarball_task(layout, out.join(layout.file_name()), entries, epoch, cancel)
     };
     first.extend(clients.into_iter().map(task));
@@ -518,10 +536,26 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         set: crate::attest::Set::Release,
         dir: out,
         artifacts: &artifacts,
-        binaries: crate::attest::release_binaries(input.bin, &input.layouts),
+        binaries: with_images(
+            crate::attest::release_binaries(input.bin, &input.layouts),
+            &input.images,
+        ),
         source: &input.source,
         toolchain: &input.toolchain,
         plan: input.plan.as_ref(),
+        images: input
+            .images
+            .iter()
+            .map(|i| crate::attest::Image {
+                file: i.file.clone(),
+                digests: Digests {
+                    sha256: i.sha256.clone(),
+                    sha512: i.sha512.clone(),
+                },
+                base: i.base.clone(),
+                base_digest: i.base_digest.clone(),
+            })
+            .collect(),
     })?;
     sums.extend(attested.iter().map(digests));
     artifacts.extend(attested);
@@ -545,6 +579,7 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         artifacts,
         notes,
         plan: input.plan,
+        images: input.images,
     };
     manifest.write(out)?;
     // The sums come last and list the manifest too, so a signature of SHA256SUMS covers
@@ -556,6 +591,22 @@ fn package_into(input: Input<'_>, notes: Vec<String>, cancel: &Control) -> Resul
         elapsed: started.elapsed(),
         threads,
     })
+}
+
+/// The binaries, each also carried by the server images made of it.
+fn with_images(
+    mut binaries: Vec<crate::attest::Binary>,
+    images: &[super::serverimage::ImageRecord],
+) -> Vec<crate::attest::Binary> {
+    for image in images {
+        let made_of = binaries
+            .iter_mut()
+            .find(|b| b.os == "linux" && b.arch == image.arch && b.name == image.binary);
+        if let Some(b) = made_of {
+            b.carried_by.push(image.file.clone());
+        }
+    }
+    binaries
 }
 
 /// The platforms that have a directory in `<bin>/<os>/<arch>/`, in upstream's order.

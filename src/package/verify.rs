@@ -397,6 +397,21 @@ fn verify_set(dir: &Path, cancel: &Control) -> Option<Report> {
             report.ok.push((name, size));
         }
     }
+    for image in manifest
+        .iter()
+        .flat_map(|m| super::verify_images::check(dir, m, cancel))
+    {
+        if image.problems.is_empty() {
+            report.ok.push((image.file, image.size));
+            continue;
+        }
+        report
+            .problems
+            .extend(image.problems.into_iter().map(|what| Problem {
+                file: image.file.clone(),
+                what,
+            }));
+    }
     Some(report)
 }
 

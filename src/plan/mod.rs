@@ -47,6 +47,24 @@ pub struct Plan {
     /// its own assignment whatever ran since.
     #[serde(default, skip_serializing_if = "LastEngines::is_empty")]
     pub last_engines: LastEngines,
+    /// quick-release's server images, each with its base pinned by the engine's image id;
+    /// empty with `--no-images`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<PlannedImage>,
+}
+
+/// One server image (kube::release::create_docker_images_for_server): the binary, its
+/// platform, its names, and the base it is built on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedImage {
+    pub binary: String,
+    pub arch: String,
+    pub names: Vec<String>,
+    /// `go-runner` or `distroless-iptables`.
+    pub base: String,
+    pub base_ref: String,
+    /// The base's image id in the engine when the plan was made (None: not there).
+    pub base_id: Option<String>,
 }
 
 /// Job name to the engine (as `--engines` names it) that last built it.
@@ -228,6 +246,7 @@ impl Plan {
             notes: Vec::new(),
             binaries: Vec::new(),
             last_engines: LastEngines::new(),
+            images: Vec::new(),
         }
     }
 }

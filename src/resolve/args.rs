@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use super::options::{Given, Options, Origin};
 use crate::cli::{
     BuildArgs, Command, ContextArg, DoctorArgs, EngineArgs, ExtensionArgs, ExtensionImageArgs,
-    LockArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs, TimingsArg,
+    ImageArgs, LockArgs, PackageArgs, QuickReleaseArgs, SourceArgs, TargetArgs, TimingsArg,
 };
 use crate::error::{Error, Result};
 use crate::plan::CommandKind;
@@ -97,6 +97,17 @@ fn engine(o: &mut Options) -> Result<EngineArgs> {
     })
 }
 
+fn images(o: &mut Options) -> ImageArgs {
+    ImageArgs {
+        base_images: value(o.base_images.take()).unwrap_or_default(),
+        no_images: value(o.no_images.take()).unwrap_or(false),
+        images_only: value(o.images_only.take()).unwrap_or(false),
+        base_registry: value(o.base_registry.take()),
+        docker_registry: value(o.docker_registry.take()),
+        docker_image_tag: value(o.docker_image_tag.take()),
+    }
+}
+
 fn timings(o: &mut Options) -> TimingsArg {
     TimingsArg {
         timings: value(o.timings.take()).unwrap_or(false),
@@ -141,6 +152,7 @@ pub fn command(kind: CommandKind, mut o: Options, lock: LockArgs) -> Result<Comm
             sign_key: value(o.sign_key.take()),
             timings: timings(o),
             no_test_tarballs: value(o.no_test_tarballs.take()).unwrap_or(false),
+            images: images(o),
         }),
         CommandKind::Extension => Command::Extension(ExtensionArgs {
             components: value(o.components.take()).unwrap_or_default(),

@@ -327,8 +327,59 @@ fn parse_engine_entry(list: &[String], at: usize) -> Result<(String, usize)> {
 
 pub use crate::units::parse_size;
 
+/// `--base-image KEY=REF` and the image variables into what quick-release builds its
+/// server images with; None with `--no-images`.
+pub fn resolve_images(
+    args: &crate::cli::ImageArgs,
+) -> Result<Option<crate::exec::images::ImageRequest>> {
+    if args.no_images {
+        return Ok(None);
+    }
+    let mut overrides = crate::kube::images::BaseOverrides {
+        registry: args.base_registry.clone(),
+        ..Default::default()
+    };
+    for given in &args.base_images {
+        let parsed = given
+            .split_once('=')
+            .filter(|(k, v)| crate::kube::images::valid_key(k) && !v.trim().is_empty());
+        let Some((key, reference)) = parsed else {
+            return Err(Error::usage(format!(
+                "--base-image \"{given}\" is not BASE=REF with BASE one of go-runner, distroless-iptables or a server image's binary"
+            ))
+            .with_hint("e.g. --base-image go-runner=registry.k8s.io/build-image/go-runner:v2.4.0-go1.25.5-bookworm.0 (BASE@ARCH=REF for one architecture)"));
+        };
+        overrides
+            .refs
+            .insert(key.to_string(), reference.trim().to_string());
+    }
+    Ok(Some(crate::exec::images::ImageRequest {
+        overrides,
+        docker_registry: args.docker_registry.clone(),
+        docker_image_tag: args.docker_image_tag.clone(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_base_image_is_base_equals_ref() {
+        let args = |v: &[&str]| crate::cli::ImageArgs {
+            base_images: v.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let ok = super::resolve_images(&args(&["distroless-iptables@arm64=me/d:1"])).unwrap();
+        assert_eq!(
+            ok.unwrap().overrides.refs["distroless-iptables@arm64"],
+            "me/d:1"
+        );
+        for bad in ["go-runner", "gorunner=x", "go-runner="] {
+            let e = super::resolve_images(&args(&[bad])).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage, "{bad}");
+            assert!(e.hint.is_some());
+        }
+    }
+
     use super::*;
     use crate::checks::check_cpus_fit;
 

@@ -130,6 +130,12 @@ options! {
     cache_from: Vec<PathBuf> = "cache-from",
     no_cache_import: bool = "no-cache-import",
     no_test_tarballs: bool = "no-test-tarballs",
+    base_images: Vec<String> = "base-image",
+    no_images: bool = "no-images",
+    images_only: bool = "images-only",
+    base_registry: String = "base-image-registry",
+    docker_registry: String = "docker-registry",
+    docker_image_tag: String = "docker-image-tag",
 }
 
 impl Options {
@@ -144,7 +150,28 @@ impl Options {
         if self.git_ref.is_some() && self.kube_root.is_none() {
             lower.kube_root = None;
         }
-        self.stack(lower)
+        // Base images are a map by key: a key given above replaces the same key below only.
+        let base_images = merge_keyed(self.base_images.clone(), lower.base_images.take());
+        let mut merged = self.stack(lower);
+        merged.base_images = base_images;
+        merged
+    }
+}
+
+/// `KEY=VALUE` lists merged by key, `upper`'s first; the origin is the upper one's.
+fn merge_keyed(
+    upper: Option<Given<Vec<String>>>,
+    lower: Option<Given<Vec<String>>>,
+) -> Option<Given<Vec<String>>> {
+    let key = |s: &String| s.split_once('=').map_or(s.clone(), |(k, _)| k.to_string());
+    match (upper, lower) {
+        (Some(mut u), Some(l)) => {
+            let keys: Vec<String> = u.value.iter().map(key).collect();
+            u.value
+                .extend(l.value.into_iter().filter(|v| !keys.contains(&key(v))));
+            Some(u)
+        }
+        (u, l) => u.or(l),
     }
 }
 
@@ -245,6 +272,9 @@ impl<'a> Flags<'a> {
             out: self.given("out", a.out.clone()),
             sign_key: a.sign_key.clone().and_then(|v| self.given("sign_key", v)),
             no_test_tarballs: self.given("no_test_tarballs", a.no_test_tarballs),
+            base_images: self.given_list("base_images", &a.images.base_images),
+            no_images: self.given("no_images", a.images.no_images),
+            images_only: self.given("images_only", a.images.images_only),
             ..Options::default()
         };
         self.source(&mut o, &a.source);
@@ -347,6 +377,9 @@ pub fn from_env(env: &crate::env::Env, command: CommandKind) -> Options {
             from: Origin::Env("KUBE_GIT_VERSION"),
         });
     }
+    if command == CommandKind::QuickRelease {
+        images_from_env(env, &mut o);
+    }
     if command != CommandKind::Package {
         if let Some(value) = env.get("KBUILD_IMAGE") {
             o.image = Some(Given {
@@ -356,6 +389,40 @@ pub fn from_env(env: &crate::env::Env, command: CommandKind) -> Options {
         }
     }
     o
+}
+
+/// Upstream's image variables (build/common.sh, build/lib/release.sh): KUBE_GORUNNER_IMAGE
+/// and KUBE_<BINARY>_BASE_IMAGE as base-image keys, KUBE_BASE_IMAGE_REGISTRY,
+/// KUBE_DOCKER_REGISTRY and KUBE_DOCKER_IMAGE_TAG.
+fn images_from_env(env: &crate::env::Env, o: &mut Options) {
+    let mut keyed = Vec::new();
+    let mut from = None;
+    let vars = std::iter::once(("KUBE_GORUNNER_IMAGE", "go-runner")).chain(
+        crate::kube::images::IMAGE_BINARIES
+            .iter()
+            .map(|b| (b.base_var, b.binary)),
+    );
+    for (var, key) in vars {
+        if let Some(value) = env.non_blank(var) {
+            keyed.push(format!("{key}={value}"));
+            from.get_or_insert(var);
+        }
+    }
+    if let Some(var) = from {
+        o.base_images = Some(Given {
+            value: keyed,
+            from: Origin::Env(var),
+        });
+    }
+    let text = |var: &'static str| {
+        env.non_blank(var).map(|v| Given {
+            value: v.to_string(),
+            from: Origin::Env(var),
+        })
+    };
+    o.base_registry = text("KUBE_BASE_IMAGE_REGISTRY");
+    o.docker_registry = text("KUBE_DOCKER_REGISTRY");
+    o.docker_image_tag = text("KUBE_DOCKER_IMAGE_TAG");
 }
 
 /// A recipe's settings, straight from its tables.
@@ -422,6 +489,16 @@ pub fn from_recipe(recipe: &Recipe, path: &std::path::Path) -> Options {
         out: file(&recipe.output.dir),
         sign_key: file(&recipe.output.sign_key),
         no_test_tarballs: flag(recipe.output.no_test_tarballs),
+        base_images: (!recipe.output.base_images.is_empty()).then(|| Given {
+            value: recipe
+                .output
+                .base_images
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.get_ref()))
+                .collect(),
+            from: from(),
+        }),
+        no_images: flag(recipe.output.no_images),
         tag: text(&ext.tag),
         metadata: file(&ext.metadata),
         icon: file(&ext.icon),
@@ -493,6 +570,33 @@ mod tests {
             merged.kube_root.unwrap().value,
             std::path::Path::new("/src/k")
         );
+    }
+
+    #[test]
+    fn base_images_merge_by_key_and_upstreams_variables_are_keys() {
+        let env = from_env(
+            &crate::env::Env::from_pairs(&[
+                ("KUBE_GORUNNER_IMAGE", "env/go-runner:1"),
+                ("KUBE_PROXY_BASE_IMAGE", "env/proxy:1"),
+                ("KUBE_DOCKER_REGISTRY", "me.io/k"),
+            ]),
+            CommandKind::QuickRelease,
+        );
+        assert_eq!(env.docker_registry.as_ref().unwrap().value, "me.io/k");
+        let flags = Options {
+            base_images: given(vec!["go-runner=flag/base:1".into()], Origin::Flag),
+            ..Options::default()
+        };
+        let merged = flags.over(env).base_images.unwrap();
+        assert_eq!(
+            merged.value,
+            ["go-runner=flag/base:1", "kube-proxy=env/proxy:1"]
+        );
+        let build = from_env(
+            &crate::env::Env::from_pairs(&[("KUBE_GORUNNER_IMAGE", "x")]),
+            CommandKind::Build,
+        );
+        assert!(build.base_images.is_none());
     }
 
     #[test]

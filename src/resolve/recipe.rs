@@ -102,6 +102,11 @@ pub struct OutputSection {
     pub sign_key: Option<Spanned<PathBuf>>,
     /// A quick-release without test targets and test tarballs (`--no-test-tarballs`).
     pub no_test_tarballs: Option<bool>,
+    /// `--base-image BASE=REF`, as a table (`go-runner = "..."`).
+    #[serde(default)]
+    pub base_images: std::collections::BTreeMap<String, Spanned<String>>,
+    /// `--no-images`.
+    pub no_images: Option<bool>,
 }
 
 /// `kbuild extension --tag` and what goes with it (command = "extension" only).
@@ -172,6 +177,8 @@ const KEYS: &[&str] = &[
     "cpus",
     "no_cache_import",
     "no_test_tarballs",
+    "base_images",
+    "no_images",
 ];
 
 /// A recipe read from a file.
@@ -533,6 +540,34 @@ mod tests {
         // In the wrong table, it is named as a key of another one.
         let e = err("command = \"quick-release\"\nno_test_tarballs = true\n");
         assert!(e.hint.unwrap().contains("another table"));
+    }
+
+    #[test]
+    fn base_images_and_no_images_are_output_keys() {
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"quick-release\"\n[output]\nbase_images = { go-runner = \"me/base:1\", \"kube-proxy@arm64\" = \"me/proxy:1\" }\n",
+        )
+        .unwrap();
+        let crate::cli::Command::QuickRelease(args) = resolved(&r) else {
+            panic!("a quick-release recipe resolves to kbuild quick-release");
+        };
+        let images = crate::resolve::resolve_images(&args.images)
+            .unwrap()
+            .unwrap();
+        assert_eq!(images.overrides.refs["go-runner"], "me/base:1");
+        assert_eq!(images.overrides.refs["kube-proxy@arm64"], "me/proxy:1");
+        let r = parse(
+            Path::new("r.toml"),
+            "command = \"quick-release\"\n[output]\nno_images = true\n",
+        )
+        .unwrap();
+        let crate::cli::Command::QuickRelease(args) = resolved(&r) else {
+            panic!("a quick-release recipe resolves to kbuild quick-release");
+        };
+        assert!(crate::resolve::resolve_images(&args.images)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

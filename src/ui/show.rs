@@ -123,6 +123,23 @@ fn tree(plan: &Plan) -> String {
             }
         }
     }
+    if !plan.images.is_empty() {
+        let _ = writeln!(
+            t,
+            "├─ server images into {}",
+            plan.out.join("release-images").display()
+        );
+        for (i, image) in plan.images.iter().enumerate() {
+            let base_id = image.base_id.as_deref().unwrap_or("not in the engine");
+            let _ = writeln!(
+                t,
+                "│  {} {} on {} ({base_id})",
+                branch(i, plan.images.len()),
+                image.names.join(", "),
+                image.base_ref
+            );
+        }
+    }
     for note in &plan.notes {
         let _ = writeln!(t, "├─ note: {note}");
     }

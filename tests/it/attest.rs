@@ -186,6 +186,7 @@ fn quick_release_writes_an_sbom_and_provenance_that_standard_tools_accept() {
     let (code, _, stderr) = run(kbuild().args([
         "quick-release",
         "--no-test-tarballs",
+        "--no-images",
         "--kube-root",
         s(repo.path()),
         "--image",

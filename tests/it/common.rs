@@ -24,6 +24,20 @@ pub fn kbuild() -> Command {
         .env_remove("KUBE_BUILD_PLATFORMS")
         .env_remove("SOURCE_DATE_EPOCH")
         .env_remove("KBUILD_IMAGE");
+    // The server images' variables (build/common.sh) would change the bases.
+    for name in [
+        "KUBE_GORUNNER_IMAGE",
+        "KUBE_BASE_IMAGE_REGISTRY",
+        "KUBE_DOCKER_REGISTRY",
+        "KUBE_DOCKER_IMAGE_TAG",
+        "KUBE_APISERVER_BASE_IMAGE",
+        "KUBE_CONTROLLER_MANAGER_BASE_IMAGE",
+        "KUBE_SCHEDULER_BASE_IMAGE",
+        "KUBE_PROXY_BASE_IMAGE",
+        "KUBECTL_BASE_IMAGE",
+    ] {
+        cmd.env_remove(name);
+    }
     // Variables kbuild passes through to make would change plans and fingerprints.
     for name in [
         "KUBE_VERBOSE",
@@ -806,4 +820,47 @@ pub fn shell(dir: &Path, script: &str) -> (i32, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// A tiny base image for the server image tests, made once: a static binary as /go-runner
+/// (docker's own tini, or Debian's tini-static), with go-runner's entrypoint and user, by
+/// `docker import` (no registry here). Idempotent: kept once made.
+pub const TEST_BASE_IMAGE: &str = "kbuild-test-base:1";
+
+pub fn ensure_test_base() -> &'static str {
+    let present = Command::new("docker")
+        .args(["image", "inspect", TEST_BASE_IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return TEST_BASE_IMAGE;
+    }
+    let binary = ["/usr/bin/docker-init", "/usr/bin/tini-static"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a static binary for the test base (docker-init or tini-static)");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(binary, dir.path().join("go-runner")).unwrap();
+    let tar = dir.path().join("base.tar");
+    let out = Command::new("tar")
+        .args(["--owner=0", "--group=0", "--mode=0755", "--mtime=@0", "-cf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("go-runner")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new("docker")
+        .args(["import"])
+        .args(["--change", r#"ENTRYPOINT ["/go-runner"]"#])
+        .args(["--change", "USER 65532"])
+        .args(["--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin"])
+        .args(["--change", "WORKDIR /"])
+        .arg(&tar)
+        .arg(TEST_BASE_IMAGE)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker import: {out:?}");
+    TEST_BASE_IMAGE
 }

@@ -50,6 +50,7 @@ fn quick_release(
         "quick-release",
         "--json",
         "--no-test-tarballs",
+        "--no-images",
         "--kube-root",
         s(repo),
     ])
@@ -314,6 +315,7 @@ fn a_quick_release_over_two_engines_gives_the_tarballs_of_one_engine() {
             "--json",
             "quick-release",
             "--no-test-tarballs",
+            "--no-images",
             "--kube-root",
             s(repo.path()),
         ])

@@ -293,6 +293,7 @@ fn a_go_cache_travels_to_a_fresh_engine_and_bad_ones_are_refused() {
         .args([
             "quick-release",
             "--no-test-tarballs",
+            "--no-images",
             "--platform",
             "linux/amd64",
         ])

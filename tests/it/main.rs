@@ -17,6 +17,7 @@ mod fleet;
 mod gocache;
 mod gzip;
 mod host;
+mod images;
 mod inputs;
 mod outdir;
 mod pinned;

@@ -222,6 +222,7 @@ fn an_out_inside_the_tree_is_refused_unless_git_ignores_it_and_then_leaves_the_t
             .args([
                 "quick-release",
                 "--no-test-tarballs",
+                "--no-images",
                 "--platform",
                 "linux/amd64",
             ])

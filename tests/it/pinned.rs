@@ -231,6 +231,7 @@ fn a_quick_release_plan_whose_image_was_retagged_or_removed_is_refused_without_t
                 "--json",
                 "quick-release",
                 "--no-test-tarballs",
+                "--no-images",
                 "--platform",
                 "linux/amd64",
             ])

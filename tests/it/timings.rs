@@ -109,7 +109,13 @@ fn a_quick_release_timeline_renders_in_chromium_with_every_job_on_the_engine_lan
     let parent = tempfile::tempdir().unwrap();
     let out = parent.path().join("out");
     let (code, stdout, stderr) = run(kbuild()
-        .args(["--json", "quick-release", "--timings", "--no-test-tarballs"])
+        .args([
+            "--json",
+            "quick-release",
+            "--timings",
+            "--no-test-tarballs",
+            "--no-images",
+        ])
         .args(["--platform", "linux/amd64", "--platform", "darwin/arm64"])
         .arg("--kube-root")
         .arg(repo.path())

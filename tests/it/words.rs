@@ -59,6 +59,7 @@ fn a_quick_release_names_each_build_job_in_its_summary() {
         .args([
             "quick-release",
             "--no-test-tarballs",
+            "--no-images",
             "--platform",
             "linux/amd64",
             "--platform",

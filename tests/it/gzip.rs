@@ -42,8 +42,12 @@ fn package(bin: &Path, repo: &Path, out: &Path, cpus: Option<&str>) -> PathBuf {
     let base = kbuild();
     let mut cmd = match cpus {
         Some(cpus) => {
+            // The program and its arguments as assert_cmd made them: under a cargo target
+            // runner (`cargo xtask test` sets one) the program is the runner.
             let mut cmd = Command::new("taskset");
-            cmd.args(["-c", cpus]).arg(base.get_program());
+            cmd.args(["-c", cpus])
+                .arg(base.get_program())
+                .args(base.get_args());
             for (key, value) in base.get_envs() {
                 match value {
                     Some(value) => cmd.env(key, value),

@@ -12,10 +12,11 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `kbuild quick-release` of linux/amd64 into `out`, with `extra` flags; its stderr.
+/// `kbuild quick-release` of linux/amd64 into `out`, with `extra` flags; its stderr. No
+/// server images: tests/it/images.rs makes those.
 fn quick_release(repo: &Path, out: &Path, extra: &[&str]) -> String {
     let (code, _, stderr) = run(kbuild()
-        .args(["quick-release", "--platform", "linux/amd64"])
+        .args(["quick-release", "--no-images", "--platform", "linux/amd64"])
         .args([
             "--kube-root",
             s(repo),

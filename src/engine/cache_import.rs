@@ -2,11 +2,18 @@
 //! put into the cache volume as a union. GOCACHE is content-addressed, so an entry the
 //! volume has is never overwritten and none is deleted.
 //!
-//! The entries the volume lacks are uploaded into a staging directory inside the volume,
-//! owned by the build user (uids differ between CI machines) with their mtimes (Go trims by
-//! age), and a marker comes last. Only when the marker arrived does the helper move them in
-//! (`tar --skip-old-files`: never over an existing entry); otherwise it removes the staging
-//! directory, so a failed upload changes nothing.
+//! The entries the volume lacks are first written, re-hashed, into one tar file on the
+//! host (an archive changed since it was checked stops here, before the engine is touched).
+//! That file is uploaded into a staging directory inside the volume as a single file, and a
+//! marker comes last: the engine's archive endpoint unpacks one large file far faster than
+//! a thousand small ones. Only when the marker arrived does the helper unpack it there
+//! (owned by the build user, since uids differ between CI machines, with the entries'
+//! mtimes, since Go trims by age) and link the entries in (`cp -al --no-clobber`: hard
+//! links within the volume, so no byte is copied twice, and never over an existing entry);
+//! otherwise it removes the staging directory, so a failed upload changes nothing. cp's
+//! exit status is not trusted for the skips (some coreutils releases report a skipped file
+//! as a failure; 9.1 and 9.7 do not): every staged entry is checked to be in the volume
+//! afterwards instead.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -24,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::signals::Interrupt;
 
 const MARKER: &str = ".complete";
+const UPLOAD: &str = "entries.tar";
 
 /// Puts the entries of `verified` that are not in `present` into `volume`, owned by
 /// `user`; returns how many were added.
@@ -47,24 +55,32 @@ pub async fn import(
         return Ok(0);
     }
     let staging = format!(".kbuild-import-{}", super::owner::run_id());
-    let (uid, gid) = user;
+    let origin = verified.origin.clone();
+    let entries = add.clone();
+    let inner = tokio::task::spawn_blocking(move || {
+        let mut file = tempfile::tempfile()
+            .map_err(|e| Error::io("cannot write", &std::env::temp_dir(), e))?;
+        write_upload(&origin, &entries, user, &mut file)?;
+        Ok::<_, Error>(file)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("the cache upload writer failed: {e}")))??;
     let tops = manifest::TOPS.join(" ");
     let script = format!(
         "set -euo pipefail; s={MOUNT}/{staging}; \
          if [ ! -e \"$s/{MARKER}\" ]; then rm -rf \"$s\"; echo 'the upload did not finish' >&2; exit 3; fi; \
-         rm -f \"$s/{MARKER}\"; chown -R {uid}:{gid} \"$s\"; cd \"$s\"; \
+         cd \"$s\"; tar -xf {UPLOAD} --numeric-owner --same-owner -p; rm -f {UPLOAD} {MARKER}; \
          tops=(); for d in {tops}; do if [ -e \"$d\" ]; then tops+=(\"$d\"); fi; done; \
-         tar -cf - \"${{tops[@]}}\" | tar -xf - --skip-old-files --same-owner -p -C {MOUNT}; \
+         cp -al --no-clobber \"${{tops[@]}}\" {MOUNT}/ 2>/tmp/cp.err || true; \
+         find \"${{tops[@]}}\" -type f -print0 | while IFS= read -r -d '' f; do \
+         if [ ! -e \"{MOUNT}/$f\" ]; then echo \"$f was not merged\" >&2; cat /tmp/cp.err >&2; cd /; rm -rf \"$s\"; exit 4; fi; done; \
          cd /; rm -rf \"$s\""
     );
     let helper = cache_helper::helper(engine, image, volume, script, false).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let origin = verified.origin.clone();
-    let entries = add.clone();
     let prefix = staging.clone();
-    let writer = tokio::task::spawn_blocking(move || {
-        write_upload(&origin, &entries, &prefix, user, ChannelWriter::new(tx))
-    });
+    let writer =
+        tokio::task::spawn_blocking(move || write_outer(inner, &prefix, ChannelWriter::new(tx)));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
@@ -92,16 +108,53 @@ pub async fn import(
     Ok(add.len())
 }
 
-/// The tar stream of `entries` under `prefix/`, then the marker. Each entry's content is
-/// hashed again as it is sent: an archive changed since it was verified fails the upload.
+/// What the engine receives: the staging directory holding the inner tar as one file, then
+/// the marker.
+fn write_outer(mut inner: std::fs::File, prefix: &str, sink: ChannelWriter) -> Result<()> {
+    use std::io::Seek;
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => {
+            Error::engine("the engine stopped accepting the Go cache upload")
+        }
+        _ => Error::io("cannot read", &std::env::temp_dir(), e),
+    };
+    let size = inner.seek(std::io::SeekFrom::End(0)).map_err(io)?;
+    inner.rewind().map_err(io)?;
+    let mut builder = tar::Builder::new(sink);
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h
+    };
+    let mut h = header(tar::EntryType::Directory, 0o700, 0);
+    builder
+        .append_data(&mut h, prefix, std::io::empty())
+        .map_err(io)?;
+    let mut h = header(tar::EntryType::Regular, 0o600, size);
+    builder
+        .append_data(&mut h, format!("{prefix}/{UPLOAD}"), &mut inner)
+        .map_err(io)?;
+    let mut h = header(tar::EntryType::Regular, 0o600, 0);
+    builder
+        .append_data(&mut h, format!("{prefix}/{MARKER}"), std::io::empty())
+        .map_err(io)?;
+    let mut sink = builder.into_inner().map_err(io)?;
+    std::io::Write::flush(&mut sink).map_err(io)?;
+    Ok(())
+}
+
+/// The inner tar of `entries`, owned by the build user, with their mtimes. Each entry's
+/// content is hashed again as it is written: an archive changed since it was verified is
+/// refused here.
 fn write_upload(
     origin: &Path,
     entries: &[Entry],
-    prefix: &str,
     (uid, gid): (u32, u32),
-    sink: ChannelWriter,
+    sink: &mut std::fs::File,
 ) -> Result<()> {
-    let mut builder = tar::Builder::new(sink);
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(sink));
     let header = |kind: tar::EntryType, mode: u32, size: u64, mtime: u64| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
@@ -112,33 +165,25 @@ fn write_upload(
         h.set_mtime(mtime);
         h
     };
-    let io = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            Error::engine("the engine stopped accepting the Go cache upload")
-        } else {
-            Error::io("cannot read", origin, e)
-        }
-    };
+    let io = |e: std::io::Error| Error::io("cannot read", origin, e);
     let mut dirs = HashSet::new();
-    let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
-    builder
-        .append_data(&mut h, prefix, std::io::empty())
-        .map_err(io)?;
-    let mut put = |builder: &mut tar::Builder<ChannelWriter>, e: &Entry, data: &mut dyn Read| {
+    let mut put = |builder: &mut tar::Builder<std::io::BufWriter<&mut std::fs::File>>,
+                   e: &Entry,
+                   data: &mut dyn Read| {
         let parts: Vec<&str> = e.path.split('/').collect();
         for n in 1..parts.len() {
             let dir = parts[..n].join("/");
             if dirs.insert(dir.clone()) {
                 let mut h = header(tar::EntryType::Directory, 0o755, 0, 0);
                 builder
-                    .append_data(&mut h, format!("{prefix}/{dir}"), std::io::empty())
+                    .append_data(&mut h, &dir, std::io::empty())
                     .map_err(io)?;
             }
         }
         let mut hashing = HashingReader::new(data.take(e.size));
         let mut h = header(tar::EntryType::Regular, e.mode & 0o755, e.size, e.mtime);
         builder
-            .append_data(&mut h, format!("{prefix}/{}", e.path), &mut hashing)
+            .append_data(&mut h, &e.path, &mut hashing)
             .map_err(io)?;
         if hashing.finish() != e.sha256 {
             return Err(manifest::bad(
@@ -167,10 +212,6 @@ fn write_upload(
             put(&mut builder, e, &mut file)?;
         }
     }
-    let mut h = header(tar::EntryType::Regular, 0o644, 0, 0);
-    builder
-        .append_data(&mut h, format!("{prefix}/{MARKER}"), std::io::empty())
-        .map_err(io)?;
     let mut sink = builder.into_inner().map_err(io)?;
     std::io::Write::flush(&mut sink).map_err(io)?;
     Ok(())

@@ -54,13 +54,29 @@ impl OwnImage {
         }
     }
 
-    /// The cache volume's files as `owner mtime path`, sorted.
-    fn listing(&self) -> Vec<String> {
-        let volume = self
-            .volumes()
+    /// The cache volume (not its `.owned` record).
+    fn volume(&self) -> String {
+        self.volumes()
             .into_iter()
             .find(|v| !v.ends_with(".owned"))
-            .expect("a cache volume");
+            .expect("a cache volume")
+    }
+
+    /// Runs `script` in the cache volume (at /c) and returns its stdout.
+    fn in_volume(&self, script: &str) -> String {
+        let out = Command::new("docker")
+            .args(["run", "--rm", "--network", "none", "-v"])
+            .arg(format!("{}:/c", self.volume()))
+            .args([BUILDER_IMAGE, "bash", "-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The cache volume's files as `owner mtime path`, sorted.
+    fn listing(&self) -> Vec<String> {
+        let volume = self.volume();
         let out = Command::new("docker")
             .args(["run", "--rm", "--network", "none", "-v"])
             .arg(format!("{volume}:/c:ro"))
@@ -287,6 +303,30 @@ fn a_go_cache_travels_to_a_fresh_engine_and_bad_ones_are_refused() {
     let (code, _) = cache(&["import", s(&corrupt)], img);
     assert_eq!(code, 2);
     assert_eq!(image.listing(), before);
+
+    // A union: an entry the volume holds is never overwritten, one it lacks is added back.
+    let (kept, lost) = (
+        m["entries"][0]["path"].as_str().unwrap(),
+        m["entries"][1]["path"].as_str().unwrap(),
+    );
+    image.in_volume(&format!("printf planted > /c/{kept}; rm /c/{lost}"));
+    let (code, stderr) = cache(&["import", s(&dir)], img);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(": 1 of {entries} entries added")),
+        "{stderr}"
+    );
+    assert_eq!(image.in_volume(&format!("cat /c/{kept}")), "planted");
+    let back = image.in_volume(&format!("stat -c '%u %s' /c/{lost}"));
+    assert_eq!(
+        back.trim(),
+        format!("{uid} {}", m["entries"][1]["size"]),
+        "{lost} came back whole, owned by the build user"
+    );
+    assert!(
+        !image.in_volume("ls -A /c").contains(".kbuild-import"),
+        "no staging directory stays"
+    );
 
     // The provenance records the import: its digest and where it came from.
     let (code, _, stderr) = run(kbuild()

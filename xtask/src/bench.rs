@@ -30,8 +30,6 @@ mod second_engine;
 mod sync;
 mod warmcache;
 
-use engines::main_endpoint;
-
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -133,7 +133,7 @@ pub fn measure(kbuild: &Path, tree: &Path, work: &Path, runs: usize) -> Result<M
 }
 
 /// This machine's engine as the docker CLI finds it (DOCKER_HOST or the docker context).
-pub fn main_endpoint() -> String {
+fn main_endpoint() -> String {
     std::env::var("DOCKER_HOST")
         .ok()
         .filter(|h| !h.is_empty())

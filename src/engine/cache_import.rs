@@ -16,7 +16,7 @@
 //! afterwards instead.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use bollard::query_parameters::UploadToContainerOptions;
@@ -55,16 +55,6 @@ pub async fn import(
         return Ok(0);
     }
     let staging = format!(".kbuild-import-{}", super::owner::run_id());
-    let origin = verified.origin.clone();
-    let entries = add.clone();
-    let inner = tokio::task::spawn_blocking(move || {
-        let mut file = tempfile::tempfile()
-            .map_err(|e| Error::io("cannot write", &std::env::temp_dir(), e))?;
-        write_upload(&origin, &entries, user, &mut file)?;
-        Ok::<_, Error>(file)
-    })
-    .await
-    .map_err(|e| Error::internal(format!("the cache upload writer failed: {e}")))??;
     let tops = manifest::TOPS.join(" ");
     let script = format!(
         "set -euo pipefail; s={MOUNT}/{staging}; \
@@ -79,8 +69,11 @@ pub async fn import(
     let helper = cache_helper::helper(engine, image, volume, script, false).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let prefix = staging.clone();
-    let writer =
-        tokio::task::spawn_blocking(move || write_outer(inner, &prefix, ChannelWriter::new(tx)));
+    let origin = verified.origin.clone();
+    let entries = add.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        write_outer(&origin, &entries, user, &prefix, ChannelWriter::new(tx))
+    });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });
@@ -109,17 +102,17 @@ pub async fn import(
 }
 
 /// What the engine receives: the staging directory holding the inner tar as one file, then
-/// the marker.
-fn write_outer(mut inner: std::fs::File, prefix: &str, sink: ChannelWriter) -> Result<()> {
-    use std::io::Seek;
-    let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::BrokenPipe => {
-            Error::engine("the engine stopped accepting the Go cache upload")
-        }
-        _ => Error::io("cannot read", &std::env::temp_dir(), e),
-    };
-    let size = inner.seek(std::io::SeekFrom::End(0)).map_err(io)?;
-    inner.rewind().map_err(io)?;
+/// the marker. The inner tar's size is learned first by writing it with zeros for contents
+/// (nothing is read), so it streams straight from the archive, re-hashed on the way.
+fn write_outer(
+    origin: &Path,
+    entries: &[Entry],
+    user: (u32, u32),
+    prefix: &str,
+    sink: ChannelWriter,
+) -> Result<()> {
+    let io = upload_error(origin);
+    let size = write_inner(origin, entries, user, Counted::new(std::io::sink()), true)?.written;
     let mut builder = tar::Builder::new(sink);
     let header = |kind: tar::EntryType, mode: u32, size: u64| {
         let mut h = tar::Header::new_gnu();
@@ -132,29 +125,85 @@ fn write_outer(mut inner: std::fs::File, prefix: &str, sink: ChannelWriter) -> R
     builder
         .append_data(&mut h, prefix, std::io::empty())
         .map_err(io)?;
+    // The inner tar's entry is written by hand: its contents come from a writer.
     let mut h = header(tar::EntryType::Regular, 0o600, size);
+    h.set_path(format!("{prefix}/{UPLOAD}")).map_err(io)?;
+    h.set_cksum();
+    builder.get_mut().write_all(h.as_bytes()).map_err(io)?;
+    let written = write_inner(
+        origin,
+        entries,
+        user,
+        Counted::new(builder.get_mut()),
+        false,
+    )?
+    .written;
+    if written != size {
+        return Err(manifest::bad(
+            origin,
+            "it changed after it was checked".to_string(),
+        ));
+    }
+    let padding = (512 - size % 512) % 512;
     builder
-        .append_data(&mut h, format!("{prefix}/{UPLOAD}"), &mut inner)
+        .get_mut()
+        .write_all(&vec![0; padding as usize])
         .map_err(io)?;
     let mut h = header(tar::EntryType::Regular, 0o600, 0);
     builder
         .append_data(&mut h, format!("{prefix}/{MARKER}"), std::io::empty())
         .map_err(io)?;
     let mut sink = builder.into_inner().map_err(io)?;
-    std::io::Write::flush(&mut sink).map_err(io)?;
+    sink.flush().map_err(io)?;
     Ok(())
+}
+
+/// An I/O error of the upload: the engine's end closed, or the archive unreadable.
+fn upload_error(origin: &Path) -> impl Fn(std::io::Error) -> Error + Copy + '_ {
+    move |e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => {
+            Error::engine("the engine stopped accepting the Go cache upload")
+        }
+        _ => Error::io("cannot read", origin, e),
+    }
+}
+
+/// A writer that counts what passes through it.
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Counted<W> {
+    fn new(inner: W) -> Counted<W> {
+        Counted { inner, written: 0 }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The inner tar of `entries`, owned by the build user, with their mtimes. Each entry's
 /// content is hashed again as it is written: an archive changed since it was verified is
-/// refused here.
-fn write_upload(
+/// refused here. With `sizing`, zeros stand in for the contents and nothing is read: the
+/// same tar's size (it does not depend on the entries' order).
+fn write_inner<W: Write>(
     origin: &Path,
     entries: &[Entry],
     (uid, gid): (u32, u32),
-    sink: &mut std::fs::File,
-) -> Result<()> {
-    let mut builder = tar::Builder::new(std::io::BufWriter::new(sink));
+    sink: W,
+    sizing: bool,
+) -> Result<W> {
+    let mut builder = tar::Builder::new(sink);
     let header = |kind: tar::EntryType, mode: u32, size: u64, mtime: u64| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
@@ -165,11 +214,9 @@ fn write_upload(
         h.set_mtime(mtime);
         h
     };
-    let io = |e: std::io::Error| Error::io("cannot read", origin, e);
+    let io = upload_error(origin);
     let mut dirs = HashSet::new();
-    let mut put = |builder: &mut tar::Builder<std::io::BufWriter<&mut std::fs::File>>,
-                   e: &Entry,
-                   data: &mut dyn Read| {
+    let mut put = |builder: &mut tar::Builder<W>, e: &Entry, data: &mut dyn Read| {
         let parts: Vec<&str> = e.path.split('/').collect();
         for n in 1..parts.len() {
             let dir = parts[..n].join("/");
@@ -185,7 +232,7 @@ fn write_upload(
         builder
             .append_data(&mut h, &e.path, &mut hashing)
             .map_err(io)?;
-        if hashing.finish() != e.sha256 {
+        if !sizing && hashing.finish() != e.sha256 {
             return Err(manifest::bad(
                 origin,
                 format!("{} changed after it was checked", e.path),
@@ -193,7 +240,11 @@ fn write_upload(
         }
         Ok(())
     };
-    if manifest::is_tarball(origin) {
+    if sizing {
+        for e in entries {
+            put(&mut builder, e, &mut std::io::repeat(0))?;
+        }
+    } else if manifest::is_tarball(origin) {
         let wanted: std::collections::HashMap<&str, &Entry> =
             entries.iter().map(|e| (e.path.as_str(), e)).collect();
         let file = std::fs::File::open(origin).map_err(io)?;
@@ -213,6 +264,81 @@ fn write_upload(
         }
     }
     let mut sink = builder.into_inner().map_err(io)?;
-    std::io::Write::flush(&mut sink).map_err(io)?;
-    Ok(())
+    sink.flush().map_err(io)?;
+    Ok(sink)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    fn entries(dir: &Path) -> Vec<Entry> {
+        // One short path, one past the 100 bytes a plain tar header holds, one of odd size.
+        let long = format!("pkg/mod/example.com/{}/x.go", "d".repeat(120));
+        [
+            ("go-build/00/aa-d", 700usize),
+            (long.as_str(), 3),
+            ("go-build/ff/bb-a", 512),
+        ]
+        .iter()
+        .map(|(path, size)| {
+            let data = vec![b'x'; *size];
+            let file = dir.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, &data).unwrap();
+            Entry {
+                path: path.to_string(),
+                size: *size as u64,
+                mtime: 1_700_000_000,
+                mode: 0o644,
+                sha256: hex::encode(Sha256::digest(&data)),
+            }
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_sized_inner_tar_is_as_long_as_the_written_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = entries(dir.path());
+        let user = (1000, 1000);
+        let sized = write_inner(
+            dir.path(),
+            &entries,
+            user,
+            Counted::new(std::io::sink()),
+            true,
+        )
+        .unwrap()
+        .written;
+        let written = write_inner(dir.path(), &entries, user, Vec::new(), false).unwrap();
+        assert_eq!(sized, written.len() as u64);
+        // And it is a tar of the entries, owned by the build user.
+        let mut archive = tar::Archive::new(written.as_slice());
+        let files: Vec<(String, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.header().entry_type().is_file())
+            .map(|e| {
+                assert_eq!(e.header().uid().unwrap(), 1000);
+                (e.path().unwrap().display().to_string(), e.size())
+            })
+            .collect();
+        let want: Vec<(String, u64)> = entries.iter().map(|e| (e.path.clone(), e.size)).collect();
+        assert_eq!(files, want);
+    }
+
+    #[test]
+    fn an_entry_changed_after_the_check_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = entries(dir.path());
+        std::fs::write(dir.path().join(&entries[0].path), vec![b'y'; 700]).unwrap();
+        let err = write_inner(dir.path(), &entries, (0, 0), Vec::new(), false).unwrap_err();
+        assert!(
+            err.to_string().contains("changed after it was checked"),
+            "{err}"
+        );
+    }
 }
